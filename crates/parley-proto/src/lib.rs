@@ -1,0 +1,43 @@
+//! The parley wire protocol, v1: every type that crosses a socket.
+//!
+//! This crate is the contract of `shared/protocol.md` (and its compatible extensions in
+//! `docs/protocol.md`) written as serde types. It owns names and shapes only: no I/O, no
+//! validation beyond what serde does, so the SDK, CLI and load generator can use it
+//! without compiling a server. Field and variant names match the protocol text exactly,
+//! so one grep finds both.
+
+pub mod error;
+pub mod frames;
+pub mod ids;
+pub mod rest;
+pub mod time;
+pub mod types;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use frames::{ClientFrame, ServerFrame};
+pub use ids::{ConversationId, DeviceId, MessageId, UserId};
+pub use time::Timestamp;
+pub use types::*;
+
+/// Protocol limits and timings that both sides must agree on (defaults; the server's
+/// configuration may change the server-side ones).
+pub mod limits {
+    /// Maximum size of a message `content`, in bytes.
+    pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
+    /// Maximum size of one WebSocket text frame, in bytes.
+    pub const MAX_FRAME_BYTES: usize = 128 * 1024;
+    /// Maximum number of members of a group.
+    pub const MAX_GROUP_MEMBERS: usize = 1024;
+    /// A client sends `ping` this often.
+    pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
+    /// The server drops a connection that has been silent this long.
+    pub const HEARTBEAT_TIMEOUT_SECS: u64 = 90;
+    /// A typing indicator is shown at most this long without a new `typing`.
+    pub const TYPING_TTL_SECS: u64 = 5;
+    /// Typing is not relayed in groups larger than this.
+    pub const TYPING_MAX_GROUP: usize = 20;
+    /// Maximum `client_msg_id` length.
+    pub const MAX_CLIENT_MSG_ID: usize = 128;
+    /// Maximum page size of history calls.
+    pub const MAX_HISTORY_PAGE: u32 = 100;
+}

@@ -1,0 +1,140 @@
+//! REST bodies, prefix `/api/v1`.
+
+use crate::{Conversation, ConversationId, DeviceId, Member, Message, UserId};
+use serde::{Deserialize, Serialize};
+
+/// `POST /auth/register`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Extension: the name of the device this first session runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+}
+
+/// `POST /auth/login`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+}
+
+/// Answer of register and login.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthResponse {
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+    pub token: String,
+}
+
+/// `PATCH /users/me`: every field optional; `null` clears the optional ones.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UpdateProfileRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_visible: Option<bool>,
+}
+
+/// `GET /users?query=`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserList {
+    pub users: Vec<crate::PublicProfile>,
+}
+
+/// `POST /conversations`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CreateConversationRequest {
+    Direct {
+        participant_ids: Vec<UserId>,
+    },
+    Group {
+        name: String,
+        #[serde(default)]
+        member_ids: Vec<UserId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+/// `GET /conversations?cursor=&limit=`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConversationList {
+    pub conversations: Vec<Conversation>,
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH /conversations/{id}`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UpdateConversationRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `POST /conversations/{id}/members`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddMembersRequest {
+    pub user_ids: Vec<UserId>,
+}
+
+/// Answer of `POST /conversations/{id}/members`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberList {
+    pub members: Vec<Member>,
+}
+
+/// `GET /conversations/{id}/messages`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+}
+
+/// `POST /conversations/{id}/messages` (the send fallback).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SendMessageRequest {
+    pub client_msg_id: String,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_seq: Option<i64>,
+}
+
+/// `POST /conversations/{id}/read`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub up_to_seq: i64,
+}
+
+/// `GET /conversations/{id}/messages/{seq}/receipts`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReceiptsResponse {
+    pub delivered_to: Vec<UserId>,
+    pub read_by: Vec<UserId>,
+}
+
+/// Extension: `GET /unread` — total unread over all conversations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnreadSummary {
+    pub total: i64,
+    pub conversations: Vec<UnreadCount>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnreadCount {
+    pub conversation_id: ConversationId,
+    pub unread_count: i64,
+}

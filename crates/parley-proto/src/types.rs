@@ -1,0 +1,182 @@
+//! The protocol's nouns: messages, conversations, members, profiles.
+
+use crate::{ConversationId, DeviceId, MessageId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+
+/// A stored message, as sent in `new_message`, history pages and `sync`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    /// Per-conversation, from 1, gap-free; the only order clients use.
+    pub seq: i64,
+    pub sender_id: UserId,
+    pub sender_device_id: DeviceId,
+    pub client_msg_id: String,
+    pub content: String,
+    /// `text` by default; `system` for membership changes (see `system`).
+    pub content_type: String,
+    pub reply_to_seq: Option<i64>,
+    pub created_at: Timestamp,
+    /// Extension: set on `content_type:"system"` messages, the machine-readable event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemEvent>,
+}
+
+/// What a system message records. Membership changes are messages in `seq` order so that
+/// every device sees the same history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SystemEvent {
+    /// The group was created by `actor_id` with these initial members.
+    GroupCreated {
+        actor_id: UserId,
+        name: String,
+        user_ids: Vec<UserId>,
+    },
+    /// `actor_id` added `user_ids`.
+    MembersAdded {
+        actor_id: UserId,
+        user_ids: Vec<UserId>,
+    },
+    /// `actor_id` removed `user_id` (an admin action).
+    MemberRemoved { actor_id: UserId, user_id: UserId },
+    /// `user_id` left the group.
+    MemberLeft { user_id: UserId },
+    /// `actor_id` changed the name and/or description.
+    ConversationRenamed {
+        actor_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationType {
+    Direct,
+    Group,
+}
+
+impl ConversationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationType::Direct => "direct",
+            ConversationType::Group => "group",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+
+    /// Owners and admins may rename, add and remove.
+    pub fn is_admin(self) -> bool {
+        self >= Role::Admin
+    }
+}
+
+/// One member of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub role: Role,
+    pub joined_at: Timestamp,
+    /// Extension: so a client can show names without one lookup per member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// A conversation as one member sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub conversation_id: ConversationId,
+    #[serde(rename = "type")]
+    pub kind: ConversationType,
+    /// The group's name; for a direct chat, `null` (clients show the other member).
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Present in `GET /conversations/{id}`, `conversation_updated` and, for direct chats
+    /// and small groups, in the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Member>>,
+    /// Extension: number of members, always present.
+    #[serde(default)]
+    pub member_count: u32,
+    pub created_at: Timestamp,
+    /// Extension: time of the last message (or creation); the list is ordered by it.
+    pub last_activity_at: Timestamp,
+    pub last_seq: i64,
+    pub last_message: Option<Message>,
+    pub unread_count: i64,
+    /// Extension: this user's read pointer, shared by all their devices.
+    #[serde(default)]
+    pub last_read_seq: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<Timestamp>,
+}
+
+/// A user's own profile, with privacy settings (`GET /users/me`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub status_message: Option<String>,
+    pub avatar_url: Option<String>,
+    /// Privacy: whether others see `last_seen` in `presence`.
+    pub last_seen_visible: bool,
+    pub created_at: Timestamp,
+}
+
+/// Another user's profile as anyone may see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicProfile {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub status_message: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Delivered,
+    Read,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
+}
