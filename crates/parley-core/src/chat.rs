@@ -1,0 +1,1594 @@
+//! [`Chat`]: every operation a user can do, with its checks, over the ports.
+//!
+//! The gateway authenticates a token into a [`Session`] and calls one method per REST call
+//! or WebSocket frame. Each method checks membership and roles here, not in the gateway,
+//! applies limits, and publishes what other devices must see on the `Bus`. It owns no
+//! socket and no SQL; durable state lives in the `Store`, which alone assigns `seq`.
+
+use crate::auth;
+use crate::bus::{Bus, BusEvent};
+use crate::commit::{next_batch, CommitRequest, PendingSend};
+use crate::config::CoreConfig;
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::membership::{ConversationMembers, MembershipCache};
+use crate::presence::PresenceRegistry;
+use crate::ratelimit::RateLimiter;
+use crate::receipts::ReceiptTracker;
+use crate::store::{
+    Appended, ConversationChange, ConversationRecord, ConversationSummary, ListCursor,
+    NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, SeqRange,
+    Store, StoreError, UserRecord,
+};
+use parley_proto::frames::Cursors;
+use parley_proto::rest::{
+    AuthResponse, ConversationList, CreateConversationRequest, MessagePage, ReceiptsResponse,
+    UnreadCount, UnreadSummary, UpdateConversationRequest, UpdateProfileRequest,
+};
+use parley_proto::{
+    Conversation, ConversationId, ConversationType, DeviceId, Member, Message, PresenceStatus,
+    Profile, PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
+};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// An authenticated device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+}
+
+/// A send as a client asks for it.
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    pub client_msg_id: String,
+    pub conversation_id: ConversationId,
+    pub content: String,
+    pub content_type: Option<String>,
+    pub reply_to_seq: Option<i64>,
+}
+
+/// Lists with members inline when they are at most this big.
+const INLINE_MEMBERS_MAX: usize = 32;
+/// Most users one `presence_subscribe` or search may name.
+const MAX_PRESENCE_USERS: usize = 256;
+const MAX_DISPLAY_NAME: usize = 64;
+const MAX_STATUS_MESSAGE: usize = 256;
+const MAX_GROUP_NAME: usize = 128;
+const MAX_DESCRIPTION: usize = 2048;
+const MAX_AVATAR_URL: usize = 2048;
+
+/// The chat service. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Chat {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: CoreConfig,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn PresenceRegistry>,
+    members: MembershipCache,
+    receipts: ReceiptTracker,
+    user_limiter: RateLimiter<UserId>,
+    group_limiter: RateLimiter<(UserId, ConversationId)>,
+    commit_queue: mpsc::Sender<CommitRequest>,
+    shutting_down: AtomicBool,
+}
+
+impl Chat {
+    /// Builds the service and starts its background tasks (group commit, receipt flush)
+    /// on the current tokio runtime.
+    pub fn new(
+        config: CoreConfig,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn PresenceRegistry>,
+    ) -> Self {
+        let (commit_queue, commit_receiver) = mpsc::channel(64 * 1024);
+        let inner = Arc::new(Inner {
+            user_limiter: RateLimiter::per_minute(config.user_messages_per_minute),
+            group_limiter: RateLimiter::per_minute(config.group_messages_per_minute),
+            config,
+            store,
+            bus,
+            presence,
+            members: MembershipCache::default(),
+            receipts: ReceiptTracker::default(),
+            commit_queue,
+            shutting_down: AtomicBool::new(false),
+        });
+        tokio::spawn(run_committer(inner.clone(), commit_receiver));
+        tokio::spawn(run_receipt_flusher(Arc::downgrade(&inner)));
+        Chat { inner }
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    /// Stops taking sends, commits what is queued and writes pending receipts.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let (done, flushed) = oneshot::channel();
+        if self
+            .inner
+            .commit_queue
+            .send(CommitRequest::Flush(done))
+            .await
+            .is_ok()
+        {
+            let _ = flushed.await;
+        }
+        flush_receipts(&self.inner).await;
+    }
+
+    /// Handles a bus event that concerns the core (cache invalidation).
+    pub fn on_bus_event(&self, event: &BusEvent) {
+        if let BusEvent::MembershipChanged { conversation_id } = event {
+            self.inner.members.invalidate(conversation_id);
+        }
+    }
+
+    // ---- accounts ---------------------------------------------------------------------
+
+    /// `POST /auth/register`: creates the user and their first device.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<String>,
+        device_name: Option<String>,
+    ) -> Result<AuthResponse> {
+        auth::validate_username(username).map_err(Error::Invalid)?;
+        auth::validate_password(password).map_err(Error::Invalid)?;
+        let display_name = match display_name {
+            Some(name) => checked_text("display_name", name, 1, MAX_DISPLAY_NAME)?,
+            None => username.to_owned(),
+        };
+        let device_name = optional_text("device_name", device_name, MAX_DISPLAY_NAME)?;
+        match self.inner.store.fetch_user_by_username(username).await {
+            Ok(_) => return Err(Error::UsernameTaken),
+            Err(StoreError::NotFound) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let password_hash = self.hash_password(password).await?;
+        let user = UserRecord {
+            user_id: ids::new_user_id(),
+            username: username.to_owned(),
+            password_hash,
+            display_name,
+            status_message: None,
+            avatar_url: None,
+            last_seen_visible: true,
+            last_seen_at: None,
+            created_at: Timestamp::now(),
+        };
+        let user_id = user.user_id.clone();
+        match self.inner.store.insert_user(user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(Error::UsernameTaken),
+            Err(error) => return Err(error.into()),
+        }
+        self.new_device(user_id, device_name).await
+    }
+
+    /// `POST /auth/login`: checks the password and creates a device.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device_name: Option<String>,
+    ) -> Result<AuthResponse> {
+        let device_name = optional_text("device_name", device_name, MAX_DISPLAY_NAME)?;
+        let user = match self.inner.store.fetch_user_by_username(username).await {
+            Ok(user) => Some(user),
+            Err(StoreError::NotFound) => None,
+            Err(error) => return Err(error.into()),
+        };
+        // Verify against a dummy hash for unknown users so timing does not reveal them.
+        let stored_hash = user
+            .as_ref()
+            .map(|user| user.password_hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let password = password.to_owned();
+        let verified =
+            tokio::task::spawn_blocking(move || auth::verify_password(&stored_hash, &password))
+                .await
+                .unwrap_or(false);
+        match user {
+            Some(user) if verified => self.new_device(user.user_id, device_name).await,
+            _ => Err(Error::InvalidCredentials),
+        }
+    }
+
+    async fn hash_password(&self, password: &str) -> Result<String> {
+        let password = password.to_owned();
+        let (memory, iterations) = (
+            self.inner.config.argon2_memory_kib,
+            self.inner.config.argon2_iterations,
+        );
+        tokio::task::spawn_blocking(move || auth::hash_password(&password, memory, iterations))
+            .await
+            .map_err(|error| Error::Invalid(error.to_string()))?
+            .map_err(Error::Invalid)
+    }
+
+    async fn new_device(&self, user_id: UserId, name: Option<String>) -> Result<AuthResponse> {
+        let token = auth::new_token();
+        let device_id = ids::new_device_id();
+        self.inner
+            .store
+            .insert_device(NewDevice {
+                device_id: device_id.clone(),
+                user_id: user_id.clone(),
+                name,
+                token_hash: auth::token_hash(&token),
+                created_at: Timestamp::now(),
+            })
+            .await?;
+        Ok(AuthResponse {
+            user_id,
+            device_id,
+            token,
+        })
+    }
+
+    /// The session of a bearer token; `Unauthorized` if unknown or revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Session> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(Error::Unauthorized);
+        }
+        match self
+            .inner
+            .store
+            .fetch_session(&auth::token_hash(token))
+            .await
+        {
+            Ok(session) => Ok(Session {
+                user_id: session.user_id,
+                device_id: session.device_id,
+            }),
+            Err(StoreError::NotFound) => Err(Error::Unauthorized),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// `POST /auth/logout`: revokes the token and closes the device's sockets everywhere.
+    pub async fn logout(&self, session: &Session) -> Result<()> {
+        self.inner.store.delete_device(&session.device_id).await?;
+        self.publish(BusEvent::CloseDevice {
+            device_id: session.device_id.clone(),
+        })
+        .await;
+        Ok(())
+    }
+
+    // ---- profiles ---------------------------------------------------------------------
+
+    /// `GET /users/me`
+    pub async fn me(&self, session: &Session) -> Result<Profile> {
+        let user = self.inner.store.fetch_user(&session.user_id).await?;
+        Ok(own_profile(user))
+    }
+
+    /// `PATCH /users/me`
+    pub async fn update_me(
+        &self,
+        session: &Session,
+        request: UpdateProfileRequest,
+    ) -> Result<Profile> {
+        let update = ProfileUpdate {
+            display_name: match request.display_name {
+                Some(name) => Some(checked_text("display_name", name, 1, MAX_DISPLAY_NAME)?),
+                None => None,
+            },
+            status_message: match request.status_message {
+                Some(text) => Some(optional_text(
+                    "status_message",
+                    Some(text),
+                    MAX_STATUS_MESSAGE,
+                )?),
+                None => None,
+            },
+            avatar_url: match request.avatar_url {
+                Some(url) => Some(optional_url(url)?),
+                None => None,
+            },
+            last_seen_visible: request.last_seen_visible,
+        };
+        let user = self
+            .inner
+            .store
+            .update_user(&session.user_id, update)
+            .await?;
+        Ok(own_profile(user))
+    }
+
+    /// `GET /users/{id}`
+    pub async fn user(&self, user_id: &UserId) -> Result<PublicProfile> {
+        match self.inner.store.fetch_user(user_id).await {
+            Ok(user) => Ok(public_profile(user)),
+            Err(StoreError::NotFound) => Err(Error::NotFound("user")),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// `GET /users?query=`: by username or display name prefix.
+    pub async fn search_users(&self, query: &str, limit: u32) -> Result<Vec<PublicProfile>> {
+        let query = query.trim();
+        if query.is_empty() || query.len() > 64 {
+            return Err(Error::Invalid("query must be 1-64 characters".into()));
+        }
+        let users = self
+            .inner
+            .store
+            .search_users(&query.to_lowercase(), limit.clamp(1, 50))
+            .await?;
+        Ok(users.into_iter().map(public_profile).collect())
+    }
+
+    // ---- conversations ----------------------------------------------------------------
+
+    /// The members of a conversation, from the cache.
+    async fn members(&self, conversation_id: &ConversationId) -> Result<Arc<ConversationMembers>> {
+        if let Some(members) = self.inner.members.get(conversation_id) {
+            return Ok(members);
+        }
+        let record = match self.inner.store.fetch_conversation(conversation_id).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound) => return Err(Error::NotMember),
+            Err(error) => return Err(error.into()),
+        };
+        let members = self.inner.store.fetch_members(conversation_id).await?;
+        let members = Arc::new(ConversationMembers::new(record.kind, members));
+        self.inner
+            .members
+            .insert(conversation_id.clone(), members.clone());
+        Ok(members)
+    }
+
+    /// The members, if `user_id` is one of them; `NotMember` otherwise (also for
+    /// conversations that do not exist, so ids cannot be probed).
+    async fn members_for(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+    ) -> Result<Arc<ConversationMembers>> {
+        let members = self.members(conversation_id).await?;
+        if members.is_member(user_id) {
+            Ok(members)
+        } else {
+            Err(Error::NotMember)
+        }
+    }
+
+    /// `POST /conversations`: returns the conversation and whether it was created now.
+    pub async fn create_conversation(
+        &self,
+        session: &Session,
+        request: CreateConversationRequest,
+    ) -> Result<(Conversation, bool)> {
+        let now = Timestamp::now();
+        let new_conversation = match request {
+            CreateConversationRequest::Direct { participant_ids } => {
+                let others: Vec<UserId> = participant_ids
+                    .into_iter()
+                    .filter(|user_id| user_id != &session.user_id)
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let other = match others.as_slice() {
+                    [other] => other.clone(),
+                    [] => session.user_id.clone(),
+                    _ => {
+                        return Err(Error::Invalid(
+                            "a direct conversation has exactly one other participant".into(),
+                        ))
+                    }
+                };
+                self.user(&other).await?;
+                let mut members = vec![(session.user_id.clone(), Role::Member)];
+                if other != session.user_id {
+                    members.push((other.clone(), Role::Member));
+                }
+                NewConversation {
+                    conversation_id: ids::new_conversation_id(),
+                    kind: ConversationType::Direct,
+                    name: None,
+                    description: None,
+                    direct_key: Some(ids::direct_key(&session.user_id, &other)),
+                    members,
+                    created_at: now,
+                    system_message: None,
+                }
+            }
+            CreateConversationRequest::Group {
+                name,
+                member_ids,
+                description,
+            } => {
+                let name = checked_text("name", name, 1, MAX_GROUP_NAME)?;
+                let description = optional_text("description", description, MAX_DESCRIPTION)?;
+                let mut seen = HashSet::new();
+                seen.insert(session.user_id.clone());
+                let mut members = vec![(session.user_id.clone(), Role::Owner)];
+                for user_id in member_ids {
+                    if seen.insert(user_id.clone()) {
+                        members.push((user_id, Role::Member));
+                    }
+                }
+                if members.len() > self.inner.config.max_group_members {
+                    return Err(Error::GroupFull {
+                        limit: self.inner.config.max_group_members,
+                    });
+                }
+                for (user_id, _) in &members[1..] {
+                    self.user(user_id).await?;
+                }
+                let conversation_id = ids::new_conversation_id();
+                let system_message = self.system_message(
+                    session,
+                    &conversation_id,
+                    SystemEvent::GroupCreated {
+                        actor_id: session.user_id.clone(),
+                        name: name.clone(),
+                        user_ids: members.iter().map(|(user_id, _)| user_id.clone()).collect(),
+                    },
+                    now,
+                );
+                NewConversation {
+                    conversation_id,
+                    kind: ConversationType::Group,
+                    name: Some(name),
+                    description,
+                    direct_key: None,
+                    members,
+                    created_at: now,
+                    system_message: Some(system_message),
+                }
+            }
+        };
+        let system_message = new_conversation.system_message.clone();
+        let (record, created) = self
+            .inner
+            .store
+            .insert_conversation(new_conversation)
+            .await?;
+        let members = self
+            .inner
+            .store
+            .fetch_members(&record.conversation_id)
+            .await?;
+        let conversation = conversation_view(record, Some(members.clone()), None);
+        if created {
+            self.inner.members.insert(
+                conversation.conversation_id.clone(),
+                Arc::new(ConversationMembers::new(conversation.kind, members)),
+            );
+            self.announce_conversation(&conversation).await;
+            if let Some(system_message) = system_message {
+                self.fan_out(&system_message.with_seq(1)).await;
+            }
+        }
+        let summary = self
+            .inner
+            .store
+            .fetch_conversation_summary(&conversation.conversation_id, &session.user_id)
+            .await?;
+        Ok((self.summary_view(summary).await?, created))
+    }
+
+    /// `GET /conversations/{id}`: with members and roles.
+    pub async fn conversation(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+    ) -> Result<Conversation> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        let summary = self
+            .inner
+            .store
+            .fetch_conversation_summary(conversation_id, &session.user_id)
+            .await
+            .map_err(not_found_is_not_member)?;
+        let mut conversation = summary_to_conversation(summary);
+        conversation.members = Some(members.members.clone());
+        Ok(conversation)
+    }
+
+    /// `GET /conversations?cursor=&limit=`: newest activity first.
+    pub async fn list_conversations(
+        &self,
+        session: &Session,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ConversationList> {
+        let cursor = match cursor {
+            Some(text) if !text.is_empty() => Some(parse_list_cursor(text)?),
+            _ => None,
+        };
+        let limit = limit.clamp(1, 100);
+        let summaries = self
+            .inner
+            .store
+            .list_conversations(&session.user_id, cursor, limit + 1)
+            .await?;
+        let has_more = summaries.len() > limit as usize;
+        let mut conversations = Vec::with_capacity(summaries.len().min(limit as usize));
+        for summary in summaries.into_iter().take(limit as usize) {
+            conversations.push(self.summary_view(summary).await?);
+        }
+        let next_cursor = if has_more {
+            conversations.last().map(|last| {
+                format!(
+                    "{}~{}",
+                    last.last_activity_at.millis(),
+                    last.conversation_id
+                )
+            })
+        } else {
+            None
+        };
+        Ok(ConversationList {
+            conversations,
+            next_cursor,
+        })
+    }
+
+    async fn summary_view(&self, summary: ConversationSummary) -> Result<Conversation> {
+        let inline = summary.conversation.kind == ConversationType::Direct
+            || summary.conversation.member_count as usize <= INLINE_MEMBERS_MAX;
+        let members = if inline {
+            Some(
+                self.members(&summary.conversation.conversation_id)
+                    .await?
+                    .members
+                    .clone(),
+            )
+        } else {
+            None
+        };
+        let mut conversation = summary_to_conversation(summary);
+        conversation.members = members;
+        Ok(conversation)
+    }
+
+    /// `PATCH /conversations/{id}`: group admins rename or describe.
+    pub async fn update_conversation(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        request: UpdateConversationRequest,
+    ) -> Result<Conversation> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        require_group_admin(&members, &session.user_id)?;
+        let name = match request.name {
+            Some(name) => Some(checked_text("name", name, 1, MAX_GROUP_NAME)?),
+            None => None,
+        };
+        let description = match request.description {
+            Some(text) => Some(checked_text("description", text, 0, MAX_DESCRIPTION)?),
+            None => None,
+        };
+        if name.is_none() && description.is_none() {
+            return Err(Error::Invalid(
+                "nothing to change: give name or description".into(),
+            ));
+        }
+        let event = SystemEvent::ConversationRenamed {
+            actor_id: session.user_id.clone(),
+            name: name.clone(),
+            description: description.clone(),
+        };
+        self.change_conversation(
+            session,
+            conversation_id,
+            ConversationChange::Rename { name, description },
+            event,
+        )
+        .await?;
+        self.conversation(session, conversation_id).await
+    }
+
+    /// `POST /conversations/{id}/members`: group admins add users.
+    pub async fn add_members(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        user_ids: Vec<UserId>,
+    ) -> Result<Vec<Member>> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        require_group_admin(&members, &session.user_id)?;
+        let mut seen = HashSet::new();
+        let new_user_ids: Vec<UserId> = user_ids
+            .into_iter()
+            .filter(|user_id| !members.is_member(user_id) && seen.insert(user_id.clone()))
+            .collect();
+        if new_user_ids.is_empty() {
+            return Ok(members.members.clone());
+        }
+        if members.members.len() + new_user_ids.len() > self.inner.config.max_group_members {
+            return Err(Error::GroupFull {
+                limit: self.inner.config.max_group_members,
+            });
+        }
+        for user_id in &new_user_ids {
+            self.user(user_id).await?;
+        }
+        let event = SystemEvent::MembersAdded {
+            actor_id: session.user_id.clone(),
+            user_ids: new_user_ids.clone(),
+        };
+        let change = ConversationChange::AddMembers(
+            new_user_ids
+                .into_iter()
+                .map(|user_id| (user_id, Role::Member))
+                .collect(),
+        );
+        self.change_conversation(session, conversation_id, change, event)
+            .await?;
+        Ok(self.members(conversation_id).await?.members.clone())
+    }
+
+    /// `DELETE /conversations/{id}/members/{user_id}`: admins remove members; anyone
+    /// leaves. Only the owner may remove an admin; nobody removes the owner.
+    pub async fn remove_member(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+    ) -> Result<()> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        if members.kind == ConversationType::Direct {
+            return Err(Error::Forbidden(
+                "direct conversations have fixed members".into(),
+            ));
+        }
+        let leaving = user_id == &session.user_id;
+        let event = if leaving {
+            SystemEvent::MemberLeft {
+                user_id: user_id.clone(),
+            }
+        } else {
+            let actor_role = members.role_of(&session.user_id).unwrap_or(Role::Member);
+            let Some(target_role) = members.role_of(user_id) else {
+                return Err(Error::NotFound("member"));
+            };
+            if !actor_role.is_admin() || target_role >= actor_role {
+                return Err(Error::Forbidden(
+                    "only admins remove members, and only the owner removes admins".into(),
+                ));
+            }
+            SystemEvent::MemberRemoved {
+                actor_id: session.user_id.clone(),
+                user_id: user_id.clone(),
+            }
+        };
+        self.change_conversation(
+            session,
+            conversation_id,
+            ConversationChange::RemoveMember(user_id.clone()),
+            event,
+        )
+        .await?;
+        self.deliver(
+            Arc::from(vec![user_id.clone()]),
+            None,
+            &ServerFrame::ConversationRemoved {
+                conversation_id: conversation_id.clone(),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Stores a change with its system message, then tells everyone: the system message
+    /// (to old and new members), `conversation_updated`, and every node's cache.
+    async fn change_conversation(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        change: ConversationChange,
+        event: SystemEvent,
+    ) -> Result<()> {
+        let before = self.members(conversation_id).await?;
+        let system_message = self.system_message(session, conversation_id, event, Timestamp::now());
+        let appended = self
+            .inner
+            .store
+            .update_conversation(conversation_id, change, system_message)
+            .await?;
+        self.inner.members.invalidate(conversation_id);
+        self.publish(BusEvent::MembershipChanged {
+            conversation_id: conversation_id.clone(),
+        })
+        .await;
+        let after = self.members(conversation_id).await?;
+        let mut recipients: Vec<UserId> = after.user_ids.to_vec();
+        for user_id in before.user_ids.iter() {
+            if !after.is_member(user_id) {
+                recipients.push(user_id.clone());
+            }
+        }
+        self.deliver(
+            Arc::from(recipients),
+            None,
+            &ServerFrame::NewMessage(appended.message.clone()),
+        )
+        .await;
+        let record = self.inner.store.fetch_conversation(conversation_id).await?;
+        let conversation = conversation_view(record, Some(after.members.clone()), None);
+        self.announce_conversation(&conversation).await;
+        Ok(())
+    }
+
+    async fn announce_conversation(&self, conversation: &Conversation) {
+        let user_ids: Arc<[UserId]> = conversation
+            .members
+            .iter()
+            .flatten()
+            .map(|member| member.user_id.clone())
+            .collect();
+        self.deliver(
+            user_ids,
+            None,
+            &ServerFrame::ConversationUpdated(conversation.clone()),
+        )
+        .await;
+    }
+
+    fn system_message(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        event: SystemEvent,
+        created_at: Timestamp,
+    ) -> NewMessage {
+        let message_id = ids::new_message_id();
+        NewMessage {
+            client_msg_id: format!("system:{message_id}"),
+            content: system_text(&event),
+            message_id,
+            conversation_id: conversation_id.clone(),
+            sender_id: session.user_id.clone(),
+            sender_device_id: session.device_id.clone(),
+            content_type: "system".to_owned(),
+            reply_to_seq: None,
+            created_at,
+            system: Some(event),
+        }
+    }
+
+    // ---- messages ---------------------------------------------------------------------
+
+    /// Checks a send and queues it for the next group commit. The queue keeps the order of
+    /// calls, so one connection's sends get `seq`s in the order it sent them. Await the
+    /// returned receiver for the stored message (`msg_ack`).
+    pub async fn submit_message(
+        &self,
+        session: &Session,
+        request: SendRequest,
+    ) -> Result<oneshot::Receiver<Result<Appended>>> {
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(Error::ShuttingDown);
+        }
+        let client_msg_id = request.client_msg_id;
+        if client_msg_id.is_empty() || client_msg_id.len() > parley_proto::limits::MAX_CLIENT_MSG_ID
+        {
+            return Err(Error::Invalid(
+                "client_msg_id must be 1-128 characters".into(),
+            ));
+        }
+        if request.content.len() > self.inner.config.max_content_bytes {
+            return Err(Error::ContentTooLarge {
+                limit: self.inner.config.max_content_bytes,
+            });
+        }
+        if request.content.is_empty() {
+            return Err(Error::Invalid("content must not be empty".into()));
+        }
+        let content_type = match request.content_type {
+            None => "text".to_owned(),
+            Some(content_type) => {
+                let valid = !content_type.is_empty()
+                    && content_type.len() <= 64
+                    && content_type != "system"
+                    && content_type.bytes().all(|byte| {
+                        byte.is_ascii_lowercase()
+                            || byte.is_ascii_digit()
+                            || b"./+-_".contains(&byte)
+                    });
+                if !valid {
+                    return Err(Error::Invalid(
+                        "content_type must be 1-64 characters of a-z 0-9 . / + - _, and not 'system'".into(),
+                    ));
+                }
+                content_type
+            }
+        };
+        let members = self
+            .members_for(&request.conversation_id, &session.user_id)
+            .await?;
+        if let Some(reply_to_seq) = request.reply_to_seq {
+            let record = self
+                .inner
+                .store
+                .fetch_conversation(&request.conversation_id)
+                .await?;
+            if reply_to_seq < 1 || reply_to_seq > record.last_seq {
+                return Err(Error::Invalid(
+                    "reply_to_seq names no message of this conversation".into(),
+                ));
+            }
+        }
+        self.check_send_rate(session, &request.conversation_id, members.kind)?;
+        let (reply, outcome) = oneshot::channel();
+        let pending = PendingSend {
+            message: NewMessage {
+                message_id: ids::new_message_id(),
+                conversation_id: request.conversation_id,
+                sender_id: session.user_id.clone(),
+                sender_device_id: session.device_id.clone(),
+                client_msg_id,
+                content: request.content,
+                content_type,
+                reply_to_seq: request.reply_to_seq,
+                created_at: Timestamp::now(),
+                system: None,
+            },
+            reply,
+            queued_at: Instant::now(),
+        };
+        self.inner
+            .commit_queue
+            .send(CommitRequest::Send(pending))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        Ok(outcome)
+    }
+
+    /// Sends and waits for the commit (the REST fallback).
+    pub async fn send_message(&self, session: &Session, request: SendRequest) -> Result<Appended> {
+        let outcome = self.submit_message(session, request).await?;
+        outcome.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    fn check_send_rate(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        kind: ConversationType,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let user_key = session.user_id.clone();
+        self.inner
+            .user_limiter
+            .check(&user_key, now)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        let group_key = (session.user_id.clone(), conversation_id.clone());
+        if kind == ConversationType::Group {
+            self.inner
+                .group_limiter
+                .check(&group_key, now)
+                .map_err(|retry_after| Error::RateLimited { retry_after })?;
+            self.inner.group_limiter.take(&group_key, now);
+        }
+        self.inner.user_limiter.take(&user_key, now);
+        Ok(())
+    }
+
+    /// After a commit: `new_message` to every device of every member but the sending
+    /// device, and the sender's read pointer moves to their own message.
+    async fn fan_out(&self, message: &Message) {
+        let members = match self.members(&message.conversation_id).await {
+            Ok(members) => members,
+            Err(error) => {
+                tracing::error!(%error, conversation_id = %message.conversation_id, "fan-out skipped: members unavailable");
+                return;
+            }
+        };
+        metrics::counter!("parley_messages_total").increment(1);
+        let frame: Arc<str> = ServerFrame::NewMessage(message.clone()).to_json().into();
+        self.publish(BusEvent::Deliver {
+            user_ids: members.user_ids.clone(),
+            except_device: Some(message.sender_device_id.clone()),
+            frame,
+            created_at_ms: Some(message.created_at.millis()),
+        })
+        .await;
+        if message.content_type != "system" {
+            self.inner
+                .receipts
+                .note(&message.conversation_id, &message.sender_id, 0, message.seq);
+        }
+    }
+
+    /// `GET /conversations/{id}/messages`: a page in ascending `seq`.
+    pub async fn history(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<MessagePage> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        let limit = limit.clamp(1, parley_proto::limits::MAX_HISTORY_PAGE);
+        // Scrolling back takes the newest end; reading forward (only after_seq) the oldest.
+        let from = if after_seq.is_some() && before_seq.is_none() {
+            PageFrom::Oldest
+        } else {
+            PageFrom::Newest
+        };
+        let mut messages = self
+            .inner
+            .store
+            .fetch_messages(
+                conversation_id,
+                SeqRange {
+                    after_seq,
+                    before_seq,
+                },
+                from,
+                limit + 1,
+            )
+            .await?;
+        let has_more = messages.len() > limit as usize;
+        if has_more {
+            match from {
+                PageFrom::Oldest => {
+                    messages.pop();
+                }
+                PageFrom::Newest => {
+                    messages.remove(0);
+                }
+            }
+        }
+        Ok(MessagePage { messages, has_more })
+    }
+
+    /// One page of `sync` for one conversation: messages after `after_seq`, oldest first.
+    pub async fn sync_page(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        Ok(self
+            .inner
+            .store
+            .fetch_messages(
+                conversation_id,
+                SeqRange {
+                    after_seq: Some(after_seq),
+                    before_seq: None,
+                },
+                PageFrom::Oldest,
+                limit,
+            )
+            .await?)
+    }
+
+    /// What a `sync` must send: for each conversation of the user, where to start and at
+    /// most how many messages (`None`: all). Conversations with a cursor resume after it;
+    /// those without one get their newest unread messages, at most
+    /// `sync_uncursored_limit`. Also returns cursors the user gave for conversations they
+    /// are not in, and the final `sync_done` cursors.
+    pub async fn plan_sync(&self, session: &Session, cursors: &Cursors) -> Result<SyncPlan> {
+        let positions = self
+            .inner
+            .store
+            .list_conversation_positions(&session.user_id)
+            .await?;
+        let mut plan = SyncPlan::default();
+        let mut known = HashSet::new();
+        for (conversation_id, last_seq, read_seq) in positions {
+            known.insert(conversation_id.clone());
+            let start = match cursors.get(&conversation_id) {
+                Some(cursor) => (*cursor).clamp(0, last_seq),
+                None => read_seq.max(last_seq - i64::from(self.inner.config.sync_uncursored_limit)),
+            };
+            if start < last_seq {
+                plan.ranges.push((conversation_id.clone(), start, last_seq));
+            }
+            plan.done.insert(conversation_id, last_seq);
+        }
+        plan.not_member = cursors
+            .keys()
+            .filter(|conversation_id| !known.contains(*conversation_id))
+            .cloned()
+            .collect();
+        Ok(plan)
+    }
+
+    // ---- receipts ---------------------------------------------------------------------
+
+    /// `ack`: this device has everything up to `seq`.
+    pub async fn ack(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> Result<()> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        if seq < 0 {
+            return Err(Error::Invalid("seq must not be negative".into()));
+        }
+        self.inner
+            .receipts
+            .note(conversation_id, &session.user_id, seq, 0);
+        Ok(())
+    }
+
+    /// `read` / `POST /conversations/{id}/read`: the user has read up to `up_to_seq`.
+    pub async fn read(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        up_to_seq: i64,
+    ) -> Result<()> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        if up_to_seq < 0 {
+            return Err(Error::Invalid("up_to_seq must not be negative".into()));
+        }
+        self.inner
+            .receipts
+            .note(conversation_id, &session.user_id, 0, up_to_seq);
+        Ok(())
+    }
+
+    /// Writes pending receipts now instead of at the next tick (tests, shutdown).
+    pub async fn flush_receipts(&self) {
+        flush_receipts(&self.inner).await;
+    }
+
+    /// `GET /conversations/{id}/messages/{seq}/receipts`
+    pub async fn receipts(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> Result<ReceiptsResponse> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        let record = self.inner.store.fetch_conversation(conversation_id).await?;
+        if seq < 1 || seq > record.last_seq {
+            return Err(Error::NotFound("message"));
+        }
+        // Pointers still in memory count too: flush so the answer is current.
+        flush_receipts(&self.inner).await;
+        let receipts = self
+            .inner
+            .store
+            .fetch_receipts(conversation_id, seq)
+            .await?;
+        Ok(ReceiptsResponse {
+            delivered_to: receipts.delivered_to,
+            read_by: receipts.read_by,
+        })
+    }
+
+    /// `GET /unread`: unread counts per conversation and in total.
+    pub async fn unread(&self, session: &Session) -> Result<UnreadSummary> {
+        let mut conversations = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .list_conversations(&session.user_id, cursor.clone(), 100)
+                .await?;
+            let done = page.len() < 100;
+            cursor = page.last().map(|summary| ListCursor {
+                last_activity_at: summary.conversation.last_activity_at,
+                conversation_id: summary.conversation.conversation_id.clone(),
+            });
+            conversations.extend(
+                page.into_iter()
+                    .filter(|summary| summary.unread_count > 0)
+                    .map(|summary| UnreadCount {
+                        conversation_id: summary.conversation.conversation_id,
+                        unread_count: summary.unread_count,
+                    }),
+            );
+            if done {
+                break;
+            }
+        }
+        Ok(UnreadSummary {
+            total: conversations.iter().map(|count| count.unread_count).sum(),
+            conversations,
+        })
+    }
+
+    async fn announce_receipt_change(&self, change: ReceiptChange) -> Result<()> {
+        let members = self.members(&change.conversation_id).await?;
+        let frame = |status, up_to_seq| ServerFrame::Receipt {
+            conversation_id: change.conversation_id.clone(),
+            user_id: change.user_id.clone(),
+            status,
+            up_to_seq,
+        };
+        let delivered_moved = change.delivered_seq > change.old_delivered_seq
+            && change.delivered_seq > change.read_seq;
+        let read_moved = change.read_seq > change.old_read_seq;
+        if members.kind == ConversationType::Direct {
+            // Two people: the other side and the reader's own devices (the echo).
+            if delivered_moved {
+                self.deliver(
+                    members.user_ids.clone(),
+                    None,
+                    &frame(ReceiptStatus::Delivered, change.delivered_seq),
+                )
+                .await;
+            }
+            if read_moved {
+                self.deliver(
+                    members.user_ids.clone(),
+                    None,
+                    &frame(ReceiptStatus::Read, change.read_seq),
+                )
+                .await;
+            }
+            return Ok(());
+        }
+        // Groups: no N² fan-out. The reader's devices get their own read pointer; the
+        // senders of the messages the pointer passed get the receipt.
+        if read_moved {
+            let mut recipients = self
+                .inner
+                .store
+                .fetch_senders(
+                    &change.conversation_id,
+                    change.old_read_seq,
+                    change.read_seq,
+                )
+                .await?;
+            if !recipients.contains(&change.user_id) {
+                recipients.push(change.user_id.clone());
+            }
+            self.deliver(
+                Arc::from(recipients),
+                None,
+                &frame(ReceiptStatus::Read, change.read_seq),
+            )
+            .await;
+        }
+        if delivered_moved {
+            let recipients: Vec<UserId> = self
+                .inner
+                .store
+                .fetch_senders(
+                    &change.conversation_id,
+                    change.old_delivered_seq,
+                    change.delivered_seq,
+                )
+                .await?
+                .into_iter()
+                .filter(|sender_id| sender_id != &change.user_id)
+                .collect();
+            if !recipients.is_empty() {
+                self.deliver(
+                    Arc::from(recipients),
+                    None,
+                    &frame(ReceiptStatus::Delivered, change.delivered_seq),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- presence and typing ----------------------------------------------------------
+
+    /// A device connected. Announces `online` when it is the user's first.
+    pub async fn connected(&self, session: &Session, connection_id: u64) {
+        match self
+            .inner
+            .presence
+            .connect(&session.user_id, &session.device_id, connection_id)
+            .await
+        {
+            Ok(true) => {
+                let frame = ServerFrame::Presence {
+                    user_id: session.user_id.clone(),
+                    status: PresenceStatus::Online,
+                    last_seen: None,
+                };
+                self.publish(BusEvent::Presence {
+                    user_id: session.user_id.clone(),
+                    frame: frame.to_json().into(),
+                })
+                .await;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "presence connect failed"),
+        }
+    }
+
+    /// A device disconnected. Stores `last_seen` and announces `offline` when it was the
+    /// user's last.
+    pub async fn disconnected(&self, session: &Session, connection_id: u64) {
+        match self
+            .inner
+            .presence
+            .disconnect(&session.user_id, connection_id)
+            .await
+        {
+            Ok(true) => {
+                let now = Timestamp::now();
+                if let Err(error) = self
+                    .inner
+                    .store
+                    .update_last_seen(&session.user_id, now)
+                    .await
+                {
+                    tracing::warn!(%error, "could not store last_seen");
+                }
+                let visible = self
+                    .inner
+                    .store
+                    .fetch_user(&session.user_id)
+                    .await
+                    .map(|user| user.last_seen_visible)
+                    .unwrap_or(false);
+                let frame = ServerFrame::Presence {
+                    user_id: session.user_id.clone(),
+                    status: PresenceStatus::Offline,
+                    last_seen: visible.then_some(now),
+                };
+                self.publish(BusEvent::Presence {
+                    user_id: session.user_id.clone(),
+                    frame: frame.to_json().into(),
+                })
+                .await;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "presence disconnect failed"),
+        }
+    }
+
+    /// `presence_subscribe`: the current presence of each user, to send right away; later
+    /// changes arrive as `BusEvent::Presence`.
+    pub async fn presence_snapshot(&self, user_ids: &[UserId]) -> Result<Vec<ServerFrame>> {
+        if user_ids.len() > MAX_PRESENCE_USERS {
+            return Err(Error::Invalid(format!(
+                "at most {MAX_PRESENCE_USERS} users per presence_subscribe"
+            )));
+        }
+        let online = self
+            .inner
+            .presence
+            .online(user_ids)
+            .await
+            .map_err(|error| Error::Bus(error.to_string()))?;
+        let mut frames = Vec::with_capacity(user_ids.len());
+        for (user_id, is_online) in user_ids.iter().zip(online) {
+            let user = match self.inner.store.fetch_user(user_id).await {
+                Ok(user) => user,
+                Err(StoreError::NotFound) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            frames.push(ServerFrame::Presence {
+                user_id: user_id.clone(),
+                status: if is_online {
+                    PresenceStatus::Online
+                } else {
+                    PresenceStatus::Offline
+                },
+                last_seen: if is_online || !user.last_seen_visible {
+                    None
+                } else {
+                    user.last_seen_at
+                },
+            });
+        }
+        Ok(frames)
+    }
+
+    /// `typing`: relayed to the other members' devices; not stored; not relayed in
+    /// groups larger than `typing_max_group`.
+    pub async fn typing(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        is_typing: bool,
+    ) -> Result<()> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        if members.kind == ConversationType::Group
+            && members.members.len() > self.inner.config.typing_max_group
+        {
+            return Ok(());
+        }
+        let frame = ServerFrame::Typing {
+            conversation_id: conversation_id.clone(),
+            user_id: session.user_id.clone(),
+            is_typing,
+        };
+        self.deliver(members.others(&session.user_id), None, &frame)
+            .await;
+        Ok(())
+    }
+
+    // ---- plumbing ---------------------------------------------------------------------
+
+    async fn deliver(
+        &self,
+        user_ids: Arc<[UserId]>,
+        except_device: Option<DeviceId>,
+        frame: &ServerFrame,
+    ) {
+        if user_ids.is_empty() {
+            return;
+        }
+        self.publish(BusEvent::Deliver {
+            user_ids,
+            except_device,
+            frame: frame.to_json().into(),
+            created_at_ms: None,
+        })
+        .await;
+    }
+
+    async fn publish(&self, event: BusEvent) {
+        if let Err(error) = self.inner.bus.publish(event).await {
+            // Not fatal: devices catch up with `sync`.
+            tracing::warn!(%error, "bus publish failed");
+        }
+    }
+}
+
+/// The answer to a `sync`.
+#[derive(Debug, Default)]
+pub struct SyncPlan {
+    /// `(conversation, after_seq, up_to_seq)` to stream, oldest first.
+    pub ranges: Vec<(ConversationId, i64, i64)>,
+    /// Cursors named in the request that are not the user's conversations.
+    pub not_member: Vec<ConversationId>,
+    /// The `sync_done` cursors: every conversation of the user with its `last_seq`.
+    pub done: Cursors,
+}
+
+/// An Argon2id hash of a random password, verified against for unknown usernames.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$u3Wz0mJ0O7bCfjX2lXj1mK0Y3qQkqQbE6pN3c8m7U4o";
+
+async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitRequest>) {
+    let chat = Chat {
+        inner: inner.clone(),
+    };
+    drop(inner);
+    while let Some((sends, flushes)) =
+        next_batch(&mut queue, chat.inner.config.max_commit_batch).await
+    {
+        if !sends.is_empty() {
+            let (messages, replies): (Vec<_>, Vec<_>) = sends
+                .into_iter()
+                .map(|pending| (pending.message, (pending.reply, pending.queued_at)))
+                .unzip();
+            metrics::histogram!("parley_commit_batch_size").record(messages.len() as f64);
+            let count = messages.len();
+            match chat.inner.store.append_messages(messages).await {
+                Ok(appended) => {
+                    debug_assert_eq!(appended.len(), count);
+                    for (appended, (reply, queued_at)) in appended.into_iter().zip(replies) {
+                        if !appended.duplicate {
+                            chat.fan_out(&appended.message).await;
+                        }
+                        metrics::histogram!("parley_ack_latency_seconds")
+                            .record(queued_at.elapsed().as_secs_f64());
+                        let _ = reply.send(Ok(appended));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, count, "group commit failed");
+                    let text = error.to_string();
+                    for (reply, _) in replies {
+                        let _ = reply.send(Err(Error::Store(StoreError::Unavailable(
+                            text.clone().into(),
+                        ))));
+                    }
+                }
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn run_receipt_flusher(inner: std::sync::Weak<Inner>) {
+    let interval = match inner.upgrade() {
+        Some(inner) => inner.config.receipt_flush_interval,
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        flush_receipts(&inner).await;
+    }
+}
+
+async fn flush_receipts(inner: &Arc<Inner>) {
+    let updates = inner.receipts.take();
+    if updates.is_empty() {
+        return;
+    }
+    let changes = match inner.store.update_receipts(updates.clone()).await {
+        Ok(changes) => changes,
+        Err(error) => {
+            tracing::warn!(%error, "receipt flush failed; will retry");
+            for update in updates {
+                inner.receipts.note(
+                    &update.conversation_id,
+                    &update.user_id,
+                    update.delivered_seq,
+                    update.read_seq,
+                );
+            }
+            return;
+        }
+    };
+    let chat = Chat {
+        inner: inner.clone(),
+    };
+    for change in changes {
+        if let Err(error) = chat.announce_receipt_change(change).await {
+            tracing::warn!(%error, "receipt announcement failed");
+        }
+    }
+}
+
+fn not_found_is_not_member(error: StoreError) -> Error {
+    match error {
+        StoreError::NotFound => Error::NotMember,
+        other => other.into(),
+    }
+}
+
+fn require_group_admin(members: &ConversationMembers, user_id: &UserId) -> Result<()> {
+    if members.kind == ConversationType::Direct {
+        return Err(Error::Forbidden(
+            "direct conversations cannot be changed".into(),
+        ));
+    }
+    match members.role_of(user_id) {
+        Some(role) if role.is_admin() => Ok(()),
+        _ => Err(Error::Forbidden(
+            "only group owners and admins can do this".into(),
+        )),
+    }
+}
+
+fn checked_text(field: &str, text: String, min_chars: usize, max_chars: usize) -> Result<String> {
+    let trimmed = text.trim();
+    let count = trimmed.chars().count();
+    if count < min_chars
+        || count > max_chars
+        || trimmed.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(Error::Invalid(format!(
+            "{field} must be {min_chars}-{max_chars} characters without control characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn optional_text(field: &str, text: Option<String>, max_chars: usize) -> Result<Option<String>> {
+    match text {
+        None => Ok(None),
+        Some(text) if text.trim().is_empty() => Ok(None),
+        Some(text) => checked_text(field, text, 1, max_chars).map(Some),
+    }
+}
+
+fn optional_url(url: String) -> Result<Option<String>> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if url.len() > MAX_AVATAR_URL || !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(Error::Invalid("avatar_url must be an http(s) URL".into()));
+    }
+    Ok(Some(url.to_owned()))
+}
+
+fn parse_list_cursor(text: &str) -> Result<ListCursor> {
+    let invalid = || Error::Invalid("cursor is not one this server gave".into());
+    let (millis, conversation_id) = text.split_once('~').ok_or_else(invalid)?;
+    Ok(ListCursor {
+        last_activity_at: Timestamp(millis.parse().map_err(|_| invalid())?),
+        conversation_id: ConversationId(conversation_id.to_owned()),
+    })
+}
+
+fn own_profile(user: UserRecord) -> Profile {
+    Profile {
+        user_id: user.user_id,
+        username: user.username,
+        display_name: user.display_name,
+        status_message: user.status_message,
+        avatar_url: user.avatar_url,
+        last_seen_visible: user.last_seen_visible,
+        created_at: user.created_at,
+    }
+}
+
+fn public_profile(user: UserRecord) -> PublicProfile {
+    PublicProfile {
+        user_id: user.user_id,
+        username: user.username,
+        display_name: user.display_name,
+        status_message: user.status_message,
+        avatar_url: user.avatar_url,
+    }
+}
+
+/// A conversation without one member's state (for `conversation_updated`, which every
+/// member receives alike; `unread_count` and `last_read_seq` are 0 there).
+fn conversation_view(
+    record: ConversationRecord,
+    members: Option<Vec<Member>>,
+    last_message: Option<Message>,
+) -> Conversation {
+    Conversation {
+        conversation_id: record.conversation_id,
+        kind: record.kind,
+        name: record.name,
+        description: record.description,
+        member_count: members
+            .as_ref()
+            .map(|members| members.len() as u32)
+            .unwrap_or(record.member_count),
+        members,
+        created_at: record.created_at,
+        last_activity_at: record.last_activity_at,
+        last_seq: record.last_seq,
+        last_message,
+        unread_count: 0,
+        last_read_seq: 0,
+        muted_until: None,
+    }
+}
+
+fn summary_to_conversation(summary: ConversationSummary) -> Conversation {
+    let mut conversation = conversation_view(summary.conversation, None, summary.last_message);
+    conversation.unread_count = summary.unread_count;
+    conversation.last_read_seq = summary.read_seq;
+    conversation.muted_until = summary.muted_until;
+    conversation
+}
+
+/// The human text of a system message (clients may render `system` themselves).
+fn system_text(event: &SystemEvent) -> String {
+    match event {
+        SystemEvent::GroupCreated { name, .. } => format!("created the group \"{name}\""),
+        SystemEvent::MembersAdded { user_ids, .. } => {
+            format!("added {} member(s)", user_ids.len())
+        }
+        SystemEvent::MemberRemoved { .. } => "removed a member".to_owned(),
+        SystemEvent::MemberLeft { .. } => "left the group".to_owned(),
+        SystemEvent::ConversationRenamed {
+            name: Some(name), ..
+        } => {
+            format!("renamed the group to \"{name}\"")
+        }
+        SystemEvent::ConversationRenamed { .. } => "changed the group description".to_owned(),
+    }
+}

@@ -1,0 +1,45 @@
+//! The core's settings, passed down by the server binary; the core never reads the
+//! environment.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Largest `content`, in bytes.
+    pub max_content_bytes: usize,
+    /// Largest group.
+    pub max_group_members: usize,
+    /// Messages a user may send per minute, over all conversations.
+    pub user_messages_per_minute: u32,
+    /// Messages a user may send per minute into one group.
+    pub group_messages_per_minute: u32,
+    /// Typing is not relayed in groups larger than this.
+    pub typing_max_group: usize,
+    /// How often coalesced receipts are written and announced.
+    pub receipt_flush_interval: Duration,
+    /// At most this many messages per conversation are pushed by `sync` for a
+    /// conversation the client gave no cursor for (it pages back with REST).
+    pub sync_uncursored_limit: u32,
+    /// Most messages one group commit takes.
+    pub max_commit_batch: usize,
+    /// Argon2 memory cost in KiB (OWASP: 19456) and passes.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            max_content_bytes: parley_proto::limits::MAX_CONTENT_BYTES,
+            max_group_members: parley_proto::limits::MAX_GROUP_MEMBERS,
+            user_messages_per_minute: 200,
+            group_messages_per_minute: 30,
+            typing_max_group: parley_proto::limits::TYPING_MAX_GROUP,
+            receipt_flush_interval: Duration::from_millis(250),
+            sync_uncursored_limit: 200,
+            max_commit_batch: 512,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+        }
+    }
+}

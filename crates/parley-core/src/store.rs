@@ -1,0 +1,343 @@
+//! The storage port: everything parley keeps durably, in the domain's words.
+//!
+//! One trait, implemented by `parley-store-sqlite` (embedded) and `parley-store-postgres`
+//! (cluster), and checked by one conformance suite in `parley-testkit`. The trait, not
+//! its callers, keeps the storage invariants: `append_messages` assigns `seq` gap-free and
+//! deduplicates `(sender_id, client_msg_id)` in the same transaction that stores the
+//! message; receipt pointers never go backwards; a membership change and its system
+//! message commit together. Implementations keep this method order and these docs.
+
+use async_trait::async_trait;
+use parley_proto::{
+    ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role, SystemEvent,
+    Timestamp, UserId,
+};
+
+/// Errors every backend maps its own into.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken (e.g. a username that exists).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend failed or cannot be reached; the operation may be retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Unavailable(Box::new(error))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user row, with what only the server may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user_id: UserId,
+    pub username: String,
+    pub password_hash: String,
+    pub display_name: String,
+    pub status_message: Option<String>,
+    pub avatar_url: Option<String>,
+    pub last_seen_visible: bool,
+    pub last_seen_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// A change to a profile; `Some(None)` clears an optional field.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    pub status_message: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub last_seen_visible: Option<bool>,
+}
+
+/// A logged-in device and the hash of its bearer token.
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    pub device_id: DeviceId,
+    pub user_id: UserId,
+    pub name: Option<String>,
+    /// SHA-256 of the token; the token itself is never stored.
+    pub token_hash: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+/// Who a valid token belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+}
+
+/// A conversation without per-user state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationRecord {
+    pub conversation_id: ConversationId,
+    pub kind: ConversationType,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub last_seq: i64,
+    pub last_activity_at: Timestamp,
+    pub member_count: u32,
+}
+
+/// A conversation as one member sees it in their list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationSummary {
+    pub conversation: ConversationRecord,
+    pub last_message: Option<Message>,
+    pub read_seq: i64,
+    pub unread_count: i64,
+    pub muted_until: Option<Timestamp>,
+}
+
+/// Position in the conversation list: `(last_activity_at, conversation_id)`, exclusive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    pub last_activity_at: Timestamp,
+    pub conversation_id: ConversationId,
+}
+
+/// A message before the store gives it a `seq`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub sender_device_id: DeviceId,
+    pub client_msg_id: String,
+    pub content: String,
+    pub content_type: String,
+    pub reply_to_seq: Option<i64>,
+    pub created_at: Timestamp,
+    pub system: Option<SystemEvent>,
+}
+
+impl NewMessage {
+    /// The stored message once `seq` is known.
+    pub fn with_seq(self, seq: i64) -> Message {
+        Message {
+            message_id: self.message_id,
+            conversation_id: self.conversation_id,
+            seq,
+            sender_id: self.sender_id,
+            sender_device_id: self.sender_device_id,
+            client_msg_id: self.client_msg_id,
+            content: self.content,
+            content_type: self.content_type,
+            reply_to_seq: self.reply_to_seq,
+            created_at: self.created_at,
+            system: self.system,
+        }
+    }
+}
+
+/// The result of appending one message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Appended {
+    /// The stored message: the new one, or for a duplicate the first one.
+    pub message: Message,
+    /// True when `(sender_id, client_msg_id)` had been stored before: nothing new was
+    /// written and nothing must be fanned out again.
+    pub duplicate: bool,
+}
+
+/// A new conversation with its first members and, for groups, its first system message.
+#[derive(Clone, Debug)]
+pub struct NewConversation {
+    pub conversation_id: ConversationId,
+    pub kind: ConversationType,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// For direct chats: the pair key that makes the conversation unique.
+    pub direct_key: Option<String>,
+    pub members: Vec<(UserId, Role)>,
+    pub created_at: Timestamp,
+    pub system_message: Option<NewMessage>,
+}
+
+/// A change of membership or metadata, stored with its system message in one transaction.
+#[derive(Clone, Debug)]
+pub enum ConversationChange {
+    AddMembers(Vec<(UserId, Role)>),
+    RemoveMember(UserId),
+    Rename {
+        name: Option<String>,
+        description: Option<String>,
+    },
+}
+
+/// Which part of a conversation's history to read. Both bounds are exclusive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqRange {
+    pub after_seq: Option<i64>,
+    pub before_seq: Option<i64>,
+}
+
+/// Where to take a page from when both or neither bound is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageFrom {
+    /// The oldest messages of the range (sync, `after_seq`).
+    Oldest,
+    /// The newest messages of the range (scrolling back).
+    Newest,
+}
+
+/// One user's pointer moves, as reported by their devices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptUpdate {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub delivered_seq: i64,
+    pub read_seq: i64,
+}
+
+/// A pointer that actually moved forward, with where it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptChange {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub old_delivered_seq: i64,
+    pub delivered_seq: i64,
+    pub old_read_seq: i64,
+    pub read_seq: i64,
+}
+
+/// Who has received and read one message (its sender excluded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageReceipts {
+    pub delivered_to: Vec<UserId>,
+    pub read_by: Vec<UserId>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users --------------------------------------------------------------------
+
+    /// Creates a user. `Conflict` if the username is taken.
+    async fn insert_user(&self, user: UserRecord) -> StoreResult<()>;
+
+    /// `NotFound` if there is no such user.
+    async fn fetch_user(&self, user_id: &UserId) -> StoreResult<UserRecord>;
+
+    /// `NotFound` if there is no such username.
+    async fn fetch_user_by_username(&self, username: &str) -> StoreResult<UserRecord>;
+
+    /// Users whose username or display name starts with `query` (case-insensitive),
+    /// usernames first, at most `limit`.
+    async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<UserRecord>>;
+
+    /// Applies a profile change and returns the new profile.
+    async fn update_user(&self, user_id: &UserId, update: ProfileUpdate)
+        -> StoreResult<UserRecord>;
+
+    /// Records when the user's last device went offline.
+    async fn update_last_seen(&self, user_id: &UserId, at: Timestamp) -> StoreResult<()>;
+
+    // ---- devices and sessions -----------------------------------------------------
+
+    async fn insert_device(&self, device: NewDevice) -> StoreResult<()>;
+
+    /// The session a token hash belongs to; `NotFound` if unknown or revoked.
+    async fn fetch_session(&self, token_hash: &[u8]) -> StoreResult<SessionRecord>;
+
+    /// Revokes a device's token at once. Revoking twice is not an error.
+    async fn delete_device(&self, device_id: &DeviceId) -> StoreResult<()>;
+
+    // ---- conversations ------------------------------------------------------------
+
+    /// Creates a conversation with its members (and system message, whose `seq` is 1).
+    /// For a direct chat whose `direct_key` exists already, stores nothing and returns the
+    /// existing conversation with `false`.
+    async fn insert_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<(ConversationRecord, bool)>;
+
+    /// `NotFound` if there is no such conversation.
+    async fn fetch_conversation(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> StoreResult<ConversationRecord>;
+
+    /// Members with their roles and names, owners first then by join time.
+    async fn fetch_members(&self, conversation_id: &ConversationId) -> StoreResult<Vec<Member>>;
+
+    /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
+    async fn fetch_conversation_summary(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+    ) -> StoreResult<ConversationSummary>;
+
+    /// The user's conversations, newest activity first, strictly after `cursor`.
+    async fn list_conversations(
+        &self,
+        user_id: &UserId,
+        cursor: Option<ListCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationSummary>>;
+
+    /// Every conversation of the user with its `last_seq` and the user's read pointer.
+    async fn list_conversation_positions(
+        &self,
+        user_id: &UserId,
+    ) -> StoreResult<Vec<(ConversationId, i64, i64)>>;
+
+    /// Applies a membership or metadata change and appends its system message in the same
+    /// transaction. Adding a present member or removing an absent one changes nothing for
+    /// that user. `NotFound` if the conversation does not exist.
+    async fn update_conversation(
+        &self,
+        conversation_id: &ConversationId,
+        change: ConversationChange,
+        system_message: NewMessage,
+    ) -> StoreResult<Appended>;
+
+    // ---- messages -----------------------------------------------------------------
+
+    /// Appends messages in one transaction (group commit), in the given order, and returns
+    /// one outcome each, in the same order. Gives each new message the next `seq` of its
+    /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
+    /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
+    /// and the first message is returned. Returns only once durably committed.
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<Appended>>;
+
+    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
+    async fn fetch_messages(
+        &self,
+        conversation_id: &ConversationId,
+        range: SeqRange,
+        from: PageFrom,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+
+    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq`.
+    async fn fetch_senders(
+        &self,
+        conversation_id: &ConversationId,
+        after_seq: i64,
+        up_to_seq: i64,
+    ) -> StoreResult<Vec<UserId>>;
+
+    // ---- receipts -----------------------------------------------------------------
+
+    /// Moves pointers forward (never back; read implies delivered) and returns those that
+    /// moved. Updates for users no longer members are ignored.
+    async fn update_receipts(&self, updates: Vec<ReceiptUpdate>)
+        -> StoreResult<Vec<ReceiptChange>>;
+
+    /// Who has received and read the message `seq` (the sender excluded).
+    async fn fetch_receipts(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<MessageReceipts>;
+}

@@ -1,0 +1,928 @@
+//! The `Store` port on SQLite: parley's embedded, zero-dependency storage.
+//!
+//! One file in WAL mode with `synchronous=FULL`, so a commit survives a crash of the
+//! process or the machine. All writes go through a pool of one connection (SQLite has one
+//! writer anyway), which makes each transaction's read-then-write of `last_seq` race-free;
+//! reads use a separate pool and never block on writes. `append_messages` is one
+//! transaction for a whole group-commit batch. Methods follow the trait's order.
+
+use async_trait::async_trait;
+use parley_core::store::{
+    Appended, ConversationChange, ConversationRecord, ConversationSummary, ListCursor,
+    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
+    ReceiptChange, ReceiptUpdate, SeqRange, SessionRecord, Store, StoreError, StoreResult,
+    UserRecord,
+};
+use parley_proto::{
+    ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role, Timestamp, UserId,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `parley.db` in `data_dir` and migrates it.
+    pub async fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(StoreError::unavailable)?;
+        let path = data_dir.join("parley.db");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(StoreError::unavailable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("cache_size", "-16000");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::unavailable)?;
+        sqlx::migrate!("./migrations")
+            .run(&writer)
+            .await
+            .map_err(StoreError::unavailable)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn unavailable(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(ref database_error) if database_error.is_unique_violation() => {
+            StoreError::Conflict(database_error.message().to_owned())
+        }
+        other => StoreError::unavailable(other),
+    }
+}
+
+const USER_COLUMNS: &str = "user_id, username, password_hash, display_name, status_message, \
+     avatar_url, last_seen_visible, last_seen_at, created_at";
+
+fn user_from_row(row: &SqliteRow) -> UserRecord {
+    UserRecord {
+        user_id: UserId(row.get("user_id")),
+        username: row.get("username"),
+        password_hash: row.get("password_hash"),
+        display_name: row.get("display_name"),
+        status_message: row.get("status_message"),
+        avatar_url: row.get("avatar_url"),
+        last_seen_visible: row.get::<i64, _>("last_seen_visible") != 0,
+        last_seen_at: row.get::<Option<i64>, _>("last_seen_at").map(Timestamp),
+        created_at: Timestamp(row.get("created_at")),
+    }
+}
+
+const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
+     c.created_at, c.last_seq, c.last_activity_at, c.member_count";
+
+fn conversation_from_row(row: &SqliteRow) -> ConversationRecord {
+    ConversationRecord {
+        conversation_id: ConversationId(row.get("conversation_id")),
+        kind: if row.get::<&str, _>("kind") == "direct" {
+            ConversationType::Direct
+        } else {
+            ConversationType::Group
+        },
+        name: row.get("name"),
+        description: row.get("description"),
+        created_at: Timestamp(row.get("created_at")),
+        last_seq: row.get("last_seq"),
+        last_activity_at: Timestamp(row.get("last_activity_at")),
+        member_count: row.get::<i64, _>("member_count") as u32,
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "conversation_id, seq, message_id, sender_id, sender_device_id, \
+     client_msg_id, content, content_type, reply_to_seq, system, created_at";
+
+fn message_from_row(row: &SqliteRow) -> Message {
+    Message {
+        message_id: MessageId(row.get("message_id")),
+        conversation_id: ConversationId(row.get("conversation_id")),
+        seq: row.get("seq"),
+        sender_id: UserId(row.get("sender_id")),
+        sender_device_id: DeviceId(row.get("sender_device_id")),
+        client_msg_id: row.get("client_msg_id"),
+        content: row.get("content"),
+        content_type: row.get("content_type"),
+        reply_to_seq: row.get("reply_to_seq"),
+        created_at: Timestamp(row.get("created_at")),
+        system: row
+            .get::<Option<&str>, _>("system")
+            .and_then(|text| serde_json::from_str(text).ok()),
+    }
+}
+
+/// Inserts one message with a known `seq`; `false` if `(sender_id, client_msg_id)` exists.
+async fn insert_message(
+    transaction: &mut Transaction<'_, Sqlite>,
+    message: &NewMessage,
+    seq: i64,
+) -> StoreResult<bool> {
+    let system = message
+        .system
+        .as_ref()
+        .map(|event| serde_json::to_string(event).expect("system events serialize"));
+    let result = sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, message_id, sender_id, sender_device_id, \
+         client_msg_id, content, content_type, reply_to_seq, system, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (sender_id, client_msg_id) DO NOTHING",
+    )
+    .bind(message.conversation_id.as_str())
+    .bind(seq)
+    .bind(message.message_id.as_str())
+    .bind(message.sender_id.as_str())
+    .bind(message.sender_device_id.as_str())
+    .bind(&message.client_msg_id)
+    .bind(&message.content)
+    .bind(&message.content_type)
+    .bind(message.reply_to_seq)
+    .bind(system)
+    .bind(message.created_at.millis())
+    .execute(&mut **transaction)
+    .await
+    .map_err(unavailable)?;
+    Ok(result.rows_affected() == 1)
+}
+
+async fn fetch_by_client_id(
+    transaction: &mut Transaction<'_, Sqlite>,
+    sender_id: &UserId,
+    client_msg_id: &str,
+) -> StoreResult<Message> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_msg_id = ?"
+    ))
+    .bind(sender_id.as_str())
+    .bind(client_msg_id)
+    .fetch_one(&mut **transaction)
+    .await
+    .map_err(unavailable)?;
+    Ok(message_from_row(&row))
+}
+
+async fn last_seq_of(
+    transaction: &mut Transaction<'_, Sqlite>,
+    conversation_id: &ConversationId,
+) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT last_seq FROM conversations WHERE conversation_id = ?")
+        .bind(conversation_id.as_str())
+        .fetch_optional(&mut **transaction)
+        .await
+        .map_err(unavailable)?
+        .ok_or(StoreError::NotFound)
+}
+
+async fn set_last_seq(
+    transaction: &mut Transaction<'_, Sqlite>,
+    conversation_id: &ConversationId,
+    last_seq: i64,
+    activity_at: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE conversations SET last_seq = ?, last_activity_at = MAX(last_activity_at, ?) \
+         WHERE conversation_id = ?",
+    )
+    .bind(last_seq)
+    .bind(activity_at)
+    .bind(conversation_id.as_str())
+    .execute(&mut **transaction)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Appends one system message inside a transaction that changes the conversation.
+async fn append_in_transaction(
+    transaction: &mut Transaction<'_, Sqlite>,
+    message: NewMessage,
+) -> StoreResult<Appended> {
+    let seq = last_seq_of(transaction, &message.conversation_id).await? + 1;
+    if !insert_message(transaction, &message, seq).await? {
+        let first =
+            fetch_by_client_id(transaction, &message.sender_id, &message.client_msg_id).await?;
+        return Ok(Appended {
+            message: first,
+            duplicate: true,
+        });
+    }
+    set_last_seq(
+        transaction,
+        &message.conversation_id,
+        seq,
+        message.created_at.millis(),
+    )
+    .await?;
+    Ok(Appended {
+        message: message.with_seq(seq),
+        duplicate: false,
+    })
+}
+
+async fn refresh_member_count(
+    transaction: &mut Transaction<'_, Sqlite>,
+    conversation_id: &ConversationId,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE conversations SET member_count = \
+         (SELECT COUNT(*) FROM members WHERE conversation_id = ?) WHERE conversation_id = ?",
+    )
+    .bind(conversation_id.as_str())
+    .bind(conversation_id.as_str())
+    .execute(&mut **transaction)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+const SUMMARY_SELECT: &str = "SELECT c.conversation_id, c.kind, c.name, c.description, \
+     c.created_at, c.last_seq, c.last_activity_at, c.member_count, m.read_seq, m.muted_until, \
+     (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
+        AND u.seq > m.read_seq AND u.sender_id != m.user_id) AS unread_count, \
+     l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, \
+     l.sender_device_id AS l_sender_device_id, l.client_msg_id AS l_client_msg_id, \
+     l.content AS l_content, l.content_type AS l_content_type, \
+     l.reply_to_seq AS l_reply_to_seq, l.system AS l_system, l.created_at AS l_created_at \
+     FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
+     LEFT JOIN messages l ON l.conversation_id = c.conversation_id AND l.seq = c.last_seq";
+
+fn summary_from_row(row: &SqliteRow) -> ConversationSummary {
+    let conversation = conversation_from_row(row);
+    let last_message = row.get::<Option<i64>, _>("l_seq").map(|seq| Message {
+        message_id: MessageId(row.get("l_message_id")),
+        conversation_id: conversation.conversation_id.clone(),
+        seq,
+        sender_id: UserId(row.get("l_sender_id")),
+        sender_device_id: DeviceId(row.get("l_sender_device_id")),
+        client_msg_id: row.get("l_client_msg_id"),
+        content: row.get("l_content"),
+        content_type: row.get("l_content_type"),
+        reply_to_seq: row.get("l_reply_to_seq"),
+        created_at: Timestamp(row.get("l_created_at")),
+        system: row
+            .get::<Option<&str>, _>("l_system")
+            .and_then(|text| serde_json::from_str(text).ok()),
+    });
+    ConversationSummary {
+        conversation,
+        last_message,
+        read_seq: row.get("read_seq"),
+        unread_count: row.get("unread_count"),
+        muted_until: row.get::<Option<i64>, _>("muted_until").map(Timestamp),
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_prefix(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 1);
+    for character in text.chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    // ---- users --------------------------------------------------------------------
+
+    /// Creates a user. `Conflict` if the username is taken.
+    async fn insert_user(&self, user: UserRecord) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(user.user_id.as_str())
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(&user.status_message)
+        .bind(&user.avatar_url)
+        .bind(i64::from(user.last_seen_visible))
+        .bind(user.last_seen_at.map(Timestamp::millis))
+        .bind(user.created_at.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// `NotFound` if there is no such user.
+    async fn fetch_user(&self, user_id: &UserId) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"
+        ))
+        .bind(user_id.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(user_from_row(&row))
+    }
+
+    /// `NotFound` if there is no such username.
+    async fn fetch_user_by_username(&self, username: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(user_from_row(&row))
+    }
+
+    /// Users whose username or display name starts with `query` (case-insensitive),
+    /// usernames first, at most `limit`.
+    async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<UserRecord>> {
+        let pattern = like_prefix(&query.to_lowercase());
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE username LIKE ?1 ESCAPE '\\' OR lower(display_name) LIKE ?1 ESCAPE '\\' \
+             ORDER BY (username LIKE ?1 ESCAPE '\\') DESC, username LIMIT ?2"
+        ))
+        .bind(pattern)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows.iter().map(user_from_row).collect())
+    }
+
+    /// Applies a profile change and returns the new profile.
+    async fn update_user(
+        &self,
+        user_id: &UserId,
+        update: ProfileUpdate,
+    ) -> StoreResult<UserRecord> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"
+        ))
+        .bind(user_id.as_str())
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        let mut user = user_from_row(&row);
+        if let Some(display_name) = update.display_name {
+            user.display_name = display_name;
+        }
+        if let Some(status_message) = update.status_message {
+            user.status_message = status_message;
+        }
+        if let Some(avatar_url) = update.avatar_url {
+            user.avatar_url = avatar_url;
+        }
+        if let Some(visible) = update.last_seen_visible {
+            user.last_seen_visible = visible;
+        }
+        sqlx::query(
+            "UPDATE users SET display_name = ?, status_message = ?, avatar_url = ?, \
+             last_seen_visible = ? WHERE user_id = ?",
+        )
+        .bind(&user.display_name)
+        .bind(&user.status_message)
+        .bind(&user.avatar_url)
+        .bind(i64::from(user.last_seen_visible))
+        .bind(user_id.as_str())
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(user)
+    }
+
+    /// Records when the user's last device went offline.
+    async fn update_last_seen(&self, user_id: &UserId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen_at = ? WHERE user_id = ?")
+            .bind(at.millis())
+            .bind(user_id.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    // ---- devices and sessions -----------------------------------------------------
+
+    async fn insert_device(&self, device: NewDevice) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO devices (device_id, user_id, name, token_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(device.device_id.as_str())
+        .bind(device.user_id.as_str())
+        .bind(&device.name)
+        .bind(&device.token_hash)
+        .bind(device.created_at.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The session a token hash belongs to; `NotFound` if unknown or revoked.
+    async fn fetch_session(&self, token_hash: &[u8]) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(
+            "SELECT user_id, device_id FROM devices WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(SessionRecord {
+            user_id: UserId(row.get("user_id")),
+            device_id: DeviceId(row.get("device_id")),
+        })
+    }
+
+    /// Revokes a device's token at once. Revoking twice is not an error.
+    async fn delete_device(&self, device_id: &DeviceId) -> StoreResult<()> {
+        sqlx::query("UPDATE devices SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL")
+            .bind(Timestamp::now().millis())
+            .bind(device_id.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    // ---- conversations ------------------------------------------------------------
+
+    /// Creates a conversation with its members (and system message, whose `seq` is 1).
+    /// For a direct chat whose `direct_key` exists already, stores nothing and returns the
+    /// existing conversation with `false`.
+    async fn insert_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<(ConversationRecord, bool)> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        if let Some(direct_key) = &conversation.direct_key {
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT conversation_id FROM conversations WHERE direct_key = ?",
+            )
+            .bind(direct_key)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(unavailable)?;
+            if let Some(existing) = existing {
+                drop(transaction);
+                let record = self.fetch_conversation(&ConversationId(existing)).await?;
+                return Ok((record, false));
+            }
+        }
+        let created_at = conversation.created_at.millis();
+        sqlx::query(
+            "INSERT INTO conversations (conversation_id, kind, name, description, direct_key, \
+             created_at, last_seq, last_activity_at, member_count) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(conversation.conversation_id.as_str())
+        .bind(conversation.kind.as_str())
+        .bind(&conversation.name)
+        .bind(&conversation.description)
+        .bind(&conversation.direct_key)
+        .bind(created_at)
+        .bind(created_at)
+        .bind(conversation.members.len() as i64)
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        for (user_id, role) in &conversation.members {
+            sqlx::query(
+                "INSERT INTO members (conversation_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(conversation.conversation_id.as_str())
+            .bind(user_id.as_str())
+            .bind(role.as_str())
+            .bind(created_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| match unavailable(error) {
+                StoreError::Unavailable(cause) if cause.to_string().contains("FOREIGN KEY") => {
+                    StoreError::NotFound
+                }
+                other => other,
+            })?;
+        }
+        if let Some(system_message) = conversation.system_message {
+            append_in_transaction(&mut transaction, system_message).await?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        let record = self
+            .fetch_conversation(&conversation.conversation_id)
+            .await?;
+        Ok((record, true))
+    }
+
+    /// `NotFound` if there is no such conversation.
+    async fn fetch_conversation(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> StoreResult<ConversationRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.conversation_id = ?"
+        ))
+        .bind(conversation_id.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(conversation_from_row(&row))
+    }
+
+    /// Members with their roles and names, owners first then by join time.
+    async fn fetch_members(&self, conversation_id: &ConversationId) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.user_id, m.role, m.joined_at, u.username, u.display_name \
+             FROM members m JOIN users u ON u.user_id = m.user_id \
+             WHERE m.conversation_id = ? \
+             ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, \
+                      m.joined_at, m.user_id",
+        )
+        .bind(conversation_id.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| Member {
+                user_id: UserId(row.get("user_id")),
+                role: Role::parse(row.get("role")).unwrap_or(Role::Member),
+                joined_at: Timestamp(row.get("joined_at")),
+                username: Some(row.get("username")),
+                display_name: Some(row.get("display_name")),
+            })
+            .collect())
+    }
+
+    /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
+    async fn fetch_conversation_summary(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+    ) -> StoreResult<ConversationSummary> {
+        let row = sqlx::query(&format!(
+            "{SUMMARY_SELECT} WHERE m.user_id = ? AND m.conversation_id = ?"
+        ))
+        .bind(user_id.as_str())
+        .bind(conversation_id.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(summary_from_row(&row))
+    }
+
+    /// The user's conversations, newest activity first, strictly after `cursor`.
+    async fn list_conversations(
+        &self,
+        user_id: &UserId,
+        cursor: Option<ListCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        let (cursor_at, cursor_id) = match &cursor {
+            Some(cursor) => (
+                Some(cursor.last_activity_at.millis()),
+                Some(cursor.conversation_id.as_str()),
+            ),
+            None => (None, None),
+        };
+        let rows = sqlx::query(&format!(
+            "{SUMMARY_SELECT} WHERE m.user_id = ?1 \
+             AND (?2 IS NULL OR c.last_activity_at < ?2 \
+                  OR (c.last_activity_at = ?2 AND c.conversation_id < ?3)) \
+             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT ?4"
+        ))
+        .bind(user_id.as_str())
+        .bind(cursor_at)
+        .bind(cursor_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows.iter().map(summary_from_row).collect())
+    }
+
+    /// Every conversation of the user with its `last_seq` and the user's read pointer.
+    async fn list_conversation_positions(
+        &self,
+        user_id: &UserId,
+    ) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT c.conversation_id, c.last_seq, m.read_seq FROM members m \
+             JOIN conversations c ON c.conversation_id = m.conversation_id WHERE m.user_id = ?",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    ConversationId(row.get("conversation_id")),
+                    row.get("last_seq"),
+                    row.get("read_seq"),
+                )
+            })
+            .collect())
+    }
+
+    /// Applies a membership or metadata change and appends its system message in the same
+    /// transaction. Adding a present member or removing an absent one changes nothing for
+    /// that user. `NotFound` if the conversation does not exist.
+    async fn update_conversation(
+        &self,
+        conversation_id: &ConversationId,
+        change: ConversationChange,
+        system_message: NewMessage,
+    ) -> StoreResult<Appended> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let last_seq = last_seq_of(&mut transaction, conversation_id).await?;
+        let now = system_message.created_at.millis();
+        match change {
+            ConversationChange::AddMembers(new_members) => {
+                for (user_id, role) in new_members {
+                    // Joining makes history readable but not unread.
+                    sqlx::query(
+                        "INSERT INTO members (conversation_id, user_id, role, joined_at, joined_seq, \
+                         delivered_seq, read_seq) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (conversation_id, user_id) DO NOTHING",
+                    )
+                    .bind(conversation_id.as_str())
+                    .bind(user_id.as_str())
+                    .bind(role.as_str())
+                    .bind(now)
+                    .bind(last_seq + 1)
+                    .bind(last_seq)
+                    .bind(last_seq)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                refresh_member_count(&mut transaction, conversation_id).await?;
+            }
+            ConversationChange::RemoveMember(user_id) => {
+                let role: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM members WHERE conversation_id = ? AND user_id = ? RETURNING role",
+                )
+                .bind(conversation_id.as_str())
+                .bind(user_id.as_str())
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+                if role.as_deref() == Some("owner") {
+                    // The group keeps an owner: the longest-standing admin, else member.
+                    sqlx::query(
+                        "UPDATE members SET role = 'owner' WHERE conversation_id = ?1 AND user_id = \
+                         (SELECT user_id FROM members WHERE conversation_id = ?1 \
+                          ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id LIMIT 1)",
+                    )
+                    .bind(conversation_id.as_str())
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                refresh_member_count(&mut transaction, conversation_id).await?;
+            }
+            ConversationChange::Rename { name, description } => {
+                sqlx::query(
+                    "UPDATE conversations SET name = COALESCE(?, name), \
+                     description = COALESCE(?, description) WHERE conversation_id = ?",
+                )
+                .bind(name)
+                .bind(description)
+                .bind(conversation_id.as_str())
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+            }
+        }
+        let appended = append_in_transaction(&mut transaction, system_message).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(appended)
+    }
+
+    // ---- messages -----------------------------------------------------------------
+
+    /// Appends messages in one transaction (group commit), in the given order, and returns
+    /// one outcome each, in the same order. Gives each new message the next `seq` of its
+    /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
+    /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
+    /// and the first message is returned. Returns only once durably committed.
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        // Within the transaction this connection is the only writer, so `last_seq` can be
+        // read once per conversation and written once at the end.
+        let mut positions: HashMap<ConversationId, (i64, i64)> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in messages {
+            let last_seq = match positions.get(&message.conversation_id) {
+                Some((last_seq, _)) => *last_seq,
+                None => last_seq_of(&mut transaction, &message.conversation_id).await?,
+            };
+            let seq = last_seq + 1;
+            if insert_message(&mut transaction, &message, seq).await? {
+                let activity = positions
+                    .get(&message.conversation_id)
+                    .map_or(0, |(_, activity)| *activity)
+                    .max(message.created_at.millis());
+                positions.insert(message.conversation_id.clone(), (seq, activity));
+                outcomes.push(Appended {
+                    message: message.with_seq(seq),
+                    duplicate: false,
+                });
+            } else {
+                positions
+                    .entry(message.conversation_id.clone())
+                    .or_insert((last_seq, 0));
+                let first = fetch_by_client_id(
+                    &mut transaction,
+                    &message.sender_id,
+                    &message.client_msg_id,
+                )
+                .await?;
+                outcomes.push(Appended {
+                    message: first,
+                    duplicate: true,
+                });
+            }
+        }
+        for (conversation_id, (last_seq, activity)) in &positions {
+            if *activity > 0 {
+                set_last_seq(&mut transaction, conversation_id, *last_seq, *activity).await?;
+            }
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(outcomes)
+    }
+
+    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
+    async fn fetch_messages(
+        &self,
+        conversation_id: &ConversationId,
+        range: SeqRange,
+        from: PageFrom,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let order = match from {
+            PageFrom::Oldest => "ASC",
+            PageFrom::Newest => "DESC",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? \
+             AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
+        ))
+        .bind(conversation_id.as_str())
+        .bind(range.after_seq.unwrap_or(0))
+        .bind(range.before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let mut messages: Vec<Message> = rows.iter().map(message_from_row).collect();
+        if from == PageFrom::Newest {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq`.
+    async fn fetch_senders(
+        &self,
+        conversation_id: &ConversationId,
+        after_seq: i64,
+        up_to_seq: i64,
+    ) -> StoreResult<Vec<UserId>> {
+        let senders: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT sender_id FROM messages \
+             WHERE conversation_id = ? AND seq > ? AND seq <= ? AND content_type != 'system'",
+        )
+        .bind(conversation_id.as_str())
+        .bind(after_seq)
+        .bind(up_to_seq)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(senders.into_iter().map(UserId).collect())
+    }
+
+    // ---- receipts -----------------------------------------------------------------
+
+    /// Moves pointers forward (never back; read implies delivered) and returns those that
+    /// moved. Updates for users no longer members are ignored.
+    async fn update_receipts(
+        &self,
+        updates: Vec<ReceiptUpdate>,
+    ) -> StoreResult<Vec<ReceiptChange>> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let mut changes = Vec::new();
+        for update in updates {
+            let row = sqlx::query(
+                "SELECT m.delivered_seq, m.read_seq, c.last_seq FROM members m \
+                 JOIN conversations c ON c.conversation_id = m.conversation_id \
+                 WHERE m.conversation_id = ? AND m.user_id = ?",
+            )
+            .bind(update.conversation_id.as_str())
+            .bind(update.user_id.as_str())
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(unavailable)?;
+            let Some(row) = row else { continue };
+            let (old_delivered, old_read, last_seq): (i64, i64, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            // Pointers never pass the end: a client cannot pre-read future messages.
+            let read_seq = old_read.max(update.read_seq.min(last_seq));
+            let delivered_seq = old_delivered
+                .max(update.delivered_seq.min(last_seq))
+                .max(read_seq);
+            if read_seq == old_read && delivered_seq == old_delivered {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE members SET delivered_seq = ?, read_seq = ? WHERE conversation_id = ? AND user_id = ?",
+            )
+            .bind(delivered_seq)
+            .bind(read_seq)
+            .bind(update.conversation_id.as_str())
+            .bind(update.user_id.as_str())
+            .execute(&mut *transaction)
+            .await
+            .map_err(unavailable)?;
+            changes.push(ReceiptChange {
+                conversation_id: update.conversation_id,
+                user_id: update.user_id,
+                old_delivered_seq: old_delivered,
+                delivered_seq,
+                old_read_seq: old_read,
+                read_seq,
+            });
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(changes)
+    }
+
+    /// Who has received and read the message `seq` (the sender excluded).
+    async fn fetch_receipts(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<MessageReceipts> {
+        let sender: String = sqlx::query_scalar(
+            "SELECT sender_id FROM messages WHERE conversation_id = ? AND seq = ?",
+        )
+        .bind(conversation_id.as_str())
+        .bind(seq)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let rows = sqlx::query(
+            "SELECT user_id, delivered_seq >= ?2 AS delivered, read_seq >= ?2 AS read FROM members \
+             WHERE conversation_id = ?1 AND user_id != ?3 AND delivered_seq >= ?2 ORDER BY user_id",
+        )
+        .bind(conversation_id.as_str())
+        .bind(seq)
+        .bind(&sender)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let mut receipts = MessageReceipts::default();
+        for row in rows {
+            let user_id = UserId(row.get("user_id"));
+            if row.get::<bool, _>("read") {
+                receipts.read_by.push(user_id.clone());
+            }
+            receipts.delivered_to.push(user_id);
+        }
+        Ok(receipts)
+    }
+}

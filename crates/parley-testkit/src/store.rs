@@ -1,0 +1,675 @@
+//! The `Store` conformance suite. Each function checks one behaviour on an empty store.
+
+use parley_core::ids;
+use parley_core::store::{
+    ConversationChange, ListCursor, NewConversation, NewDevice, NewMessage, PageFrom,
+    ProfileUpdate, ReceiptUpdate, SeqRange, StoreError, UserRecord,
+};
+use parley_core::Store;
+use parley_proto::{
+    ConversationId, ConversationType, DeviceId, Role, SystemEvent, Timestamp, UserId,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Creates a user named `username` and returns its id.
+pub async fn user(store: &Arc<dyn Store>, username: &str) -> UserId {
+    let user_id = ids::new_user_id();
+    store
+        .insert_user(UserRecord {
+            user_id: user_id.clone(),
+            username: username.to_owned(),
+            password_hash: "$argon2id$test".to_owned(),
+            display_name: format!("{username} display"),
+            status_message: None,
+            avatar_url: None,
+            last_seen_visible: true,
+            last_seen_at: None,
+            created_at: Timestamp::now(),
+        })
+        .await
+        .expect("insert user");
+    user_id
+}
+
+/// A text message from `sender_id` with the given client id.
+pub fn text(
+    conversation_id: &ConversationId,
+    sender_id: &UserId,
+    client_msg_id: &str,
+) -> NewMessage {
+    NewMessage {
+        message_id: ids::new_message_id(),
+        conversation_id: conversation_id.clone(),
+        sender_id: sender_id.clone(),
+        sender_device_id: DeviceId::from("d_test"),
+        client_msg_id: client_msg_id.to_owned(),
+        content: format!("hello {client_msg_id}"),
+        content_type: "text".to_owned(),
+        reply_to_seq: None,
+        created_at: Timestamp::now(),
+        system: None,
+    }
+}
+
+fn system(conversation_id: &ConversationId, actor_id: &UserId, event: SystemEvent) -> NewMessage {
+    let mut message = text(
+        conversation_id,
+        actor_id,
+        &format!("system:{}", ids::new_message_id()),
+    );
+    message.content_type = "system".to_owned();
+    message.system = Some(event);
+    message
+}
+
+/// A group owned by the first user with the others as members.
+pub async fn group(store: &Arc<dyn Store>, users: &[UserId]) -> ConversationId {
+    let conversation_id = ids::new_conversation_id();
+    let members = users
+        .iter()
+        .enumerate()
+        .map(|(index, user_id)| {
+            (
+                user_id.clone(),
+                if index == 0 {
+                    Role::Owner
+                } else {
+                    Role::Member
+                },
+            )
+        })
+        .collect();
+    store
+        .insert_conversation(NewConversation {
+            conversation_id: conversation_id.clone(),
+            kind: ConversationType::Group,
+            name: Some("team".into()),
+            description: None,
+            direct_key: None,
+            members,
+            created_at: Timestamp::now(),
+            system_message: Some(system(
+                &conversation_id,
+                &users[0],
+                SystemEvent::GroupCreated {
+                    actor_id: users[0].clone(),
+                    name: "team".into(),
+                    user_ids: users.to_vec(),
+                },
+            )),
+        })
+        .await
+        .expect("insert group");
+    conversation_id
+}
+
+pub async fn users_are_unique_and_searchable(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    user(&store, "alicia").await;
+    user(&store, "bob_x").await;
+    let duplicate = store
+        .insert_user(UserRecord {
+            user_id: ids::new_user_id(),
+            username: "alice".into(),
+            password_hash: "x".into(),
+            display_name: "other".into(),
+            status_message: None,
+            avatar_url: None,
+            last_seen_visible: true,
+            last_seen_at: None,
+            created_at: Timestamp::now(),
+        })
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
+    assert_eq!(
+        store.fetch_user_by_username("alice").await.unwrap().user_id,
+        alice
+    );
+    assert!(matches!(
+        store.fetch_user_by_username("nobody").await,
+        Err(StoreError::NotFound)
+    ));
+    let found: Vec<String> = store
+        .search_users("ali", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|user| user.username)
+        .collect();
+    assert_eq!(found, vec!["alice", "alicia"]);
+    // `_` is literal, not a wildcard.
+    assert_eq!(store.search_users("bob_", 10).await.unwrap().len(), 1);
+    assert!(store.search_users("b_b", 10).await.unwrap().is_empty());
+    let updated = store
+        .update_user(
+            &alice,
+            ProfileUpdate {
+                display_name: Some("Alice A.".into()),
+                status_message: Some(Some("busy".into())),
+                last_seen_visible: Some(false),
+                ..ProfileUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.display_name, "Alice A.");
+    assert_eq!(updated.status_message.as_deref(), Some("busy"));
+    assert!(!store.fetch_user(&alice).await.unwrap().last_seen_visible);
+}
+
+pub async fn sessions_resolve_until_revoked(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let device_id = ids::new_device_id();
+    store
+        .insert_device(NewDevice {
+            device_id: device_id.clone(),
+            user_id: alice.clone(),
+            name: Some("laptop".into()),
+            token_hash: vec![1, 2, 3],
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let session = store.fetch_session(&[1, 2, 3]).await.unwrap();
+    assert_eq!(
+        (session.user_id, session.device_id.clone()),
+        (alice, device_id.clone())
+    );
+    store.delete_device(&device_id).await.unwrap();
+    store.delete_device(&device_id).await.unwrap();
+    assert!(matches!(
+        store.fetch_session(&[1, 2, 3]).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn direct_conversations_are_created_once(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let direct = |first: &UserId, second: &UserId| NewConversation {
+        conversation_id: ids::new_conversation_id(),
+        kind: ConversationType::Direct,
+        name: None,
+        description: None,
+        direct_key: Some(ids::direct_key(first, second)),
+        members: vec![
+            (first.clone(), Role::Member),
+            (second.clone(), Role::Member),
+        ],
+        created_at: Timestamp::now(),
+        system_message: None,
+    };
+    let (first, created) = store
+        .insert_conversation(direct(&alice, &bob))
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created_again) = store
+        .insert_conversation(direct(&bob, &alice))
+        .await
+        .unwrap();
+    assert!(!created_again);
+    assert_eq!(first.conversation_id, again.conversation_id);
+    assert_eq!(first.last_seq, 0);
+    assert_eq!(
+        store
+            .fetch_members(&first.conversation_id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn groups_start_with_their_system_message(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let conversation_id = group(&store, &[alice.clone(), bob]).await;
+    let record = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!((record.last_seq, record.member_count), (1, 2));
+    let messages = store
+        .fetch_messages(&conversation_id, SeqRange::default(), PageFrom::Oldest, 10)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].seq, 1);
+    assert!(matches!(
+        messages[0].system,
+        Some(SystemEvent::GroupCreated { .. })
+    ));
+    let members = store.fetch_members(&conversation_id).await.unwrap();
+    assert_eq!(members[0].user_id, alice);
+    assert_eq!(members[0].role, Role::Owner);
+    assert_eq!(members[0].username.as_deref(), Some("alice"));
+}
+
+pub async fn seq_is_gap_free_under_concurrent_appends(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    let tasks = (0..8).map(|task| {
+        let store = store.clone();
+        let conversation_id = conversation_id.clone();
+        let sender = if task % 2 == 0 {
+            alice.clone()
+        } else {
+            bob.clone()
+        };
+        tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for batch in 0..10 {
+                let messages = (0..5)
+                    .map(|index| {
+                        text(
+                            &conversation_id,
+                            &sender,
+                            &format!("t{task}-b{batch}-{index}"),
+                        )
+                    })
+                    .collect();
+                for appended in store.append_messages(messages).await.unwrap() {
+                    assert!(!appended.duplicate);
+                    seqs.push(appended.message.seq);
+                }
+            }
+            seqs
+        })
+    });
+    let mut all = Vec::new();
+    for seqs in futures::future::join_all(tasks).await {
+        let seqs = seqs.unwrap();
+        assert!(
+            seqs.windows(2).all(|pair| pair[0] < pair[1]),
+            "one task's seqs increase"
+        );
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    let expected: Vec<i64> = (2..=401).collect();
+    assert_eq!(
+        all, expected,
+        "every seq from 2 (1 is the system message) exactly once"
+    );
+    let record = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(record.last_seq, 401);
+}
+
+pub async fn duplicates_return_the_first_message(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    let first = store
+        .append_messages(vec![text(&conversation_id, &alice, "m1")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(!first.duplicate);
+    let mut retry = text(&conversation_id, &alice, "m1");
+    retry.content = "a different body".into();
+    let again = store.append_messages(vec![retry]).await.unwrap().remove(0);
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message, "the first message, unchanged");
+    // The same client id from another sender is another message.
+    let other = store
+        .append_messages(vec![text(&conversation_id, &bob, "m1")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(!other.duplicate);
+    assert_eq!(
+        other.message.seq,
+        first.message.seq + 1,
+        "the duplicate used no seq"
+    );
+}
+
+pub async fn duplicates_within_one_batch_store_once(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let conversation_id = group(&store, &[alice.clone()]).await;
+    let outcomes = store
+        .append_messages(vec![
+            text(&conversation_id, &alice, "a"),
+            text(&conversation_id, &alice, "a"),
+            text(&conversation_id, &alice, "b"),
+        ])
+        .await
+        .unwrap();
+    let seqs: Vec<(i64, bool)> = outcomes
+        .iter()
+        .map(|appended| (appended.message.seq, appended.duplicate))
+        .collect();
+    assert_eq!(seqs, vec![(2, false), (2, true), (3, false)]);
+    assert_eq!(
+        store
+            .fetch_conversation(&conversation_id)
+            .await
+            .unwrap()
+            .last_seq,
+        3
+    );
+}
+
+pub async fn history_ranges_are_exact(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let conversation_id = group(&store, &[alice.clone()]).await;
+    let messages = (0..20)
+        .map(|index| text(&conversation_id, &alice, &format!("h{index}")))
+        .collect();
+    store.append_messages(messages).await.unwrap();
+    let seqs =
+        |messages: Vec<parley_proto::Message>| messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let after = store
+        .fetch_messages(
+            &conversation_id,
+            SeqRange {
+                after_seq: Some(5),
+                before_seq: None,
+            },
+            PageFrom::Oldest,
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs(after), vec![6, 7, 8]);
+    let before = store
+        .fetch_messages(
+            &conversation_id,
+            SeqRange {
+                after_seq: None,
+                before_seq: Some(10),
+            },
+            PageFrom::Newest,
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs(before), vec![7, 8, 9]);
+    let newest = store
+        .fetch_messages(&conversation_id, SeqRange::default(), PageFrom::Newest, 2)
+        .await
+        .unwrap();
+    assert_eq!(seqs(newest), vec![20, 21]);
+    let tail = store
+        .fetch_messages(
+            &conversation_id,
+            SeqRange {
+                after_seq: Some(21),
+                before_seq: None,
+            },
+            PageFrom::Oldest,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(tail.is_empty());
+    let senders = store.fetch_senders(&conversation_id, 0, 21).await.unwrap();
+    assert_eq!(
+        senders,
+        vec![alice],
+        "system messages have no receipts to send"
+    );
+}
+
+pub async fn membership_changes_commit_with_their_system_message(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let carol = user(&store, "carol").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    store
+        .append_messages(vec![text(&conversation_id, &alice, "before carol")])
+        .await
+        .unwrap();
+    let added = store
+        .update_conversation(
+            &conversation_id,
+            ConversationChange::AddMembers(vec![(carol.clone(), Role::Member)]),
+            system(
+                &conversation_id,
+                &alice,
+                SystemEvent::MembersAdded {
+                    actor_id: alice.clone(),
+                    user_ids: vec![carol.clone()],
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.message.seq, 3);
+    let summary = store
+        .fetch_conversation_summary(&conversation_id, &carol)
+        .await
+        .unwrap();
+    assert_eq!(summary.conversation.member_count, 3);
+    assert_eq!(
+        summary.unread_count, 1,
+        "history before joining is not unread; the join message is"
+    );
+    let removed = store
+        .update_conversation(
+            &conversation_id,
+            ConversationChange::RemoveMember(bob.clone()),
+            system(
+                &conversation_id,
+                &alice,
+                SystemEvent::MemberRemoved {
+                    actor_id: alice.clone(),
+                    user_id: bob.clone(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.message.seq, 4);
+    let members: Vec<UserId> = store
+        .fetch_members(&conversation_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.user_id)
+        .collect();
+    assert_eq!(members, vec![alice.clone(), carol]);
+    store
+        .update_conversation(
+            &conversation_id,
+            ConversationChange::Rename {
+                name: Some("renamed".into()),
+                description: None,
+            },
+            system(
+                &conversation_id,
+                &alice,
+                SystemEvent::ConversationRenamed {
+                    actor_id: alice.clone(),
+                    name: Some("renamed".into()),
+                    description: None,
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let record = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(
+        (record.name.as_deref(), record.last_seq, record.member_count),
+        (Some("renamed"), 5, 2)
+    );
+    let missing = store
+        .update_conversation(
+            &ConversationId::from("c_missing"),
+            ConversationChange::Rename {
+                name: Some("x".into()),
+                description: None,
+            },
+            system(
+                &ConversationId::from("c_missing"),
+                &alice,
+                SystemEvent::MemberLeft {
+                    user_id: alice.clone(),
+                },
+            ),
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+pub async fn owner_leaving_hands_over_ownership(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    store
+        .update_conversation(
+            &conversation_id,
+            ConversationChange::RemoveMember(alice.clone()),
+            system(
+                &conversation_id,
+                &alice,
+                SystemEvent::MemberLeft {
+                    user_id: alice.clone(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let members = store.fetch_members(&conversation_id).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        (members[0].user_id.clone(), members[0].role),
+        (bob, Role::Owner)
+    );
+}
+
+pub async fn list_is_newest_first_with_cursor_and_unread(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let mut conversation_ids = Vec::new();
+    for _ in 0..3 {
+        conversation_ids.push(group(&store, &[alice.clone(), bob.clone()]).await);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    // Activity in the oldest conversation moves it to the top.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    store
+        .append_messages(vec![
+            text(&conversation_ids[0], &bob, "x"),
+            text(&conversation_ids[0], &bob, "y"),
+        ])
+        .await
+        .unwrap();
+    let first_page = store.list_conversations(&alice, None, 2).await.unwrap();
+    let ids: Vec<&ConversationId> = first_page
+        .iter()
+        .map(|summary| &summary.conversation.conversation_id)
+        .collect();
+    assert_eq!(ids, vec![&conversation_ids[0], &conversation_ids[2]]);
+    assert_eq!(
+        first_page[0].unread_count, 2,
+        "bob's two messages; alice's own system message is not unread"
+    );
+    assert_eq!(first_page[0].last_message.as_ref().map(|m| m.seq), Some(3));
+    let last = &first_page[1].conversation;
+    let second_page = store
+        .list_conversations(
+            &alice,
+            Some(ListCursor {
+                last_activity_at: last.last_activity_at,
+                conversation_id: last.conversation_id.clone(),
+            }),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second_page.len(), 1);
+    assert_eq!(
+        second_page[0].conversation.conversation_id,
+        conversation_ids[1]
+    );
+    let positions = store.list_conversation_positions(&alice).await.unwrap();
+    assert_eq!(positions.len(), 3);
+}
+
+pub async fn receipts_never_go_back_or_past_the_end(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    let messages = (0..4)
+        .map(|index| text(&conversation_id, &alice, &format!("r{index}")))
+        .collect();
+    store.append_messages(messages).await.unwrap();
+    let update = |delivered_seq, read_seq| ReceiptUpdate {
+        conversation_id: conversation_id.clone(),
+        user_id: bob.clone(),
+        delivered_seq,
+        read_seq,
+    };
+    let changes = store.update_receipts(vec![update(3, 0)]).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].old_delivered_seq, changes[0].delivered_seq),
+        (0, 3)
+    );
+    assert!(
+        store
+            .update_receipts(vec![update(2, 0)])
+            .await
+            .unwrap()
+            .is_empty(),
+        "no step back"
+    );
+    let changes = store.update_receipts(vec![update(0, 99)]).await.unwrap();
+    assert_eq!(
+        (changes[0].read_seq, changes[0].delivered_seq),
+        (5, 5),
+        "clamped to last_seq; read implies delivered"
+    );
+    let receipts = store.fetch_receipts(&conversation_id, 4).await.unwrap();
+    assert_eq!(receipts.read_by, vec![bob.clone()]);
+    assert_eq!(
+        receipts.delivered_to,
+        vec![bob.clone()],
+        "the sender is not listed"
+    );
+    let outsider = user(&store, "mallory").await;
+    let ignored = store
+        .update_receipts(vec![ReceiptUpdate {
+            conversation_id: conversation_id.clone(),
+            user_id: outsider,
+            delivered_seq: 3,
+            read_seq: 3,
+        }])
+        .await
+        .unwrap();
+    assert!(ignored.is_empty(), "non-members have no pointers");
+}
+
+pub async fn non_members_see_nothing(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let mallory = user(&store, "mallory").await;
+    let conversation_id = group(&store, &[alice.clone()]).await;
+    assert!(matches!(
+        store
+            .fetch_conversation_summary(&conversation_id, &mallory)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store
+        .list_conversations(&mallory, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_conversation_positions(&mallory)
+        .await
+        .unwrap()
+        .is_empty());
+    let members: HashSet<UserId> = store
+        .fetch_members(&conversation_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.user_id)
+        .collect();
+    assert!(!members.contains(&mallory));
+}
