@@ -1,0 +1,157 @@
+// DOM helpers. Every user-provided string goes into the page through `textContent` or
+// attribute setters on elements built here; nothing in the client uses innerHTML with data.
+
+/**
+ * Build an element: h('div', {class: 'x', testid: 'y', onclick: fn}, child, 'text', ...).
+ * Strings become text nodes; null/undefined/false children are skipped.
+ */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'testid') el.dataset.testid = value;
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key === 'text') el.textContent = value;
+    else if (key === 'style') for (const [p, v] of Object.entries(value)) el.style.setProperty(p, v);
+    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (value === true) el.setAttribute(key, '');
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.appendChild(child);
+    else el.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const byTestId = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
+
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+const TRAILING = /[.,;:!?)\]}'"]+$/;
+
+/**
+ * Turn text into a fragment of text nodes and <a> elements for http(s) URLs only.
+ * The link text is the URL as written; the href is the parsed, normalised URL.
+ */
+export function linkify(text) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    let raw = match[0];
+    const trail = raw.match(TRAILING);
+    if (trail) {
+      // Keep a closing parenthesis when the URL itself opened one, e.g. wiki links.
+      let cut = trail[0];
+      if (cut.startsWith(')') && raw.slice(0, -cut.length).includes('(')) cut = cut.slice(1);
+      if (cut) raw = raw.slice(0, -cut.length);
+    }
+    let url;
+    try {
+      url = new URL(raw);
+    } catch {
+      continue;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
+    if (match.index > last) frag.appendChild(document.createTextNode(text.slice(last, match.index)));
+    const a = document.createElement('a');
+    a.href = url.href;
+    a.textContent = raw;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    a.dataset.testid = 'message-link';
+    frag.appendChild(a);
+    last = match.index + raw.length;
+  }
+  if (last < text.length) frag.appendChild(document.createTextNode(text.slice(last)));
+  return frag;
+}
+
+const encoder = new TextEncoder();
+export const utf8Length = (text) => encoder.encode(text).length;
+
+export function formatTime(date) {
+  return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+export function dayKey(date) {
+  return `${date.getFullYear()}-${date.getMonth()}-${date.getDate()}`;
+}
+
+export function formatDay(date, now = new Date()) {
+  const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  const that = new Date(date.getFullYear(), date.getMonth(), date.getDate());
+  const days = Math.round((today - that) / 86400000);
+  if (days === 0) return 'Today';
+  if (days === 1) return 'Yesterday';
+  if (days < 7 && days > 0) return date.toLocaleDateString([], { weekday: 'long' });
+  return date.toLocaleDateString([], {
+    day: 'numeric',
+    month: 'long',
+    year: date.getFullYear() === now.getFullYear() ? undefined : 'numeric',
+  });
+}
+
+/** Short time for the conversation list: "14:03", "Yesterday", "Mon", "12/03/26". */
+export function formatListTime(date, now = new Date()) {
+  const label = formatDay(date, now);
+  if (label === 'Today') return formatTime(date);
+  if (label === 'Yesterday') return label;
+  const days = (now - date) / 86400000;
+  if (days < 7) return date.toLocaleDateString([], { weekday: 'short' });
+  return date.toLocaleDateString([], { day: '2-digit', month: '2-digit', year: '2-digit' });
+}
+
+export function formatLastSeen(date, now = new Date()) {
+  const seconds = (now - date) / 1000;
+  if (seconds < 60) return 'last seen just now';
+  if (seconds < 3600) return `last seen ${Math.floor(seconds / 60)} min ago`;
+  const day = formatDay(date, now);
+  if (day === 'Today') return `last seen today at ${formatTime(date)}`;
+  if (day === 'Yesterday') return `last seen yesterday at ${formatTime(date)}`;
+  return `last seen ${day} at ${formatTime(date)}`;
+}
+
+/** Stable pleasant colour for an id. */
+export function colorFor(id) {
+  let hash = 0;
+  for (let i = 0; i < id.length; i++) hash = (hash * 31 + id.charCodeAt(i)) | 0;
+  const hue = Math.abs(hash) % 360;
+  return `hsl(${hue} 55% 52%)`;
+}
+
+export function initials(name) {
+  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
+  return letters.toUpperCase();
+}
+
+export function avatar(id, name, extraClass = '') {
+  return h('div', {
+    class: `avatar ${extraClass}`.trim(),
+    'aria-hidden': 'true',
+    style: { 'background-color': colorFor(id || name || '?') },
+    text: initials(name),
+  });
+}
+
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+export function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
