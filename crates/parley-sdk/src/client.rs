@@ -74,10 +74,22 @@ impl Client {
     /// A client for the same server sharing the connection pool, using `token`
     /// (e.g. one saved from an earlier login).
     pub fn with_token(&self, token: impl Into<String>) -> Self {
-        let client = Self::with_http_client(&self.inner.base_url, self.inner.http.clone())
-            .expect("the base URL was valid for self");
+        let client = self.new_session();
         client.set_token(Some(token.into()));
         client
+    }
+
+    /// A client for the same server sharing the connection pool, not logged in: for
+    /// acting as several users from one process.
+    pub fn new_session(&self) -> Self {
+        Self {
+            inner: Arc::new(ClientInner {
+                http: self.inner.http.clone(),
+                base_url: self.inner.base_url.clone(),
+                api_base: self.inner.api_base.clone(),
+                session: RwLock::new(SessionState::default()),
+            }),
+        }
     }
 
     /// The server's base URL, as given (without a trailing slash).
