@@ -1,0 +1,504 @@
+//! The `parley` command-line client: account, conversations, messages, live chat, bench.
+//!
+//! [`Command`] is the clap subcommand set that the `parley` binary embeds next to
+//! `serve`; [`run`] executes one against the server given by the binary's global
+//! `--server`. Login state lives in [`session`]; everything else goes through
+//! `parley-sdk`, so the CLI holds no protocol logic of its own.
+
+mod chat;
+pub mod output;
+pub mod session;
+
+use anyhow::{bail, Context as _};
+use output::NameBook;
+use parley_sdk::proto::rest::SendMessageRequest;
+use parley_sdk::proto::{ConversationId, PublicProfile, UserId};
+use parley_sdk::Client;
+use session::Session;
+
+/// `parley <command>`: everything a person or a script does as a client.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create an account and log in with it.
+    Register {
+        /// 3-32 characters of a-z, 0-9, `_` and `.`.
+        username: String,
+        /// The name others see (defaults to the username).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// For scripts; prompted for when absent.
+        #[arg(long, env = "PARLEY_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Log in (a new device) and keep the token in the config directory.
+    Login {
+        username: String,
+        /// For scripts; prompted for when absent.
+        #[arg(long, env = "PARLEY_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// How this device shows up in the device list.
+        #[arg(long, default_value = "parley cli")]
+        device_name: String,
+    },
+    /// Revoke the token everywhere and forget it.
+    Logout,
+    /// Show who is logged in.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search users by username or display name.
+    Users {
+        query: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List conversations, newest activity first.
+    Conversations {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a direct chat or a group.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Send a text message.
+    Send {
+        conversation_id: String,
+        /// The text (several words are joined with spaces).
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Show messages, oldest first.
+    History {
+        conversation_id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only messages before this seq (page backwards).
+        #[arg(long)]
+        before: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a conversation read up to a seq.
+    Read { conversation_id: String, seq: i64 },
+    /// Open a conversation live: print what arrives, send each line typed.
+    Chat {
+        conversation_id: String,
+        /// Messages of history to show first.
+        #[arg(long, default_value_t = 20)]
+        history: u32,
+    },
+    /// Load-test a server (see `parley bench --help`).
+    Bench {
+        #[command(flatten)]
+        args: parley_loadgen::BenchArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `parley create …`
+#[derive(Debug, clap::Subcommand)]
+pub enum CreateCommand {
+    /// A direct chat with one user (returns the existing one if there is one).
+    Direct {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A group with you as owner.
+    Group {
+        name: String,
+        /// Usernames of the other members.
+        usernames: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one command against `server` (e.g. `http://127.0.0.1:8080`).
+pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
+    let server = session::normalize_server(server);
+    match command {
+        Command::Register {
+            username,
+            display_name,
+            password,
+        } => {
+            let password = match password {
+                Some(password) => password,
+                None => prompt_new_password()?,
+            };
+            let client = Client::new(&server)?;
+            let auth = client
+                .register(&username, &password, display_name.as_deref())
+                .await
+                .with_context(|| format!("registering {username}"))?;
+            let path = save_session(&server, &username, &auth)?;
+            println!(
+                "registered {username} ({}), logged in; session saved to {}",
+                auth.user_id,
+                path.display()
+            );
+        }
+        Command::Login {
+            username,
+            password,
+            device_name,
+        } => {
+            let password = match password {
+                Some(password) => password,
+                None => prompt_password(&format!("password for {username}: "))?,
+            };
+            let client = Client::new(&server)?;
+            let auth = client
+                .login_device(&username, &password, Some(&device_name))
+                .await
+                .with_context(|| format!("logging in as {username}"))?;
+            let path = save_session(&server, &username, &auth)?;
+            println!(
+                "logged in as {username} (device {}); session saved to {}",
+                auth.device_id,
+                path.display()
+            );
+        }
+        Command::Logout => {
+            let dir = session::config_dir()?;
+            let Some(saved) = session::load(&dir)? else {
+                println!("not logged in");
+                return Ok(());
+            };
+            let client = Client::new(&saved.server)?.with_token(saved.token.clone());
+            match client.logout().await {
+                Ok(()) => {}
+                // Already revoked: forgetting it locally is all that is left to do.
+                Err(error) if error.status() == Some(401) => {}
+                Err(error) => return Err(error).context("logging out"),
+            }
+            session::remove(&dir)?;
+            println!("logged out {}", saved.username);
+        }
+        Command::Whoami { json } => {
+            let (client, saved) = logged_in(&server)?;
+            let profile = client.me().await.context("fetching your profile")?;
+            if json {
+                print_json(&profile)?;
+            } else {
+                println!(
+                    "{} ({}) user {} device {} on {}",
+                    profile.username,
+                    profile.display_name,
+                    profile.user_id,
+                    saved.device_id,
+                    saved.server
+                );
+                if let Some(status_message) = profile.status_message {
+                    println!("status: {status_message}");
+                }
+            }
+        }
+        Command::Users { query, json } => {
+            let (client, _) = logged_in(&server)?;
+            let users = client
+                .search_users(&query)
+                .await
+                .context("searching users")?;
+            if json {
+                print_json(&users)?;
+            } else if users.is_empty() {
+                println!("no users match {query:?}");
+            } else {
+                for profile in &users {
+                    println!("{}", output::user_line(profile));
+                }
+            }
+        }
+        Command::Conversations { limit, json } => {
+            let (client, saved) = logged_in(&server)?;
+            let list = client
+                .conversations(None, Some(limit))
+                .await
+                .context("listing conversations")?;
+            if json {
+                print_json(&list)?;
+            } else if list.conversations.is_empty() {
+                println!("no conversations yet: try `parley create direct <username>`");
+            } else {
+                for conversation in &list.conversations {
+                    println!(
+                        "{}",
+                        output::conversation_line(conversation, &saved.user_id)
+                    );
+                }
+            }
+        }
+        Command::Create(create) => {
+            let (client, saved) = logged_in(&server)?;
+            let (conversation, json) = match create {
+                CreateCommand::Direct { username, json } => {
+                    let user = resolve_username(&client, &username).await?;
+                    (client.create_direct(&user.user_id).await?, json)
+                }
+                CreateCommand::Group {
+                    name,
+                    usernames,
+                    json,
+                } => {
+                    let mut member_ids: Vec<UserId> = Vec::with_capacity(usernames.len());
+                    for username in &usernames {
+                        member_ids.push(resolve_username(&client, username).await?.user_id);
+                    }
+                    (client.create_group(&name, &member_ids).await?, json)
+                }
+            };
+            if json {
+                print_json(&conversation)?;
+            } else {
+                println!(
+                    "{}",
+                    output::conversation_line(&conversation, &saved.user_id)
+                );
+            }
+        }
+        Command::Send {
+            conversation_id,
+            text,
+        } => {
+            let (client, _) = logged_in(&server)?;
+            let request = SendMessageRequest {
+                client_msg_id: parley_sdk::new_client_msg_id(),
+                content: text.join(" "),
+                content_type: None,
+                reply_to_seq: None,
+            };
+            let message = client
+                .send_rest(&ConversationId::from(conversation_id), &request)
+                .await
+                .context("sending")?;
+            println!("sent #{} in {}", message.seq, message.conversation_id);
+        }
+        Command::History {
+            conversation_id,
+            limit,
+            before,
+            json,
+        } => {
+            let (client, _) = logged_in(&server)?;
+            let conversation_id = ConversationId::from(conversation_id);
+            let page = client
+                .history(&conversation_id, before, None, Some(limit))
+                .await
+                .context("fetching history")?;
+            if json {
+                print_json(&page)?;
+            } else {
+                let conversation = client.conversation(&conversation_id).await?;
+                let names = NameBook::from_members(conversation.members.as_deref().unwrap_or(&[]));
+                if page.has_more {
+                    let oldest = page.messages.first().map_or(0, |message| message.seq);
+                    println!("… older messages: --before {oldest}");
+                }
+                for message in &page.messages {
+                    println!("{}", output::message_line(message, &names));
+                }
+            }
+        }
+        Command::Read {
+            conversation_id,
+            seq,
+        } => {
+            let (client, _) = logged_in(&server)?;
+            client
+                .mark_read(&ConversationId::from(conversation_id), seq)
+                .await
+                .context("marking read")?;
+            println!("read up to #{seq}");
+        }
+        Command::Chat {
+            conversation_id,
+            history,
+        } => {
+            let (client, saved) = logged_in(&server)?;
+            chat::run_chat(
+                client,
+                saved,
+                ConversationId::from(conversation_id),
+                history,
+            )
+            .await?;
+        }
+        Command::Bench { args, json } => {
+            let is_traffic = args.mode == parley_loadgen::Mode::Traffic;
+            let report = parley_loadgen::run(&server, args).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
+            if is_traffic && !report.is_clean() {
+                bail!(
+                    "the run lost {} deliveries, duplicated {}, left {} sends unacknowledged",
+                    report.lost,
+                    report.duplicated,
+                    report.unacked
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn save_session(
+    server: &str,
+    username: &str,
+    auth: &parley_sdk::proto::rest::AuthResponse,
+) -> anyhow::Result<std::path::PathBuf> {
+    let saved = Session {
+        server: server.to_owned(),
+        username: username.to_owned(),
+        user_id: auth.user_id.to_string(),
+        device_id: auth.device_id.to_string(),
+        token: auth.token.clone(),
+    };
+    session::save(&session::config_dir()?, &saved)
+}
+
+/// The saved session for `server` and a client using it.
+fn logged_in(server: &str) -> anyhow::Result<(Client, Session)> {
+    let dir = session::config_dir()?;
+    let Some(saved) = session::load(&dir)? else {
+        bail!("not logged in: run `parley login <username>` first");
+    };
+    if saved.server != server {
+        bail!(
+            "your session is for {}, not {server}: run `parley --server {server} login <username>`",
+            saved.server
+        );
+    }
+    let client = Client::new(server)?.with_token(saved.token.clone());
+    Ok((client, saved))
+}
+
+/// The user with exactly this username (search may return partial matches).
+async fn resolve_username(client: &Client, username: &str) -> anyhow::Result<PublicProfile> {
+    let candidates = client
+        .search_users(username)
+        .await
+        .with_context(|| format!("looking up {username}"))?;
+    pick_exact_username(candidates, username)
+}
+
+fn pick_exact_username(
+    candidates: Vec<PublicProfile>,
+    username: &str,
+) -> anyhow::Result<PublicProfile> {
+    let wanted = username.trim_start_matches('@').to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .find(|profile| profile.username == wanted)
+        .with_context(|| format!("no user named {username}"))
+}
+
+fn prompt_password(prompt: &str) -> anyhow::Result<String> {
+    rpassword::prompt_password(prompt).context(
+        "cannot read a password without a terminal: pass --password or set PARLEY_PASSWORD",
+    )
+}
+
+fn prompt_new_password() -> anyhow::Result<String> {
+    let password = prompt_password("new password: ")?;
+    let repeated = prompt_password("repeat password: ")?;
+    if password != repeated {
+        bail!("the passwords differ");
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Harness {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn parse(arguments: &[&str]) -> Command {
+        Harness::try_parse_from(std::iter::once("parley").chain(arguments.iter().copied()))
+            .unwrap_or_else(|error| panic!("{arguments:?}: {error}"))
+            .command
+    }
+
+    /// The documented command lines parse into the expected commands.
+    #[test]
+    fn command_lines_parse() {
+        assert!(matches!(
+            parse(&["register", "alice", "--display-name", "Alice", "--password", "pw"]),
+            Command::Register { ref username, ref display_name, ref password }
+                if username == "alice" && display_name.as_deref() == Some("Alice") && password.as_deref() == Some("pw")
+        ));
+        assert!(matches!(
+            parse(&["create", "group", "team", "bob", "carol"]),
+            Command::Create(CreateCommand::Group { ref name, ref usernames, json: false })
+                if name == "team" && usernames.len() == 2
+        ));
+        assert!(matches!(
+            parse(&["create", "direct", "bob", "--json"]),
+            Command::Create(CreateCommand::Direct { json: true, .. })
+        ));
+        assert!(matches!(
+            parse(&["send", "c_1", "hello", "there"]),
+            Command::Send { ref text, .. } if text.join(" ") == "hello there"
+        ));
+        assert!(matches!(
+            parse(&["history", "c_1", "--limit", "5", "--before", "40"]),
+            Command::History {
+                limit: 5,
+                before: Some(40),
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&["read", "c_1", "7"]),
+            Command::Read { seq: 7, .. }
+        ));
+        assert!(matches!(
+            parse(&["bench", "--mode", "idle", "--connections", "10", "--json"]),
+            Command::Bench { json: true, ref args } if args.connections == 10
+        ));
+        assert!(Harness::try_parse_from(["parley", "send", "c_1"]).is_err());
+    }
+
+    fn profile(username: &str) -> PublicProfile {
+        PublicProfile {
+            user_id: UserId::from(format!("u_{username}")),
+            username: username.into(),
+            display_name: username.to_uppercase(),
+            status_message: None,
+            avatar_url: None,
+        }
+    }
+
+    /// Search results are prefix matches; only the exact username is taken.
+    #[test]
+    fn usernames_resolve_exactly() {
+        let candidates = vec![profile("bobby"), profile("bob"), profile("bo")];
+        assert_eq!(
+            pick_exact_username(candidates.clone(), "@Bob")
+                .unwrap()
+                .user_id,
+            UserId::from("u_bob")
+        );
+        assert!(pick_exact_username(candidates, "b").is_err());
+    }
+}

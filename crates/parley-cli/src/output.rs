@@ -1,0 +1,214 @@
+//! How the CLI shows things to people: one line per message, conversation or user.
+//!
+//! Pure formatting over proto types and a name book (user id → display name), so the
+//! look is unit-tested and every command prints the same way. Times are shown in the
+//! local zone. `--json` output does not come through here: it prints the proto types.
+
+use chrono::{Local, TimeZone};
+use parley_sdk::proto::{
+    Conversation, ConversationType, Member, Message, PublicProfile, Timestamp,
+};
+use std::collections::HashMap;
+
+/// Display names of the people in a conversation, by user id.
+#[derive(Clone, Debug, Default)]
+pub struct NameBook {
+    names: HashMap<String, String>,
+}
+
+impl NameBook {
+    /// From a conversation's member list (username preferred, else display name, else id).
+    pub fn from_members(members: &[Member]) -> Self {
+        let names = members
+            .iter()
+            .map(|member| {
+                let name = member
+                    .username
+                    .clone()
+                    .or_else(|| member.display_name.clone())
+                    .unwrap_or_else(|| member.user_id.to_string());
+                (member.user_id.to_string(), name)
+            })
+            .collect();
+        Self { names }
+    }
+
+    /// The name to show for `user_id` (the id itself when unknown).
+    pub fn name<'a>(&'a self, user_id: &'a str) -> &'a str {
+        self.names.get(user_id).map_or(user_id, String::as_str)
+    }
+}
+
+/// `HH:MM:SS` in the local time zone.
+pub fn clock_time(timestamp: Timestamp) -> String {
+    match Local.timestamp_millis_opt(timestamp.millis()).single() {
+        Some(local) => local.format("%H:%M:%S").to_string(),
+        None => timestamp.to_rfc3339(),
+    }
+}
+
+/// `#12 10:00:01 alice: Hello!` (system messages in brackets).
+pub fn message_line(message: &Message, names: &NameBook) -> String {
+    let time = clock_time(message.created_at);
+    if message.content_type == "system" {
+        return format!("#{} {time} [{}]", message.seq, message.content);
+    }
+    format!(
+        "#{} {time} {}: {}",
+        message.seq,
+        names.name(message.sender_id.as_str()),
+        message.content
+    )
+}
+
+/// The title of a conversation: the group's name, or for a direct chat the other member.
+pub fn conversation_title(conversation: &Conversation, own_user_id: &str) -> String {
+    if let Some(name) = &conversation.name {
+        return name.clone();
+    }
+    let other_member = conversation.members.as_ref().and_then(|members| {
+        members
+            .iter()
+            .find(|member| member.user_id.as_str() != own_user_id)
+    });
+    match other_member {
+        Some(member) => member
+            .username
+            .clone()
+            .or_else(|| member.display_name.clone())
+            .unwrap_or_else(|| member.user_id.to_string()),
+        None => "(direct)".into(),
+    }
+}
+
+/// One line of `parley conversations`.
+pub fn conversation_line(conversation: &Conversation, own_user_id: &str) -> String {
+    let kind = match conversation.kind {
+        ConversationType::Direct => "direct",
+        ConversationType::Group => "group ",
+    };
+    let unread = if conversation.unread_count > 0 {
+        format!("  {} unread", conversation.unread_count)
+    } else {
+        String::new()
+    };
+    let preview = conversation
+        .last_message
+        .as_ref()
+        .map(|message| format!("  “{}”", shorten(&message.content, 40)))
+        .unwrap_or_default();
+    format!(
+        "{}  {kind}  {}  ({} members, last #{}){unread}{preview}",
+        conversation.conversation_id,
+        conversation_title(conversation, own_user_id),
+        conversation.member_count,
+        conversation.last_seq,
+    )
+}
+
+/// One line of `parley users`.
+pub fn user_line(profile: &PublicProfile) -> String {
+    let status = profile
+        .status_message
+        .as_deref()
+        .map(|status| format!("  — {status}"))
+        .unwrap_or_default();
+    format!(
+        "{}  {} ({}){status}",
+        profile.user_id, profile.username, profile.display_name
+    )
+}
+
+/// At most `limit` characters, with an ellipsis when cut; newlines flattened.
+pub fn shorten(text: &str, limit: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|character| if character == '\n' { ' ' } else { character })
+        .collect();
+    if flat.chars().count() <= limit {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(limit.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_sdk::proto::{ConversationId, DeviceId, MessageId, Role, UserId};
+
+    fn member(user_id: &str, username: &str) -> Member {
+        Member {
+            user_id: UserId::from(user_id),
+            role: Role::Member,
+            joined_at: Timestamp(0),
+            username: Some(username.into()),
+            display_name: None,
+        }
+    }
+
+    fn message(seq: i64, sender: &str, content: &str, content_type: &str) -> Message {
+        Message {
+            message_id: MessageId::from("m"),
+            conversation_id: ConversationId::from("c_1"),
+            seq,
+            sender_id: UserId::from(sender),
+            sender_device_id: DeviceId::from("d"),
+            client_msg_id: "x".into(),
+            content: content.into(),
+            content_type: content_type.into(),
+            reply_to_seq: None,
+            created_at: Timestamp(0),
+            system: None,
+        }
+    }
+
+    /// Messages show seq, sender name (or id when unknown) and content.
+    #[test]
+    fn message_lines_use_names() {
+        let names = NameBook::from_members(&[member("u_1", "alice")]);
+        let line = message_line(&message(3, "u_1", "hi", "text"), &names);
+        assert!(line.starts_with("#3 "), "{line}");
+        assert!(line.ends_with(" alice: hi"), "{line}");
+        let unknown = message_line(&message(4, "u_9", "yo", "text"), &names);
+        assert!(unknown.ends_with(" u_9: yo"), "{unknown}");
+        let system = message_line(
+            &message(1, "u_1", "alice created the group", "system"),
+            &names,
+        );
+        assert!(system.ends_with("[alice created the group]"), "{system}");
+    }
+
+    /// A direct chat is titled by the other member.
+    #[test]
+    fn direct_conversations_are_titled_by_the_other_member() {
+        let conversation = Conversation {
+            conversation_id: ConversationId::from("c_1"),
+            kind: ConversationType::Direct,
+            name: None,
+            description: None,
+            members: Some(vec![member("u_1", "alice"), member("u_2", "bob")]),
+            member_count: 2,
+            created_at: Timestamp(0),
+            last_activity_at: Timestamp(0),
+            last_seq: 5,
+            last_message: Some(message(5, "u_2", "see you\ntomorrow", "text")),
+            unread_count: 2,
+            last_read_seq: 3,
+            muted_until: None,
+        };
+        assert_eq!(conversation_title(&conversation, "u_1"), "bob");
+        assert_eq!(conversation_title(&conversation, "u_2"), "alice");
+        let line = conversation_line(&conversation, "u_1");
+        assert!(line.contains("bob"), "{line}");
+        assert!(line.contains("2 unread"), "{line}");
+        assert!(line.contains("“see you tomorrow”"), "{line}");
+    }
+
+    #[test]
+    fn shorten_cuts_on_characters() {
+        assert_eq!(shorten("héllo", 10), "héllo");
+        assert_eq!(shorten("héllo wörld", 6), "héllo…");
+    }
+}
