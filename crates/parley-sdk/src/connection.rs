@@ -950,9 +950,9 @@ impl Driver {
                     created_at,
                 };
                 self.outbox.acknowledge(&ack);
-                // Our own message: seen by this device, and the server knows we have it.
+                // Our own message counts as seen (the cursor must not stall on it); it is
+                // not acknowledged on its own, only as part of the next `ack` batch.
                 self.tracker.observe(&ack.conversation_id, ack.seq);
-                self.tracker.mark_acknowledged(&ack.conversation_id);
                 Event::MsgAck(ack)
             }
             ServerFrame::NewMessage(message) => {
