@@ -168,3 +168,51 @@ test('search filters the list and finds people', async () => {
   await a.getByTestId('search-input').press('Escape');
   await a.getByTestId('search-results').waitFor({ state: 'hidden' });
 });
+
+test('notifications: asked politely, shown for messages while the tab is hidden', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  // A stand-in Notification API that records what the app shows.
+  await a.evaluate(() => {
+    window.__notes = [];
+    class FakeNotification {
+      static permission = 'default';
+      static async requestPermission() {
+        FakeNotification.permission = 'granted';
+        return 'granted';
+      }
+      constructor(title, options) {
+        window.__notes.push({ title, body: options && options.body });
+      }
+      close() {}
+    }
+    window.Notification = FakeNotification;
+  });
+  // Re-evaluate the banner with the stand-in in place: switching chats re-renders it.
+  await a.evaluate(() => localStorage.removeItem('parley.notify.dismissed'));
+  await a.getByTestId('notify-banner').waitFor();
+  await a.getByTestId('notify-enable').click();
+  await a.getByTestId('notify-banner').waitFor({ state: 'hidden' });
+
+  await a.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await sendText(b, 'Ping while you are away');
+  await until(async () => (await a.evaluate(() => window.__notes.length)) === 1, { message: 'one notification' });
+  const [note] = await a.evaluate(() => window.__notes);
+  assert.equal(note.title, 'Bob Builder');
+  assert.equal(note.body, 'Ping while you are away');
+  // Hidden tab: the message is not marked read, so Bob still sees it as delivered.
+  await waitForStatus(b, 'Ping while you are away', 'delivered');
+  await until(async () => (await a.title()) === '(1) parley', { message: 'unread in title while hidden' });
+
+  await a.evaluate(() => {
+    delete document.visibilityState;
+    delete document.hidden;
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await waitForStatus(b, 'Ping while you are away', 'read');
+  await until(async () => (await a.title()) === 'parley', { message: 'read after coming back' });
+});

@@ -125,6 +125,7 @@ export async function openApp(browser, url, { viewport = DESKTOP, name = 'page' 
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[${name}] page error:`, err.message));
   page.on('console', (msg) => {
+    if (/Failed to load resource/.test(msg.text())) return; // expected 401/409 answers
     if (msg.type() === 'error' || msg.type() === 'warning') console.error(`[${name}] console.${msg.type()}:`, msg.text());
   });
   await page.goto('/');
@@ -229,4 +230,20 @@ export async function until(fn, { timeout = 10000, interval = 100, message = 'co
     await sleep(interval);
   }
   throw new Error(`Timed out waiting for ${message} (last: ${JSON.stringify(last)})`);
+}
+
+/** REST call from the test process (for seeding data quickly). */
+export async function rest(url, method, path, { token, body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(`${url}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return data;
+}
+
+export async function registerApi(url, username, displayName) {
+  return rest(url, 'POST', '/auth/register', { body: { username, password: PASSWORD, display_name: displayName } });
 }
