@@ -1,0 +1,224 @@
+//! The connection hub: which sockets of this node belong to which user and device, and
+//! who watches whose presence.
+//!
+//! The dispatcher task reads this node's bus events and hands each frame to the matching
+//! connections' outbound queues without waiting: a socket whose queue is full is closed
+//! (its device resumes with `sync`), so one slow reader never stalls anyone else.
+
+use axum::extract::ws::Utf8Bytes;
+use parking_lot::RwLock;
+use parley_core::{BusEvent, Chat};
+use parley_proto::{DeviceId, UserId};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
+
+/// What a connection task is asked to write.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A serialized server frame; for messages, with its commit time (ms) for the
+    /// delivery-latency histogram.
+    Frame(Utf8Bytes, Option<i64>),
+    /// Close the socket with this code and reason.
+    Close(u16, &'static str),
+}
+
+struct ConnectionEntry {
+    user_id: UserId,
+    device_id: DeviceId,
+    outbound: mpsc::Sender<Outbound>,
+    /// Woken when the queue overflowed: the connection must go.
+    evict: Arc<Notify>,
+    watching: Vec<UserId>,
+}
+
+#[derive(Default)]
+struct Registry {
+    connections: HashMap<u64, ConnectionEntry>,
+    by_user: HashMap<UserId, Vec<u64>>,
+    presence_watchers: HashMap<UserId, HashSet<u64>>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    registry: RwLock<Registry>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// A process-unique connection id, mixed with a random node prefix so ids from
+    /// several nodes do not collide in a shared presence registry.
+    pub fn next_connection_id(&self) -> u64 {
+        static NODE_PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let prefix = *NODE_PREFIX.get_or_init(|| {
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos() as u64)
+                .unwrap_or(0);
+            (seed ^ u64::from(std::process::id())) << 32
+        });
+        prefix ^ self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn register(
+        &self,
+        connection_id: u64,
+        user_id: UserId,
+        device_id: DeviceId,
+        outbound: mpsc::Sender<Outbound>,
+        evict: Arc<Notify>,
+    ) {
+        let mut registry = self.registry.write();
+        registry
+            .by_user
+            .entry(user_id.clone())
+            .or_default()
+            .push(connection_id);
+        registry.connections.insert(
+            connection_id,
+            ConnectionEntry {
+                user_id,
+                device_id,
+                outbound,
+                evict,
+                watching: Vec::new(),
+            },
+        );
+        metrics::gauge!("parley_connections").set(registry.connections.len() as f64);
+    }
+
+    pub fn unregister(&self, connection_id: u64) {
+        let mut registry = self.registry.write();
+        let Some(entry) = registry.connections.remove(&connection_id) else {
+            return;
+        };
+        if let Some(ids) = registry.by_user.get_mut(&entry.user_id) {
+            ids.retain(|id| *id != connection_id);
+            if ids.is_empty() {
+                registry.by_user.remove(&entry.user_id);
+            }
+        }
+        for watched in entry.watching {
+            unwatch(&mut registry, &watched, connection_id);
+        }
+        metrics::gauge!("parley_connections").set(registry.connections.len() as f64);
+    }
+
+    /// Replaces the set of users whose presence this connection receives.
+    pub fn watch_presence(&self, connection_id: u64, user_ids: Vec<UserId>) {
+        let mut registry = self.registry.write();
+        let Some(entry) = registry.connections.get_mut(&connection_id) else {
+            return;
+        };
+        let previous = std::mem::replace(&mut entry.watching, user_ids.clone());
+        for watched in previous {
+            unwatch(&mut registry, &watched, connection_id);
+        }
+        for watched in user_ids {
+            registry
+                .presence_watchers
+                .entry(watched)
+                .or_default()
+                .insert(connection_id);
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.registry.read().connections.len()
+    }
+
+    /// Asks every connection to close (shutdown).
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        let registry = self.registry.read();
+        for entry in registry.connections.values() {
+            if entry
+                .outbound
+                .try_send(Outbound::Close(code, reason))
+                .is_err()
+            {
+                entry.evict.notify_one();
+            }
+        }
+    }
+
+    fn dispatch(&self, chat: &Chat, event: BusEvent) {
+        chat.on_bus_event(&event);
+        match event {
+            BusEvent::Deliver {
+                user_ids,
+                except_device,
+                frame,
+                created_at_ms,
+            } => {
+                let frame = Utf8Bytes::from(&*frame);
+                let registry = self.registry.read();
+                for user_id in user_ids.iter() {
+                    let Some(connection_ids) = registry.by_user.get(user_id) else {
+                        continue;
+                    };
+                    for connection_id in connection_ids {
+                        let Some(entry) = registry.connections.get(connection_id) else {
+                            continue;
+                        };
+                        if except_device.as_ref() == Some(&entry.device_id) {
+                            continue;
+                        }
+                        offer(entry, Outbound::Frame(frame.clone(), created_at_ms));
+                    }
+                }
+            }
+            BusEvent::Presence { user_id, frame } => {
+                let frame = Utf8Bytes::from(&*frame);
+                let registry = self.registry.read();
+                if let Some(watchers) = registry.presence_watchers.get(&user_id) {
+                    for connection_id in watchers {
+                        if let Some(entry) = registry.connections.get(connection_id) {
+                            offer(entry, Outbound::Frame(frame.clone(), None));
+                        }
+                    }
+                }
+            }
+            BusEvent::CloseDevice { device_id } => {
+                let registry = self.registry.read();
+                for entry in registry.connections.values() {
+                    if entry.device_id == device_id {
+                        offer(entry, Outbound::Close(4001, "token revoked"));
+                    }
+                }
+            }
+            BusEvent::MembershipChanged { .. } => {}
+        }
+    }
+}
+
+fn unwatch(registry: &mut Registry, watched: &UserId, connection_id: u64) {
+    if let Some(watchers) = registry.presence_watchers.get_mut(watched) {
+        watchers.remove(&connection_id);
+        if watchers.is_empty() {
+            registry.presence_watchers.remove(watched);
+        }
+    }
+}
+
+/// Queues without waiting; a full queue evicts the connection.
+fn offer(entry: &ConnectionEntry, outbound: Outbound) {
+    match entry.outbound.try_send(outbound) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics::counter!("parley_slow_consumer_evictions_total").increment(1);
+            entry.evict.notify_one();
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+/// Starts the task that feeds this node's bus events to its connections.
+pub fn spawn_dispatcher(hub: Arc<Hub>, chat: Chat) {
+    let mut events = chat.bus().subscribe();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            hub.dispatch(&chat, event);
+        }
+    });
+}

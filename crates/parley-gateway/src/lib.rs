@@ -1,0 +1,105 @@
+//! The gateway: parley's HTTP and WebSocket edge.
+//!
+//! Turns REST calls and WebSocket frames into calls on `parley_core::Chat`, and bus events
+//! into frames on the right sockets. Owns authentication of requests, per-connection
+//! limits, heartbeats, the connection [`hub`], the embedded web client and `/metrics`.
+//! Holds no durable state: a gateway can die at any time and clients resume with `sync`.
+
+pub mod error;
+pub mod hub;
+pub mod rest;
+pub mod web;
+pub mod ws;
+
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use parley_core::Chat;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of the edge (the core's are in `CoreConfig`).
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Largest WebSocket text frame accepted; larger ones get `frame_too_large`.
+    pub max_frame_bytes: usize,
+    /// A connection silent this long is dropped.
+    pub heartbeat_timeout: Duration,
+    /// Frames queued for one slow socket before it is dropped (it will `sync` back).
+    pub outbound_queue: usize,
+    /// A connection that has not authenticated within this time is closed.
+    pub auth_timeout: Duration,
+    /// Register/login attempts per minute from one IP address.
+    pub auth_attempts_per_minute: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: parley_proto::limits::MAX_FRAME_BYTES,
+            heartbeat_timeout: Duration::from_secs(parley_proto::limits::HEARTBEAT_TIMEOUT_SECS),
+            outbound_queue: 1024,
+            auth_timeout: Duration::from_secs(10),
+            auth_attempts_per_minute: 30,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub chat: Chat,
+    pub hub: Arc<hub::Hub>,
+    pub config: Arc<GatewayConfig>,
+    pub metrics: Option<PrometheusHandle>,
+    auth_limiter: Arc<parley_core::ratelimit::RateLimiter<std::net::IpAddr>>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Wires the gateway to the core and starts dispatching this node's bus events.
+    pub fn new(chat: Chat, config: GatewayConfig, metrics: Option<PrometheusHandle>) -> Self {
+        let hub = Arc::new(hub::Hub::default());
+        hub::spawn_dispatcher(hub.clone(), chat.clone());
+        Self {
+            auth_limiter: Arc::new(parley_core::ratelimit::RateLimiter::per_minute(
+                config.auth_attempts_per_minute,
+            )),
+            chat,
+            hub,
+            config: Arc::new(config),
+            metrics,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown, after the listener stopped accepting: every socket finishes its
+    /// in-flight sends and gets a close frame; then queued commits and receipts are written.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.hub.close_all(1001, "server shutting down");
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.chat.shutdown().await;
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", rest::routes(state.config.max_frame_bytes))
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz))
+        .route("/metrics", get(rest::metrics))
+        .fallback(web::static_file)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

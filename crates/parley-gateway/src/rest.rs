@@ -1,0 +1,439 @@
+//! The REST API, prefix `/api/v1`, plus `/healthz`, `/readyz` and `/metrics`.
+//!
+//! Each handler authenticates (except register and login), calls one `Chat` method and
+//! answers JSON. Request bodies go through [`JsonBody`], so malformed JSON, wrong fields
+//! and oversize bodies all get the protocol's `{"error":{…}}` with the right status.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use parley_core::chat::SendRequest;
+use parley_core::Session;
+use parley_proto::rest::{
+    AddMembersRequest, AuthResponse, ConversationList, CreateConversationRequest, LoginRequest,
+    MemberList, MessagePage, ReadRequest, ReceiptsResponse, RegisterRequest, SendMessageRequest,
+    UnreadSummary, UpdateConversationRequest, UpdateProfileRequest, UserList,
+};
+use parley_proto::{
+    Conversation, ConversationId, ErrorCode, Message, Profile, PublicProfile, UserId,
+};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// A JSON body whose rejections speak the protocol's error format.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+/// The bearer token's session; 401 `unauthorized` if missing, unknown or revoked.
+pub struct Auth(pub Session);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "missing Authorization: Bearer token",
+                )
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "expected Authorization: Bearer <token>",
+            )
+        })?;
+        Ok(Auth(state.chat.authenticate(token.trim()).await?))
+    }
+}
+
+pub fn routes(max_body_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/users/me", get(me).patch(update_me))
+        .route("/users", get(search_users))
+        .route("/users/{user_id}", get(user))
+        .route(
+            "/conversations",
+            post(create_conversation).get(list_conversations),
+        )
+        .route(
+            "/conversations/{conversation_id}",
+            get(conversation).patch(update_conversation),
+        )
+        .route(
+            "/conversations/{conversation_id}/members",
+            post(add_members),
+        )
+        .route(
+            "/conversations/{conversation_id}/members/{user_id}",
+            delete(remove_member),
+        )
+        .route(
+            "/conversations/{conversation_id}/messages",
+            get(history).post(send_message),
+        )
+        .route("/conversations/{conversation_id}/read", post(mark_read))
+        .route(
+            "/conversations/{conversation_id}/messages/{seq}/receipts",
+            get(receipts),
+        )
+        .route("/unread", get(unread))
+        .route("/openapi.json", get(openapi))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+}
+
+fn check_auth_rate(state: &AppState, address: &SocketAddr) -> Result<(), ApiError> {
+    let now = std::time::Instant::now();
+    let ip = address.ip();
+    match state.auth_limiter.check(&ip, now) {
+        Ok(()) => {
+            state.auth_limiter.take(&ip, now);
+            Ok(())
+        }
+        Err(retry_after) => Err(parley_core::Error::RateLimited { retry_after }.into()),
+    }
+}
+
+/// # `POST /api/v1/auth/register`
+async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    JsonBody(request): JsonBody<RegisterRequest>,
+) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
+    check_auth_rate(&state, &address)?;
+    let response = state
+        .chat
+        .register(
+            &request.username,
+            &request.password,
+            request.display_name,
+            request.device_name,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// # `POST /api/v1/auth/login`
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Json<AuthResponse>, ApiError> {
+    check_auth_rate(&state, &address)?;
+    Ok(Json(
+        state
+            .chat
+            .login(&request.username, &request.password, request.device_name)
+            .await?,
+    ))
+}
+
+/// # `POST /api/v1/auth/logout`
+async fn logout(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+) -> Result<StatusCode, ApiError> {
+    state.chat.logout(&session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # `GET /api/v1/users/me`
+async fn me(State(state): State<AppState>, Auth(session): Auth) -> Result<Json<Profile>, ApiError> {
+    Ok(Json(state.chat.me(&session).await?))
+}
+
+/// # `PATCH /api/v1/users/me`
+async fn update_me(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    JsonBody(request): JsonBody<UpdateProfileRequest>,
+) -> Result<Json<Profile>, ApiError> {
+    Ok(Json(state.chat.update_me(&session, request).await?))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    query: Option<String>,
+    limit: Option<u32>,
+}
+
+/// # `GET /api/v1/users?query=&limit=`
+async fn search_users(
+    State(state): State<AppState>,
+    Auth(_session): Auth,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<UserList>, ApiError> {
+    let Query(query) = query?;
+    let text = query.query.unwrap_or_default();
+    let users = state
+        .chat
+        .search_users(&text, query.limit.unwrap_or(20))
+        .await?;
+    Ok(Json(UserList { users }))
+}
+
+/// # `GET /api/v1/users/{user_id}`
+async fn user(
+    State(state): State<AppState>,
+    Auth(_session): Auth,
+    Path(user_id): Path<String>,
+) -> Result<Json<PublicProfile>, ApiError> {
+    Ok(Json(state.chat.user(&UserId(user_id)).await?))
+}
+
+/// # `POST /api/v1/conversations`
+///
+/// 201 when created; 200 with the existing one for a direct chat that exists.
+async fn create_conversation(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    JsonBody(request): JsonBody<CreateConversationRequest>,
+) -> Result<(StatusCode, Json<Conversation>), ApiError> {
+    let (conversation, created) = state.chat.create_conversation(&session, request).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(conversation)))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// # `GET /api/v1/conversations?cursor=&limit=`
+async fn list_conversations(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ConversationList>, ApiError> {
+    let Query(query) = query?;
+    Ok(Json(
+        state
+            .chat
+            .list_conversations(&session, query.cursor.as_deref(), query.limit.unwrap_or(50))
+            .await?,
+    ))
+}
+
+/// # `GET /api/v1/conversations/{conversation_id}`
+async fn conversation(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path(conversation_id): Path<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    Ok(Json(
+        state
+            .chat
+            .conversation(&session, &ConversationId(conversation_id))
+            .await?,
+    ))
+}
+
+/// # `PATCH /api/v1/conversations/{conversation_id}`
+async fn update_conversation(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path(conversation_id): Path<String>,
+    JsonBody(request): JsonBody<UpdateConversationRequest>,
+) -> Result<Json<Conversation>, ApiError> {
+    Ok(Json(
+        state
+            .chat
+            .update_conversation(&session, &ConversationId(conversation_id), request)
+            .await?,
+    ))
+}
+
+/// # `POST /api/v1/conversations/{conversation_id}/members`
+async fn add_members(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path(conversation_id): Path<String>,
+    JsonBody(request): JsonBody<AddMembersRequest>,
+) -> Result<Json<MemberList>, ApiError> {
+    let members = state
+        .chat
+        .add_members(&session, &ConversationId(conversation_id), request.user_ids)
+        .await?;
+    Ok(Json(MemberList { members }))
+}
+
+/// # `DELETE /api/v1/conversations/{conversation_id}/members/{user_id}`
+async fn remove_member(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path((conversation_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .chat
+        .remove_member(&session, &ConversationId(conversation_id), &UserId(user_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// # `GET /api/v1/conversations/{conversation_id}/messages?before_seq=&after_seq=&limit=`
+async fn history(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path(conversation_id): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MessagePage>, ApiError> {
+    let Query(query) = query?;
+    Ok(Json(
+        state
+            .chat
+            .history(
+                &session,
+                &ConversationId(conversation_id),
+                query.before_seq,
+                query.after_seq,
+                query.limit.unwrap_or(50),
+            )
+            .await?,
+    ))
+}
+
+/// # `POST /api/v1/conversations/{conversation_id}/messages`
+///
+/// The send fallback: 201 with the stored message; 200 with the first one for a retry.
+async fn send_message(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path(conversation_id): Path<String>,
+    JsonBody(request): JsonBody<SendMessageRequest>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let appended = state
+        .chat
+        .send_message(
+            &session,
+            SendRequest {
+                client_msg_id: request.client_msg_id,
+                conversation_id: ConversationId(conversation_id),
+                content: request.content,
+                content_type: request.content_type,
+                reply_to_seq: request.reply_to_seq,
+            },
+        )
+        .await?;
+    let status = if appended.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(appended.message)))
+}
+
+/// # `POST /api/v1/conversations/{conversation_id}/read`
+async fn mark_read(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path(conversation_id): Path<String>,
+    JsonBody(request): JsonBody<ReadRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .chat
+        .read(
+            &session,
+            &ConversationId(conversation_id),
+            request.up_to_seq,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # `GET /api/v1/conversations/{conversation_id}/messages/{seq}/receipts`
+async fn receipts(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path((conversation_id, seq)): Path<(String, i64)>,
+) -> Result<Json<ReceiptsResponse>, ApiError> {
+    Ok(Json(
+        state
+            .chat
+            .receipts(&session, &ConversationId(conversation_id), seq)
+            .await?,
+    ))
+}
+
+/// # `GET /api/v1/unread`
+async fn unread(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+) -> Result<Json<UnreadSummary>, ApiError> {
+    Ok(Json(state.chat.unread(&session).await?))
+}
+
+/// # `GET /api/v1/openapi.json`
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../../docs/openapi.json"),
+    )
+        .into_response()
+}
+
+/// # `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// # `GET /readyz`: storage answers and the server is not shutting down.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match state
+        .chat
+        .store()
+        .fetch_user(&UserId::from("u_readiness_probe"))
+        .await
+    {
+        Ok(_) | Err(parley_core::StoreError::NotFound) => "ready".into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()
+        }
+    }
+}
+
+/// # `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are disabled").into_response(),
+    }
+}

@@ -1,0 +1,144 @@
+//! The server's one documented configuration, with embedded-mode defaults.
+//!
+//! Layers, later wins: built-in defaults, the TOML file (`--config`, env `PARLEY_CONFIG`),
+//! `PARLEY_` environment variables with `__` for nesting (`PARLEY_LIMITS__MAX_FRAME_BYTES`),
+//! then the command-line flags. `parley.example.toml` documents every key and a test
+//! checks that it parses into this struct.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+    /// Where the embedded database lives.
+    pub data_dir: PathBuf,
+    /// Log filter (`RUST_LOG` syntax) when `RUST_LOG` is unset.
+    pub log: String,
+    /// Serve `/metrics` in Prometheus format.
+    pub metrics: bool,
+    /// Seconds that in-flight work gets on shutdown before sockets are cut.
+    pub shutdown_grace_secs: u64,
+    pub limits: Limits,
+    pub auth: Auth,
+    /// HTTPS/WSS with rustls when set.
+    pub tls: Option<Tls>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_content_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub max_group_members: usize,
+    pub user_messages_per_minute: u32,
+    pub group_messages_per_minute: u32,
+    pub typing_max_group: usize,
+    pub heartbeat_timeout_secs: u64,
+    pub outbound_queue: usize,
+    pub auth_attempts_per_minute: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Argon2id memory cost in KiB (OWASP minimum: 19456).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            log: "info".into(),
+            metrics: true,
+            shutdown_grace_secs: 10,
+            limits: Limits::default(),
+            auth: Auth::default(),
+            tls: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let core = parley_core::CoreConfig::default();
+        let gateway = parley_gateway::GatewayConfig::default();
+        Self {
+            max_content_bytes: core.max_content_bytes,
+            max_frame_bytes: gateway.max_frame_bytes,
+            max_group_members: core.max_group_members,
+            user_messages_per_minute: core.user_messages_per_minute,
+            group_messages_per_minute: core.group_messages_per_minute,
+            typing_max_group: core.typing_max_group,
+            heartbeat_timeout_secs: gateway.heartbeat_timeout.as_secs(),
+            outbound_queue: gateway.outbound_queue,
+            auth_attempts_per_minute: gateway.auth_attempts_per_minute,
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        let core = parley_core::CoreConfig::default();
+        Self {
+            argon2_memory_kib: core.argon2_memory_kib,
+            argon2_iterations: core.argon2_iterations,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `PARLEY_*` variables.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        use figment::providers::{Env, Format, Serialized, Toml};
+        let mut figment = figment::Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(
+                file.exists(),
+                "config file {} does not exist",
+                file.display()
+            );
+            figment = figment.merge(Toml::file(file));
+        }
+        let env = Env::prefixed("PARLEY_")
+            .ignore(&["CONFIG", "SERVER", "PASSWORD", "CONFIG_DIR", "BIN"])
+            .split("__");
+        Ok(figment.merge(env).extract()?)
+    }
+
+    pub fn core(&self) -> parley_core::CoreConfig {
+        parley_core::CoreConfig {
+            max_content_bytes: self.limits.max_content_bytes,
+            max_group_members: self.limits.max_group_members,
+            user_messages_per_minute: self.limits.user_messages_per_minute,
+            group_messages_per_minute: self.limits.group_messages_per_minute,
+            typing_max_group: self.limits.typing_max_group,
+            argon2_memory_kib: self.auth.argon2_memory_kib,
+            argon2_iterations: self.auth.argon2_iterations,
+            ..parley_core::CoreConfig::default()
+        }
+    }
+
+    pub fn gateway(&self) -> parley_gateway::GatewayConfig {
+        parley_gateway::GatewayConfig {
+            max_frame_bytes: self.limits.max_frame_bytes,
+            heartbeat_timeout: std::time::Duration::from_secs(self.limits.heartbeat_timeout_secs),
+            outbound_queue: self.limits.outbound_queue,
+            auth_attempts_per_minute: self.limits.auth_attempts_per_minute,
+            ..parley_gateway::GatewayConfig::default()
+        }
+    }
+}

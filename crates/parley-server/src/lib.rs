@@ -1,0 +1,159 @@
+//! The parley server as a library: configuration and wiring of the embedded mode.
+//!
+//! [`start`] opens the SQLite store, builds the core with the in-process bus and presence
+//! registry, and serves the gateway; the returned [`RunningServer`] shuts down gracefully
+//! (stop accepting, finish in-flight sends, close sockets with a close frame, flush).
+//! `main.rs` adds the command line and signals; integration tests call [`start`] directly.
+
+pub mod config;
+
+pub use config::Config;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use parley_core::local::{LocalBus, LocalPresence};
+use parley_core::Chat;
+use parley_gateway::AppState;
+use parley_store_sqlite::SqliteStore;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub address: SocketAddr,
+    /// `https` when TLS is configured.
+    pub scheme: &'static str,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.address)
+    }
+
+    /// Graceful shutdown; returns once everything is written and closed.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+
+    /// A trigger that shuts the server down, for signal handlers.
+    pub fn take_stop(&mut self) -> Option<oneshot::Sender<()>> {
+        self.stop.take()
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by servers in tests).
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("parley_commit_batch_size".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Opens storage, wires the embedded mode and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let store = SqliteStore::open(&config.data_dir)
+        .await
+        .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    let chat = Chat::new(
+        config.core(),
+        Arc::new(store.clone()),
+        Arc::new(LocalBus::new()),
+        Arc::new(LocalPresence::new()),
+    );
+    let metrics = if config.metrics {
+        metrics_handle()
+    } else {
+        None
+    };
+    let state = AppState::new(chat, config.gateway(), metrics);
+    let app =
+        parley_gateway::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("binding {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+
+    let serve_state = state.clone();
+    let serve_handle = handle.clone();
+    let tls = config.tls.clone();
+    let task = tokio::spawn(async move {
+        let shutdown_handle = serve_handle.clone();
+        let shutdown_state = serve_state.clone();
+        tokio::spawn(async move {
+            let _ = stopped.await;
+            tracing::info!("shutting down: no new connections");
+            // Stop accepting; let WebSocket tasks finish and close with a close frame.
+            shutdown_handle.graceful_shutdown(Some(grace));
+            shutdown_state.shutdown(grace).await;
+        });
+        match tls {
+            Some(tls) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+                    &tls.cert_path,
+                    &tls.key_path,
+                )
+                .await
+                .context("loading the TLS certificate and key")?;
+                axum_server::from_tcp_rustls(listener, rustls_config)
+                    .handle(serve_handle)
+                    .serve(app)
+                    .await?;
+            }
+            None => {
+                axum_server::from_tcp(listener)
+                    .handle(serve_handle)
+                    .serve(app)
+                    .await?;
+            }
+        }
+        // The listener is closed and connections are done: write what is queued.
+        serve_state.shutdown(grace).await;
+        store.close().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    });
+    Ok(RunningServer {
+        address,
+        scheme,
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,0 +1,102 @@
+//! `parley`: the server (`parley serve`) and the command-line client in one binary.
+
+use clap::{Parser, Subcommand};
+use parley_server::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// parley: a real-time chat server and its command-line client.
+#[derive(Parser)]
+#[command(name = "parley", version, about, long_about = None)]
+struct Cli {
+    /// Server URL for the client commands.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded mode: SQLite in --data-dir, no external service).
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(parley_cli::Command),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free one.
+    #[arg(long, env = "PARLEY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for the database [default: ./data].
+    #[arg(long, env = "PARLEY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file for everything else (see parley.example.toml).
+    #[arg(long, env = "PARLEY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Client(command) => runtime.block_on(parley_cli::run(command, &cli.server)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(data_dir) = args.data_dir {
+        config.data_dir = data_dir;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let mut server = parley_server::start(config.clone()).await?;
+    let url = server.url();
+    tracing::info!(data_dir = %config.data_dir.display(), "listening on {url}");
+    println!(
+        "parley listening on {url} (data in {})",
+        config.data_dir.display()
+    );
+    let stop = server.take_stop();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    });
+    server.wait().await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
