@@ -159,6 +159,9 @@ test('screenshots of the direct chat', async () => {
   await alice.page.mouse.move(0, 0);
   await screenshot(alice.page, 'desktop-direct-chat');
   await screenshot(bob.page, 'desktop-direct-chat-bob');
+  await alice.page.emulateMedia({ colorScheme: 'dark' });
+  await screenshot(alice.page, 'desktop-direct-chat-dark');
+  await alice.page.emulateMedia({ colorScheme: 'light' });
 });
 
 test('search filters the list and finds people', async () => {
