@@ -746,7 +746,9 @@ impl Chat {
         self.deliver(
             user_ids,
             None,
-            &ServerFrame::ConversationUpdated(conversation.clone()),
+            &ServerFrame::ConversationUpdated {
+                conversation: conversation.clone(),
+            },
         )
         .await;
     }

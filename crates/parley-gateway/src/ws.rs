@@ -48,7 +48,7 @@ const MAX_IN_FLIGHT_SENDS: usize = 1024;
 pub async fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<WsQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     if state.is_shutting_down() {
         return crate::error::ApiError::new(ErrorCode::Unavailable, "server shutting down")
@@ -60,6 +60,13 @@ pub async fn upgrade(
             Err(error) => return crate::error::ApiError::from(error).into_response(),
         },
         None => None,
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return crate::error::ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+                .into_response()
+        }
     };
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)

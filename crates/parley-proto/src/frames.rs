@@ -92,8 +92,12 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen: Option<Timestamp>,
     },
-    /// Created, renamed, members changed.
-    ConversationUpdated(Conversation),
+    /// Created, renamed, members changed. The conversation is nested under
+    /// `conversation` because its own `type` field ("direct"/"group") would collide with
+    /// the frame's `type`.
+    ConversationUpdated {
+        conversation: Conversation,
+    },
     /// Extension: this user is no longer a member (removed or left); drop local state
     /// or keep it read-only.
     ConversationRemoved {

@@ -996,7 +996,7 @@ impl Driver {
                 status,
                 last_seen,
             },
-            ServerFrame::ConversationUpdated(conversation) => {
+            ServerFrame::ConversationUpdated { conversation } => {
                 Event::ConversationUpdated(conversation)
             }
             ServerFrame::ConversationRemoved { conversation_id } => {

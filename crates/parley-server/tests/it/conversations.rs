@@ -1,0 +1,207 @@
+//! Direct chats and groups: creation, roles, membership changes as system messages.
+
+use crate::harness::*;
+use parley_proto::rest::UpdateConversationRequest;
+use parley_proto::{ConversationType, ErrorCode, Role, SystemEvent};
+use parley_sdk::Event;
+
+fn rename(name: &str, description: Option<&str>) -> UpdateConversationRequest {
+    UpdateConversationRequest {
+        name: Some(name.to_owned()),
+        description: description.map(str::to_owned),
+    }
+}
+
+/// A direct conversation between two users is created once, whoever asks.
+#[tokio::test]
+async fn direct_conversation_is_created_once() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let first = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let again = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let from_bob = bob.client.create_direct(&alice.user_id).await.unwrap();
+    assert_eq!(first.conversation_id, again.conversation_id);
+    assert_eq!(first.conversation_id, from_bob.conversation_id);
+    assert_eq!(first.kind, ConversationType::Direct);
+    assert_eq!(first.members.as_ref().map(Vec::len), Some(2));
+    let missing = alice
+        .client
+        .create_direct(&parley_proto::UserId::from("u_nobody"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.status(), Some(404));
+}
+
+/// Groups: the creator owns it; admins-only operations are refused to members; every
+/// membership change is a system message in `seq` order that every member sees, and
+/// `conversation_updated` reaches members' devices.
+#[tokio::test]
+async fn group_lifecycle_with_roles_and_system_messages() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let dave = server.user("dave").await;
+    let mut bob_connection = bob.connect().await;
+
+    let group = alice
+        .client
+        .create_group("Book club", &[bob.user_id.clone(), carol.user_id.clone()])
+        .await
+        .unwrap();
+    let conversation_id = group.conversation_id.clone();
+    let members = group.members.clone().unwrap();
+    assert_eq!(members[0].user_id, alice.user_id);
+    assert_eq!(members[0].role, Role::Owner);
+    assert_eq!(group.last_seq, 1, "the creation is message 1");
+    expect(&mut bob_connection, "conversation_updated", |event| {
+        matches!(event, Event::ConversationUpdated(c) if c.conversation_id == conversation_id)
+    })
+    .await;
+
+    let refused = bob
+        .client
+        .update_conversation(&conversation_id, &rename("Mine", None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(403), Some(ErrorCode::Forbidden))
+    );
+    let refused = bob
+        .client
+        .add_members(&conversation_id, &[dave.user_id.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
+
+    let renamed = alice
+        .client
+        .update_conversation(&conversation_id, &rename("Readers", Some("Monthly")))
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("Readers"));
+    alice
+        .client
+        .add_members(&conversation_id, &[dave.user_id.clone()])
+        .await
+        .unwrap();
+    alice
+        .client
+        .remove_member(&conversation_id, &carol.user_id)
+        .await
+        .unwrap();
+    bob.client.leave(&conversation_id).await.unwrap();
+
+    let history = dave
+        .client
+        .history(&conversation_id, None, None, None)
+        .await
+        .unwrap();
+    let events: Vec<(i64, SystemEvent)> = history
+        .messages
+        .iter()
+        .map(|message| (message.seq, message.system.clone().expect("system message")))
+        .collect();
+    assert_eq!(events.len(), 5);
+    assert!(matches!(events[0], (1, SystemEvent::GroupCreated { .. })));
+    assert!(matches!(
+        events[1],
+        (2, SystemEvent::ConversationRenamed { .. })
+    ));
+    assert!(
+        matches!(&events[2], (3, SystemEvent::MembersAdded { user_ids, .. }) if user_ids == &vec![dave.user_id.clone()])
+    );
+    assert!(
+        matches!(&events[3], (4, SystemEvent::MemberRemoved { user_id, .. }) if user_id == &carol.user_id)
+    );
+    assert!(
+        matches!(&events[4], (5, SystemEvent::MemberLeft { user_id }) if user_id == &bob.user_id)
+    );
+
+    // Bob saw every change up to his own leaving, then was told he is out.
+    expect(
+        &mut bob_connection,
+        "bob's leave message",
+        |event| matches!(event, Event::NewMessage(m) if m.seq == 5),
+    )
+    .await;
+    expect(&mut bob_connection, "conversation_removed", |event| {
+        matches!(event, Event::ConversationRemoved { conversation_id: id } if id == &conversation_id)
+    })
+    .await;
+    let gone = carol
+        .client
+        .history(&conversation_id, None, None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (gone.status(), gone.code()),
+        (Some(403), Some(ErrorCode::NotMember))
+    );
+    let details = alice.client.conversation(&conversation_id).await.unwrap();
+    let member_ids: Vec<_> = details
+        .members
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    assert_eq!(
+        member_ids,
+        vec![alice.user_id.clone(), dave.user_id.clone()]
+    );
+}
+
+/// The list is ordered by last activity, pages with a cursor, and carries the last
+/// message and the unread count.
+#[tokio::test]
+async fn conversation_list_orders_by_activity_with_unread_counts() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let with_bob = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let with_carol = alice.client.create_direct(&carol.user_id).await.unwrap();
+    let bob_connection = bob.connect().await;
+    for text in ["one", "two", "three"] {
+        bob_connection
+            .send_and_wait(with_bob.conversation_id.clone(), text)
+            .await
+            .unwrap();
+    }
+    let list = alice.client.conversations(None, Some(1)).await.unwrap();
+    assert_eq!(
+        list.conversations[0].conversation_id,
+        with_bob.conversation_id
+    );
+    assert_eq!(list.conversations[0].unread_count, 3);
+    assert_eq!(
+        list.conversations[0].last_message.as_ref().unwrap().content,
+        "three"
+    );
+    let next = list.next_cursor.expect("a second page");
+    let page_two = alice
+        .client
+        .conversations(Some(&next), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        page_two.conversations[0].conversation_id,
+        with_carol.conversation_id
+    );
+    assert!(page_two.next_cursor.is_none());
+    let unread = alice.client.unread().await.unwrap();
+    assert_eq!(unread.total, 3);
+    assert_eq!(
+        bob.client.unread().await.unwrap().total,
+        0,
+        "own messages are not unread"
+    );
+    let bad_cursor = alice
+        .client
+        .conversations(Some("garbage"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(bad_cursor.status(), Some(400));
+}

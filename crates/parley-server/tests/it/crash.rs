@@ -1,0 +1,213 @@
+//! Crash safety of the real binary: `kill -9` under load loses no acknowledged message;
+//! SIGTERM shuts down cleanly.
+
+use crate::harness::*;
+use futures::stream::{FuturesUnordered, StreamExt};
+use parley_sdk::{Client, Connection};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `parley` binary serving `data_dir` on a free port.
+fn spawn_binary(data_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("PARLEY_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("PARLEY_AUTH__ARGON2_ITERATIONS", "1")
+        .env("PARLEY_LIMITS__USER_MESSAGES_PER_MINUTE", "1000000")
+        .env("PARLEY_LIMITS__AUTH_ATTEMPTS_PER_MINUTE", "100000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the parley binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+/// Under load from several senders, `kill -9` the server, restart it on the same data:
+/// every message that got a `msg_ack` is stored exactly once, at its acked `seq`, and
+/// each conversation's `seq`s run from 1 with no gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_under_load_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_binary(dir.path());
+    let owner = Client::new(&url).unwrap();
+    owner.register("owner", "password-123", None).await.unwrap();
+    let mut senders = Vec::new();
+    for index in 0..4 {
+        let client = Client::new(&url).unwrap();
+        let auth = client
+            .register(&format!("sender{index}"), "password-123", None)
+            .await
+            .unwrap();
+        senders.push((client, auth.user_id));
+    }
+    let mut conversation_ids = Vec::new();
+    for (client, _) in &senders {
+        conversation_ids.push(
+            owner
+                .create_direct(&client.user_id().unwrap())
+                .await
+                .unwrap()
+                .conversation_id,
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = senders
+        .iter()
+        .zip(conversation_ids.clone())
+        .map(|((client, _), conversation_id)| {
+            let client = client.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut config = client.connection_config().unwrap();
+                config.reconnect = false;
+                let connection = Connection::connect(config).await.unwrap();
+                let mut in_flight = FuturesUnordered::new();
+                let mut acked = HashMap::new();
+                let mut counter = 0;
+                loop {
+                    while in_flight.len() < 16 && !stop.load(Ordering::Relaxed) {
+                        counter += 1;
+                        match connection.send(conversation_id.clone(), format!("load {counter}")) {
+                            Ok(handle) => in_flight.push(handle.ack()),
+                            Err(_) => break,
+                        }
+                    }
+                    match in_flight.next().await {
+                        Some(Ok(ack)) => {
+                            acked.insert(ack.client_msg_id, ack.seq);
+                        }
+                        Some(Err(_)) => {}
+                        None => break,
+                    }
+                }
+                (conversation_id, acked)
+            })
+        })
+        .collect();
+    // Let acknowledged traffic build up, then pull the plug mid-stream.
+    within("load builds up", async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let page = owner
+                .history(&conversation_ids[0], None, None, Some(1))
+                .await
+                .unwrap();
+            if page
+                .messages
+                .first()
+                .is_some_and(|message| message.seq >= 200)
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    child.kill().expect("kill -9");
+    child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let mut acked_by_conversation = Vec::new();
+    for task in tasks {
+        acked_by_conversation.push(within("senders notice the crash", task).await.unwrap());
+    }
+
+    let (mut restarted, url) = spawn_binary(dir.path());
+    let reader = owner.with_token(owner.token().unwrap());
+    let reader = Client::new(&url)
+        .unwrap()
+        .with_token(reader.token().unwrap());
+    let mut total_acked = 0;
+    for (conversation_id, acked) in acked_by_conversation {
+        total_acked += acked.len();
+        let mut stored = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = reader
+                .history(&conversation_id, None, Some(after), Some(100))
+                .await
+                .unwrap();
+            after = page.messages.last().map_or(after, |message| message.seq);
+            stored.extend(page.messages);
+            if !page.has_more {
+                break;
+            }
+        }
+        let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=stored.len() as i64).collect::<Vec<_>>(),
+            "gap-free from 1"
+        );
+        let client_ids: HashSet<&str> = stored
+            .iter()
+            .map(|message| message.client_msg_id.as_str())
+            .collect();
+        assert_eq!(client_ids.len(), stored.len(), "nothing stored twice");
+        let by_client_id: HashMap<&str, i64> = stored
+            .iter()
+            .map(|message| (message.client_msg_id.as_str(), message.seq))
+            .collect();
+        for (client_msg_id, seq) in &acked {
+            assert_eq!(
+                by_client_id.get(client_msg_id.as_str()),
+                Some(seq),
+                "acked {client_msg_id} lost or moved"
+            );
+        }
+    }
+    assert!(
+        total_acked >= 200,
+        "the test put real load on the server ({total_acked} acks)"
+    );
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
+
+/// SIGTERM: the binary stops accepting, closes sockets with a close frame, and exits 0.
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_binary(dir.path());
+    let client = Client::new(&url).unwrap();
+    client
+        .register("alice", "password-123", None)
+        .await
+        .unwrap();
+    let mut config = client.connection_config().unwrap();
+    config.reconnect = false;
+    let mut connection = Connection::connect(config).await.unwrap();
+    expect(&mut connection, "connected", |event| {
+        matches!(event, parley_sdk::Event::Connected { .. })
+    })
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    expect(&mut connection, "closed", |event| event.is_terminal()).await;
+    let exit = within("exit", async {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(exit.success(), "exit status {exit:?}");
+}

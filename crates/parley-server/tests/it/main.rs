@@ -1,0 +1,16 @@
+//! End-to-end tests: the real server on a random port, driven over real sockets by the SDK
+//! (and by raw WebSocket/HTTP clients where a test must send what the SDK never would).
+//!
+//! Scenarios are functions over a [`harness::TestServer`], so the same ones can run
+//! against every deployment mode.
+
+mod harness;
+
+mod accounts;
+mod conversations;
+mod crash;
+mod messaging;
+mod presence;
+mod receipts;
+mod refusals;
+mod sync;
