@@ -558,7 +558,10 @@ function onPresence(frame) {
   scheduleRender({ list: true, header: true, info: true });
 }
 
-function onConversationUpdated(data) {
+function onConversationUpdated(frame) {
+  // The conversation is nested (its own `type` would collide with the frame's).
+  const data = frame.conversation && typeof frame.conversation === 'object' ? frame.conversation : frame;
+  if (!data.conversation_id) return;
   const known = store.convs.has(data.conversation_id);
   const conv = store.upsertConversation(data);
   if (!known) updatePresenceSubscription();
