@@ -124,7 +124,7 @@ export function colorFor(id) {
   let hash = 0;
   for (let i = 0; i < id.length; i++) hash = (hash * 31 + id.charCodeAt(i)) | 0;
   const hue = Math.abs(hash) % 360;
-  return `hsl(${hue} 55% 52%)`;
+  return `hsl(${hue} 58% 44%)`;
 }
 
 export function initials(name) {
