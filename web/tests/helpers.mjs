@@ -41,26 +41,35 @@ function findBinary() {
 
 /**
  * Start `parley serve` on a free port with a fresh data directory. Resolves to
- * {url, stop()}. With PARLEY_URL set, uses that running server instead.
+ * {url, stop(), kill(), restart(), logs()}. With PARLEY_URL set, uses that running server
+ * instead (kill and restart are then unavailable).
  */
 export async function startServer() {
   if (process.env.PARLEY_URL) {
-    return { url: process.env.PARLEY_URL.replace(/\/$/, ''), stop: async () => {}, logs: () => '' };
+    return {
+      url: process.env.PARLEY_URL.replace(/\/$/, ''),
+      external: true,
+      stop: async () => {},
+      logs: () => '',
+    };
   }
   const bin = findBinary();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-web-test-'));
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1' },
-  });
   let output = '';
-  const url = await new Promise((resolve, reject) => {
+  let child = null;
+
+  const spawnServer = (listen) => new Promise((resolve, reject) => {
+    child = spawn(bin, ['serve', '--listen', listen, '--data-dir', dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1' },
+    });
+    let seen = '';
     const timer = setTimeout(() => reject(new Error(`parley did not report its address in 60 s:\n${output}`)), 60000);
     const onData = (chunk) => {
       output += chunk.toString();
+      seen += chunk.toString();
       // eslint-disable-next-line no-control-regex
-      const clean = output.replace(/\x1b\[[0-9;]*m/g, '');
-      const match = clean.match(/http:\/\/127\.0\.0\.1:(\d+)/);
+      const match = seen.replace(/\x1b\[[0-9;]*m/g, '').match(/http:\/\/127\.0\.0\.1:(\d+)/);
       if (match && match[1] !== '0') {
         clearTimeout(timer);
         resolve(`http://127.0.0.1:${match[1]}`);
@@ -68,26 +77,50 @@ export async function startServer() {
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('exit', (code) => {
+    child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`parley exited with ${code} before listening:\n${output}`));
     });
   });
-  child.stdout.on('data', (chunk) => { output += chunk.toString(); });
-  child.stderr.on('data', (chunk) => { output += chunk.toString(); });
+
+  const killChild = async (signal) => {
+    const current = child;
+    if (!current || current.exitCode !== null || current.signalCode !== null) return;
+    const exited = new Promise((resolve) => current.once('exit', resolve));
+    current.kill(signal);
+    await Promise.race([exited, sleep(5000)]);
+    if (current.exitCode === null && current.signalCode === null) {
+      current.kill('SIGKILL');
+      await exited;
+    }
+  };
+
+  const url = await spawnServer('127.0.0.1:0');
   await waitForHttp(url);
+  const port = new URL(url).port;
   return {
     url,
     logs: () => output,
-    stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([
-          new Promise((resolve) => child.once('exit', resolve)),
-          new Promise((resolve) => setTimeout(resolve, 5000)),
-        ]);
-        if (child.exitCode === null) child.kill('SIGKILL');
+    /** kill -9: no graceful shutdown. */
+    kill: () => killChild('SIGKILL'),
+    /** Start again on the same port with the same data. */
+    restart: async () => {
+      await killChild('SIGKILL');
+      let lastError;
+      for (let attempt = 0; attempt < 20; attempt++) {
+        try {
+          await spawnServer(`127.0.0.1:${port}`);
+          await waitForHttp(url);
+          return;
+        } catch (err) {
+          lastError = err;
+          await sleep(250); // the port may linger for a moment
+        }
       }
+      throw lastError;
+    },
+    stop: async () => {
+      await killChild('SIGTERM');
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
