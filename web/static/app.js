@@ -167,6 +167,7 @@ function resetUi() {
   ui.presence.clear();
   ui.msgCache.clear();
   ui.everReady = false;
+  ui.listLoaded = false;
   ui.subscribed = '';
   $('#search').value = '';
   $('#conv-list').replaceChildren();
@@ -216,7 +217,7 @@ async function startApp() {
     onDrop: onConnDrop,
   });
   conn.start();
-  setInterval(resendStale, 5000);
+  if (!ui.resendTimer) ui.resendTimer = setInterval(resendStale, 5000);
 }
 
 function renderMe() {
@@ -230,6 +231,7 @@ async function loadConversations() {
   try {
     const list = await api.allConversations();
     if (!store) return;
+    ui.listLoaded = true;
     const seen = new Set();
     for (const data of list) {
       seen.add(data.conversation_id);
@@ -353,10 +355,16 @@ function onFrame(frame) {
   }
 }
 
-function onReady() {
+async function onReady() {
   const reconnect = ui.everReady;
   ui.everReady = true;
   ui.syncing = true;
+  if (!ui.listLoaded) {
+    // The list could not be loaded at start (server down): load it before syncing so the
+    // cursors cover every conversation and sync does not replay whole histories.
+    await loadConversations();
+    if (!store || !conn || !conn.ready) return;
+  }
   const cursors = {};
   for (const conv of store.convs.values()) cursors[conv.conversation_id] = conv.syncedSeq;
   conn.send({ type: 'sync', cursors });

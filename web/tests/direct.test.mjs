@@ -219,3 +219,14 @@ test('notifications: asked politely, shown for messages while the tab is hidden'
   await waitForStatus(b, 'Ping while you are away', 'read');
   await until(async () => (await a.title()) === 'parley', { message: 'read after coming back' });
 });
+
+test('when the other side goes away, their last seen is shown', async () => {
+  const a = alice.page;
+  await bob.context.close();
+  await a.waitForFunction(
+    () => /last seen/.test(document.querySelector('[data-testid="chat-subtitle"]')?.textContent || ''),
+    null,
+    { timeout: 20000 },
+  );
+  assert.equal(await a.getByTestId('online-dot').count(), 0);
+});
