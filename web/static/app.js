@@ -330,6 +330,11 @@ function setBanner() {
 
 function onConnDrop({ wasReady }) {
   ui.syncing = false;
+  // Presence is only known while connected; a snapshot comes with the next subscribe.
+  if (ui.presence.size) {
+    ui.presence.clear();
+    scheduleRender({ list: true, header: true, info: true });
+  }
   stopTypingOut(false);
   if (!wasReady && session && Date.now() - ui.lastAuthCheck > 10000) {
     // The upgrade may have been refused for a dead token: ask REST, which signs out on 401.
@@ -733,6 +738,10 @@ function stopTypingOut(send) {
 
 function autoGrow(textarea) {
   textarea.style.height = 'auto';
+  if (!textarea.scrollHeight) {
+    textarea.style.height = ''; // hidden: measure again when shown
+    return;
+  }
   textarea.style.height = `${Math.min(textarea.scrollHeight, 180)}px`;
 }
 
@@ -1054,6 +1063,8 @@ function renderChat({ bottom = false } = {}) {
   $('#chat-main').hidden = !conv;
   if (!conv) return;
   renderHeader();
+  const composer = $('#composer');
+  if (!composer.style.height) autoGrow(composer);
   renderMessages(conv, { bottom });
   renderTyping();
   renderHistoryStatus(conv);
