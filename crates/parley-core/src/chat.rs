@@ -79,6 +79,9 @@ struct Inner {
     group_limiter: RateLimiter<(UserId, ConversationId)>,
     commit_queue: mpsc::Sender<CommitRequest>,
     shutting_down: AtomicBool,
+    /// Argon2 runs with tens of MiB each: at most one per core at a time, so a burst of
+    /// logins queues instead of multiplying memory and starving the event loop.
+    password_hashing: tokio::sync::Semaphore,
 }
 
 impl Chat {
@@ -102,6 +105,9 @@ impl Chat {
             receipts: ReceiptTracker::default(),
             commit_queue,
             shutting_down: AtomicBool::new(false),
+            password_hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |cores| cores.get()),
+            ),
         });
         tokio::spawn(run_committer(inner.clone(), commit_receiver));
         tokio::spawn(run_receipt_flusher(Arc::downgrade(&inner)));
@@ -221,6 +227,12 @@ impl Chat {
             self.inner.config.argon2_memory_kib,
             self.inner.config.argon2_iterations,
         );
+        let _permit = self
+            .inner
+            .password_hashing
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
         tokio::task::spawn_blocking(move || auth::hash_password(&password, memory, iterations))
             .await
             .map_err(|error| Error::Invalid(error.to_string()))?

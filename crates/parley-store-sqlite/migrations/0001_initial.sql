@@ -51,12 +51,14 @@ CREATE TABLE members (
 ) WITHOUT ROWID;
 CREATE INDEX members_user ON members (user_id);
 
--- One row per message; (conversation_id, seq) is the order. Edits, deletes and reactions
+-- One row per message; (conversation_id, seq) is the order. `message_id` is a ULID made by
+-- the server (unique by construction), so it carries no index of its own: each index is
+-- one more B-tree written per message on the hot path. Edits, deletes and reactions
 -- will be new columns or tables keyed by the same pair, never a renumbering.
 CREATE TABLE messages (
     conversation_id  TEXT NOT NULL,
     seq              INTEGER NOT NULL,
-    message_id       TEXT NOT NULL UNIQUE,
+    message_id       TEXT NOT NULL,
     sender_id        TEXT NOT NULL,
     sender_device_id TEXT NOT NULL,
     client_msg_id    TEXT NOT NULL,

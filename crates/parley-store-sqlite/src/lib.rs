@@ -30,6 +30,7 @@ use std::time::Duration;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    checkpointer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -44,13 +45,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            .pragma("cache_size", "-16000");
+            // Statement journals of multi-row inserts stay in memory, not in temp files.
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536")
+            .pragma("journal_size_limit", "67108864");
+        // The writer never checkpoints by itself (only past ~200 MB of WAL, as a safety
+        // net): a checkpoint inside a commit would stall every send queued behind it.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "50000"))
             .await
             .map_err(StoreError::unavailable)?;
         sqlx::migrate!("./migrations")
@@ -61,16 +67,48 @@ impl SqliteStore {
             .max_connections(4)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(StoreError::unavailable)?;
-        Ok(Self { writer, reader })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::unavailable)?;
+        tokio::spawn(run_checkpoints(checkpointer.clone()));
+        Ok(Self {
+            writer,
+            reader,
+            checkpointer,
+        })
     }
 
     /// Closes both pools, checkpointing the WAL.
     pub async fn close(&self) {
+        self.checkpointer.close().await;
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Copies the WAL back into the database beside the writer, on its own connection and
+/// thread, without blocking commits (PASSIVE). Ends when the store is closed.
+async fn run_checkpoints(checkpointer: SqlitePool) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&checkpointer)
+            .await
+        {
+            if checkpointer.is_closed() || matches!(error, sqlx::Error::PoolClosed) {
+                return;
+            }
+            tracing::warn!(%error, "background checkpoint failed");
+        }
     }
 }
 
@@ -140,6 +178,80 @@ fn message_from_row(row: &SqliteRow) -> Message {
             .get::<Option<&str>, _>("system")
             .and_then(|text| serde_json::from_str(text).ok()),
     }
+}
+
+/// Rows per multi-row statement (11 binds each, far below SQLite's variable limit).
+const INSERT_CHUNK: usize = 256;
+
+/// The already stored messages among a batch's `(sender_id, client_msg_id)`s.
+async fn fetch_stored_duplicates(
+    transaction: &mut Transaction<'_, Sqlite>,
+    messages: &[NewMessage],
+) -> StoreResult<HashMap<(UserId, String), Message>> {
+    let mut stored = HashMap::new();
+    for chunk in messages.chunks(INSERT_CHUNK) {
+        let mut select = sqlx::QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (sender_id, client_msg_id) IN (VALUES "
+        ));
+        let mut pairs = select.separated(", ");
+        for message in chunk {
+            pairs.push("(");
+            pairs.push_bind_unseparated(message.sender_id.as_str());
+            pairs.push_unseparated(", ");
+            pairs.push_bind_unseparated(message.client_msg_id.as_str());
+            pairs.push_unseparated(")");
+        }
+        select.push(")");
+        for row in select
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(unavailable)?
+        {
+            let message = message_from_row(&row);
+            stored.insert(
+                (message.sender_id.clone(), message.client_msg_id.clone()),
+                message,
+            );
+        }
+    }
+    Ok(stored)
+}
+
+/// `conversation_id -> (last_seq, 0)` for every conversation of a batch.
+async fn fetch_last_seqs(
+    transaction: &mut Transaction<'_, Sqlite>,
+    messages: &[NewMessage],
+) -> StoreResult<HashMap<ConversationId, (i64, i64)>> {
+    let mut conversation_ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m.conversation_id.as_str())
+        .collect();
+    conversation_ids.sort_unstable();
+    conversation_ids.dedup();
+    let mut positions = HashMap::with_capacity(conversation_ids.len());
+    for chunk in conversation_ids.chunks(INSERT_CHUNK) {
+        let mut select = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT conversation_id, last_seq FROM conversations WHERE conversation_id IN (",
+        );
+        let mut ids = select.separated(", ");
+        for conversation_id in chunk {
+            ids.push_bind(*conversation_id);
+        }
+        select.push(")");
+        for row in select
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(unavailable)?
+        {
+            positions.insert(
+                ConversationId(row.get("conversation_id")),
+                (row.get::<i64, _>("last_seq"), 0),
+            );
+        }
+    }
+    Ok(positions)
 }
 
 /// Inserts one message with a known `seq`; `false` if `(sender_id, client_msg_id)` exists.
@@ -740,47 +852,97 @@ impl Store for SqliteStore {
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
     /// and the first message is returned. Returns only once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
+        // A fixed handful of statements per batch, whatever its size: each statement is a
+        // round trip to sqlx's SQLite thread, so per-message statements would cap
+        // throughput at the context-switch rate rather than at SQLite's speed.
         let mut transaction = self.writer.begin().await.map_err(unavailable)?;
-        // Within the transaction this connection is the only writer, so `last_seq` can be
+        let stored = fetch_stored_duplicates(&mut transaction, &messages).await?;
+        // Within the transaction this connection is the only writer, so `last_seq` is
         // read once per conversation and written once at the end.
-        let mut positions: HashMap<ConversationId, (i64, i64)> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut positions = fetch_last_seqs(&mut transaction, &messages).await?;
+        let mut first_in_batch: HashMap<(UserId, String), usize> = HashMap::new();
+        let mut outcomes: Vec<Appended> = Vec::with_capacity(messages.len());
         for message in messages {
-            let last_seq = match positions.get(&message.conversation_id) {
-                Some((last_seq, _)) => *last_seq,
-                None => last_seq_of(&mut transaction, &message.conversation_id).await?,
-            };
-            let seq = last_seq + 1;
-            if insert_message(&mut transaction, &message, seq).await? {
-                let activity = positions
-                    .get(&message.conversation_id)
-                    .map_or(0, |(_, activity)| *activity)
-                    .max(message.created_at.millis());
-                positions.insert(message.conversation_id.clone(), (seq, activity));
+            let key = (message.sender_id.clone(), message.client_msg_id.clone());
+            if let Some(first) = stored.get(&key) {
                 outcomes.push(Appended {
-                    message: message.with_seq(seq),
-                    duplicate: false,
+                    message: first.clone(),
+                    duplicate: true,
                 });
-            } else {
-                positions
-                    .entry(message.conversation_id.clone())
-                    .or_insert((last_seq, 0));
-                let first = fetch_by_client_id(
-                    &mut transaction,
-                    &message.sender_id,
-                    &message.client_msg_id,
-                )
-                .await?;
+                continue;
+            }
+            if let Some(&index) = first_in_batch.get(&key) {
+                let first = outcomes[index].message.clone();
                 outcomes.push(Appended {
                     message: first,
                     duplicate: true,
                 });
+                continue;
             }
+            let position = positions
+                .get_mut(&message.conversation_id)
+                .ok_or(StoreError::NotFound)?;
+            position.0 += 1;
+            position.1 = position.1.max(message.created_at.millis());
+            let seq = position.0;
+            first_in_batch.insert(key, outcomes.len());
+            outcomes.push(Appended {
+                message: message.with_seq(seq),
+                duplicate: false,
+            });
         }
-        for (conversation_id, (last_seq, activity)) in &positions {
-            if *activity > 0 {
-                set_last_seq(&mut transaction, conversation_id, *last_seq, *activity).await?;
-            }
+        let new_messages: Vec<&Message> = outcomes
+            .iter()
+            .filter(|appended| !appended.duplicate)
+            .map(|appended| &appended.message)
+            .collect();
+        for chunk in new_messages.chunks(INSERT_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO messages ({MESSAGE_COLUMNS}) "
+            ));
+            insert.push_values(chunk, |mut row, message| {
+                let system = message
+                    .system
+                    .as_ref()
+                    .map(|event| serde_json::to_string(event).expect("system events serialize"));
+                row.push_bind(message.conversation_id.as_str())
+                    .push_bind(message.seq)
+                    .push_bind(message.message_id.as_str())
+                    .push_bind(message.sender_id.as_str())
+                    .push_bind(message.sender_device_id.as_str())
+                    .push_bind(message.client_msg_id.as_str())
+                    .push_bind(message.content.as_str())
+                    .push_bind(message.content_type.as_str())
+                    .push_bind(message.reply_to_seq)
+                    .push_bind(system)
+                    .push_bind(message.created_at.millis());
+            });
+            insert
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+        }
+        let moved: Vec<(&ConversationId, &(i64, i64))> = positions
+            .iter()
+            .filter(|(_, (_, activity))| *activity > 0)
+            .collect();
+        for chunk in moved.chunks(INSERT_CHUNK) {
+            let mut update = sqlx::QueryBuilder::<Sqlite>::new(
+                "UPDATE conversations SET last_seq = v.column2, \
+                 last_activity_at = MAX(last_activity_at, v.column3) FROM (",
+            );
+            update.push_values(chunk, |mut row, (conversation_id, (last_seq, activity))| {
+                row.push_bind(conversation_id.as_str())
+                    .push_bind(*last_seq)
+                    .push_bind(*activity);
+            });
+            update.push(") AS v WHERE conversations.conversation_id = v.column1");
+            update
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
         }
         transaction.commit().await.map_err(unavailable)?;
         Ok(outcomes)
@@ -846,46 +1008,84 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ReceiptChange>> {
         let mut transaction = self.writer.begin().await.map_err(unavailable)?;
         let mut changes = Vec::new();
-        for update in updates {
-            let row = sqlx::query(
-                "SELECT m.delivered_seq, m.read_seq, c.last_seq FROM members m \
-                 JOIN conversations c ON c.conversation_id = m.conversation_id \
-                 WHERE m.conversation_id = ? AND m.user_id = ?",
-            )
-            .bind(update.conversation_id.as_str())
-            .bind(update.user_id.as_str())
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(unavailable)?;
-            let Some(row) = row else { continue };
-            let (old_delivered, old_read, last_seq): (i64, i64, i64) =
-                (row.get(0), row.get(1), row.get(2));
-            // Pointers never pass the end: a client cannot pre-read future messages.
-            let read_seq = old_read.max(update.read_seq.min(last_seq));
-            let delivered_seq = old_delivered
-                .max(update.delivered_seq.min(last_seq))
-                .max(read_seq);
-            if read_seq == old_read && delivered_seq == old_delivered {
+        for chunk in updates.chunks(INSERT_CHUNK) {
+            let mut select = sqlx::QueryBuilder::<Sqlite>::new(
+                "SELECT m.conversation_id, m.user_id, m.delivered_seq, m.read_seq, c.last_seq \
+                 FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
+                 WHERE (m.conversation_id, m.user_id) IN (VALUES ",
+            );
+            let mut pairs = select.separated(", ");
+            for update in chunk {
+                pairs.push("(");
+                pairs.push_bind_unseparated(update.conversation_id.as_str());
+                pairs.push_unseparated(", ");
+                pairs.push_bind_unseparated(update.user_id.as_str());
+                pairs.push_unseparated(")");
+            }
+            select.push(")");
+            let rows = select
+                .build()
+                .fetch_all(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+            let current: HashMap<(String, String), (i64, i64, i64)> = rows
+                .iter()
+                .map(|row| {
+                    (
+                        (row.get("conversation_id"), row.get("user_id")),
+                        (
+                            row.get("delivered_seq"),
+                            row.get("read_seq"),
+                            row.get("last_seq"),
+                        ),
+                    )
+                })
+                .collect();
+            let mut moved = Vec::new();
+            for update in chunk {
+                // Updates for users no longer members have no row and are ignored.
+                let key = (update.conversation_id.0.clone(), update.user_id.0.clone());
+                let Some(&(old_delivered, old_read, last_seq)) = current.get(&key) else {
+                    continue;
+                };
+                // Pointers never pass the end: a client cannot pre-read future messages.
+                let read_seq = old_read.max(update.read_seq.min(last_seq));
+                let delivered_seq = old_delivered
+                    .max(update.delivered_seq.min(last_seq))
+                    .max(read_seq);
+                if read_seq == old_read && delivered_seq == old_delivered {
+                    continue;
+                }
+                moved.push(ReceiptChange {
+                    conversation_id: update.conversation_id.clone(),
+                    user_id: update.user_id.clone(),
+                    old_delivered_seq: old_delivered,
+                    delivered_seq,
+                    old_read_seq: old_read,
+                    read_seq,
+                });
+            }
+            if moved.is_empty() {
                 continue;
             }
-            sqlx::query(
-                "UPDATE members SET delivered_seq = ?, read_seq = ? WHERE conversation_id = ? AND user_id = ?",
-            )
-            .bind(delivered_seq)
-            .bind(read_seq)
-            .bind(update.conversation_id.as_str())
-            .bind(update.user_id.as_str())
-            .execute(&mut *transaction)
-            .await
-            .map_err(unavailable)?;
-            changes.push(ReceiptChange {
-                conversation_id: update.conversation_id,
-                user_id: update.user_id,
-                old_delivered_seq: old_delivered,
-                delivered_seq,
-                old_read_seq: old_read,
-                read_seq,
+            let mut write = sqlx::QueryBuilder::<Sqlite>::new(
+                "UPDATE members SET delivered_seq = v.column3, read_seq = v.column4 FROM (",
+            );
+            write.push_values(&moved, |mut row, change| {
+                row.push_bind(change.conversation_id.as_str())
+                    .push_bind(change.user_id.as_str())
+                    .push_bind(change.delivered_seq)
+                    .push_bind(change.read_seq);
             });
+            write.push(
+                ") AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2",
+            );
+            write
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+            changes.extend(moved);
         }
         transaction.commit().await.map_err(unavailable)?;
         Ok(changes)
