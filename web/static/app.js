@@ -576,7 +576,10 @@ function onConversationUpdated(frame) {
   const data = frame.conversation && typeof frame.conversation === 'object' ? frame.conversation : frame;
   if (!data.conversation_id) return;
   const known = store.convs.has(data.conversation_id);
-  const conv = store.upsertConversation(data);
+  // Not authoritative for per-member fields: the server sends one view to all members
+  // (unread_count 0, no last_message), so keep our own counts.
+  const conv = store.upsertConversation(data, { authoritative: false });
+  if (!known && data.last_seq > 0) fetchConversation(data.conversation_id);
   if (!known) updatePresenceSubscription();
   if (conv.conversation_id === ui.activeId) updatePresenceSubscription();
   scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId, info: true });
@@ -1626,7 +1629,7 @@ async function renameGroup(event) {
   if (!conv || !name || name === conv.name) return;
   try {
     const data = await api.renameConversation(conv.conversation_id, name);
-    if (data && data.conversation_id) store.upsertConversation(data);
+    if (data && data.conversation_id) store.upsertConversation(data, { authoritative: false });
     else conv.name = name;
     renderInfo();
     scheduleRender({ list: true, chat: true });

@@ -99,6 +99,15 @@ test('rename, see roles, remove a member, and leave', async () => {
   assert.equal(await ownerRow.getByTestId('member-role').textContent(), 'owner');
   assert.equal(await a.getByTestId('member-row').count(), 3);
 
+  // Carol looks away and gets an unread message; the rename must not reset her badge.
+  await c.evaluate(() => { location.hash = ''; });
+  await a.keyboard.press('Escape');
+  await sendText(a, 'Unread for Cat');
+  const carolItem = c.getByTestId('conversation-item').filter({ hasText: 'Weekend trip' });
+  await carolItem.getByTestId('unread-badge').waitFor();
+  await a.getByTestId('group-info-button').click();
+  await a.getByTestId('info-dialog').waitFor();
+
   await a.getByTestId('rename-input').fill('Mountain trip');
   await a.getByTestId('rename-submit').click();
   await until(async () => (await a.getByTestId('info-title').textContent()) === 'Mountain trip', { message: 'renamed in dialog' });
@@ -106,6 +115,9 @@ test('rename, see roles, remove a member, and leave', async () => {
   // Others see the new name and a system note.
   await until(async () => (await b.getByTestId('chat-title').textContent()) === 'Mountain trip', { message: 'rename reaches Bob' });
   await b.getByTestId('system-message').filter({ hasText: 'renamed the group to “Mountain trip”' }).waitFor();
+  const renamedItem = c.getByTestId('conversation-item').filter({ hasText: 'Mountain trip' });
+  await renamedItem.waitFor();
+  assert.ok(Number(await renamedItem.getByTestId('unread-badge').textContent()) >= 1, 'unread survives the rename');
 
   // Remove Carol.
   const carolRow = a.locator('[data-testid="member-row"]').filter({ hasText: 'Cat Carter' });
