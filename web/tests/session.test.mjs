@@ -84,3 +84,22 @@ test('a token that stops working sends you back to the login screen', async () =
   assert.match(await d.getByTestId('auth-error').textContent(), /session has ended/);
   await logIn(d, names.dana);
 });
+
+test('a second device of the same user sees its own messages as own, live', async () => {
+  const second = await openApp(browser, server.url, { viewport: DESKTOP, name: 'dana-2' });
+  const d2 = second.page;
+  await logIn(d2, names.dana);
+  await openConversationTitled(d2, 'Eve Moneypenny');
+  const d = dana.page;
+  await openConversationTitled(d, 'Eve Moneypenny');
+  await sendText(d, 'From my first device');
+  const mirrored = messagesWithText(d2, 'From my first device');
+  await mirrored.waitFor();
+  assert.equal(await mirrored.getAttribute('data-own'), 'true');
+  // Esc closes dialogs.
+  await d2.getByTestId('new-group-button').click();
+  await d2.getByTestId('group-dialog').waitFor();
+  await d2.keyboard.press('Escape');
+  await d2.getByTestId('group-dialog').waitFor({ state: 'hidden' });
+  await second.context.close();
+});
