@@ -142,6 +142,7 @@ async function signOut({ expired = false } = {}) {
   session = null;
   if (conn) conn.stop();
   conn = null;
+  closeTabChannel();
   if (!expired) {
     try {
       api.token = wasSession.token;
@@ -210,6 +211,7 @@ async function startApp() {
   if (!session) return;
   applyRoute();
 
+  openTabChannel();
   conn = new Connection({
     token: () => session.token,
     onFrame,
@@ -284,6 +286,38 @@ function ensureUser(userId) {
       scheduleRender({ list: true, chat: true, info: true });
     })
     .catch(() => {});
+}
+
+// --------------------------------------------------------------------------- other tabs
+
+// Tabs of one browser share a login, hence a device: the server does not echo a device's
+// own messages back to it, so tabs tell each other what they sent and read.
+let tabChannel = null;
+
+function openTabChannel() {
+  if (tabChannel || typeof BroadcastChannel === 'undefined') return;
+  tabChannel = new BroadcastChannel(`parley.${session.user_id}`);
+  tabChannel.onmessage = (event) => {
+    const data = event.data || {};
+    if (!store) return;
+    if (data.kind === 'message' && data.message) onNewMessage(data.message);
+    else if (data.kind === 'read') {
+      onReceipt({ conversation_id: data.conversation_id, user_id: store.me.user_id, status: 'read', up_to_seq: data.up_to_seq });
+    }
+  };
+}
+
+function closeTabChannel() {
+  if (tabChannel) tabChannel.close();
+  tabChannel = null;
+}
+
+function tellTabs(data) {
+  try {
+    if (tabChannel) tabChannel.postMessage(data);
+  } catch {
+    /* not cloneable or closed */
+  }
 }
 
 // --------------------------------------------------------------------------- connection
@@ -408,6 +442,8 @@ function onSyncDone(frame) {
 
 function onMsgAck(frame) {
   const conv = store.applyAck(frame);
+  const stored = conv && conv.msgs.get(frame.seq);
+  if (stored && stored.client_msg_id === frame.client_msg_id) tellTabs({ kind: 'message', message: stored });
   if (conv) {
     scheduleAck(conv);
     if (conv.conversation_id === ui.activeId) maybeSendRead(conv);
@@ -513,6 +549,7 @@ function maybeSendRead(conv) {
   conv.last_read_seq = Math.max(conv.last_read_seq, upTo);
   conv.unread_count = 0;
   if (upTo <= conv.readSent) return;
+  tellTabs({ kind: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo });
   if (conn && conn.send({ type: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo })) {
     conv.readSent = upTo;
   } else {
@@ -1351,8 +1388,7 @@ function retryFailed(clientMsgId) {
 }
 
 function deleteFailed(clientMsgId) {
-  store.outbox = store.outbox.filter((i) => i.client_msg_id !== clientMsgId);
-  store._saveOutbox();
+  store.dropOutbox(clientMsgId);
   scheduleRender({ chat: true, list: true });
 }
 

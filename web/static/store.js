@@ -27,6 +27,7 @@ export class Store {
     this.users = new Map();
     this.convs = new Map();
     this.removed = new Set();
+    this.dropped = new Set(); // client_msg_ids this tab resolved or deleted
     this.outbox = this._loadOutbox();
   }
 
@@ -115,6 +116,7 @@ export class Store {
     this.convs.delete(id);
     this.removed.add(id);
     const before = this.outbox.length;
+    for (const item of this.outbox) if (item.conversation_id === id) this.dropped.add(item.client_msg_id);
     this.outbox = this.outbox.filter((item) => item.conversation_id !== id);
     if (this.outbox.length !== before) this._saveOutbox();
   }
@@ -271,7 +273,17 @@ export class Store {
 
   _saveOutbox() {
     try {
-      localStorage.setItem(outboxKey(this.me.user_id), JSON.stringify(this.outbox));
+      // Other tabs of this browser share the key: keep their entries, drop only ours.
+      let stored = [];
+      try {
+        stored = JSON.parse(localStorage.getItem(outboxKey(this.me.user_id)) || '[]');
+        if (!Array.isArray(stored)) stored = [];
+      } catch {
+        stored = [];
+      }
+      const mine = new Set(this.outbox.map((i) => i.client_msg_id));
+      const others = stored.filter((i) => i && !mine.has(i.client_msg_id) && !this.dropped.has(i.client_msg_id));
+      localStorage.setItem(outboxKey(this.me.user_id), JSON.stringify([...others, ...this.outbox]));
     } catch {
       /* storage full or disabled: the outbox still lives in memory */
     }
@@ -293,6 +305,7 @@ export class Store {
 
   _resolveOutbox(clientMsgId) {
     const index = this.outbox.findIndex((i) => i.client_msg_id === clientMsgId);
+    this.dropped.add(clientMsgId);
     if (index >= 0) {
       const [item] = this.outbox.splice(index, 1);
       this._saveOutbox();
@@ -326,6 +339,13 @@ export class Store {
 
   pendingFor(conversationId) {
     return this.outbox.filter((i) => i.conversation_id === conversationId);
+  }
+
+  /** Forget a failed message the user deleted. */
+  dropOutbox(clientMsgId) {
+    this.dropped.add(clientMsgId);
+    this.outbox = this.outbox.filter((i) => i.client_msg_id !== clientMsgId);
+    this._saveOutbox();
   }
 
   clearOutbox() {

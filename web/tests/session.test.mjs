@@ -103,3 +103,17 @@ test('a second device of the same user sees its own messages as own, live', asyn
   await d2.getByTestId('group-dialog').waitFor({ state: 'hidden' });
   await second.context.close();
 });
+
+test('two tabs of one login: what one tab sends and reads shows in the other', async () => {
+  const d = dana.page;
+  const tab2 = await dana.context.newPage();
+  await tab2.goto('/');
+  await waitOnline(tab2);
+  await openConversationTitled(tab2, 'Eve Moneypenny');
+  await sendText(d, 'Sent from tab one');
+  const mirrored = messagesWithText(tab2, 'Sent from tab one');
+  await mirrored.waitFor();
+  assert.equal(await mirrored.getAttribute('data-own'), 'true');
+  assert.equal(await mirrored.count(), 1);
+  await tab2.close();
+});
