@@ -253,6 +253,9 @@ async function loadConversations() {
         conv.syncedSeq = conv.last_seq;
       }
     }
+    // The list may predate our latest `read`: the open chat stays read.
+    const active = activeConv();
+    if (active) maybeSendRead(active);
   } catch (err) {
     if (err.status === 401) return;
     toast('Could not load your chats. Retrying when the connection is back.');
@@ -331,6 +334,7 @@ function onConnState(state, info) {
 let bannerTimer = null;
 function setBanner() {
   clearInterval(bannerTimer);
+  clearTimeout(bannerTimer);
   const banner = $('#conn-banner');
   const text = $('#conn-text');
   const retry = $('#conn-retry');
@@ -358,7 +362,15 @@ function setBanner() {
     tick();
     bannerTimer = setInterval(tick, 1000);
   } else if (state === 'connecting') {
-    show(ui.everReady ? 'reconnecting' : 'connecting', ui.everReady ? `Reconnecting…${queuedText}` : 'Connecting…');
+    if (ui.everReady) {
+      show('reconnecting', `Reconnecting…${queuedText}`);
+    } else {
+      // First connection: say so only if it takes a moment, so the banner does not flash.
+      banner.dataset.state = 'connecting';
+      bannerTimer = setTimeout(() => {
+        if (ui.connState === 'connecting') show('connecting', 'Connecting…');
+      }, 700);
+    }
   }
 }
 
