@@ -18,6 +18,9 @@ pub struct PendingSend {
     pub queued_at: Instant,
 }
 
+// Sends are the hot path and flushes are rare: boxing sends to shrink the enum would add an
+// allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum CommitRequest {
     Send(PendingSend),
     /// Answered once everything queued before it is committed (used by shutdown).

@@ -142,3 +142,35 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `parley.example.toml` documents every key with its default value.
+    #[test]
+    fn example_config_matches_the_defaults() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../parley.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let parsed: Config = toml::from_str(&text).expect("the example parses");
+        assert_eq!(
+            serde_json::to_value(&parsed).unwrap(),
+            serde_json::to_value(Config::default()).unwrap()
+        );
+    }
+
+    /// Environment variables override nested keys.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error type
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PARLEY_LIMITS__MAX_FRAME_BYTES", "262144");
+            jail.set_env("PARLEY_LISTEN", "127.0.0.1:9999");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.limits.max_frame_bytes, 262_144);
+            assert_eq!(config.listen.port(), 9999);
+            Ok(())
+        });
+    }
+}

@@ -329,7 +329,7 @@ pub async fn duplicates_return_the_first_message(store: Arc<dyn Store>) {
 
 pub async fn duplicates_within_one_batch_store_once(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
-    let conversation_id = group(&store, &[alice.clone()]).await;
+    let conversation_id = group(&store, std::slice::from_ref(&alice)).await;
     let outcomes = store
         .append_messages(vec![
             text(&conversation_id, &alice, "a"),
@@ -355,7 +355,7 @@ pub async fn duplicates_within_one_batch_store_once(store: Arc<dyn Store>) {
 
 pub async fn history_ranges_are_exact(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
-    let conversation_id = group(&store, &[alice.clone()]).await;
+    let conversation_id = group(&store, std::slice::from_ref(&alice)).await;
     let messages = (0..20)
         .map(|index| text(&conversation_id, &alice, &format!("h{index}")))
         .collect();
@@ -647,7 +647,7 @@ pub async fn receipts_never_go_back_or_past_the_end(store: Arc<dyn Store>) {
 pub async fn non_members_see_nothing(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let mallory = user(&store, "mallory").await;
-    let conversation_id = group(&store, &[alice.clone()]).await;
+    let conversation_id = group(&store, std::slice::from_ref(&alice)).await;
     assert!(matches!(
         store
             .fetch_conversation_summary(&conversation_id, &mallory)

@@ -71,7 +71,7 @@ async fn group_lifecycle_with_roles_and_system_messages() {
     );
     let refused = bob
         .client
-        .add_members(&conversation_id, &[dave.user_id.clone()])
+        .add_members(&conversation_id, std::slice::from_ref(&dave.user_id))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
@@ -84,7 +84,7 @@ async fn group_lifecycle_with_roles_and_system_messages() {
     assert_eq!(renamed.name.as_deref(), Some("Readers"));
     alice
         .client
-        .add_members(&conversation_id, &[dave.user_id.clone()])
+        .add_members(&conversation_id, std::slice::from_ref(&dave.user_id))
         .await
         .unwrap();
     alice

@@ -18,9 +18,11 @@ pub struct TestServer {
 
 /// Test defaults: fast password hashing, everything else as shipped.
 pub fn test_config(data_dir: PathBuf) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data_dir;
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir,
+        ..Config::default()
+    };
     config.auth.argon2_memory_kib = 1024;
     config.auth.argon2_iterations = 1;
     config.limits.auth_attempts_per_minute = 10_000;

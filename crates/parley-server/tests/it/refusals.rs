@@ -172,7 +172,7 @@ async fn rate_limits_say_when_to_retry() {
     let bob = server.user("bob").await;
     let group = alice
         .client
-        .create_group("g", &[bob.user_id.clone()])
+        .create_group("g", std::slice::from_ref(&bob.user_id))
         .await
         .unwrap();
     let direct = alice.client.create_direct(&bob.user_id).await.unwrap();
