@@ -556,18 +556,25 @@ function maybeSendRead(conv) {
   if (!isReadingNow(conv)) return;
   const upTo = conv.syncedSeq;
   if (upTo <= 0) return;
-  const changed = upTo > conv.last_read_seq || conv.unread_count > 0;
-  if (!changed && upTo <= conv.readSent) return;
-  conv.last_read_seq = Math.max(conv.last_read_seq, upTo);
-  conv.unread_count = 0;
-  if (upTo <= conv.readSent) return;
-  tellTabs({ kind: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo });
-  if (conn && conn.send({ type: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo })) {
-    conv.readSent = upTo;
-  } else {
-    api.markRead(conv.conversation_id, upTo).then(() => { conv.readSent = Math.max(conv.readSent, upTo); }).catch(() => {});
+  if (upTo > conv.last_read_seq || conv.unread_count > 0) {
+    conv.last_read_seq = Math.max(conv.last_read_seq, upTo);
+    conv.unread_count = 0;
+    scheduleRender({ list: true });
   }
-  scheduleRender({ list: true });
+  if (upTo <= conv.readSent || conv.readTimer) return;
+  // Coalesce: a sync can bring many messages at once; one `read` covers them all.
+  conv.readTimer = setTimeout(() => {
+    conv.readTimer = null;
+    if (!store || store.convs.get(conv.conversation_id) !== conv) return;
+    const seq = conv.syncedSeq;
+    if (seq <= conv.readSent) return;
+    tellTabs({ kind: 'read', conversation_id: conv.conversation_id, up_to_seq: seq });
+    if (conn && conn.send({ type: 'read', conversation_id: conv.conversation_id, up_to_seq: seq })) {
+      conv.readSent = seq;
+    } else {
+      api.markRead(conv.conversation_id, seq).then(() => { conv.readSent = Math.max(conv.readSent, seq); }).catch(() => {});
+    }
+  }, 100);
 }
 
 function onReceipt(frame) {
