@@ -656,6 +656,42 @@ impl Chat {
         Ok(self.members(conversation_id).await?.members.clone())
     }
 
+    /// `PATCH /conversations/{id}/members/{user_id}`: the owner makes a member an admin or
+    /// an admin a member, or hands ownership over (and becomes an admin).
+    pub async fn set_role(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+        role: Role,
+    ) -> Result<Vec<Member>> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        if members.kind == ConversationType::Direct {
+            return Err(Error::Forbidden("direct conversations have no roles".into()));
+        }
+        if members.role_of(&session.user_id) != Some(Role::Owner) {
+            return Err(Error::Forbidden("only the owner sets roles".into()));
+        }
+        let Some(current) = members.role_of(user_id) else {
+            return Err(Error::NotFound("member"));
+        };
+        if user_id == &session.user_id || current == role {
+            return Ok(members.members.clone());
+        }
+        let mut roles = vec![(user_id.clone(), role)];
+        if role == Role::Owner {
+            roles.push((session.user_id.clone(), Role::Admin));
+        }
+        let event = SystemEvent::RoleChanged {
+            actor_id: session.user_id.clone(),
+            user_id: user_id.clone(),
+            role,
+        };
+        self.change_conversation(session, conversation_id, ConversationChange::SetRoles(roles), event)
+            .await?;
+        Ok(self.members(conversation_id).await?.members.clone())
+    }
+
     /// `DELETE /conversations/{id}/members/{user_id}`: admins remove members; anyone
     /// leaves. Only the owner may remove an admin; nobody removes the owner.
     pub async fn remove_member(
@@ -917,9 +953,12 @@ impl Chat {
         };
         metrics::counter!("parley_messages_total").increment(1);
         let frame: Arc<str> = ServerFrame::NewMessage(message.clone()).to_json().into();
+        // The sending device has its `msg_ack`; a system message has no ack, so the
+        // actor's device gets it like everyone else.
+        let except_device = (message.content_type != "system").then(|| message.sender_device_id.clone());
         self.publish(BusEvent::Deliver {
             user_ids: members.user_ids.clone(),
-            except_device: Some(message.sender_device_id.clone()),
+            except_device,
             frame,
             created_at_ms: Some(message.created_at.millis()),
         })
@@ -1598,6 +1637,7 @@ fn system_text(event: &SystemEvent) -> String {
         }
         SystemEvent::MemberRemoved { .. } => "removed a member".to_owned(),
         SystemEvent::MemberLeft { .. } => "left the group".to_owned(),
+        SystemEvent::RoleChanged { role, .. } => format!("made a member {}", role.as_str()),
         SystemEvent::ConversationRenamed {
             name: Some(name), ..
         } => {

@@ -172,6 +172,8 @@ pub enum ConversationChange {
         name: Option<String>,
         description: Option<String>,
     },
+    /// New roles for present members (absent ones are ignored).
+    SetRoles(Vec<(UserId, Role)>),
 }
 
 /// Which part of a conversation's history to read. Both bounds are exclusive.

@@ -91,6 +91,17 @@ impl AppState {
     }
 }
 
+async fn method_not_allowed() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = error::ApiError::new(
+        parley_proto::ErrorCode::InvalidRequest,
+        "method not allowed on this route",
+    )
+    .into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -100,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(rest::readyz))
         .route("/metrics", get(rest::metrics))
         .fallback(web::static_file)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

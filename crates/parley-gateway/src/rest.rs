@@ -17,7 +17,7 @@ use parley_core::Session;
 use parley_proto::rest::{
     AddMembersRequest, AuthResponse, ConversationList, CreateConversationRequest, LoginRequest,
     MemberList, MessagePage, ReadRequest, ReceiptsResponse, RegisterRequest, SendMessageRequest,
-    UnreadSummary, UpdateConversationRequest, UpdateProfileRequest, UserList,
+    UnreadSummary, UpdateConversationRequest, UpdateMemberRequest, UpdateProfileRequest, UserList,
 };
 use parley_proto::{
     Conversation, ConversationId, ErrorCode, Message, Profile, PublicProfile, UserId,
@@ -82,7 +82,7 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         )
         .route(
             "/conversations/{conversation_id}/members/{user_id}",
-            delete(remove_member),
+            delete(remove_member).patch(update_member),
         )
         .route(
             "/conversations/{conversation_id}/messages",
@@ -274,6 +274,22 @@ async fn add_members(
     let members = state
         .chat
         .add_members(&session, &ConversationId(conversation_id), request.user_ids)
+        .await?;
+    Ok(Json(MemberList { members }))
+}
+
+/// # `PATCH /api/v1/conversations/{conversation_id}/members/{user_id}`
+///
+/// Extension: the owner sets a member's role (`owner` hands ownership over).
+async fn update_member(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    Path((conversation_id, user_id)): Path<(String, String)>,
+    JsonBody(request): JsonBody<UpdateMemberRequest>,
+) -> Result<Json<MemberList>, ApiError> {
+    let members = state
+        .chat
+        .set_role(&session, &ConversationId(conversation_id), &UserId(user_id), request.role)
         .await?;
     Ok(Json(MemberList { members }))
 }

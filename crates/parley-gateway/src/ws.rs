@@ -31,7 +31,7 @@ pub struct WsQuery {
 
 /// Socket buffers, sized so an idle connection costs a few KiB (tungstenite's defaults
 /// are 128 KiB each way); they grow on demand for large frames.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames above this are cut off by the WebSocket layer itself (close 1009); frames
 /// between `max_frame_bytes` and this get an `error` frame and the connection lives on.
@@ -117,7 +117,7 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
     let ready = ServerFrame::Ready {
         user_id: session.user_id.clone(),
         device_id: session.device_id.clone(),
-        heartbeat_interval_ms: parley_proto::limits::HEARTBEAT_INTERVAL_SECS * 1000,
+        heartbeat_interval_ms: heartbeat_interval_ms(state.config.heartbeat_timeout),
     };
     if connection.write(&ready).await.is_ok() {
         connection.serve(outbound, evict).await;
@@ -153,6 +153,13 @@ async fn authenticate_first_frame(socket: &mut WebSocket, state: &AppState) -> O
         })))
         .await;
     None
+}
+
+/// What `ready` asks clients for: the protocol's 30 s, or a third of a shorter timeout,
+/// so that two pings may be lost before the server gives up.
+fn heartbeat_interval_ms(timeout: std::time::Duration) -> u64 {
+    let protocol = parley_proto::limits::HEARTBEAT_INTERVAL_SECS * 1000;
+    (timeout.as_millis() as u64 / 3).clamp(1, protocol)
 }
 
 /// Why the loop ended.

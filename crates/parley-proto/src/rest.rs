@@ -32,7 +32,8 @@ pub struct AuthResponse {
     pub token: String,
 }
 
-/// `PATCH /users/me`: every field optional; `null` clears the optional ones.
+/// `PATCH /users/me`: every field optional; an absent or `null` field is left as it is,
+/// an empty string clears `status_message` or `avatar_url`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct UpdateProfileRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +88,12 @@ pub struct UpdateConversationRequest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AddMembersRequest {
     pub user_ids: Vec<UserId>,
+}
+
+/// Extension: `PATCH /conversations/{id}/members/{user_id}` (the owner sets roles).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UpdateMemberRequest {
+    pub role: crate::Role,
 }
 
 /// Answer of `POST /conversations/{id}/members`.

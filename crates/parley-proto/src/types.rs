@@ -43,6 +43,13 @@ pub enum SystemEvent {
     MemberRemoved { actor_id: UserId, user_id: UserId },
     /// `user_id` left the group.
     MemberLeft { user_id: UserId },
+    /// `actor_id` gave `user_id` the role `role` (an owner handing over ownership also
+    /// becomes an admin, in the same change).
+    RoleChanged {
+        actor_id: UserId,
+        user_id: UserId,
+        role: Role,
+    },
     /// `actor_id` changed the name and/or description.
     ConversationRenamed {
         actor_id: UserId,

@@ -205,3 +205,66 @@ async fn conversation_list_orders_by_activity_with_unread_counts() {
         .unwrap_err();
     assert_eq!(bad_cursor.status(), Some(400));
 }
+
+/// Only the owner sets roles: an admin may then rename and add; handing ownership over
+/// makes the old owner an admin; each change is a system message. The actor's own device
+/// receives system messages live (it has no `msg_ack` for them).
+#[tokio::test]
+async fn owner_sets_roles_and_hands_over_ownership() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let mut alice_connection = alice.connect().await;
+    let group = alice
+        .client
+        .create_group("g", &[bob.user_id.clone(), carol.user_id.clone()])
+        .await
+        .unwrap();
+    let conversation_id = group.conversation_id.clone();
+    expect(&mut alice_connection, "the creation message on the creator's device", |event| {
+        matches!(event, Event::NewMessage(m) if m.conversation_id == conversation_id && m.seq == 1)
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let set_role = |actor: &crate::harness::TestUser, target: &parley_proto::UserId, role: &str| {
+        http.patch(format!("{}/api/v1/conversations/{}/members/{}", server.url, conversation_id, target))
+            .bearer_auth(actor.token())
+            .json(&serde_json::json!({ "role": role }))
+            .send()
+    };
+    let refused = set_role(&bob, &carol.user_id, "admin").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let promoted = set_role(&alice, &bob.user_id, "admin").await.unwrap();
+    assert_eq!(promoted.status(), 200);
+    bob.client.update_conversation(&conversation_id, &rename("Bob's now", None)).await.unwrap();
+    let refused = bob.client.remove_member(&conversation_id, &alice.user_id).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "an admin cannot remove the owner");
+    let bad_role = set_role(&alice, &bob.user_id, "emperor").await.unwrap();
+    assert_eq!(bad_role.status(), 400);
+
+    let handed_over = set_role(&alice, &carol.user_id, "owner").await.unwrap();
+    assert_eq!(handed_over.status(), 200);
+    let members = alice.client.conversation(&conversation_id).await.unwrap().members.unwrap();
+    let role_of = |user_id: &parley_proto::UserId| members.iter().find(|m| &m.user_id == user_id).unwrap().role;
+    assert_eq!((role_of(&carol.user_id), role_of(&alice.user_id), role_of(&bob.user_id)), (Role::Owner, Role::Admin, Role::Admin));
+    let history = carol.client.history(&conversation_id, None, None, None).await.unwrap();
+    let changes: Vec<_> = history
+        .messages
+        .iter()
+        .filter_map(|m| match &m.system {
+            Some(SystemEvent::RoleChanged { user_id, role, .. }) => Some((user_id.clone(), *role)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, vec![(bob.user_id.clone(), Role::Admin), (carol.user_id.clone(), Role::Owner)]);
+    let wrong_method = http
+        .put(format!("{}/api/v1/conversations/{}", server.url, conversation_id))
+        .bearer_auth(alice.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let body: serde_json::Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+}
