@@ -228,27 +228,60 @@ async fn owner_sets_roles_and_hands_over_ownership() {
     .await;
     let http = reqwest::Client::new();
     let set_role = |actor: &crate::harness::TestUser, target: &parley_proto::UserId, role: &str| {
-        http.patch(format!("{}/api/v1/conversations/{}/members/{}", server.url, conversation_id, target))
-            .bearer_auth(actor.token())
-            .json(&serde_json::json!({ "role": role }))
-            .send()
+        http.patch(format!(
+            "{}/api/v1/conversations/{}/members/{}",
+            server.url, conversation_id, target
+        ))
+        .bearer_auth(actor.token())
+        .json(&serde_json::json!({ "role": role }))
+        .send()
     };
     let refused = set_role(&bob, &carol.user_id, "admin").await.unwrap();
     assert_eq!(refused.status(), 403);
     let promoted = set_role(&alice, &bob.user_id, "admin").await.unwrap();
     assert_eq!(promoted.status(), 200);
-    bob.client.update_conversation(&conversation_id, &rename("Bob's now", None)).await.unwrap();
-    let refused = bob.client.remove_member(&conversation_id, &alice.user_id).await.unwrap_err();
-    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "an admin cannot remove the owner");
+    bob.client
+        .update_conversation(&conversation_id, &rename("Bob's now", None))
+        .await
+        .unwrap();
+    let refused = bob
+        .client
+        .remove_member(&conversation_id, &alice.user_id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(ErrorCode::Forbidden),
+        "an admin cannot remove the owner"
+    );
     let bad_role = set_role(&alice, &bob.user_id, "emperor").await.unwrap();
     assert_eq!(bad_role.status(), 400);
 
     let handed_over = set_role(&alice, &carol.user_id, "owner").await.unwrap();
     assert_eq!(handed_over.status(), 200);
-    let members = alice.client.conversation(&conversation_id).await.unwrap().members.unwrap();
-    let role_of = |user_id: &parley_proto::UserId| members.iter().find(|m| &m.user_id == user_id).unwrap().role;
-    assert_eq!((role_of(&carol.user_id), role_of(&alice.user_id), role_of(&bob.user_id)), (Role::Owner, Role::Admin, Role::Admin));
-    let history = carol.client.history(&conversation_id, None, None, None).await.unwrap();
+    let members = alice
+        .client
+        .conversation(&conversation_id)
+        .await
+        .unwrap()
+        .members
+        .unwrap();
+    let role_of = |user_id: &parley_proto::UserId| {
+        members.iter().find(|m| &m.user_id == user_id).unwrap().role
+    };
+    assert_eq!(
+        (
+            role_of(&carol.user_id),
+            role_of(&alice.user_id),
+            role_of(&bob.user_id)
+        ),
+        (Role::Owner, Role::Admin, Role::Admin)
+    );
+    let history = carol
+        .client
+        .history(&conversation_id, None, None, None)
+        .await
+        .unwrap();
     let changes: Vec<_> = history
         .messages
         .iter()
@@ -257,9 +290,18 @@ async fn owner_sets_roles_and_hands_over_ownership() {
             _ => None,
         })
         .collect();
-    assert_eq!(changes, vec![(bob.user_id.clone(), Role::Admin), (carol.user_id.clone(), Role::Owner)]);
+    assert_eq!(
+        changes,
+        vec![
+            (bob.user_id.clone(), Role::Admin),
+            (carol.user_id.clone(), Role::Owner)
+        ]
+    );
     let wrong_method = http
-        .put(format!("{}/api/v1/conversations/{}", server.url, conversation_id))
+        .put(format!(
+            "{}/api/v1/conversations/{}",
+            server.url, conversation_id
+        ))
         .bearer_auth(alice.token())
         .send()
         .await

@@ -14,3 +14,4 @@ mod presence;
 mod receipts;
 mod refusals;
 mod sync;
+mod tls;
