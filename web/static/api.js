@@ -86,6 +86,9 @@ export class Api {
   createGroup(name, memberIds) { return this.post('/conversations', { type: 'group', name, member_ids: memberIds }); }
   renameConversation(id, name) { return this.patch(`/conversations/${encodeURIComponent(id)}`, { name }); }
   addMembers(id, userIds) { return this.post(`/conversations/${encodeURIComponent(id)}/members`, { user_ids: userIds }); }
+  setRole(id, userId, role) {
+    return this.patch(`/conversations/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`, { role });
+  }
   removeMember(id, userId) {
     return this.del(`/conversations/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`);
   }

@@ -506,7 +506,7 @@ function applySystemEvent(conv, msg) {
   const ids = [ev.actor_id, ev.user_id, ...(ev.user_ids || [])].filter(Boolean);
   for (const id of ids) ensureUser(id);
   if (ev.event === 'conversation_renamed' && ev.name) conv.name = ev.name;
-  if (['members_added', 'member_removed', 'member_left'].includes(ev.event)) {
+  if (['members_added', 'member_removed', 'member_left', 'role_changed'].includes(ev.event)) {
     fetchConversation(conv.conversation_id);
   }
 }
@@ -1101,6 +1101,10 @@ function systemText(msg) {
     case 'members_added': return `${nameOrYou(ev.actor_id)} added ${joinNames(ev.user_ids || [])}`;
     case 'member_removed': return `${nameOrYou(ev.actor_id)} removed ${nameOrYou(ev.user_id, false)}`;
     case 'member_left': return `${nameOrYou(ev.user_id)} left`;
+    case 'role_changed': {
+      const what = { owner: 'the owner', admin: 'an admin', member: 'a member' }[ev.role] || ev.role;
+      return `${nameOrYou(ev.actor_id)} made ${nameOrYou(ev.user_id, false)} ${what}`;
+    }
     case 'conversation_renamed':
       return ev.name
         ? `${nameOrYou(ev.actor_id)} renamed the group to “${ev.name}”`
@@ -1618,6 +1622,11 @@ function renderInfo() {
         h('span', { class: 'member-name', text: name }),
         h('span', { class: 'member-sub', text: p && p.status === 'online' ? 'online' : (m.username ? `@${m.username}` : '') })),
       m.role !== 'member' ? h('span', { class: `role role-${m.role}`, testid: 'member-role', text: m.role }) : null,
+      myRole === 'owner' && !me ? h('button', {
+        type: 'button', class: 'btn small ghost', testid: m.role === 'admin' ? 'member-demote' : 'member-promote',
+        text: m.role === 'admin' ? 'Dismiss admin' : 'Make admin',
+        onclick: () => setRole(conv, m.user_id, m.role === 'admin' ? 'member' : 'admin'),
+      }) : null,
       canRemove ? h('button', {
         type: 'button', class: 'btn small ghost danger-text', testid: 'member-remove', text: 'Remove',
         onclick: () => removeMember(conv, m.user_id),
@@ -1632,6 +1641,20 @@ function infoError(text) {
   const el = $('#info-error');
   el.textContent = text;
   el.hidden = !text;
+}
+
+async function setRole(conv, userId, role) {
+  try {
+    const result = await api.setRole(conv.conversation_id, userId, role);
+    if (result && Array.isArray(result.members)) {
+      conv.members = result.members;
+      conv.member_count = result.members.length;
+    }
+    renderInfo();
+    fetchConversation(conv.conversation_id);
+  } catch (err) {
+    infoError(err.message || 'Could not change the role.');
+  }
 }
 
 async function removeMember(conv, userId) {

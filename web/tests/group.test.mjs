@@ -108,6 +108,11 @@ test('rename, see roles, remove a member, and leave', async () => {
   await a.getByTestId('group-info-button').click();
   await a.getByTestId('info-dialog').waitFor();
 
+  // The owner makes Ben an admin; everyone sees the note and the role.
+  await a.locator('[data-testid="member-row"]').filter({ hasText: 'Ben Baker' }).getByTestId('member-promote').click();
+  await a.locator('[data-testid="member-row"][data-role="admin"]').filter({ hasText: 'Ben Baker' }).waitFor();
+  await b.getByTestId('system-message').filter({ hasText: 'Ann Archer made you an admin' }).waitFor();
+
   await a.getByTestId('rename-input').fill('Mountain trip');
   await a.getByTestId('rename-submit').click();
   await until(async () => (await a.getByTestId('info-title').textContent()) === 'Mountain trip', { message: 'renamed in dialog' });
@@ -134,7 +139,8 @@ test('rename, see roles, remove a member, and leave', async () => {
   // Bob leaves (two clicks: the second confirms).
   await b.getByTestId('group-info-button').click();
   await b.getByTestId('info-dialog').waitFor();
-  assert.equal(await b.getByTestId('member-remove').count(), 0, 'members cannot remove others');
+  assert.equal(await b.getByTestId('member-remove').count(), 0, 'an admin cannot remove the owner');
+  assert.equal(await b.getByTestId('member-promote').count(), 0, 'only the owner sets roles');
   await b.getByTestId('leave-button').click();
   await b.getByTestId('leave-button').click();
   await b.getByTestId('info-dialog').waitFor({ state: 'hidden' });
