@@ -13,10 +13,12 @@ use tokio::sync::mpsc;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BusEvent {
-    /// Send `frame` to every connected device of `user_ids`, except `except_device`.
+    /// Send `frame` to every connection of `user_ids`, except `except_connection` (the
+    /// socket a message was sent on: it gets `msg_ack` instead). Other sockets of the
+    /// same device, such as a second browser tab, do get the frame.
     Deliver {
         user_ids: Arc<[UserId]>,
-        except_device: Option<DeviceId>,
+        except_connection: Option<u64>,
         frame: Arc<str>,
         /// For messages: the commit time in ms, to measure delivery latency.
         created_at_ms: Option<i64>,

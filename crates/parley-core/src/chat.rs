@@ -50,6 +50,9 @@ pub struct SendRequest {
     pub content: String,
     pub content_type: Option<String>,
     pub reply_to_seq: Option<i64>,
+    /// The WebSocket connection it came on (`None` for REST): it is answered with
+    /// `msg_ack` and skipped by the fan-out.
+    pub origin_connection: Option<u64>,
 }
 
 /// Lists with members inline when they are at most this big.
@@ -493,7 +496,7 @@ impl Chat {
             );
             self.announce_conversation(&conversation).await;
             if let Some(system_message) = system_message {
-                self.fan_out(&system_message.with_seq(1)).await;
+                self.fan_out(&system_message.with_seq(1), None).await;
             }
         }
         let summary = self
@@ -667,7 +670,9 @@ impl Chat {
     ) -> Result<Vec<Member>> {
         let members = self.members_for(conversation_id, &session.user_id).await?;
         if members.kind == ConversationType::Direct {
-            return Err(Error::Forbidden("direct conversations have no roles".into()));
+            return Err(Error::Forbidden(
+                "direct conversations have no roles".into(),
+            ));
         }
         if members.role_of(&session.user_id) != Some(Role::Owner) {
             return Err(Error::Forbidden("only the owner sets roles".into()));
@@ -687,8 +692,13 @@ impl Chat {
             user_id: user_id.clone(),
             role,
         };
-        self.change_conversation(session, conversation_id, ConversationChange::SetRoles(roles), event)
-            .await?;
+        self.change_conversation(
+            session,
+            conversation_id,
+            ConversationChange::SetRoles(roles),
+            event,
+        )
+        .await?;
         Ok(self.members(conversation_id).await?.members.clone())
     }
 
@@ -735,7 +745,6 @@ impl Chat {
         .await?;
         self.deliver(
             Arc::from(vec![user_id.clone()]),
-            None,
             &ServerFrame::ConversationRemoved {
                 conversation_id: conversation_id.clone(),
             },
@@ -774,7 +783,6 @@ impl Chat {
         }
         self.deliver(
             Arc::from(recipients),
-            None,
             &ServerFrame::NewMessage(appended.message.clone()),
         )
         .await;
@@ -793,7 +801,6 @@ impl Chat {
             .collect();
         self.deliver(
             user_ids,
-            None,
             &ServerFrame::ConversationUpdated {
                 conversation: conversation.clone(),
             },
@@ -902,6 +909,7 @@ impl Chat {
             },
             reply,
             queued_at: Instant::now(),
+            origin_connection: request.origin_connection,
         };
         self.inner
             .commit_queue
@@ -943,7 +951,7 @@ impl Chat {
 
     /// After a commit: `new_message` to every device of every member but the sending
     /// device, and the sender's read pointer moves to their own message.
-    async fn fan_out(&self, message: &Message) {
+    async fn fan_out(&self, message: &Message, origin_connection: Option<u64>) {
         let members = match self.members(&message.conversation_id).await {
             Ok(members) => members,
             Err(error) => {
@@ -953,12 +961,9 @@ impl Chat {
         };
         metrics::counter!("parley_messages_total").increment(1);
         let frame: Arc<str> = ServerFrame::NewMessage(message.clone()).to_json().into();
-        // The sending device has its `msg_ack`; a system message has no ack, so the
-        // actor's device gets it like everyone else.
-        let except_device = (message.content_type != "system").then(|| message.sender_device_id.clone());
         self.publish(BusEvent::Deliver {
             user_ids: members.user_ids.clone(),
-            except_device,
+            except_connection: origin_connection,
             frame,
             created_at_ms: Some(message.created_at.millis()),
         })
@@ -1185,7 +1190,6 @@ impl Chat {
             if delivered_moved {
                 self.deliver(
                     members.user_ids.clone(),
-                    None,
                     &frame(ReceiptStatus::Delivered, change.delivered_seq),
                 )
                 .await;
@@ -1193,7 +1197,6 @@ impl Chat {
             if read_moved {
                 self.deliver(
                     members.user_ids.clone(),
-                    None,
                     &frame(ReceiptStatus::Read, change.read_seq),
                 )
                 .await;
@@ -1217,7 +1220,6 @@ impl Chat {
             }
             self.deliver(
                 Arc::from(recipients),
-                None,
                 &frame(ReceiptStatus::Read, change.read_seq),
             )
             .await;
@@ -1238,7 +1240,6 @@ impl Chat {
             if !recipients.is_empty() {
                 self.deliver(
                     Arc::from(recipients),
-                    None,
                     &frame(ReceiptStatus::Delivered, change.delivered_seq),
                 )
                 .await;
@@ -1373,25 +1374,19 @@ impl Chat {
             user_id: session.user_id.clone(),
             is_typing,
         };
-        self.deliver(members.others(&session.user_id), None, &frame)
-            .await;
+        self.deliver(members.others(&session.user_id), &frame).await;
         Ok(())
     }
 
     // ---- plumbing ---------------------------------------------------------------------
 
-    async fn deliver(
-        &self,
-        user_ids: Arc<[UserId]>,
-        except_device: Option<DeviceId>,
-        frame: &ServerFrame,
-    ) {
+    async fn deliver(&self, user_ids: Arc<[UserId]>, frame: &ServerFrame) {
         if user_ids.is_empty() {
             return;
         }
         self.publish(BusEvent::Deliver {
             user_ids,
-            except_device,
+            except_connection: None,
             frame: frame.to_json().into(),
             created_at_ms: None,
         })
@@ -1431,16 +1426,23 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
         if !sends.is_empty() {
             let (messages, replies): (Vec<_>, Vec<_>) = sends
                 .into_iter()
-                .map(|pending| (pending.message, (pending.reply, pending.queued_at)))
+                .map(|pending| {
+                    (
+                        pending.message,
+                        (pending.reply, pending.queued_at, pending.origin_connection),
+                    )
+                })
                 .unzip();
             metrics::histogram!("parley_commit_batch_size").record(messages.len() as f64);
             let count = messages.len();
             match chat.inner.store.append_messages(messages).await {
                 Ok(appended) => {
                     debug_assert_eq!(appended.len(), count);
-                    for (appended, (reply, queued_at)) in appended.into_iter().zip(replies) {
+                    for (appended, (reply, queued_at, origin_connection)) in
+                        appended.into_iter().zip(replies)
+                    {
                         if !appended.duplicate {
-                            chat.fan_out(&appended.message).await;
+                            chat.fan_out(&appended.message, origin_connection).await;
                         }
                         metrics::histogram!("parley_ack_latency_seconds")
                             .record(queued_at.elapsed().as_secs_f64());
@@ -1450,7 +1452,7 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
                 Err(error) => {
                     tracing::error!(%error, count, "group commit failed");
                     let text = error.to_string();
-                    for (reply, _) in replies {
+                    for (reply, _, _) in replies {
                         let _ = reply.send(Err(Error::Store(StoreError::Unavailable(
                             text.clone().into(),
                         ))));

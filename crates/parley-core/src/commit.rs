@@ -16,6 +16,8 @@ pub struct PendingSend {
     pub message: NewMessage,
     pub reply: oneshot::Sender<Result<Appended, Error>>,
     pub queued_at: Instant,
+    /// The connection the send came on, which gets `msg_ack` rather than `new_message`.
+    pub origin_connection: Option<u64>,
 }
 
 // Sends are the hot path and flushes are rare: boxing sends to shrink the enum would add an

@@ -26,6 +26,7 @@ fn send(index: usize) -> CommitRequest {
         },
         reply,
         queued_at: Instant::now(),
+        origin_connection: None,
     })
 }
 

@@ -147,7 +147,7 @@ impl Hub {
         match event {
             BusEvent::Deliver {
                 user_ids,
-                except_device,
+                except_connection,
                 frame,
                 created_at_ms,
             } => {
@@ -161,7 +161,7 @@ impl Hub {
                         let Some(entry) = registry.connections.get(connection_id) else {
                             continue;
                         };
-                        if except_device.as_ref() == Some(&entry.device_id) {
+                        if except_connection == Some(*connection_id) {
                             continue;
                         }
                         offer(entry, Outbound::Frame(frame.clone(), created_at_ms));

@@ -289,7 +289,12 @@ async fn update_member(
 ) -> Result<Json<MemberList>, ApiError> {
     let members = state
         .chat
-        .set_role(&session, &ConversationId(conversation_id), &UserId(user_id), request.role)
+        .set_role(
+            &session,
+            &ConversationId(conversation_id),
+            &UserId(user_id),
+            request.role,
+        )
         .await?;
     Ok(Json(MemberList { members }))
 }
@@ -355,6 +360,7 @@ async fn send_message(
                 content: request.content,
                 content_type: request.content_type,
                 reply_to_seq: request.reply_to_seq,
+                origin_connection: None,
             },
         )
         .await?;

@@ -309,6 +309,7 @@ impl Connection {
                     content,
                     content_type,
                     reply_to_seq,
+                    origin_connection: Some(self.connection_id),
                 };
                 match self.state.chat.submit_message(&self.session, request).await {
                     Ok(outcome) => {

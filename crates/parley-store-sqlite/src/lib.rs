@@ -828,13 +828,15 @@ impl Store for SqliteStore {
             }
             ConversationChange::SetRoles(roles) => {
                 for (user_id, role) in roles {
-                    sqlx::query("UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?")
-                        .bind(role.as_str())
-                        .bind(conversation_id.as_str())
-                        .bind(user_id.as_str())
-                        .execute(&mut *transaction)
-                        .await
-                        .map_err(unavailable)?;
+                    sqlx::query(
+                        "UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?",
+                    )
+                    .bind(role.as_str())
+                    .bind(conversation_id.as_str())
+                    .bind(user_id.as_str())
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(unavailable)?;
                 }
             }
             ConversationChange::Rename { name, description } => {

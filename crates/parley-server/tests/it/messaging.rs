@@ -290,3 +290,21 @@ async fn ordering_under_concurrent_senders() {
     }
     assert_eq!(stored, live, "history equals what was delivered live");
 }
+
+/// Two sockets of one device (two browser tabs with one token): a message sent on one
+/// reaches the other live; only the sending socket gets `msg_ack` instead.
+#[tokio::test]
+async fn a_second_socket_of_the_same_device_gets_the_message() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let first_tab = alice.connect().await;
+    let mut second_tab = alice.connect().await;
+    first_tab
+        .send_and_wait(conversation.conversation_id.clone(), "from tab one")
+        .await
+        .unwrap();
+    let received = messages(&mut second_tab, &conversation.conversation_id, 1).await;
+    assert_eq!(received[0].content, "from tab one");
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Reproduces the figures in docs/benchmarks.md: starts a release server with raised rate
+# limits on a fresh data directory, then runs the load generator (same machine).
+#   scripts/bench.sh traffic RATE      1:1 traffic at RATE msg/s for 30 s
+#   scripts/bench.sh idle N            N idle connections, server RSS per connection
+#   scripts/bench.sh fanout RATE       one 500-member group, 10 senders, RATE msg/s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenario=${1:-traffic}
+amount=${2:-5000}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build --release -q -p parley-server
+bin="$CARGO_TARGET_DIR/release/parley"
+data=$(mktemp -d)
+port=${BENCH_PORT:-19000}
+PARLEY_LIMITS__USER_MESSAGES_PER_MINUTE=100000000 \
+PARLEY_LIMITS__GROUP_MESSAGES_PER_MINUTE=100000000 \
+PARLEY_LIMITS__AUTH_ATTEMPTS_PER_MINUTE=100000000 \
+PARLEY_LIMITS__OUTBOUND_QUEUE=8192 \
+RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
+sleep 1
+common=(--server "http://127.0.0.1:$port" --server-pid "$server")
+case "$scenario" in
+  traffic) "$bin" bench "${common[@]}" --users 200 --conversations 100 --group-ratio 0 \
+             --rate "$amount" --duration 30s --warmup 5s ;;
+  idle)    "$bin" bench "${common[@]}" --mode idle --users 100 --connections "$amount" --duration 20s ;;
+  fanout)  "$bin" bench "${common[@]}" --group-size 500 --senders 10 \
+             --rate "$amount" --duration 30s --warmup 5s ;;
+  *) echo "usage: $0 traffic|idle|fanout AMOUNT" >&2; exit 2 ;;
+esac
