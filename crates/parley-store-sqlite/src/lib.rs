@@ -163,19 +163,31 @@ const MESSAGE_COLUMNS: &str = "conversation_id, seq, message_id, sender_id, send
      client_msg_id, content, content_type, reply_to_seq, system, created_at";
 
 fn message_from_row(row: &SqliteRow) -> Message {
+    prefixed_message_from_row(row, "")
+}
+
+/// A message whose columns carry `prefix` (`l_seq`, … for a joined last message).
+fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> Message {
+    let column = |name: &'static str| -> std::borrow::Cow<'static, str> {
+        if prefix.is_empty() {
+            name.into()
+        } else {
+            format!("{prefix}{name}").into()
+        }
+    };
     Message {
-        message_id: MessageId(row.get("message_id")),
-        conversation_id: ConversationId(row.get("conversation_id")),
-        seq: row.get("seq"),
-        sender_id: UserId(row.get("sender_id")),
-        sender_device_id: DeviceId(row.get("sender_device_id")),
-        client_msg_id: row.get("client_msg_id"),
-        content: row.get("content"),
-        content_type: row.get("content_type"),
-        reply_to_seq: row.get("reply_to_seq"),
-        created_at: Timestamp(row.get("created_at")),
+        message_id: MessageId(row.get(column("message_id").as_ref())),
+        conversation_id: ConversationId(row.get(column("conversation_id").as_ref())),
+        seq: row.get(column("seq").as_ref()),
+        sender_id: UserId(row.get(column("sender_id").as_ref())),
+        sender_device_id: DeviceId(row.get(column("sender_device_id").as_ref())),
+        client_msg_id: row.get(column("client_msg_id").as_ref()),
+        content: row.get(column("content").as_ref()),
+        content_type: row.get(column("content_type").as_ref()),
+        reply_to_seq: row.get(column("reply_to_seq").as_ref()),
+        created_at: Timestamp(row.get(column("created_at").as_ref())),
         system: row
-            .get::<Option<&str>, _>("system")
+            .get::<Option<&str>, _>(column("system").as_ref())
             .and_then(|text| serde_json::from_str(text).ok()),
     }
 }
@@ -381,7 +393,7 @@ const SUMMARY_SELECT: &str = "SELECT c.conversation_id, c.kind, c.name, c.descri
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, m.read_seq, m.muted_until, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
         AND u.seq > m.read_seq AND u.sender_id != m.user_id) AS unread_count, \
-     l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, \
+     l.conversation_id AS l_conversation_id, l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, \
      l.sender_device_id AS l_sender_device_id, l.client_msg_id AS l_client_msg_id, \
      l.content AS l_content, l.content_type AS l_content_type, \
      l.reply_to_seq AS l_reply_to_seq, l.system AS l_system, l.created_at AS l_created_at \
@@ -390,21 +402,9 @@ const SUMMARY_SELECT: &str = "SELECT c.conversation_id, c.kind, c.name, c.descri
 
 fn summary_from_row(row: &SqliteRow) -> ConversationSummary {
     let conversation = conversation_from_row(row);
-    let last_message = row.get::<Option<i64>, _>("l_seq").map(|seq| Message {
-        message_id: MessageId(row.get("l_message_id")),
-        conversation_id: conversation.conversation_id.clone(),
-        seq,
-        sender_id: UserId(row.get("l_sender_id")),
-        sender_device_id: DeviceId(row.get("l_sender_device_id")),
-        client_msg_id: row.get("l_client_msg_id"),
-        content: row.get("l_content"),
-        content_type: row.get("l_content_type"),
-        reply_to_seq: row.get("l_reply_to_seq"),
-        created_at: Timestamp(row.get("l_created_at")),
-        system: row
-            .get::<Option<&str>, _>("l_system")
-            .and_then(|text| serde_json::from_str(text).ok()),
-    });
+    let last_message = row
+        .get::<Option<i64>, _>("l_seq")
+        .map(|_| prefixed_message_from_row(row, "l_"));
     ConversationSummary {
         conversation,
         last_message,
