@@ -117,10 +117,6 @@ impl Chat {
         Chat { inner }
     }
 
-    pub fn config(&self) -> &CoreConfig {
-        &self.inner.config
-    }
-
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
@@ -877,22 +873,12 @@ impl Chat {
                 content_type
             }
         };
-        let members = self
-            .members_for(&request.conversation_id, &session.user_id)
-            .await?;
-        if let Some(reply_to_seq) = request.reply_to_seq {
-            let record = self
-                .inner
-                .store
-                .fetch_conversation(&request.conversation_id)
-                .await?;
-            if reply_to_seq < 1 || reply_to_seq > record.last_seq {
-                return Err(Error::Invalid(
-                    "reply_to_seq names no message of this conversation".into(),
-                ));
-            }
+        if let Err(refusal) = self
+            .admit_send(session, &request.conversation_id, request.reply_to_seq)
+            .await
+        {
+            return self.first_ack_or(refusal, session, &client_msg_id).await;
         }
-        self.check_send_rate(session, &request.conversation_id, members.kind)?;
         let (reply, outcome) = oneshot::channel();
         let pending = PendingSend {
             message: NewMessage {
@@ -917,6 +903,56 @@ impl Chat {
             .await
             .map_err(|_| Error::ShuttingDown)?;
         Ok(outcome)
+    }
+
+    /// The checks a send must pass besides its own fields: membership, `reply_to_seq`,
+    /// rate limits (which spend a token when passed).
+    async fn admit_send(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        reply_to_seq: Option<i64>,
+    ) -> Result<()> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        if let Some(reply_to_seq) = reply_to_seq {
+            let record = self.inner.store.fetch_conversation(conversation_id).await?;
+            if reply_to_seq < 1 || reply_to_seq > record.last_seq {
+                return Err(Error::Invalid(
+                    "reply_to_seq names no message of this conversation".into(),
+                ));
+            }
+        }
+        self.check_send_rate(session, conversation_id, members.kind)
+    }
+
+    /// A refused send may be the retry of one already stored (the sender has since hit
+    /// a rate limit or been removed): the protocol promises the first message's ack
+    /// again, so look before refusing.
+    async fn first_ack_or(
+        &self,
+        refusal: Error,
+        session: &Session,
+        client_msg_id: &str,
+    ) -> Result<oneshot::Receiver<Result<Appended>>> {
+        if !matches!(refusal, Error::NotMember | Error::RateLimited { .. }) {
+            return Err(refusal);
+        }
+        match self
+            .inner
+            .store
+            .fetch_message_by_client_id(&session.user_id, client_msg_id)
+            .await?
+        {
+            Some(first) => {
+                let (reply, outcome) = oneshot::channel();
+                let _ = reply.send(Ok(Appended {
+                    message: first,
+                    duplicate: true,
+                }));
+                Ok(outcome)
+            }
+            None => Err(refusal),
+        }
     }
 
     /// Sends and waits for the commit (the REST fallback).

@@ -312,6 +312,13 @@ pub trait Store: Send + Sync + 'static {
     /// and the first message is returned. Returns only once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<Appended>>;
 
+    /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
+    async fn fetch_message_by_client_id(
+        &self,
+        sender_id: &UserId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Message>>;
+
     /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
     async fn fetch_messages(
         &self,

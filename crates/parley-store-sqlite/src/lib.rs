@@ -961,6 +961,23 @@ impl Store for SqliteStore {
         Ok(outcomes)
     }
 
+    /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
+    async fn fetch_message_by_client_id(
+        &self,
+        sender_id: &UserId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_msg_id = ?"
+        ))
+        .bind(sender_id.as_str())
+        .bind(client_msg_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.as_ref().map(message_from_row))
+    }
+
     /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
     async fn fetch_messages(
         &self,

@@ -313,6 +313,15 @@ pub async fn duplicates_return_the_first_message(store: Arc<dyn Store>) {
     let again = store.append_messages(vec![retry]).await.unwrap().remove(0);
     assert!(again.duplicate);
     assert_eq!(again.message, first.message, "the first message, unchanged");
+    let looked_up = store
+        .fetch_message_by_client_id(&alice, "m1")
+        .await
+        .unwrap();
+    assert_eq!(looked_up.as_ref(), Some(&first.message));
+    assert_eq!(
+        store.fetch_message_by_client_id(&bob, "m1").await.unwrap(),
+        None
+    );
     // The same client id from another sender is another message.
     let other = store
         .append_messages(vec![text(&conversation_id, &bob, "m1")])

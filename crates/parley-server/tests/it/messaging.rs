@@ -308,3 +308,63 @@ async fn a_second_socket_of_the_same_device_gets_the_message() {
     let received = messages(&mut second_tab, &conversation.conversation_id, 1).await;
     assert_eq!(received[0].content, "from tab one");
 }
+
+/// A retry of a stored message gets its first ack even when a new send would now be
+/// refused: the sender ran out of rate-limit tokens, or has left the group since.
+#[tokio::test]
+async fn a_retry_gets_its_first_ack_even_when_a_new_send_would_be_refused() {
+    let server = TestServer::start_with(|config| config.limits.user_messages_per_minute = 2).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let group = bob
+        .client
+        .create_group("g", std::slice::from_ref(&alice.user_id))
+        .await
+        .unwrap();
+    let conversation_id = group.conversation_id.clone();
+    let send = |client_msg_id: &str| parley_proto::rest::SendMessageRequest {
+        client_msg_id: client_msg_id.into(),
+        content: "hello".into(),
+        content_type: None,
+        reply_to_seq: None,
+    };
+    let first = alice
+        .client
+        .send_rest(&conversation_id, &send("first"))
+        .await
+        .unwrap();
+    alice
+        .client
+        .send_rest(&conversation_id, &send("second"))
+        .await
+        .unwrap();
+    let limited = alice
+        .client
+        .send_rest(&conversation_id, &send("third"))
+        .await
+        .unwrap_err();
+    assert_eq!(limited.code(), Some(parley_proto::ErrorCode::RateLimited));
+    let retry = alice
+        .client
+        .send_rest(&conversation_id, &send("first"))
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.message_id, first.message_id,
+        "the retry is answered, not rate limited"
+    );
+
+    alice.client.leave(&conversation_id).await.unwrap();
+    let after_leaving = alice
+        .client
+        .send_rest(&conversation_id, &send("first"))
+        .await
+        .unwrap();
+    assert_eq!(after_leaving.message_id, first.message_id);
+    let new_send = alice
+        .client
+        .send_rest(&conversation_id, &send("fourth"))
+        .await
+        .unwrap_err();
+    assert_eq!(new_send.code(), Some(parley_proto::ErrorCode::NotMember));
+}
