@@ -69,4 +69,7 @@ CREATE TABLE messages (
     created_at       INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX messages_dedup ON messages (sender_id, client_msg_id);
+-- Dedup of retries. Keyed client id first: clients make time-ordered ids (ULIDs), so new
+-- entries land at the right edge of the index instead of at one place per sender, and a
+-- group commit dirties a few index pages rather than one per active sender.
+CREATE UNIQUE INDEX messages_dedup ON messages (client_msg_id, sender_id);

@@ -203,14 +203,14 @@ async fn fetch_stored_duplicates(
     let mut stored = HashMap::new();
     for chunk in messages.chunks(INSERT_CHUNK) {
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (sender_id, client_msg_id) IN (VALUES "
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (client_msg_id, sender_id) IN (VALUES "
         ));
         let mut pairs = select.separated(", ");
         for message in chunk {
             pairs.push("(");
-            pairs.push_bind_unseparated(message.sender_id.as_str());
-            pairs.push_unseparated(", ");
             pairs.push_bind_unseparated(message.client_msg_id.as_str());
+            pairs.push_unseparated(", ");
+            pairs.push_bind_unseparated(message.sender_id.as_str());
             pairs.push_unseparated(")");
         }
         select.push(")");
@@ -280,7 +280,7 @@ async fn insert_message(
         "INSERT INTO messages (conversation_id, seq, message_id, sender_id, sender_device_id, \
          client_msg_id, content, content_type, reply_to_seq, system, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (sender_id, client_msg_id) DO NOTHING",
+         ON CONFLICT (client_msg_id, sender_id) DO NOTHING",
     )
     .bind(message.conversation_id.as_str())
     .bind(seq)
