@@ -38,6 +38,8 @@ const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 /// Messages read per page while streaming a `sync`.
 const SYNC_PAGE: u32 = 256;
+/// Conversations whose typing state one socket tracks for the stop-on-disconnect.
+const MAX_TRACKED_TYPING: usize = 64;
 /// Sends awaiting their commit per connection; more are refused with `rate_limited`.
 const MAX_IN_FLIGHT_SENDS: usize = 1024;
 
@@ -85,6 +87,9 @@ struct Connection {
     connection_id: u64,
     last_heard: Instant,
     pending_acks: FuturesOrdered<AckFuture>,
+    /// Conversations where this socket said `is_typing:true` and not yet `false`, with
+    /// when: a socket that drops mid-typing is announced as stopped.
+    typing: Vec<(parley_proto::ConversationId, Instant)>,
 }
 
 async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
@@ -113,6 +118,7 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
         connection_id,
         last_heard: Instant::now(),
         pending_acks: FuturesOrdered::new(),
+        typing: Vec::new(),
     };
     let ready = ServerFrame::Ready {
         user_id: session.user_id.clone(),
@@ -123,6 +129,12 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
         connection.serve(outbound, evict).await;
     }
     state.hub.unregister(connection_id);
+    let typing_ttl = std::time::Duration::from_secs(parley_proto::limits::TYPING_TTL_SECS);
+    for (conversation_id, since) in connection.typing {
+        if since.elapsed() < typing_ttl {
+            let _ = state.chat.typing(&session, &conversation_id, false).await;
+        }
+    }
     state.chat.disconnected(&session, connection_id).await;
 }
 
@@ -362,6 +374,13 @@ impl Connection {
                     .chat
                     .typing(&self.session, &conversation_id, is_typing)
                     .await;
+                if outcome.is_ok() {
+                    self.typing
+                        .retain(|(typing_in, _)| typing_in != &conversation_id);
+                    if is_typing && self.typing.len() < MAX_TRACKED_TYPING {
+                        self.typing.push((conversation_id, Instant::now()));
+                    }
+                }
                 self.refuse_on_error(outcome).await
             }
             ClientFrame::Sync { cursors } => self.sync(cursors).await,

@@ -146,3 +146,33 @@ async fn typing_is_relayed_to_others_only() {
     })
     .await;
 }
+
+/// A socket that drops while its user is typing is announced as stopped, so nobody sees
+/// "typing…" from someone who is gone.
+#[tokio::test]
+async fn typing_stops_when_the_typist_disconnects() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let alice_connection = alice.connect().await;
+    let mut bob_connection = bob.connect().await;
+    alice_connection
+        .typing(conversation.conversation_id.clone(), true)
+        .unwrap();
+    expect(&mut bob_connection, "typing", |event| {
+        matches!(
+            event,
+            Event::Typing {
+                is_typing: true,
+                ..
+            }
+        )
+    })
+    .await;
+    alice_connection.close().await.unwrap();
+    expect(&mut bob_connection, "typing stopped", |event| {
+        matches!(event, Event::Typing { is_typing: false, user_id, .. } if user_id == &alice.user_id)
+    })
+    .await;
+}
