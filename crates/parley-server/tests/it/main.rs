@@ -7,6 +7,7 @@
 mod harness;
 
 mod accounts;
+mod cli;
 mod conversations;
 mod crash;
 mod messaging;

@@ -1,0 +1,106 @@
+//! The command-line client, run as the real `parley` binary against a real server.
+
+use crate::harness::*;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `parley ARGS` with its own session directory.
+fn parley(server: &TestServer, session_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(args)
+        .env("PARLEY_SERVER", &server.url)
+        .env("PARLEY_CONFIG_DIR", session_dir)
+        .env("PARLEY_PASSWORD", "password-123")
+        .output()
+        .expect("the parley binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// register, create, send, conversations, history, read, chat (over stdin), logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_tour_works_end_to_end() {
+    let server = TestServer::start().await;
+    let alice_dir = tempfile::tempdir().unwrap();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (alice_dir.path(), bob_dir.path());
+    stdout(&parley(
+        &server,
+        alice,
+        &["register", "alice", "--display-name", "Alice"],
+    ));
+    stdout(&parley(&server, bob, &["register", "bob"]));
+
+    let created: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        alice,
+        &["create", "direct", "bob", "--json"],
+    )))
+    .unwrap();
+    let conversation_id = created["conversation_id"].as_str().unwrap().to_owned();
+    stdout(&parley(
+        &server,
+        alice,
+        &["send", &conversation_id, "Hello", "Bob!"],
+    ));
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&parley(&server, bob, &["conversations", "--json"]))).unwrap();
+    let conversations = listed.get("conversations").unwrap_or(&listed);
+    assert_eq!(
+        conversations[0]["conversation_id"],
+        conversation_id.as_str()
+    );
+    assert_eq!(conversations[0]["unread_count"], 1);
+    let history = stdout(&parley(&server, bob, &["history", &conversation_id]));
+    assert!(history.contains("Hello Bob!"), "{history}");
+    stdout(&parley(&server, bob, &["read", &conversation_id, "1"]));
+
+    // The interactive chat sends each stdin line; end of input closes it cleanly.
+    let mut chat = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["chat", &conversation_id])
+        .env("PARLEY_SERVER", &server.url)
+        .env("PARLEY_CONFIG_DIR", bob)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    chat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"hi from the chat command\n")
+        .unwrap();
+    let chat_output = tokio::task::spawn_blocking(move || chat.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let chat_text = stdout(&chat_output);
+    assert!(
+        chat_text.contains("Hello Bob!"),
+        "chat shows history first: {chat_text}"
+    );
+    let alice_history = within("the chat line is stored", async {
+        loop {
+            let text = stdout(&parley(&server, alice, &["history", &conversation_id]));
+            if text.contains("hi from the chat command") {
+                break text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(alice_history.contains("Hello Bob!"));
+
+    stdout(&parley(&server, alice, &["logout"]));
+    let after = parley(&server, alice, &["whoami"]);
+    assert!(!after.status.success(), "logged out: whoami fails");
+}
