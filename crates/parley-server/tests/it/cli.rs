@@ -104,3 +104,47 @@ async fn the_cli_tour_works_end_to_end() {
     let after = parley(&server, alice, &["whoami"]);
     assert!(!after.status.success(), "logged out: whoami fails");
 }
+
+/// `parley bench` drives a real server and reports zero loss and duplication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_reports_a_clean_run() {
+    let server = TestServer::start().await;
+    let session_dir = tempfile::tempdir().unwrap();
+    let output = parley(
+        &server,
+        session_dir.path(),
+        &[
+            "bench",
+            "--users",
+            "6",
+            "--conversations",
+            "4",
+            "--group-ratio",
+            "0.5",
+            "--group-members",
+            "3",
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--warmup",
+            "0s",
+            "--drain",
+            "3s",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(report["sent"].as_u64().unwrap() >= 20, "{report}");
+    assert_eq!(report["acked"], report["sent"], "{report}");
+    assert!(report["delivered"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        report["delivered"], report["expected_deliveries"],
+        "{report}"
+    );
+    assert_eq!(
+        (report["lost"].as_u64(), report["duplicated"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
+}
