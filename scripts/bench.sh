@@ -17,6 +17,7 @@ PARLEY_LIMITS__USER_MESSAGES_PER_MINUTE=100000000 \
 PARLEY_LIMITS__GROUP_MESSAGES_PER_MINUTE=100000000 \
 PARLEY_LIMITS__AUTH_ATTEMPTS_PER_MINUTE=100000000 \
 PARLEY_LIMITS__OUTBOUND_QUEUE=8192 \
+PARLEY_LIMITS__FRAMES_PER_SECOND=1000000 \
 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT

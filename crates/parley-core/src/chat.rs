@@ -82,6 +82,9 @@ struct Inner {
     group_limiter: RateLimiter<(UserId, ConversationId)>,
     commit_queue: mpsc::Sender<CommitRequest>,
     shutting_down: AtomicBool,
+    /// One receipt flush at a time (ticker, `receipts()`, shutdown): concurrent flushes
+    /// could announce pointers out of order.
+    receipt_flush: tokio::sync::Mutex<()>,
     /// Argon2 runs with tens of MiB each: at most one per core at a time, so a burst of
     /// logins queues instead of multiplying memory and starving the event loop.
     password_hashing: tokio::sync::Semaphore,
@@ -108,6 +111,7 @@ impl Chat {
             receipts: ReceiptTracker::default(),
             commit_queue,
             shutting_down: AtomicBool::new(false),
+            receipt_flush: tokio::sync::Mutex::new(()),
             password_hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |cores| cores.get()),
             ),
@@ -359,6 +363,7 @@ impl Chat {
         if let Some(members) = self.inner.members.get(conversation_id) {
             return Ok(members);
         }
+        let generation = self.inner.members.generation();
         let record = match self.inner.store.fetch_conversation(conversation_id).await {
             Ok(record) => record,
             Err(StoreError::NotFound) => return Err(Error::NotMember),
@@ -368,7 +373,7 @@ impl Chat {
         let members = Arc::new(ConversationMembers::new(record.kind, members));
         self.inner
             .members
-            .insert(conversation_id.clone(), members.clone());
+            .insert_if_current(conversation_id.clone(), members.clone(), generation);
         Ok(members)
     }
 
@@ -1240,9 +1245,9 @@ impl Chat {
             return Ok(());
         }
         // Groups: no N² fan-out. The reader's devices get their own read pointer; the
-        // senders of the messages the pointer passed get the receipt.
+        // senders of the messages the pointer passed get the receipt, if still members.
         if read_moved {
-            let mut recipients = self
+            let mut recipients: Vec<UserId> = self
                 .inner
                 .store
                 .fetch_senders(
@@ -1250,7 +1255,10 @@ impl Chat {
                     change.old_read_seq,
                     change.read_seq,
                 )
-                .await?;
+                .await?
+                .into_iter()
+                .filter(|sender_id| members.is_member(sender_id))
+                .collect();
             if !recipients.contains(&change.user_id) {
                 recipients.push(change.user_id.clone());
             }
@@ -1271,7 +1279,7 @@ impl Chat {
                 )
                 .await?
                 .into_iter()
-                .filter(|sender_id| sender_id != &change.user_id)
+                .filter(|sender_id| sender_id != &change.user_id && members.is_member(sender_id))
                 .collect();
             if !recipients.is_empty() {
                 self.deliver(
@@ -1337,6 +1345,18 @@ impl Chat {
                     .await
                     .map(|user| user.last_seen_visible)
                     .unwrap_or(false);
+                // A quick reconnect (a page reload) may have announced `online` while
+                // this task was writing: then `offline` would be the wrong last word.
+                let back_online = self
+                    .inner
+                    .presence
+                    .online(std::slice::from_ref(&session.user_id))
+                    .await
+                    .map(|online| online.first().copied().unwrap_or(false))
+                    .unwrap_or(false);
+                if back_online {
+                    return;
+                }
                 let frame = ServerFrame::Presence {
                     user_id: session.user_id.clone(),
                     status: PresenceStatus::Offline,
@@ -1517,6 +1537,7 @@ async fn run_receipt_flusher(inner: std::sync::Weak<Inner>) {
 }
 
 async fn flush_receipts(inner: &Arc<Inner>) {
+    let _one_at_a_time = inner.receipt_flush.lock().await;
     let updates = inner.receipts.take();
     if updates.is_empty() {
         return;

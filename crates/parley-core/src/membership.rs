@@ -58,11 +58,38 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Default)]
 pub struct MembershipCache {
     entries: RwLock<HashMap<ConversationId, Arc<ConversationMembers>>>,
+    /// Bumped by every invalidation. A loader notes it before reading the store and may
+    /// only insert if it has not moved: otherwise it could put back a list read before a
+    /// change committed (a removed member would keep receiving).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl MembershipCache {
     pub fn get(&self, conversation_id: &ConversationId) -> Option<Arc<ConversationMembers>> {
         self.entries.read().get(conversation_id).cloned()
+    }
+
+    /// The generation to pass to [`MembershipCache::insert_if_current`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Caches a list read from the store, unless an invalidation happened since
+    /// `generation` was taken.
+    pub fn insert_if_current(
+        &self,
+        conversation_id: ConversationId,
+        members: Arc<ConversationMembers>,
+        generation: u64,
+    ) {
+        let mut entries = self.entries.write();
+        if self.generation() != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(conversation_id, members);
     }
 
     pub fn insert(&self, conversation_id: ConversationId, members: Arc<ConversationMembers>) {
@@ -74,6 +101,9 @@ impl MembershipCache {
     }
 
     pub fn invalidate(&self, conversation_id: &ConversationId) {
-        self.entries.write().remove(conversation_id);
+        let mut entries = self.entries.write();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.remove(conversation_id);
     }
 }

@@ -32,6 +32,9 @@ pub struct GatewayConfig {
     pub auth_timeout: Duration,
     /// Register/login attempts per minute from one IP address.
     pub auth_attempts_per_minute: u32,
+    /// WebSocket frames per second one connection may send (bursts of twice that);
+    /// beyond it frames are refused with `rate_limited`.
+    pub frames_per_second: u32,
 }
 
 impl Default for GatewayConfig {
@@ -42,6 +45,7 @@ impl Default for GatewayConfig {
             outbound_queue: 1024,
             auth_timeout: Duration::from_secs(10),
             auth_attempts_per_minute: 30,
+            frames_per_second: 100,
         }
     }
 }
@@ -78,11 +82,17 @@ impl AppState {
         self.shutting_down.load(Ordering::Relaxed)
     }
 
+    /// The first step of shutdown, safe to call at any time and more than once: refuse new
+    /// sockets and ask every open one to finish its in-flight sends and close.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.hub.close_all(1001, "server shutting down");
+    }
+
     /// Graceful shutdown, after the listener stopped accepting: every socket finishes its
     /// in-flight sends and gets a close frame; then queued commits and receipts are written.
     pub async fn shutdown(&self, grace: Duration) {
-        self.shutting_down.store(true, Ordering::SeqCst);
-        self.hub.close_all(1001, "server shutting down");
+        self.begin_shutdown();
         let deadline = tokio::time::Instant::now() + grace;
         while self.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -38,6 +38,10 @@ const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 /// Messages read per page while streaming a `sync`.
 const SYNC_PAGE: u32 = 256;
+/// Longest a single socket write may take before the client counts as gone.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Repeated `is_typing:true` frames closer than this are not relayed.
+const TYPING_REPEAT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Conversations whose typing state one socket tracks for the stop-on-disconnect.
 const MAX_TRACKED_TYPING: usize = 64;
 /// Sends awaiting their commit per connection; more are refused with `rate_limited`.
@@ -90,6 +94,9 @@ struct Connection {
     /// Conversations where this socket said `is_typing:true` and not yet `false`, with
     /// when: a socket that drops mid-typing is announced as stopped.
     typing: Vec<(parley_proto::ConversationId, Instant)>,
+    /// Token bucket of frames this socket may still send (refilled continuously).
+    frame_budget: f64,
+    frame_budget_at: Instant,
 }
 
 async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
@@ -119,6 +126,8 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
         last_heard: Instant::now(),
         pending_acks: FuturesOrdered::new(),
         typing: Vec::new(),
+        frame_budget: f64::from(state.config.frames_per_second) * 2.0,
+        frame_budget_at: Instant::now(),
     };
     let ready = ServerFrame::Ready {
         user_id: session.user_id.clone(),
@@ -229,13 +238,13 @@ impl Connection {
                     return;
                 }
             }
-            let _ = self
-                .socket
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
-                })))
-                .await;
+            let close = Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            }));
+            if self.feed(close).await.is_ok() {
+                let _ = self.flush().await;
+            }
         }
     }
 
@@ -255,14 +264,11 @@ impl Connection {
                         metrics::histogram!("parley_delivery_latency_seconds")
                             .record(latency_ms as f64 / 1000.0);
                     }
-                    self.socket
-                        .feed(Message::Text(frame))
-                        .await
-                        .map_err(|_| ())?;
+                    self.feed(Message::Text(frame)).await?;
                     written += 1;
                 }
                 Outbound::Close(code, reason) => {
-                    self.socket.flush().await.map_err(|_| ())?;
+                    self.flush().await?;
                     return Ok(Some((code, reason)));
                 }
             }
@@ -270,20 +276,46 @@ impl Connection {
                 next = outbound.try_recv().ok();
             }
         }
-        self.socket.flush().await.map_err(|_| ())?;
+        self.flush().await?;
         Ok(None)
     }
 
     async fn write(&mut self, frame: &ServerFrame) -> Result<(), ()> {
-        self.socket
-            .send(Message::Text(frame.to_json().into()))
-            .await
-            .map_err(|_| ())
+        self.feed(Message::Text(frame.to_json().into())).await?;
+        self.flush().await
+    }
+
+    /// Queues a message in the socket's write buffer (writing if the buffer is full).
+    /// Every socket write is bounded by `WRITE_TIMEOUT`: a client that stops reading
+    /// must not pin its task, its hub entry and its presence forever.
+    async fn feed(&mut self, message: Message) -> Result<(), ()> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ()> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
     }
 
     /// Handles one text frame. `Err` only when the socket broke.
     async fn handle_text(&mut self, text: Utf8Bytes) -> Result<(), ()> {
         metrics::counter!("parley_frames_received_total").increment(1);
+        // Every frame, good or bad, spends from the connection's budget.
+        let per_second = f64::from(self.state.config.frames_per_second.max(1));
+        let now = Instant::now();
+        self.frame_budget = (self.frame_budget
+            + now.duration_since(self.frame_budget_at).as_secs_f64() * per_second)
+            .min(per_second * 2.0);
+        self.frame_budget_at = now;
+        let over_budget = self.frame_budget < 1.0;
+        if !over_budget {
+            self.frame_budget -= 1.0;
+        }
         if text.len() > self.state.config.max_frame_bytes {
             let refusal = ServerFrame::error(
                 ErrorCode::FrameTooLarge,
@@ -298,6 +330,21 @@ impl Connection {
             Ok(frame) => frame,
             Err(error) => return self.write(&decode_error(&text, &error)).await,
         };
+        if over_budget {
+            // Name the send, so that clients retry it after the wait.
+            let refusal = ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                message: "too many frames on this connection".into(),
+                client_msg_id: match &frame {
+                    ClientFrame::SendMessage { client_msg_id, .. } => Some(client_msg_id.clone()),
+                    _ => None,
+                },
+                retry_after_ms: Some(
+                    (((1.0 - self.frame_budget) / per_second) * 1000.0).ceil() as u64
+                ),
+            };
+            return self.write(&refusal).await;
+        }
         match frame {
             ClientFrame::SendMessage {
                 client_msg_id,
@@ -369,6 +416,15 @@ impl Connection {
                 conversation_id,
                 is_typing,
             } => {
+                // `is_typing:true` again within a second of the last one relayed adds
+                // nothing for the others: drop it.
+                let repeated = is_typing
+                    && self.typing.iter().any(|(typing_in, since)| {
+                        typing_in == &conversation_id && since.elapsed() < TYPING_REPEAT
+                    });
+                if repeated {
+                    return Ok(());
+                }
                 let outcome = self
                     .state
                     .chat
@@ -389,12 +445,9 @@ impl Connection {
                     Ok(frames) => {
                         self.state.hub.watch_presence(self.connection_id, user_ids);
                         for frame in frames {
-                            self.socket
-                                .feed(Message::Text(frame.to_json().into()))
-                                .await
-                                .map_err(|_| ())?;
+                            self.feed(Message::Text(frame.to_json().into())).await?;
                         }
-                        self.socket.flush().await.map_err(|_| ())
+                        self.flush().await
                     }
                     Err(error) => self.write(&error_frame(&error, None)).await,
                 }
@@ -429,6 +482,7 @@ impl Connection {
             );
             self.write(&refusal).await?;
         }
+        let mut done = plan.done;
         for (conversation_id, mut after_seq, up_to_seq) in plan.ranges {
             while after_seq < up_to_seq {
                 let page = match self
@@ -439,6 +493,9 @@ impl Connection {
                 {
                     Ok(page) => page,
                     Err(error) => {
+                        // Say only how far this conversation really got, so the client
+                        // does not skip what it never received.
+                        done.insert(conversation_id.clone(), after_seq);
                         self.write(&error_frame(&error, None)).await?;
                         break;
                     }
@@ -447,16 +504,12 @@ impl Connection {
                 after_seq = last.seq;
                 for message in page {
                     let frame = ServerFrame::NewMessage(message).to_json();
-                    self.socket
-                        .feed(Message::Text(frame.into()))
-                        .await
-                        .map_err(|_| ())?;
+                    self.feed(Message::Text(frame.into())).await?;
                 }
-                self.socket.flush().await.map_err(|_| ())?;
+                self.flush().await?;
             }
         }
-        self.write(&ServerFrame::SyncDone { cursors: plan.done })
-            .await
+        self.write(&ServerFrame::SyncDone { cursors: done }).await
     }
 }
 

@@ -40,6 +40,7 @@ pub struct Limits {
     pub heartbeat_timeout_secs: u64,
     pub outbound_queue: usize,
     pub auth_attempts_per_minute: u32,
+    pub frames_per_second: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -86,6 +87,7 @@ impl Default for Limits {
             heartbeat_timeout_secs: gateway.heartbeat_timeout.as_secs(),
             outbound_queue: gateway.outbound_queue,
             auth_attempts_per_minute: gateway.auth_attempts_per_minute,
+            frames_per_second: gateway.frames_per_second,
         }
     }
 }
@@ -138,6 +140,7 @@ impl Config {
             heartbeat_timeout: std::time::Duration::from_secs(self.limits.heartbeat_timeout_secs),
             outbound_queue: self.limits.outbound_queue,
             auth_attempts_per_minute: self.limits.auth_attempts_per_minute,
+            frames_per_second: self.limits.frames_per_second,
             ..parley_gateway::GatewayConfig::default()
         }
     }

@@ -119,9 +119,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tokio::spawn(async move {
             let _ = stopped.await;
             tracing::info!("shutting down: no new connections");
-            // Stop accepting; let WebSocket tasks finish and close with a close frame.
+            // Stop accepting and ask sockets to close; the rest of the shutdown runs once,
+            // below, after the listener is done.
+            shutdown_state.begin_shutdown();
             shutdown_handle.graceful_shutdown(Some(grace));
-            shutdown_state.shutdown(grace).await;
         });
         match tls {
             Some(tls) => {

@@ -1137,7 +1137,8 @@ impl Store for SqliteStore {
         .map_err(unavailable)?;
         let rows = sqlx::query(
             "SELECT user_id, delivered_seq >= ?2 AS delivered, read_seq >= ?2 AS read FROM members \
-             WHERE conversation_id = ?1 AND user_id != ?3 AND delivered_seq >= ?2 ORDER BY user_id",
+             WHERE conversation_id = ?1 AND user_id != ?3 AND delivered_seq >= ?2 \
+             AND joined_seq <= ?2 ORDER BY user_id",
         )
         .bind(conversation_id.as_str())
         .bind(seq)

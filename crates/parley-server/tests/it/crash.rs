@@ -21,6 +21,7 @@ fn spawn_binary(data_dir: &Path) -> (Child, String) {
         .env("PARLEY_AUTH__ARGON2_ITERATIONS", "1")
         .env("PARLEY_LIMITS__USER_MESSAGES_PER_MINUTE", "1000000")
         .env("PARLEY_LIMITS__AUTH_ATTEMPTS_PER_MINUTE", "100000")
+        .env("PARLEY_LIMITS__FRAMES_PER_SECOND", "100000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -404,3 +404,39 @@ async fn shutdown_closes_sockets_with_a_close_frame() {
     assert_eq!(closed, json!({"type":"closed","code":1001}));
     within("shutdown", shutdown).await.unwrap().unwrap();
 }
+
+/// One connection may not flood the server: past its frame budget, frames get
+/// `rate_limited` (a send names its `client_msg_id`) and the connection lives on.
+#[tokio::test]
+async fn a_flooding_connection_is_throttled_not_dropped() {
+    let server = TestServer::start_with(|config| config.limits.frames_per_second = 5).await;
+    let alice = server.user("alice").await;
+    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
+    socket.next().await;
+    for _ in 0..30 {
+        socket.send(r#"{"type":"ping"}"#).await;
+    }
+    let mut pongs = 0;
+    let mut refused = 0;
+    for _ in 0..30 {
+        let frame = socket.next().await;
+        match (frame["type"].as_str(), frame["code"].as_str()) {
+            (Some("pong"), _) => pongs += 1,
+            (Some("error"), Some("rate_limited")) => {
+                assert!(frame["retry_after_ms"].as_u64().unwrap() > 0);
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}: {frame}"),
+        }
+    }
+    assert!(pongs >= 10, "the burst allowance is served ({pongs})");
+    assert!(refused > 0, "the flood is refused");
+    socket.send(r#"{"type":"send_message","client_msg_id":"over","conversation_id":"c_x","content":"x"}"#).await;
+    let frame = socket.next().await;
+    assert_eq!(
+        (frame["code"].as_str(), frame["client_msg_id"].as_str()),
+        (Some("rate_limited"), Some("over"))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    socket.still_alive().await;
+}
