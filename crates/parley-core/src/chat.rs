@@ -16,9 +16,9 @@ use crate::presence::PresenceRegistry;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::ReceiptTracker;
 use crate::store::{
-    Appended, ConversationChange, ConversationRecord, ConversationSummary, ListCursor,
-    NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, SeqRange,
-    Store, StoreError, UserRecord,
+    AppendRefusal, Appended, ConversationChange, ConversationRecord, ConversationSummary,
+    ListCursor, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange,
+    SeqRange, Store, StoreError, UserRecord,
 };
 use parley_proto::frames::Cursors;
 use parley_proto::rest::{
@@ -1492,17 +1492,23 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
             metrics::histogram!("parley_commit_batch_size").record(messages.len() as f64);
             let count = messages.len();
             match chat.inner.store.append_messages(messages).await {
-                Ok(appended) => {
-                    debug_assert_eq!(appended.len(), count);
-                    for (appended, (reply, queued_at, origin_connection)) in
-                        appended.into_iter().zip(replies)
+                Ok(outcomes) => {
+                    debug_assert_eq!(outcomes.len(), count);
+                    for (outcome, (reply, queued_at, origin_connection)) in
+                        outcomes.into_iter().zip(replies)
                     {
-                        if !appended.duplicate {
-                            chat.fan_out(&appended.message, origin_connection).await;
-                        }
                         metrics::histogram!("parley_ack_latency_seconds")
                             .record(queued_at.elapsed().as_secs_f64());
-                        let _ = reply.send(Ok(appended));
+                        let answer = match outcome {
+                            Ok(appended) => {
+                                if !appended.duplicate {
+                                    chat.fan_out(&appended.message, origin_connection).await;
+                                }
+                                Ok(appended)
+                            }
+                            Err(AppendRefusal::NotMember) => Err(Error::NotMember),
+                        };
+                        let _ = reply.send(answer);
                     }
                 }
                 Err(error) => {

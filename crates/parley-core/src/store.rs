@@ -149,6 +149,17 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// Why one message of a batch was not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendRefusal {
+    /// The sender is not, or no longer, a member of the conversation when the
+    /// transaction runs (a removal committed after the send was admitted).
+    NotMember,
+}
+
+/// One message's fate in `append_messages`.
+pub type AppendOutcome = Result<Appended, AppendRefusal>;
+
 /// A new conversation with its first members and, for groups, its first system message.
 #[derive(Clone, Debug)]
 pub struct NewConversation {
@@ -309,8 +320,10 @@ pub trait Store: Send + Sync + 'static {
     /// one outcome each, in the same order. Gives each new message the next `seq` of its
     /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
-    /// and the first message is returned. Returns only once durably committed.
-    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<Appended>>;
+    /// and the first message is returned. A new message whose sender is not a member at
+    /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
+    /// once durably committed.
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>>;
 
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
     async fn fetch_message_by_client_id(

@@ -8,10 +8,10 @@
 
 use async_trait::async_trait;
 use parley_core::store::{
-    Appended, ConversationChange, ConversationRecord, ConversationSummary, ListCursor,
-    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
-    ReceiptChange, ReceiptUpdate, SeqRange, SessionRecord, Store, StoreError, StoreResult,
-    UserRecord,
+    AppendOutcome, AppendRefusal, Appended, ConversationChange, ConversationRecord,
+    ConversationSummary, ListCursor, MessageReceipts, NewConversation, NewDevice, NewMessage,
+    PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate, SeqRange, SessionRecord, Store,
+    StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
     ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role, Timestamp, UserId,
@@ -20,7 +20,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -228,6 +228,46 @@ async fn fetch_stored_duplicates(
         }
     }
     Ok(stored)
+}
+
+/// Which `(conversation_id, sender_id)` pairs of a batch are memberships right now.
+async fn fetch_memberships(
+    transaction: &mut Transaction<'_, Sqlite>,
+    messages: &[NewMessage],
+) -> StoreResult<HashSet<(ConversationId, UserId)>> {
+    let mut pairs: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|message| (message.conversation_id.as_str(), message.sender_id.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut memberships = HashSet::with_capacity(pairs.len());
+    for chunk in pairs.chunks(INSERT_CHUNK) {
+        let mut select = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT conversation_id, user_id FROM members WHERE (conversation_id, user_id) IN (VALUES ",
+        );
+        let mut values = select.separated(", ");
+        for (conversation_id, user_id) in chunk {
+            values.push("(");
+            values.push_bind_unseparated(*conversation_id);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*user_id);
+            values.push_unseparated(")");
+        }
+        select.push(")");
+        for row in select
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(unavailable)?
+        {
+            memberships.insert((
+                ConversationId(row.get("conversation_id")),
+                UserId(row.get("user_id")),
+            ));
+        }
+    }
+    Ok(memberships)
 }
 
 /// `conversation_id -> (last_seq, 0)` for every conversation of a batch.
@@ -863,8 +903,10 @@ impl Store for SqliteStore {
     /// one outcome each, in the same order. Gives each new message the next `seq` of its
     /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
-    /// and the first message is returned. Returns only once durably committed.
-    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
+    /// and the first message is returned. A new message whose sender is not a member at
+    /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
+    /// once durably committed.
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>> {
         // A fixed handful of statements per batch, whatever its size: each statement is a
         // round trip to sqlx's SQLite thread, so per-message statements would cap
         // throughput at the context-switch rate rather than at SQLite's speed.
@@ -873,23 +915,29 @@ impl Store for SqliteStore {
         // Within the transaction this connection is the only writer, so `last_seq` is
         // read once per conversation and written once at the end.
         let mut positions = fetch_last_seqs(&mut transaction, &messages).await?;
+        let memberships = fetch_memberships(&mut transaction, &messages).await?;
         let mut first_in_batch: HashMap<(UserId, String), usize> = HashMap::new();
-        let mut outcomes: Vec<Appended> = Vec::with_capacity(messages.len());
+        let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());
         for message in messages {
             let key = (message.sender_id.clone(), message.client_msg_id.clone());
             if let Some(first) = stored.get(&key) {
-                outcomes.push(Appended {
+                outcomes.push(Ok(Appended {
                     message: first.clone(),
                     duplicate: true,
-                });
+                }));
                 continue;
             }
             if let Some(&index) = first_in_batch.get(&key) {
-                let first = outcomes[index].message.clone();
-                outcomes.push(Appended {
-                    message: first,
+                let first = outcomes[index].clone();
+                outcomes.push(first.map(|appended| Appended {
                     duplicate: true,
-                });
+                    ..appended
+                }));
+                continue;
+            }
+            let membership = (message.conversation_id.clone(), message.sender_id.clone());
+            if !memberships.contains(&membership) {
+                outcomes.push(Err(AppendRefusal::NotMember));
                 continue;
             }
             let position = positions
@@ -899,13 +947,14 @@ impl Store for SqliteStore {
             position.1 = position.1.max(message.created_at.millis());
             let seq = position.0;
             first_in_batch.insert(key, outcomes.len());
-            outcomes.push(Appended {
+            outcomes.push(Ok(Appended {
                 message: message.with_seq(seq),
                 duplicate: false,
-            });
+            }));
         }
         let new_messages: Vec<&Message> = outcomes
             .iter()
+            .filter_map(|outcome| outcome.as_ref().ok())
             .filter(|appended| !appended.duplicate)
             .map(|appended| &appended.message)
             .collect();

@@ -52,6 +52,7 @@ proptest! {
                 let outcomes = store.append_messages(messages).await.unwrap();
                 assert_eq!(outcomes.len(), batch.len());
                 for ((sender, conversation, client_id), outcome) in batch.iter().zip(outcomes) {
+                    let outcome = outcome.expect("every user is a member of both groups");
                     match first_seen.get(&(*sender, *client_id)) {
                         Some((first_conversation, first_seq)) => {
                             assert!(outcome.duplicate);

@@ -24,6 +24,7 @@ macro_rules! store_conformance {
             history_ranges_are_exact,
             membership_changes_commit_with_their_system_message,
             owner_leaving_hands_over_ownership,
+            only_members_append,
             list_is_newest_first_with_cursor_and_unread,
             receipts_never_go_back_or_past_the_end,
             non_members_see_nothing,

@@ -272,6 +272,7 @@ pub async fn seq_is_gap_free_under_concurrent_appends(store: Arc<dyn Store>) {
                     })
                     .collect();
                 for appended in store.append_messages(messages).await.unwrap() {
+                    let appended = appended.expect("members may send");
                     assert!(!appended.duplicate);
                     seqs.push(appended.message.seq);
                 }
@@ -306,11 +307,17 @@ pub async fn duplicates_return_the_first_message(store: Arc<dyn Store>) {
         .append_messages(vec![text(&conversation_id, &alice, "m1")])
         .await
         .unwrap()
-        .remove(0);
+        .remove(0)
+        .expect("members may send");
     assert!(!first.duplicate);
     let mut retry = text(&conversation_id, &alice, "m1");
     retry.content = "a different body".into();
-    let again = store.append_messages(vec![retry]).await.unwrap().remove(0);
+    let again = store
+        .append_messages(vec![retry])
+        .await
+        .unwrap()
+        .remove(0)
+        .expect("members may send");
     assert!(again.duplicate);
     assert_eq!(again.message, first.message, "the first message, unchanged");
     let looked_up = store
@@ -327,7 +334,8 @@ pub async fn duplicates_return_the_first_message(store: Arc<dyn Store>) {
         .append_messages(vec![text(&conversation_id, &bob, "m1")])
         .await
         .unwrap()
-        .remove(0);
+        .remove(0)
+        .expect("members may send");
     assert!(!other.duplicate);
     assert_eq!(
         other.message.seq,
@@ -349,7 +357,10 @@ pub async fn duplicates_within_one_batch_store_once(store: Arc<dyn Store>) {
         .unwrap();
     let seqs: Vec<(i64, bool)> = outcomes
         .iter()
-        .map(|appended| (appended.message.seq, appended.duplicate))
+        .map(|outcome| {
+            let appended = outcome.as_ref().expect("members may send");
+            (appended.message.seq, appended.duplicate)
+        })
         .collect();
     assert_eq!(seqs, vec![(2, false), (2, true), (3, false)]);
     assert_eq!(
@@ -522,6 +533,61 @@ pub async fn membership_changes_commit_with_their_system_message(store: Arc<dyn 
         )
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+pub async fn only_members_append(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let mallory = user(&store, "mallory").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    let before_removal = store
+        .append_messages(vec![text(&conversation_id, &bob, "kept")])
+        .await
+        .unwrap()
+        .remove(0)
+        .expect("a member may send");
+    store
+        .update_conversation(
+            &conversation_id,
+            ConversationChange::RemoveMember(bob.clone()),
+            system(
+                &conversation_id,
+                &alice,
+                SystemEvent::MemberRemoved {
+                    actor_id: alice.clone(),
+                    user_id: bob.clone(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let outcomes = store
+        .append_messages(vec![
+            text(&conversation_id, &mallory, "intruder"),
+            text(&conversation_id, &bob, "after removal"),
+            text(&conversation_id, &bob, "kept"),
+            text(&conversation_id, &alice, "still here"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes[0],
+        Err(parley_core::store::AppendRefusal::NotMember)
+    );
+    assert_eq!(
+        outcomes[1],
+        Err(parley_core::store::AppendRefusal::NotMember)
+    );
+    let retry = outcomes[2]
+        .as_ref()
+        .expect("a retry of a stored message is answered");
+    assert!(retry.duplicate);
+    assert_eq!(retry.message, before_removal.message);
+    let fine = outcomes[3].as_ref().expect("members still send");
+    assert_eq!(
+        fine.message.seq, 4,
+        "refused messages use no seq (1 created, 2 kept, 3 removal)"
+    );
 }
 
 pub async fn owner_leaving_hands_over_ownership(store: Arc<dyn Store>) {
