@@ -259,108 +259,82 @@ async fn rest_refusals_have_status_and_json_body() {
     let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
     let http = reqwest::Client::new();
     let api = |path: &str| format!("{}/api/v1{path}", server.url);
-    let check = |response: reqwest::Response, status: u16, code: &'static str| async move {
-        assert_eq!(response.status().as_u16(), status);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], code, "{body}");
-        assert!(body["error"]["message"].is_string());
-    };
-    check(
-        http.get(api("/users/me")).send().await.unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    check(
-        http.get(api("/users/me"))
-            .bearer_auth("pt_nope")
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
     let conversation_path = format!("/conversations/{}", conversation.conversation_id);
-    check(
-        http.get(api(&conversation_path))
-            .bearer_auth(mallory.token())
-            .send()
-            .await
-            .unwrap(),
-        403,
-        "not_member",
-    )
-    .await;
-    check(
-        http.get(api(&format!("{conversation_path}/messages")))
-            .bearer_auth(mallory.token())
-            .send()
-            .await
-            .unwrap(),
-        403,
-        "not_member",
-    )
-    .await;
-    check(
-        http.post(api("/conversations"))
+    let messages_path = format!("{conversation_path}/messages");
+    let json_post = |path: &str, body: &'static str| {
+        http.post(api(path))
             .bearer_auth(alice.token())
             .header("content-type", "application/json")
-            .body("{oops")
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed_json",
-    )
-    .await;
-    check(
-        http.post(api("/conversations"))
-            .bearer_auth(alice.token())
-            .json(&json!({"type":"group"}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
-    check(
-        http.post(api("/auth/register"))
-            .json(&json!({"username":"x".repeat(10), "password": "p".repeat(300 * 1024)}))
-            .send()
-            .await
-            .unwrap(),
-        413,
-        "frame_too_large",
-    )
-    .await;
-    check(
-        http.get(api(&format!("{conversation_path}/messages?limit=lots")))
-            .bearer_auth(alice.token())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
-    check(
-        http.get(api("/no/such/route")).send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    check(
-        http.get(api("/users/u_missing"))
-            .bearer_auth(alice.token())
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
+            .body(body)
+    };
+    let huge_password = json!({"username": "x".repeat(10), "password": "p".repeat(300 * 1024)});
+    // (what, request, status, code)
+    let cases = vec![
+        ("no token", http.get(api("/users/me")), 401, "unauthorized"),
+        (
+            "unknown token",
+            http.get(api("/users/me")).bearer_auth("pt_nope"),
+            401,
+            "unauthorized",
+        ),
+        (
+            "a stranger's conversation",
+            http.get(api(&conversation_path))
+                .bearer_auth(mallory.token()),
+            403,
+            "not_member",
+        ),
+        (
+            "a stranger's history",
+            http.get(api(&messages_path)).bearer_auth(mallory.token()),
+            403,
+            "not_member",
+        ),
+        (
+            "broken JSON",
+            json_post("/conversations", "{oops"),
+            400,
+            "malformed_json",
+        ),
+        (
+            "a group without a name",
+            json_post("/conversations", r#"{"type":"group"}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "an oversize body",
+            http.post(api("/auth/register")).json(&huge_password),
+            413,
+            "frame_too_large",
+        ),
+        (
+            "a bad query",
+            http.get(api(&format!("{messages_path}?limit=lots")))
+                .bearer_auth(alice.token()),
+            400,
+            "invalid_request",
+        ),
+        (
+            "an unknown route",
+            http.get(api("/no/such/route")),
+            404,
+            "not_found",
+        ),
+        (
+            "an unknown user",
+            http.get(api("/users/u_missing")).bearer_auth(alice.token()),
+            404,
+            "not_found",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(body["error"]["message"].is_string(), "{what}");
+    }
     let health = http
         .get(format!("{}/healthz", server.url))
         .send()
