@@ -7,7 +7,7 @@
 
 use crate::auth;
 use crate::bus::{Bus, BusEvent};
-use crate::commit::{next_batch, CommitRequest, PendingSend};
+use crate::commit::{next_batch, Barrier, CommitRequest, PendingChange, PendingSend};
 use crate::config::CoreConfig;
 use crate::error::{Error, Result};
 use crate::ids;
@@ -495,10 +495,12 @@ impl Chat {
                 conversation.conversation_id.clone(),
                 Arc::new(ConversationMembers::new(conversation.kind, members)),
             );
-            self.announce_conversation(&conversation).await;
+            // `seq` 1 goes out before anyone learns of the conversation, so no member's
+            // first send can be announced ahead of it.
             if let Some(system_message) = system_message {
                 self.fan_out(&system_message.with_seq(1), None).await;
             }
+            self.announce_conversation(&conversation).await;
         }
         let summary = self
             .inner
@@ -763,8 +765,36 @@ impl Chat {
         change: ConversationChange,
         event: SystemEvent,
     ) -> Result<()> {
-        let before = self.members(conversation_id).await?;
         let system_message = self.system_message(session, conversation_id, event, Timestamp::now());
+        let (reply, outcome) = oneshot::channel();
+        self.inner
+            .commit_queue
+            .send(CommitRequest::Change(PendingChange {
+                conversation_id: conversation_id.clone(),
+                change,
+                system_message,
+                reply,
+            }))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        outcome.await.map_err(|_| Error::ShuttingDown)??;
+        let after = self.members(conversation_id).await?;
+        let record = self.inner.store.fetch_conversation(conversation_id).await?;
+        let conversation = conversation_view(record, Some(after.members.clone()), None);
+        self.announce_conversation(&conversation).await;
+        Ok(())
+    }
+
+    /// Runs a change in the committer, between batches: stores it with its system
+    /// message, refreshes every node's member cache, and sends the system message to old
+    /// and new members (the removed one included) before any later send is announced.
+    async fn apply_change(
+        &self,
+        conversation_id: &ConversationId,
+        change: ConversationChange,
+        system_message: NewMessage,
+    ) -> Result<Appended> {
+        let before = self.members(conversation_id).await?;
         let appended = self
             .inner
             .store
@@ -787,10 +817,7 @@ impl Chat {
             &ServerFrame::NewMessage(appended.message.clone()),
         )
         .await;
-        let record = self.inner.store.fetch_conversation(conversation_id).await?;
-        let conversation = conversation_view(record, Some(after.members.clone()), None);
-        self.announce_conversation(&conversation).await;
-        Ok(())
+        Ok(appended)
     }
 
     async fn announce_conversation(&self, conversation: &Conversation) {
@@ -1476,7 +1503,7 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
         inner: inner.clone(),
     };
     drop(inner);
-    while let Some((sends, flushes)) =
+    while let Some((sends, barrier)) =
         next_batch(&mut queue, chat.inner.config.max_commit_batch).await
     {
         if !sends.is_empty() {
@@ -1522,8 +1549,23 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
                 }
             }
         }
-        for done in flushes {
-            let _ = done.send(());
+        match barrier {
+            Some(Barrier::Change(pending)) => {
+                let PendingChange {
+                    conversation_id,
+                    change,
+                    system_message,
+                    reply,
+                } = *pending;
+                let outcome = chat
+                    .apply_change(&conversation_id, change, system_message)
+                    .await;
+                let _ = reply.send(outcome);
+            }
+            Some(Barrier::Flush(done)) => {
+                let _ = done.send(());
+            }
+            None => {}
         }
     }
 }

@@ -7,7 +7,8 @@
 //! `seq` for messages of one sender into one conversation.
 
 use crate::error::Error;
-use crate::store::{Appended, NewMessage};
+use crate::store::{Appended, ConversationChange, NewMessage};
+use parley_proto::ConversationId;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,36 +21,52 @@ pub struct PendingSend {
     pub origin_connection: Option<u64>,
 }
 
-// Sends are the hot path and flushes are rare: boxing sends to shrink the enum would add an
-// allocation per message.
+/// A membership or metadata change with its system message. It goes through the same
+/// queue as sends, so its `seq` is announced in order with theirs.
+pub struct PendingChange {
+    pub conversation_id: ConversationId,
+    pub change: ConversationChange,
+    pub system_message: NewMessage,
+    pub reply: oneshot::Sender<Result<Appended, Error>>,
+}
+
+// Sends are the hot path and the other requests are rare: boxing sends to shrink the
+// enum would add an allocation per message.
 #[allow(clippy::large_enum_variant)]
 pub enum CommitRequest {
     Send(PendingSend),
+    Change(PendingChange),
     /// Answered once everything queued before it is committed (used by shutdown).
     Flush(oneshot::Sender<()>),
 }
 
+/// What ends a batch of sends: a request that must run after them, alone.
+pub enum Barrier {
+    Change(Box<PendingChange>),
+    Flush(oneshot::Sender<()>),
+}
+
 /// Takes the next batch: waits for one request, then takes whatever else is queued, up to
-/// `max_batch` sends. Returns `None` when the queue is closed and empty.
+/// `max_batch` sends or the first barrier (a change or a flush), which is returned to run
+/// after the sends. Returns `None` when the queue is closed and empty.
 pub async fn next_batch(
     queue: &mut mpsc::Receiver<CommitRequest>,
     max_batch: usize,
-) -> Option<(Vec<PendingSend>, Vec<oneshot::Sender<()>>)> {
+) -> Option<(Vec<PendingSend>, Option<Barrier>)> {
     let mut next = Some(queue.recv().await?);
     let mut sends = Vec::new();
-    let mut flushes = Vec::new();
     while let Some(request) = next.take() {
         match request {
             CommitRequest::Send(pending) => sends.push(pending),
-            // A flush closes the batch: it must not wait for sends queued after it.
-            CommitRequest::Flush(done) => {
-                flushes.push(done);
-                break;
+            // A barrier closes the batch: it must not wait for sends queued after it.
+            CommitRequest::Change(change) => {
+                return Some((sends, Some(Barrier::Change(Box::new(change)))))
             }
+            CommitRequest::Flush(done) => return Some((sends, Some(Barrier::Flush(done)))),
         }
         if sends.len() < max_batch {
             next = queue.try_recv().ok();
         }
     }
-    Some((sends, flushes))
+    Some((sends, None))
 }
