@@ -4,7 +4,8 @@
 //! limit), hands it to `Store::append_messages` as one transaction, then fans out and
 //! answers each sender. While a batch commits the next one fills, so throughput grows with
 //! load instead of being capped by the disk's fsync rate. The queue order is the order of
-//! `seq` for messages of one sender into one conversation.
+//! `seq` for messages of one sender into one conversation. Membership changes ride the
+//! same queue as barriers, so their system messages are announced in `seq` order too.
 
 use crate::error::Error;
 use crate::store::{Appended, ConversationChange, NewMessage};
