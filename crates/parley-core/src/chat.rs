@@ -1000,20 +1000,20 @@ impl Chat {
         kind: ConversationType,
     ) -> Result<()> {
         let now = Instant::now();
-        let user_key = session.user_id.clone();
-        self.inner
-            .user_limiter
-            .check(&user_key, now)
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
-        let group_key = (session.user_id.clone(), conversation_id.clone());
-        if kind == ConversationType::Group {
+        let group_key = (kind == ConversationType::Group)
+            .then(|| (session.user_id.clone(), conversation_id.clone()));
+        if let Some(group_key) = &group_key {
             self.inner
                 .group_limiter
-                .check(&group_key, now)
+                .try_take(group_key, now)
                 .map_err(|retry_after| Error::RateLimited { retry_after })?;
-            self.inner.group_limiter.take(&group_key, now);
         }
-        self.inner.user_limiter.take(&user_key, now);
+        if let Err(retry_after) = self.inner.user_limiter.try_take(&session.user_id, now) {
+            if let Some(group_key) = &group_key {
+                self.inner.group_limiter.refund(group_key);
+            }
+            return Err(Error::RateLimited { retry_after });
+        }
         Ok(())
     }
 

@@ -37,26 +37,9 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         bucket_level(bucket, now, self.refill_per_second, self.capacity)
     }
 
-    /// `Err(wait)` if a request now would be refused.
-    pub fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        let buckets = self.buckets.lock();
-        match buckets.get(key) {
-            Some(bucket) => {
-                let tokens = self.level(bucket, now);
-                if tokens >= 1.0 {
-                    Ok(())
-                } else {
-                    Err(Duration::from_secs_f64(
-                        (1.0 - tokens) / self.refill_per_second,
-                    ))
-                }
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Spends one token (after a successful `check`).
-    pub fn take(&self, key: &K, now: Instant) {
+    /// Spends one token if there is one, in one step under the lock (so concurrent
+    /// callers cannot both spend the last token); otherwise `Err(wait)`.
+    pub fn try_take(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock();
         if buckets.len() > SWEEP_THRESHOLD {
             let (refill, capacity) = (self.refill_per_second, self.capacity);
@@ -66,13 +49,26 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             Some(bucket) => self.level(bucket, now),
             None => self.capacity,
         };
+        if tokens < 1.0 {
+            return Err(Duration::from_secs_f64(
+                (1.0 - tokens) / self.refill_per_second,
+            ));
+        }
         buckets.insert(
             key.clone(),
             Bucket {
-                tokens: (tokens - 1.0).max(0.0),
+                tokens: tokens - 1.0,
                 updated: now,
             },
         );
+        Ok(())
+    }
+
+    /// Gives back a token spent by `try_take` (when a second limit then refused).
+    pub fn refund(&self, key: &K) {
+        if let Some(bucket) = self.buckets.lock().get_mut(key) {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
+        }
     }
 }
 
@@ -90,14 +86,26 @@ mod tests {
         let limiter = RateLimiter::per_minute(3);
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.check(&"alice", start).is_ok());
-            limiter.take(&"alice", start);
+            assert!(limiter.try_take(&"alice", start).is_ok());
         }
-        let wait = limiter.check(&"alice", start).unwrap_err();
+        let wait = limiter.try_take(&"alice", start).unwrap_err();
         assert!(wait > Duration::from_secs(19) && wait <= Duration::from_secs(20));
-        assert!(limiter.check(&"bob", start).is_ok(), "keys are independent");
+        assert!(
+            limiter.try_take(&"bob", start).is_ok(),
+            "keys are independent"
+        );
         assert!(limiter
-            .check(&"alice", start + Duration::from_secs(20))
+            .try_take(&"alice", start + Duration::from_secs(20))
             .is_ok());
+        assert!(limiter
+            .try_take(&"alice", start + Duration::from_secs(20))
+            .is_err());
+        limiter.refund(&"alice");
+        assert!(
+            limiter
+                .try_take(&"alice", start + Duration::from_secs(20))
+                .is_ok(),
+            "a refunded token can be spent again"
+        );
     }
 }

@@ -101,13 +101,10 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
 fn check_auth_rate(state: &AppState, address: &SocketAddr) -> Result<(), ApiError> {
     let now = std::time::Instant::now();
     let ip = address.ip();
-    match state.auth_limiter.check(&ip, now) {
-        Ok(()) => {
-            state.auth_limiter.take(&ip, now);
-            Ok(())
-        }
-        Err(retry_after) => Err(parley_core::Error::RateLimited { retry_after }.into()),
-    }
+    state
+        .auth_limiter
+        .try_take(&ip, now)
+        .map_err(|retry_after| parley_core::Error::RateLimited { retry_after }.into())
 }
 
 /// # `POST /api/v1/auth/register`
