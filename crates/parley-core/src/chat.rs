@@ -795,6 +795,19 @@ impl Chat {
         system_message: NewMessage,
     ) -> Result<Appended> {
         let before = self.members(conversation_id).await?;
+        // Changes run one at a time here, so this check sees every earlier add: two
+        // concurrent adds cannot both pass the limit.
+        if let ConversationChange::AddMembers(new_members) = &change {
+            let joining = new_members
+                .iter()
+                .filter(|(user_id, _)| !before.is_member(user_id))
+                .count();
+            if before.members.len() + joining > self.inner.config.max_group_members {
+                return Err(Error::GroupFull {
+                    limit: self.inner.config.max_group_members,
+                });
+            }
+        }
         let appended = self
             .inner
             .store

@@ -310,3 +310,38 @@ async fn owner_sets_roles_and_hands_over_ownership() {
     let body: serde_json::Value = wrong_method.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_request");
 }
+
+/// Groups have a member limit, at creation and when adding: `422 group_full`.
+#[tokio::test]
+async fn groups_refuse_members_past_the_limit() {
+    let server = TestServer::start_with(|config| config.limits.max_group_members = 3).await;
+    let alice = server.user("alice").await;
+    let mut others = Vec::new();
+    for name in ["bob", "carol", "dave"] {
+        others.push(server.user(name).await.user_id);
+    }
+    let too_big = alice.client.create_group("big", &others).await.unwrap_err();
+    assert_eq!(
+        (too_big.status(), too_big.code()),
+        (Some(422), Some(ErrorCode::GroupFull))
+    );
+    let group = alice
+        .client
+        .create_group("full", &others[..2])
+        .await
+        .unwrap();
+    let refused = alice
+        .client
+        .add_members(&group.conversation_id, &others[2..])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::GroupFull));
+    let members = alice
+        .client
+        .conversation(&group.conversation_id)
+        .await
+        .unwrap()
+        .members
+        .unwrap();
+    assert_eq!(members.len(), 3, "nothing was added");
+}
