@@ -26,8 +26,8 @@ use parley_proto::rest::{
     UnreadCount, UnreadSummary, UpdateConversationRequest, UpdateProfileRequest,
 };
 use parley_proto::{
-    Conversation, ConversationId, ConversationType, DeviceId, Member, Message, PresenceStatus,
-    Profile, PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
+    Conversation, ConversationId, ConversationType, Member, Message, PresenceStatus, Profile,
+    PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,12 +35,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-/// An authenticated device.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Session {
-    pub user_id: UserId,
-    pub device_id: DeviceId,
-}
+/// An authenticated device: the store's session record, as every operation takes it.
+pub type Session = crate::store::SessionRecord;
 
 /// A send as a client asks for it.
 #[derive(Clone, Debug)]
@@ -273,10 +269,7 @@ impl Chat {
             .fetch_session(&auth::token_hash(token))
             .await
         {
-            Ok(session) => Ok(Session {
-                user_id: session.user_id,
-                device_id: session.device_id,
-            }),
+            Ok(session) => Ok(session),
             Err(StoreError::NotFound) => Err(Error::Unauthorized),
             Err(error) => Err(error.into()),
         }

@@ -339,19 +339,22 @@ async fn insert_message(
     Ok(result.rows_affected() == 1)
 }
 
+/// The message a sender stored with a client id (dedup key lookup).
+fn select_by_client_id() -> String {
+    format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_msg_id = ?")
+}
+
 async fn fetch_by_client_id(
     transaction: &mut Transaction<'_, Sqlite>,
     sender_id: &UserId,
     client_msg_id: &str,
 ) -> StoreResult<Message> {
-    let row = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_msg_id = ?"
-    ))
-    .bind(sender_id.as_str())
-    .bind(client_msg_id)
-    .fetch_one(&mut **transaction)
-    .await
-    .map_err(unavailable)?;
+    let row = sqlx::query(&select_by_client_id())
+        .bind(sender_id.as_str())
+        .bind(client_msg_id)
+        .fetch_one(&mut **transaction)
+        .await
+        .map_err(unavailable)?;
     Ok(message_from_row(&row))
 }
 
@@ -1016,14 +1019,12 @@ impl Store for SqliteStore {
         sender_id: &UserId,
         client_msg_id: &str,
     ) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_msg_id = ?"
-        ))
-        .bind(sender_id.as_str())
-        .bind(client_msg_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(unavailable)?;
+        let row = sqlx::query(&select_by_client_id())
+            .bind(sender_id.as_str())
+            .bind(client_msg_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)?;
         Ok(row.as_ref().map(message_from_row))
     }
 

@@ -63,6 +63,27 @@ fn system(conversation_id: &ConversationId, actor_id: &UserId, event: SystemEven
     message
 }
 
+/// `actor_id` removes `user_id`, with its system message.
+pub async fn remove_member(
+    store: &Arc<dyn Store>,
+    conversation_id: &ConversationId,
+    actor_id: &UserId,
+    user_id: &UserId,
+) -> parley_core::store::Appended {
+    let event = SystemEvent::MemberRemoved {
+        actor_id: actor_id.clone(),
+        user_id: user_id.clone(),
+    };
+    store
+        .update_conversation(
+            conversation_id,
+            ConversationChange::RemoveMember(user_id.clone()),
+            system(conversation_id, actor_id, event),
+        )
+        .await
+        .expect("remove member")
+}
+
 /// A group owned by the first user with the others as members.
 pub async fn group(store: &Arc<dyn Store>, users: &[UserId]) -> ConversationId {
     let conversation_id = ids::new_conversation_id();
@@ -468,21 +489,7 @@ pub async fn membership_changes_commit_with_their_system_message(store: Arc<dyn 
         summary.unread_count, 1,
         "history before joining is not unread; the join message is"
     );
-    let removed = store
-        .update_conversation(
-            &conversation_id,
-            ConversationChange::RemoveMember(bob.clone()),
-            system(
-                &conversation_id,
-                &alice,
-                SystemEvent::MemberRemoved {
-                    actor_id: alice.clone(),
-                    user_id: bob.clone(),
-                },
-            ),
-        )
-        .await
-        .unwrap();
+    let removed = remove_member(&store, &conversation_id, &alice, &bob).await;
     assert_eq!(removed.message.seq, 4);
     let members: Vec<UserId> = store
         .fetch_members(&conversation_id)
@@ -546,21 +553,7 @@ pub async fn only_members_append(store: Arc<dyn Store>) {
         .unwrap()
         .remove(0)
         .expect("a member may send");
-    store
-        .update_conversation(
-            &conversation_id,
-            ConversationChange::RemoveMember(bob.clone()),
-            system(
-                &conversation_id,
-                &alice,
-                SystemEvent::MemberRemoved {
-                    actor_id: alice.clone(),
-                    user_id: bob.clone(),
-                },
-            ),
-        )
-        .await
-        .unwrap();
+    remove_member(&store, &conversation_id, &alice, &bob).await;
     let outcomes = store
         .append_messages(vec![
             text(&conversation_id, &mallory, "intruder"),
