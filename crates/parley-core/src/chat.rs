@@ -15,8 +15,9 @@ use crate::membership::{ConversationMembers, MembershipCache};
 use crate::presence::PresenceRegistry;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::ReceiptTracker;
+use crate::rules::{self, ChangeIntent};
 use crate::store::{
-    AppendRefusal, Appended, ConversationChange, ConversationRecord, ConversationSummary,
+    AppendRefusal, Appended, ConversationRecord, ConversationSummary, ConversationUpdate,
     ListCursor, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange,
     SeqRange, Store, StoreError, UserRecord,
 };
@@ -51,6 +52,11 @@ pub struct SendRequest {
     pub origin_connection: Option<u64>,
 }
 
+/// System messages' `client_msg_id`s start with this; clients may not use it, so a
+/// user's send can never be taken for a duplicate of a system message.
+pub const SYSTEM_CLIENT_ID_PREFIX: &str = "system:";
+/// Times a change is decided again when another node changed the members meanwhile.
+const MAX_CHANGE_ATTEMPTS: u32 = 8;
 /// Lists with members inline when they are at most this big.
 const INLINE_MEMBERS_MAX: usize = 32;
 /// Most users one `presence_subscribe` or search may name.
@@ -76,6 +82,12 @@ struct Inner {
     receipts: ReceiptTracker,
     user_limiter: RateLimiter<UserId>,
     group_limiter: RateLimiter<(UserId, ConversationId)>,
+    /// Other writes (conversations, members, renames, roles, profile) per user.
+    write_limiter: RateLimiter<UserId>,
+    search_limiter: RateLimiter<UserId>,
+    /// New direct chats and new groups of accounts younger than `new_account_period`.
+    new_account_direct_limiter: RateLimiter<UserId>,
+    new_account_group_limiter: RateLimiter<UserId>,
     commit_queue: mpsc::Sender<CommitRequest>,
     shutting_down: AtomicBool,
     /// One receipt flush at a time (ticker, `receipts()`, shutdown): concurrent flushes
@@ -99,6 +111,16 @@ impl Chat {
         let inner = Arc::new(Inner {
             user_limiter: RateLimiter::per_minute(config.user_messages_per_minute),
             group_limiter: RateLimiter::per_minute(config.group_messages_per_minute),
+            write_limiter: RateLimiter::per_minute(config.writes_per_minute),
+            search_limiter: RateLimiter::per_minute(config.searches_per_minute),
+            new_account_direct_limiter: RateLimiter::per_period(
+                config.new_account_direct_chats_per_hour,
+                std::time::Duration::from_secs(3600),
+            ),
+            new_account_group_limiter: RateLimiter::per_period(
+                config.new_account_groups_per_day,
+                std::time::Duration::from_secs(24 * 3600),
+            ),
             config,
             store,
             bus,
@@ -161,7 +183,7 @@ impl Chat {
         auth::validate_username(username).map_err(Error::Invalid)?;
         auth::validate_password(password).map_err(Error::Invalid)?;
         let display_name = match display_name {
-            Some(name) => checked_text("display_name", name, 1, MAX_DISPLAY_NAME)?,
+            Some(name) => checked_name("display_name", name, MAX_DISPLAY_NAME)?,
             None => username.to_owned(),
         };
         let device_name = optional_text("device_name", device_name, MAX_DISPLAY_NAME)?;
@@ -210,6 +232,13 @@ impl Chat {
             .map(|user| user.password_hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_owned());
         let password = password.to_owned();
+        // Verifying costs as much as hashing: it shares the same bound.
+        let _permit = self
+            .inner
+            .password_hashing
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
         let verified =
             tokio::task::spawn_blocking(move || auth::verify_password(&stored_hash, &password))
                 .await
@@ -275,6 +304,34 @@ impl Chat {
         }
     }
 
+    /// The same device's session again, if its token still stands (a logout may have
+    /// revoked it since `session` was read).
+    pub async fn authenticate_session(&self, session: &Session) -> Result<()> {
+        match self
+            .inner
+            .store
+            .fetch_session_by_device(&session.device_id)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound) => Err(Error::Unauthorized),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Whether storage answers (for readiness probes).
+    pub async fn check_ready(&self) -> Result<()> {
+        match self
+            .inner
+            .store
+            .fetch_user(&UserId::from("u_readiness_probe"))
+            .await
+        {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// `POST /auth/logout`: revokes the token and closes the device's sockets everywhere.
     pub async fn logout(&self, session: &Session) -> Result<()> {
         self.inner.store.delete_device(&session.device_id).await?;
@@ -301,7 +358,7 @@ impl Chat {
     ) -> Result<Profile> {
         let update = ProfileUpdate {
             display_name: match request.display_name {
-                Some(name) => Some(checked_text("display_name", name, 1, MAX_DISPLAY_NAME)?),
+                Some(name) => Some(checked_name("display_name", name, MAX_DISPLAY_NAME)?),
                 None => None,
             },
             status_message: match request.status_message {
@@ -318,6 +375,7 @@ impl Chat {
             },
             last_seen_visible: request.last_seen_visible,
         };
+        self.check_write_rate(session)?;
         let user = self
             .inner
             .store
@@ -336,11 +394,20 @@ impl Chat {
     }
 
     /// `GET /users?query=`: by username or display name prefix.
-    pub async fn search_users(&self, query: &str, limit: u32) -> Result<Vec<PublicProfile>> {
+    pub async fn search_users(
+        &self,
+        session: &Session,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<PublicProfile>> {
         let query = query.trim();
         if query.is_empty() || query.len() > 64 {
             return Err(Error::Invalid("query must be 1-64 characters".into()));
         }
+        self.inner
+            .search_limiter
+            .try_take(&session.user_id, Instant::now())
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
         let users = self
             .inner
             .store
@@ -363,7 +430,11 @@ impl Chat {
             Err(error) => return Err(error.into()),
         };
         let members = self.inner.store.fetch_members(conversation_id).await?;
-        let members = Arc::new(ConversationMembers::new(record.kind, members));
+        let members = Arc::new(ConversationMembers::new(
+            record.kind,
+            members,
+            record.members_version,
+        ));
         self.inner
             .members
             .insert_if_current(conversation_id.clone(), members.clone(), generation);
@@ -430,7 +501,7 @@ impl Chat {
                 member_ids,
                 description,
             } => {
-                let name = checked_text("name", name, 1, MAX_GROUP_NAME)?;
+                let name = checked_name("name", name, MAX_GROUP_NAME)?;
                 let description = optional_text("description", description, MAX_DESCRIPTION)?;
                 let mut seen = HashSet::new();
                 seen.insert(session.user_id.clone());
@@ -472,28 +543,44 @@ impl Chat {
             }
         };
         let system_message = new_conversation.system_message.clone();
-        let (record, created) = self
-            .inner
-            .store
-            .insert_conversation(new_conversation)
+        let new_account_limit = self
+            .check_creation_rate(session, new_conversation.kind)
             .await?;
+        let (record, created) = match self.inner.store.insert_conversation(new_conversation).await {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                if let Some(limiter) = new_account_limit {
+                    limiter.refund(&session.user_id);
+                }
+                return Err(error.into());
+            }
+        };
+        if let (false, Some(limiter)) = (created, new_account_limit) {
+            // Opening an existing direct chat creates nothing.
+            limiter.refund(&session.user_id);
+        }
         let members = self
             .inner
             .store
             .fetch_members(&record.conversation_id)
             .await?;
+        let record_members_version = record.members_version;
         let conversation = conversation_view(record, Some(members.clone()), None);
         if created {
             self.inner.members.insert(
                 conversation.conversation_id.clone(),
-                Arc::new(ConversationMembers::new(conversation.kind, members)),
+                Arc::new(ConversationMembers::new(
+                    conversation.kind,
+                    members,
+                    record_members_version,
+                )),
             );
             // `seq` 1 goes out before anyone learns of the conversation, so no member's
             // first send can be announced ahead of it.
             if let Some(system_message) = system_message {
                 self.fan_out(&system_message.with_seq(1), None).await;
             }
-            self.announce_conversation(&conversation).await;
+            let _ = self.announce_conversation(&conversation).await;
         }
         let summary = self
             .inner
@@ -588,7 +675,7 @@ impl Chat {
         let members = self.members_for(conversation_id, &session.user_id).await?;
         require_group_admin(&members, &session.user_id)?;
         let name = match request.name {
-            Some(name) => Some(checked_text("name", name, 1, MAX_GROUP_NAME)?),
+            Some(name) => Some(checked_name("name", name, MAX_GROUP_NAME)?),
             None => None,
         };
         let description = match request.description {
@@ -600,16 +687,11 @@ impl Chat {
                 "nothing to change: give name or description".into(),
             ));
         }
-        let event = SystemEvent::ConversationRenamed {
-            actor_id: session.user_id.clone(),
-            name: name.clone(),
-            description: description.clone(),
-        };
+        self.check_write_rate(session)?;
         self.change_conversation(
             session,
             conversation_id,
-            ConversationChange::Rename { name, description },
-            event,
+            ChangeIntent::Rename { name, description },
         )
         .await?;
         self.conversation(session, conversation_id).await
@@ -640,18 +722,13 @@ impl Chat {
         for user_id in &new_user_ids {
             self.user(user_id).await?;
         }
-        let event = SystemEvent::MembersAdded {
-            actor_id: session.user_id.clone(),
-            user_ids: new_user_ids.clone(),
-        };
-        let change = ConversationChange::AddMembers(
-            new_user_ids
-                .into_iter()
-                .map(|user_id| (user_id, Role::Member))
-                .collect(),
-        );
-        self.change_conversation(session, conversation_id, change, event)
-            .await?;
+        self.check_write_rate(session)?;
+        self.change_conversation(
+            session,
+            conversation_id,
+            ChangeIntent::AddMembers(new_user_ids),
+        )
+        .await?;
         Ok(self.members(conversation_id).await?.members.clone())
     }
 
@@ -665,41 +742,30 @@ impl Chat {
         role: Role,
     ) -> Result<Vec<Member>> {
         let members = self.members_for(conversation_id, &session.user_id).await?;
-        if members.kind == ConversationType::Direct {
-            return Err(Error::Forbidden(
-                "direct conversations have no roles".into(),
-            ));
-        }
-        if members.role_of(&session.user_id) != Some(Role::Owner) {
-            return Err(Error::Forbidden("only the owner sets roles".into()));
-        }
-        let Some(current) = members.role_of(user_id) else {
-            return Err(Error::NotFound("member"));
-        };
-        if user_id == &session.user_id || current == role {
-            return Ok(members.members.clone());
-        }
-        let mut roles = vec![(user_id.clone(), role)];
-        if role == Role::Owner {
-            roles.push((session.user_id.clone(), Role::Admin));
-        }
-        let event = SystemEvent::RoleChanged {
-            actor_id: session.user_id.clone(),
+        let intent = ChangeIntent::SetRole {
             user_id: user_id.clone(),
             role,
         };
-        self.change_conversation(
-            session,
-            conversation_id,
-            ConversationChange::SetRoles(roles),
-            event,
-        )
-        .await?;
+        // Checked here for a quick answer, and again at commit against the members then.
+        if rules::plan_change(
+            &members,
+            &session.user_id,
+            &intent,
+            self.inner.config.max_group_members,
+        )?
+        .is_noop()
+        {
+            return Ok(members.members.clone());
+        }
+        self.check_write_rate(session)?;
+        self.change_conversation(session, conversation_id, intent)
+            .await?;
         Ok(self.members(conversation_id).await?.members.clone())
     }
 
     /// `DELETE /conversations/{id}/members/{user_id}`: admins remove members; anyone
-    /// leaves. Only the owner may remove an admin; nobody removes the owner.
+    /// leaves. Only the owner may remove an admin; nobody removes the owner. When the
+    /// owner leaves, the longest-standing admin (else member) becomes the owner.
     pub async fn remove_member(
         &self,
         session: &Session,
@@ -707,139 +773,154 @@ impl Chat {
         user_id: &UserId,
     ) -> Result<()> {
         let members = self.members_for(conversation_id, &session.user_id).await?;
-        if members.kind == ConversationType::Direct {
-            return Err(Error::Forbidden(
-                "direct conversations have fixed members".into(),
-            ));
-        }
-        let leaving = user_id == &session.user_id;
-        let event = if leaving {
-            SystemEvent::MemberLeft {
-                user_id: user_id.clone(),
-            }
-        } else {
-            let actor_role = members.role_of(&session.user_id).unwrap_or(Role::Member);
-            let Some(target_role) = members.role_of(user_id) else {
-                return Err(Error::NotFound("member"));
-            };
-            if !actor_role.is_admin() || target_role >= actor_role {
-                return Err(Error::Forbidden(
-                    "only admins remove members, and only the owner removes admins".into(),
-                ));
-            }
-            SystemEvent::MemberRemoved {
-                actor_id: session.user_id.clone(),
-                user_id: user_id.clone(),
-            }
+        let intent = ChangeIntent::Remove {
+            user_id: user_id.clone(),
         };
-        self.change_conversation(
-            session,
-            conversation_id,
-            ConversationChange::RemoveMember(user_id.clone()),
-            event,
-        )
-        .await?;
-        self.deliver(
-            Arc::from(vec![user_id.clone()]),
-            &ServerFrame::ConversationRemoved {
-                conversation_id: conversation_id.clone(),
-            },
-        )
-        .await;
-        Ok(())
+        rules::plan_change(
+            &members,
+            &session.user_id,
+            &intent,
+            self.inner.config.max_group_members,
+        )?;
+        // Leaving is never rate limited: a user must always be able to get out.
+        if user_id != &session.user_id {
+            self.check_write_rate(session)?;
+        }
+        self.change_conversation(session, conversation_id, intent)
+            .await
     }
 
-    /// Stores a change with its system message, then tells everyone: the system message
-    /// (to old and new members), `conversation_updated`, and every node's cache.
+    /// Queues a change behind every send before it; the committer authorizes it against
+    /// the members at that moment, stores it and announces it (see `apply_change`).
     async fn change_conversation(
         &self,
         session: &Session,
         conversation_id: &ConversationId,
-        change: ConversationChange,
-        event: SystemEvent,
+        intent: ChangeIntent,
     ) -> Result<()> {
-        let system_message = self.system_message(session, conversation_id, event, Timestamp::now());
         let (reply, outcome) = oneshot::channel();
         self.inner
             .commit_queue
             .send(CommitRequest::Change(PendingChange {
                 conversation_id: conversation_id.clone(),
-                change,
-                system_message,
+                actor: session.clone(),
+                intent,
                 reply,
             }))
             .await
             .map_err(|_| Error::ShuttingDown)?;
-        outcome.await.map_err(|_| Error::ShuttingDown)??;
-        let after = self.members(conversation_id).await?;
-        let record = self.inner.store.fetch_conversation(conversation_id).await?;
-        let conversation = conversation_view(record, Some(after.members.clone()), None);
-        self.announce_conversation(&conversation).await;
-        Ok(())
+        outcome.await.map_err(|_| Error::ShuttingDown)?
     }
 
-    /// Runs a change in the committer, between batches: stores it with its system
-    /// message, refreshes every node's member cache, and sends the system message to old
-    /// and new members (the removed one included) before any later send is announced.
-    async fn apply_change(
+    /// The members as the store has them now, past the cache: what a change is decided on.
+    async fn fresh_members(
         &self,
         conversation_id: &ConversationId,
-        change: ConversationChange,
-        system_message: NewMessage,
-    ) -> Result<Appended> {
-        let before = self.members(conversation_id).await?;
-        // Changes run one at a time here, so this check sees every earlier add: two
-        // concurrent adds cannot both pass the limit.
-        if let ConversationChange::AddMembers(new_members) = &change {
-            let joining = new_members
-                .iter()
-                .filter(|(user_id, _)| !before.is_member(user_id))
-                .count();
-            if before.members.len() + joining > self.inner.config.max_group_members {
-                return Err(Error::GroupFull {
-                    limit: self.inner.config.max_group_members,
-                });
-            }
-        }
-        let appended = self
+    ) -> Result<Arc<ConversationMembers>> {
+        let record = self
             .inner
             .store
-            .update_conversation(conversation_id, change, system_message)
-            .await?;
+            .fetch_conversation(conversation_id)
+            .await
+            .map_err(not_found_is_not_member)?;
+        let members = self.inner.store.fetch_members(conversation_id).await?;
+        Ok(Arc::new(ConversationMembers::new(
+            record.kind,
+            members,
+            record.members_version,
+        )))
+    }
+
+    /// Runs a change in the committer, between batches. Authorizes it against the members
+    /// as they are now (a request checked against an older state is decided again) and
+    /// stores it only if they have not moved since (`members_version`; another node may
+    /// change them in cluster mode). Then, still in the committer so that everything is
+    /// announced in `seq` order with the sends around it: every node's member cache is
+    /// dropped, the system messages go to old and new members, removed members get
+    /// `conversation_removed`, and the current members get `conversation_updated`. If the
+    /// change is stored but an announcement fails, the caller gets `Error::Bus`.
+    async fn apply_change(
+        &self,
+        actor: &Session,
+        conversation_id: &ConversationId,
+        intent: ChangeIntent,
+    ) -> Result<()> {
+        let mut attempts = 0;
+        let (before, plan, appended) = loop {
+            let before = self.fresh_members(conversation_id).await?;
+            let plan = rules::plan_change(
+                &before,
+                &actor.user_id,
+                &intent,
+                self.inner.config.max_group_members,
+            )?;
+            if plan.is_noop() {
+                return Ok(());
+            }
+            let now = Timestamp::now();
+            let update = ConversationUpdate {
+                expected_members_version: before.version,
+                changes: plan.changes.clone(),
+                system_messages: plan
+                    .events
+                    .iter()
+                    .map(|event| self.system_message(actor, conversation_id, event.clone(), now))
+                    .collect(),
+            };
+            match self
+                .inner
+                .store
+                .update_conversation(conversation_id, update)
+                .await
+            {
+                Ok(appended) => break (before, plan, appended),
+                Err(StoreError::Conflict(_)) if attempts < MAX_CHANGE_ATTEMPTS => attempts += 1,
+                Err(error) => return Err(error.into()),
+            }
+        };
         self.inner.members.invalidate(conversation_id);
-        self.publish(BusEvent::MembershipChanged {
-            conversation_id: conversation_id.clone(),
-        })
-        .await;
-        let after = self.members(conversation_id).await?;
+        let mut announced = self
+            .publish_checked(BusEvent::MembershipChanged {
+                conversation_id: conversation_id.clone(),
+            })
+            .await;
+        let after = self.fresh_members(conversation_id).await?;
         let mut recipients: Vec<UserId> = after.user_ids.to_vec();
         for user_id in before.user_ids.iter() {
             if !after.is_member(user_id) {
                 recipients.push(user_id.clone());
             }
         }
-        self.deliver(
-            Arc::from(recipients),
-            &ServerFrame::NewMessage(appended.message.clone()),
-        )
-        .await;
-        Ok(appended)
+        let recipients: Arc<[UserId]> = Arc::from(recipients);
+        for appended in &appended {
+            let frame = ServerFrame::NewMessage(appended.message.clone());
+            announced = announced.and(self.deliver_checked(recipients.clone(), &frame).await);
+        }
+        if !plan.removed.is_empty() {
+            let frame = ServerFrame::ConversationRemoved {
+                conversation_id: conversation_id.clone(),
+            };
+            announced = announced.and(self.deliver_checked(plan.removed.into(), &frame).await);
+        }
+        let record = self.inner.store.fetch_conversation(conversation_id).await?;
+        let conversation = conversation_view(record, Some(after.members.clone()), None);
+        announced.and(self.announce_conversation(&conversation).await)
     }
 
-    async fn announce_conversation(&self, conversation: &Conversation) {
+    async fn announce_conversation(&self, conversation: &Conversation) -> Result<()> {
         let user_ids: Arc<[UserId]> = conversation
             .members
             .iter()
             .flatten()
             .map(|member| member.user_id.clone())
             .collect();
-        self.deliver(
+        self.deliver_checked(
             user_ids,
             &ServerFrame::ConversationUpdated {
                 conversation: conversation.clone(),
             },
         )
-        .await;
+        .await
     }
 
     fn system_message(
@@ -851,7 +932,7 @@ impl Chat {
     ) -> NewMessage {
         let message_id = ids::new_message_id();
         NewMessage {
-            client_msg_id: format!("system:{message_id}"),
+            client_msg_id: format!("{SYSTEM_CLIENT_ID_PREFIX}{message_id}"),
             content: system_text(&event),
             message_id,
             conversation_id: conversation_id.clone(),
@@ -889,8 +970,11 @@ impl Chat {
                 limit: self.inner.config.max_content_bytes,
             });
         }
-        if request.content.is_empty() {
-            return Err(Error::Invalid("content must not be empty".into()));
+        check_content(&request.content)?;
+        if client_msg_id.starts_with(SYSTEM_CLIENT_ID_PREFIX) {
+            return Err(Error::Invalid(format!(
+                "client_msg_id must not start with '{SYSTEM_CLIENT_ID_PREFIX}' (reserved)"
+            )));
         }
         let content_type = match request.content_type {
             None => "text".to_owned(),
@@ -997,6 +1081,44 @@ impl Chat {
     pub async fn send_message(&self, session: &Session, request: SendRequest) -> Result<Appended> {
         let outcome = self.submit_message(session, request).await?;
         outcome.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Spends one of the user's writes a minute (REST-style changes that store or notify).
+    fn check_write_rate(&self, session: &Session) -> Result<()> {
+        self.inner
+            .write_limiter
+            .try_take(&session.user_id, Instant::now())
+            .map_err(|retry_after| Error::RateLimited { retry_after })
+    }
+
+    /// Before creating a conversation: one write, and for an account younger than
+    /// `new_account_period` one of its new direct chats an hour or groups a day. Returns
+    /// the new-account limiter spent from, so a creation that creates nothing refunds it.
+    async fn check_creation_rate(
+        &self,
+        session: &Session,
+        kind: ConversationType,
+    ) -> Result<Option<&RateLimiter<UserId>>> {
+        let user = self.inner.store.fetch_user(&session.user_id).await?;
+        let age_ms = Timestamp::now().millis() - user.created_at.millis();
+        let is_new = age_ms < self.inner.config.new_account_period.as_millis() as i64;
+        let limiter = match kind {
+            ConversationType::Direct => &self.inner.new_account_direct_limiter,
+            ConversationType::Group => &self.inner.new_account_group_limiter,
+        };
+        let now = Instant::now();
+        if is_new {
+            limiter
+                .try_take(&session.user_id, now)
+                .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        }
+        if let Err(retry_after) = self.inner.write_limiter.try_take(&session.user_id, now) {
+            if is_new {
+                limiter.refund(&session.user_id);
+            }
+            return Err(Error::RateLimited { retry_after });
+        }
+        Ok(is_new.then_some(limiter))
     }
 
     fn check_send_rate(
@@ -1470,23 +1592,33 @@ impl Chat {
     // ---- plumbing ---------------------------------------------------------------------
 
     async fn deliver(&self, user_ids: Arc<[UserId]>, frame: &ServerFrame) {
+        let _ = self.deliver_checked(user_ids, frame).await;
+    }
+
+    /// Like `deliver`, answering whether the bus took the frame.
+    async fn deliver_checked(&self, user_ids: Arc<[UserId]>, frame: &ServerFrame) -> Result<()> {
         if user_ids.is_empty() {
-            return;
+            return Ok(());
         }
-        self.publish(BusEvent::Deliver {
+        self.publish_checked(BusEvent::Deliver {
             user_ids,
             except_connection: None,
             frame: frame.to_json().into(),
             created_at_ms: None,
         })
-        .await;
+        .await
     }
 
     async fn publish(&self, event: BusEvent) {
-        if let Err(error) = self.inner.bus.publish(event).await {
-            // Not fatal: devices catch up with `sync`.
+        // Not fatal: devices catch up with `sync`.
+        let _ = self.publish_checked(event).await;
+    }
+
+    async fn publish_checked(&self, event: BusEvent) -> Result<()> {
+        self.inner.bus.publish(event).await.map_err(|error| {
             tracing::warn!(%error, "bus publish failed");
-        }
+            Error::Bus(error.to_string())
+        })
     }
 }
 
@@ -1559,13 +1691,11 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
             Some(Barrier::Change(pending)) => {
                 let PendingChange {
                     conversation_id,
-                    change,
-                    system_message,
+                    actor,
+                    intent,
                     reply,
                 } = *pending;
-                let outcome = chat
-                    .apply_change(&conversation_id, change, system_message)
-                    .await;
+                let outcome = chat.apply_change(&actor, &conversation_id, intent).await;
                 let _ = reply.send(outcome);
             }
             Some(Barrier::Flush(done)) => {
@@ -1656,6 +1786,46 @@ fn checked_text(field: &str, text: String, min_chars: usize, max_chars: usize) -
     Ok(trimmed.to_owned())
 }
 
+/// Characters that reorder the text around them: a name with one can show as something
+/// else ("Admin" spelled backwards by U+202E), so names refuse them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A name shown on one line next to messages (display names, group names): 1 to
+/// `max_chars` characters, no control characters, no line breaks, no bidi overrides.
+fn checked_name(field: &str, text: String, max_chars: usize) -> Result<String> {
+    let text = checked_text(field, text, 1, max_chars)?;
+    if text
+        .chars()
+        .any(|c| c == '\n' || c == '\u{2028}' || c == '\u{2029}' || is_bidi_control(c))
+    {
+        return Err(Error::Invalid(format!(
+            "{field} must be one line without bidirectional override characters"
+        )));
+    }
+    Ok(text)
+}
+
+/// Message content: no control characters but line feeds and tabs, and something besides
+/// white space.
+fn check_content(content: &str) -> Result<()> {
+    if content
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::Invalid(
+            "content must not contain control characters other than line feed and tab".into(),
+        ));
+    }
+    if content.trim().is_empty() {
+        return Err(Error::Invalid(
+            "content must not be empty or only white space".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn optional_text(field: &str, text: Option<String>, max_chars: usize) -> Result<Option<String>> {
     match text {
         None => Ok(None),
@@ -1669,8 +1839,13 @@ fn optional_url(url: String) -> Result<Option<String>> {
     if url.is_empty() {
         return Ok(None);
     }
-    if url.len() > MAX_AVATAR_URL || !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(Error::Invalid("avatar_url must be an http(s) URL".into()));
+    if url.len() > MAX_AVATAR_URL
+        || !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Error::Invalid(
+            "avatar_url must be an http(s) URL without spaces or control characters".into(),
+        ));
     }
     Ok(Some(url.to_owned()))
 }

@@ -8,7 +8,8 @@
 //! same queue as barriers, so their system messages are announced in `seq` order too.
 
 use crate::error::Error;
-use crate::store::{Appended, ConversationChange, NewMessage};
+use crate::rules::ChangeIntent;
+use crate::store::{Appended, NewMessage, SessionRecord};
 use parley_proto::ConversationId;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -22,13 +23,14 @@ pub struct PendingSend {
     pub origin_connection: Option<u64>,
 }
 
-/// A membership or metadata change with its system message. It goes through the same
-/// queue as sends, so its `seq` is announced in order with theirs.
+/// A membership or metadata change as its actor asked for it. It goes through the same
+/// queue as sends, so its system messages are announced in `seq` order with theirs, and
+/// it is authorized when it runs, against the members at that moment.
 pub struct PendingChange {
     pub conversation_id: ConversationId,
-    pub change: ConversationChange,
-    pub system_message: NewMessage,
-    pub reply: oneshot::Sender<Result<Appended, Error>>,
+    pub actor: SessionRecord,
+    pub intent: ChangeIntent,
+    pub reply: oneshot::Sender<Result<(), Error>>,
 }
 
 // Sends are the hot path and the other requests are rare: boxing sends to shrink the

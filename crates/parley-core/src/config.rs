@@ -15,6 +15,17 @@ pub struct CoreConfig {
     pub group_messages_per_minute: u32,
     /// Typing is not relayed in groups larger than this.
     pub typing_max_group: usize,
+    /// REST-style writes a user may make per minute: creating conversations, adding,
+    /// removing and promoting members, renaming, profile changes.
+    pub writes_per_minute: u32,
+    /// User searches a user may make per minute.
+    pub searches_per_minute: u32,
+    /// An account younger than this has the tighter limits below.
+    pub new_account_period: Duration,
+    /// New direct chats per hour for a new account.
+    pub new_account_direct_chats_per_hour: u32,
+    /// New groups per day for a new account.
+    pub new_account_groups_per_day: u32,
     /// How often coalesced receipts are written and announced.
     pub receipt_flush_interval: Duration,
     /// At most this many messages per conversation are pushed by `sync` for a
@@ -35,6 +46,11 @@ impl Default for CoreConfig {
             user_messages_per_minute: 200,
             group_messages_per_minute: 30,
             typing_max_group: parley_proto::limits::TYPING_MAX_GROUP,
+            writes_per_minute: 60,
+            searches_per_minute: 60,
+            new_account_period: Duration::from_secs(24 * 3600),
+            new_account_direct_chats_per_hour: 20,
+            new_account_groups_per_day: 10,
             receipt_flush_interval: Duration::from_millis(250),
             sync_uncursored_limit: 200,
             max_commit_batch: 512,

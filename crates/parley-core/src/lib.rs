@@ -26,6 +26,7 @@ pub mod membership;
 pub mod presence;
 pub mod ratelimit;
 pub mod receipts;
+pub mod rules;
 pub mod store;
 
 pub use bus::{Bus, BusEvent};

@@ -16,10 +16,12 @@ pub struct ConversationMembers {
     pub members: Vec<Member>,
     /// The same users, shared with every `BusEvent::Deliver` without copying.
     pub user_ids: Arc<[UserId]>,
+    /// The conversation's `members_version` when these members were read.
+    pub version: i64,
 }
 
 impl ConversationMembers {
-    pub fn new(kind: ConversationType, members: Vec<Member>) -> Self {
+    pub fn new(kind: ConversationType, members: Vec<Member>, version: i64) -> Self {
         let user_ids = members
             .iter()
             .map(|member| member.user_id.clone())
@@ -28,6 +30,7 @@ impl ConversationMembers {
             kind,
             members,
             user_ids,
+            version,
         }
     }
 

@@ -26,9 +26,15 @@ const SWEEP_THRESHOLD: usize = 50_000;
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `per_minute` requests a minute, with bursts up to `per_minute`.
     pub fn per_minute(per_minute: u32) -> Self {
+        Self::per_period(per_minute, Duration::from_secs(60))
+    }
+
+    /// `count` requests per `period`, with bursts up to `count`.
+    pub fn per_period(count: u32, period: Duration) -> Self {
+        let capacity = f64::from(count.max(1));
         Self {
-            capacity: f64::from(per_minute.max(1)),
-            refill_per_second: f64::from(per_minute.max(1)) / 60.0,
+            capacity,
+            refill_per_second: capacity / period.as_secs_f64().max(0.001),
             buckets: Mutex::new(HashMap::new()),
         }
     }

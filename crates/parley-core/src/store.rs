@@ -86,6 +86,9 @@ pub struct ConversationRecord {
     pub last_seq: i64,
     pub last_activity_at: Timestamp,
     pub member_count: u32,
+    /// Moves on with every membership or metadata change: the version the core decides
+    /// changes against.
+    pub members_version: i64,
 }
 
 /// A conversation as one member sees it in their list.
@@ -175,7 +178,7 @@ pub struct NewConversation {
 }
 
 /// A change of membership or metadata, stored with its system message in one transaction.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConversationChange {
     AddMembers(Vec<(UserId, Role)>),
     RemoveMember(UserId),
@@ -185,6 +188,20 @@ pub enum ConversationChange {
     },
     /// New roles for present members (absent ones are ignored).
     SetRoles(Vec<(UserId, Role)>),
+}
+
+/// Changes decided by the core against one state of the members, applied by the store in
+/// one transaction with their system messages.
+#[derive(Clone, Debug)]
+pub struct ConversationUpdate {
+    /// The `members_version` the changes were decided on. If the conversation's has moved
+    /// since (another node changed it), the store refuses with `Conflict` and writes
+    /// nothing; the core decides again.
+    pub expected_members_version: i64,
+    /// Applied in order.
+    pub changes: Vec<ConversationChange>,
+    /// Appended in order after the changes, each with the next `seq`.
+    pub system_messages: Vec<NewMessage>,
 }
 
 /// Which part of a conversation's history to read. Both bounds are exclusive.
@@ -261,6 +278,9 @@ pub trait Store: Send + Sync + 'static {
     /// The session a token hash belongs to; `NotFound` if unknown or revoked.
     async fn fetch_session(&self, token_hash: &[u8]) -> StoreResult<SessionRecord>;
 
+    /// The session of a device whose token still stands; `NotFound` if revoked.
+    async fn fetch_session_by_device(&self, device_id: &DeviceId) -> StoreResult<SessionRecord>;
+
     /// Revokes a device's token at once. Revoking twice is not an error.
     async fn delete_device(&self, device_id: &DeviceId) -> StoreResult<()>;
 
@@ -304,15 +324,17 @@ pub trait Store: Send + Sync + 'static {
         user_id: &UserId,
     ) -> StoreResult<Vec<(ConversationId, i64, i64)>>;
 
-    /// Applies a membership or metadata change and appends its system message in the same
-    /// transaction. Adding a present member or removing an absent one changes nothing for
-    /// that user. `NotFound` if the conversation does not exist.
+    /// Applies membership or metadata changes and appends their system messages in the
+    /// same transaction, if `members_version` is still `expected_members_version`, and
+    /// moves `members_version` on by one; otherwise `Conflict` and nothing is written.
+    /// Adding a present member or removing an absent one changes nothing for that user.
+    /// The store applies no rules of its own (owner succession is one of the changes it is
+    /// given). `NotFound` if the conversation does not exist.
     async fn update_conversation(
         &self,
         conversation_id: &ConversationId,
-        change: ConversationChange,
-        system_message: NewMessage,
-    ) -> StoreResult<Appended>;
+        update: ConversationUpdate,
+    ) -> StoreResult<Vec<Appended>>;
 
     // ---- messages -----------------------------------------------------------------
 

@@ -28,6 +28,14 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The same error with another text for the client.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+}
+
 impl From<parley_core::Error> for ApiError {
     fn from(error: parley_core::Error) -> Self {
         if error.is_internal() {

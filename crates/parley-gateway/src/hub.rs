@@ -40,6 +40,13 @@ struct Registry {
     presence_watchers: HashMap<UserId, HashSet<u64>>,
 }
 
+/// How many sockets one user and one device may hold open on a node.
+#[derive(Clone, Copy, Debug)]
+pub struct SocketCaps {
+    pub per_user: usize,
+    pub per_device: usize,
+}
+
 #[derive(Default)]
 pub struct Hub {
     registry: RwLock<Registry>,
@@ -61,6 +68,8 @@ impl Hub {
         prefix ^ self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Adds a connection, unless its user or device already holds as many as `caps`
+    /// allow on this node (then `Err` names which: `"user"` or `"device"`).
     pub fn register(
         &self,
         connection_id: u64,
@@ -68,8 +77,22 @@ impl Hub {
         device_id: DeviceId,
         outbound: mpsc::Sender<Outbound>,
         evict: Arc<Notify>,
-    ) {
+        caps: SocketCaps,
+    ) -> Result<(), &'static str> {
         let mut registry = self.registry.write();
+        if let Some(ids) = registry.by_user.get(&user_id) {
+            if ids.len() >= caps.per_user {
+                return Err("user");
+            }
+            let of_device = ids
+                .iter()
+                .filter_map(|id| registry.connections.get(id))
+                .filter(|entry| entry.device_id == device_id)
+                .count();
+            if of_device >= caps.per_device {
+                return Err("device");
+            }
+        }
         registry
             .by_user
             .entry(user_id.clone())
@@ -86,6 +109,7 @@ impl Hub {
             },
         );
         metrics::gauge!("parley_connections").set(registry.connections.len() as f64);
+        Ok(())
     }
 
     pub fn unregister(&self, connection_id: u64) {

@@ -7,7 +7,9 @@
 
 pub mod error;
 pub mod hub;
+pub mod limits;
 pub mod rest;
+pub mod typing;
 pub mod web;
 pub mod ws;
 
@@ -35,6 +37,14 @@ pub struct GatewayConfig {
     /// WebSocket frames per second one connection may send (bursts of twice that);
     /// beyond it frames are refused with `rate_limited`.
     pub frames_per_second: u32,
+    /// Open WebSockets from one IP address (IPv6: one /64), authenticated or not.
+    pub max_sockets_per_ip: usize,
+    /// Open WebSockets of one user, over all their devices.
+    pub max_sockets_per_user: usize,
+    /// Open WebSockets of one device (browser tabs).
+    pub max_sockets_per_device: usize,
+    /// Syncs streaming at once; more wait their turn.
+    pub max_concurrent_syncs: usize,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +56,10 @@ impl Default for GatewayConfig {
             auth_timeout: Duration::from_secs(10),
             auth_attempts_per_minute: 30,
             frames_per_second: 100,
+            max_sockets_per_ip: 256,
+            max_sockets_per_user: 32,
+            max_sockets_per_device: 8,
+            max_concurrent_syncs: 32,
         }
     }
 }
@@ -58,6 +72,9 @@ pub struct AppState {
     pub config: Arc<GatewayConfig>,
     pub metrics: Option<PrometheusHandle>,
     auth_limiter: Arc<parley_core::ratelimit::RateLimiter<std::net::IpAddr>>,
+    sockets_per_ip: Arc<limits::SocketsPerIp>,
+    /// One permit per sync streaming on this node: bounds the memory syncs hold.
+    syncs: Arc<tokio::sync::Semaphore>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -69,6 +86,10 @@ impl AppState {
         Self {
             auth_limiter: Arc::new(parley_core::ratelimit::RateLimiter::per_minute(
                 config.auth_attempts_per_minute,
+            )),
+            sockets_per_ip: Arc::default(),
+            syncs: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_syncs.max(1),
             )),
             chat,
             hub,

@@ -6,7 +6,7 @@
 
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -29,6 +29,18 @@ use std::net::SocketAddr;
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct JsonBody<T>(pub T);
+
+/// Path parameters whose rejections (bad percent-encoding, a non-number where a number
+/// goes) speak the protocol's error format.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+/// A query string whose rejections (repeated or mistyped parameters) speak the protocol's
+/// error format.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct QueryParams<T>(pub T);
 
 /// The bearer token's session; 401 `unauthorized` if missing, unknown or revoked.
 pub struct Auth(pub Session);
@@ -100,7 +112,7 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
 
 fn check_auth_rate(state: &AppState, address: &SocketAddr) -> Result<(), ApiError> {
     let now = std::time::Instant::now();
-    let ip = address.ip();
+    let ip = crate::limits::ip_key(address.ip());
     state
         .auth_limiter
         .try_take(&ip, now)
@@ -173,14 +185,13 @@ struct SearchQuery {
 /// # `GET /api/v1/users?query=&limit=`
 async fn search_users(
     State(state): State<AppState>,
-    Auth(_session): Auth,
-    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    Auth(session): Auth,
+    QueryParams(query): QueryParams<SearchQuery>,
 ) -> Result<Json<UserList>, ApiError> {
-    let Query(query) = query?;
     let text = query.query.unwrap_or_default();
     let users = state
         .chat
-        .search_users(&text, query.limit.unwrap_or(20))
+        .search_users(&session, &text, query.limit.unwrap_or(20))
         .await?;
     Ok(Json(UserList { users }))
 }
@@ -189,7 +200,7 @@ async fn search_users(
 async fn user(
     State(state): State<AppState>,
     Auth(_session): Auth,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
 ) -> Result<Json<PublicProfile>, ApiError> {
     Ok(Json(state.chat.user(&UserId(user_id)).await?))
 }
@@ -221,9 +232,8 @@ struct ListQuery {
 async fn list_conversations(
     State(state): State<AppState>,
     Auth(session): Auth,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<ConversationList>, ApiError> {
-    let Query(query) = query?;
     Ok(Json(
         state
             .chat
@@ -236,7 +246,7 @@ async fn list_conversations(
 async fn conversation(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path(conversation_id): Path<String>,
+    PathParams(conversation_id): PathParams<String>,
 ) -> Result<Json<Conversation>, ApiError> {
     Ok(Json(
         state
@@ -250,7 +260,7 @@ async fn conversation(
 async fn update_conversation(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path(conversation_id): Path<String>,
+    PathParams(conversation_id): PathParams<String>,
     JsonBody(request): JsonBody<UpdateConversationRequest>,
 ) -> Result<Json<Conversation>, ApiError> {
     Ok(Json(
@@ -265,7 +275,7 @@ async fn update_conversation(
 async fn add_members(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path(conversation_id): Path<String>,
+    PathParams(conversation_id): PathParams<String>,
     JsonBody(request): JsonBody<AddMembersRequest>,
 ) -> Result<Json<MemberList>, ApiError> {
     let members = state
@@ -281,7 +291,7 @@ async fn add_members(
 async fn update_member(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path((conversation_id, user_id)): Path<(String, String)>,
+    PathParams((conversation_id, user_id)): PathParams<(String, String)>,
     JsonBody(request): JsonBody<UpdateMemberRequest>,
 ) -> Result<Json<MemberList>, ApiError> {
     let members = state
@@ -300,7 +310,7 @@ async fn update_member(
 async fn remove_member(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path((conversation_id, user_id)): Path<(String, String)>,
+    PathParams((conversation_id, user_id)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .chat
@@ -320,10 +330,9 @@ struct HistoryQuery {
 async fn history(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path(conversation_id): Path<String>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    PathParams(conversation_id): PathParams<String>,
+    QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
-    let Query(query) = query?;
     Ok(Json(
         state
             .chat
@@ -344,7 +353,7 @@ async fn history(
 async fn send_message(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path(conversation_id): Path<String>,
+    PathParams(conversation_id): PathParams<String>,
     JsonBody(request): JsonBody<SendMessageRequest>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let appended = state
@@ -373,7 +382,7 @@ async fn send_message(
 async fn mark_read(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path(conversation_id): Path<String>,
+    PathParams(conversation_id): PathParams<String>,
     JsonBody(request): JsonBody<ReadRequest>,
 ) -> Result<StatusCode, ApiError> {
     state
@@ -391,7 +400,7 @@ async fn mark_read(
 async fn receipts(
     State(state): State<AppState>,
     Auth(session): Auth,
-    Path((conversation_id, seq)): Path<(String, i64)>,
+    PathParams((conversation_id, seq)): PathParams<(String, i64)>,
 ) -> Result<Json<ReceiptsResponse>, ApiError> {
     Ok(Json(
         state
@@ -426,18 +435,13 @@ pub async fn healthz() -> &'static str {
 /// # `GET /readyz`: storage answers and the server is not shutting down.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_shutting_down() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        return ApiError::new(ErrorCode::Unavailable, "shutting down").into_response();
     }
-    match state
-        .chat
-        .store()
-        .fetch_user(&UserId::from("u_readiness_probe"))
-        .await
-    {
-        Ok(_) | Err(parley_core::StoreError::NotFound) => "ready".into_response(),
+    match state.chat.check_ready().await {
+        Ok(()) => "ready".into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()
+            ApiError::new(ErrorCode::Unavailable, "storage unavailable").into_response()
         }
     }
 }
@@ -453,6 +457,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "metrics are disabled").into_response(),
+        None => ApiError::new(ErrorCode::NotFound, "metrics are disabled").into_response(),
     }
 }

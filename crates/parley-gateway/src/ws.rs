@@ -8,9 +8,10 @@
 
 use crate::error::error_frame;
 use crate::hub::Outbound;
+use crate::rest::QueryParams;
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
@@ -36,16 +37,15 @@ const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames above this are cut off by the WebSocket layer itself (close 1009); frames
 /// between `max_frame_bytes` and this get an `error` frame and the connection lives on.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
-/// Messages read per page while streaming a `sync`.
-const SYNC_PAGE: u32 = 256;
+/// Messages read per page while streaming a `sync`: with 64 KiB contents a page holds at
+/// most ~4 MiB, and at most `max_concurrent_syncs` pages are held on a node at once.
+const SYNC_PAGE: u32 = 64;
 /// Longest a single socket write may take before the client counts as gone.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Repeated `is_typing:true` frames closer than this are not relayed.
-const TYPING_REPEAT: std::time::Duration = std::time::Duration::from_secs(1);
-/// Conversations whose typing state one socket tracks for the stop-on-disconnect.
-const MAX_TRACKED_TYPING: usize = 64;
 /// Sends awaiting their commit per connection; more are refused with `rate_limited`.
 const MAX_IN_FLIGHT_SENDS: usize = 1024;
+/// How long a closing socket waits for the client's close before it is dropped.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// # `GET /ws`
 ///
@@ -53,13 +53,26 @@ const MAX_IN_FLIGHT_SENDS: usize = 1024;
 /// if wrong) or in a first `auth` frame.
 pub async fn upgrade(
     State(state): State<AppState>,
-    Query(query): Query<WsQuery>,
+    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
+    QueryParams(query): QueryParams<WsQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     if state.is_shutting_down() {
         return crate::error::ApiError::new(ErrorCode::Unavailable, "server shutting down")
             .into_response();
     }
+    // Counted from before authentication, so unauthenticated sockets are capped too.
+    let Some(ip_slot) = state
+        .sockets_per_ip
+        .try_open(address.ip(), state.config.max_sockets_per_ip)
+    else {
+        metrics::counter!("parley_sockets_refused_total", "limit" => "ip").increment(1);
+        return crate::error::ApiError::from(Error::RateLimited {
+            retry_after: std::time::Duration::from_secs(1),
+        })
+        .with_message("too many connections from this address")
+        .into_response();
+    };
     let session = match query.token {
         Some(token) => match state.chat.authenticate(&token).await {
             Ok(session) => Some(session),
@@ -79,7 +92,10 @@ pub async fn upgrade(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| run(socket, state, session))
+        .on_upgrade(move |socket| async move {
+            run(socket, state, session).await;
+            drop(ip_slot);
+        })
 }
 
 type AckFuture = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
@@ -91,9 +107,9 @@ struct Connection {
     connection_id: u64,
     last_heard: Instant,
     pending_acks: FuturesOrdered<AckFuture>,
-    /// Conversations where this socket said `is_typing:true` and not yet `false`, with
-    /// when: a socket that drops mid-typing is announced as stopped.
-    typing: Vec<(parley_proto::ConversationId, Instant)>,
+    /// What this socket's typing frames relayed, and what is held for the next window;
+    /// a socket that drops mid-typing is announced as stopped.
+    typing: crate::typing::TypingThrottle,
     /// Token bucket of frames this socket may still send (refilled continuously).
     frame_budget: f64,
     frame_budget_at: Instant,
@@ -110,13 +126,35 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
     let connection_id = state.hub.next_connection_id();
     let (outbound_sender, outbound) = mpsc::channel(state.config.outbound_queue);
     let evict = Arc::new(Notify::new());
-    state.hub.register(
+    if let Err(refusal) = state.hub.register(
         connection_id,
         session.user_id.clone(),
         session.device_id.clone(),
         outbound_sender,
         evict.clone(),
-    );
+        crate::hub::SocketCaps {
+            per_user: state.config.max_sockets_per_user,
+            per_device: state.config.max_sockets_per_device,
+        },
+    ) {
+        metrics::counter!("parley_sockets_refused_total", "limit" => refusal).increment(1);
+        let error = ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: format!("too many open connections for this {refusal}"),
+            client_msg_id: None,
+            retry_after_ms: Some(1000),
+        };
+        close_with(&mut socket, Some(error), 1008, "too many connections").await;
+        return;
+    }
+    // A logout that committed between this socket's authentication and its registration
+    // dispatched its close before the hub knew the socket: look again now that it does.
+    if state.chat.authenticate_session(&session).await.is_err() {
+        state.hub.unregister(connection_id);
+        let error = ServerFrame::error(ErrorCode::Unauthorized, "token revoked");
+        close_with(&mut socket, Some(error), 4001, "token revoked").await;
+        return;
+    }
     state.chat.connected(&session, connection_id).await;
     let mut connection = Connection {
         socket,
@@ -125,7 +163,7 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
         connection_id,
         last_heard: Instant::now(),
         pending_acks: FuturesOrdered::new(),
-        typing: Vec::new(),
+        typing: Default::default(),
         frame_budget: f64::from(state.config.frames_per_second) * 2.0,
         frame_budget_at: Instant::now(),
     };
@@ -139,10 +177,8 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
     }
     state.hub.unregister(connection_id);
     let typing_ttl = std::time::Duration::from_secs(parley_proto::limits::TYPING_TTL_SECS);
-    for (conversation_id, since) in connection.typing {
-        if since.elapsed() < typing_ttl {
-            let _ = state.chat.typing(&session, &conversation_id, false).await;
-        }
+    for conversation_id in connection.typing.still_typing(Instant::now(), typing_ttl) {
+        let _ = state.chat.typing(&session, &conversation_id, false).await;
     }
     state.chat.disconnected(&session, connection_id).await;
 }
@@ -150,30 +186,112 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
 /// Waits for `{"type":"auth","token":…}`; anything else is refused and closes.
 async fn authenticate_first_frame(socket: &mut WebSocket, state: &AppState) -> Option<Session> {
     let first = tokio::time::timeout(state.config.auth_timeout, socket.recv()).await;
-    let refuse = |code: ErrorCode, message: &str| ServerFrame::error(code, message).to_json();
+    let refuse = |code: ErrorCode, message: &str| ServerFrame::error(code, message);
     let reply = match first {
-        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ClientFrame>(&text) {
-            Ok(ClientFrame::Auth { token }) => match state.chat.authenticate(&token).await {
-                Ok(session) => return Some(session),
-                Err(error) => error_frame(&error, None).to_json(),
-            },
-            Ok(_) => refuse(
-                ErrorCode::NotAuthenticated,
-                "authenticate first: send an auth frame or use ?token=",
-            ),
-            Err(_) => refuse(ErrorCode::MalformedJson, "expected an auth frame"),
-        },
-        Ok(_) => return None,
+        Ok(Some(Ok(Message::Text(text)))) => {
+            if text.len() > state.config.max_frame_bytes {
+                refuse(ErrorCode::FrameTooLarge, "expected an auth frame")
+            } else {
+                match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(ClientFrame::Auth { token }) => {
+                        match state.chat.authenticate(&token).await {
+                            Ok(session) => return Some(session),
+                            Err(error) => error_frame(&error, None),
+                        }
+                    }
+                    Ok(_) => refuse(
+                        ErrorCode::NotAuthenticated,
+                        "authenticate first: send an auth frame or use ?token=",
+                    ),
+                    Err(_) => refuse(ErrorCode::MalformedJson, "expected an auth frame"),
+                }
+            }
+        }
+        Ok(Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_)))) => refuse(
+            ErrorCode::NotAuthenticated,
+            "authenticate first: the first frame must be a JSON text auth frame",
+        ),
+        Ok(Some(Err(error))) => {
+            if let Some((code, reason)) = protocol_violation(&error) {
+                close_with(socket, None, code, reason).await;
+            }
+            return None;
+        }
+        Ok(Some(Ok(Message::Close(_))) | None) => return None,
         Err(_) => refuse(ErrorCode::NotAuthenticated, "no auth frame in time"),
     };
-    let _ = socket.send(Message::Text(reply.into())).await;
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: 4001,
-            reason: Utf8Bytes::from_static("unauthorized"),
-        })))
-        .await;
+    close_with(socket, Some(reply), 4001, "unauthorized").await;
     None
+}
+
+/// The close code for a frame the WebSocket layer refused: 1009 for one above the hard
+/// limit, 1007 for text that is not UTF-8, 1002 for other protocol errors. `None` when
+/// the socket itself broke.
+fn protocol_violation(error: &axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::error::{CapacityError, Error as WsError};
+    let inner = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<WsError>())
+        .or_else(|| {
+            // axum's error may be the tungstenite error itself or wrap it.
+            let any: &(dyn std::error::Error + 'static) = error;
+            any.downcast_ref::<WsError>()
+        })?;
+    match inner {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            Some((1009, "frame above the 1 MiB limit"))
+        }
+        WsError::Capacity(_) => Some((1009, "frame too large")),
+        WsError::Utf8(_) => Some((1007, "text frame is not valid UTF-8")),
+        WsError::Protocol(_) => Some((1002, "protocol error")),
+        _ => None,
+    }
+}
+
+/// Sends an optional `error` frame and a close frame, then waits briefly for the client
+/// to close, discarding what it still sends: closing a TCP socket with unread bytes
+/// would reset the connection and could lose the close frame.
+async fn close_with(
+    socket: &mut WebSocket,
+    error: Option<ServerFrame>,
+    code: u16,
+    reason: &'static str,
+) {
+    let write = async {
+        if let Some(error) = error {
+            socket
+                .send(Message::Text(error.to_json().into()))
+                .await
+                .ok()?;
+        }
+        socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await
+            .ok()
+    };
+    if tokio::time::timeout(WRITE_TIMEOUT, write).await.is_err() {
+        return;
+    }
+    drain_after_close(socket).await;
+}
+
+/// Reads and drops what the client sends after our close frame, until it closes or
+/// `CLOSE_LINGER` passes.
+async fn drain_after_close(socket: &mut WebSocket) {
+    let deadline = tokio::time::Instant::now() + CLOSE_LINGER;
+    for _ in 0..1024 {
+        match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return,
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(error))) => {
+                if protocol_violation(&error).is_none() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// What `ready` asks clients for: the protocol's 30 s, or a third of a shorter timeout,
@@ -196,6 +314,7 @@ impl Connection {
             tokio::time::interval((timeout / 3).max(std::time::Duration::from_millis(10)));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ending = loop {
+            let typing_due = self.typing.next_due();
             tokio::select! {
                 biased;
                 _ = evict.notified() => break Ending::Close(1013, "too slow: reconnect and sync"),
@@ -210,19 +329,33 @@ impl Connection {
                     }
                 }
                 incoming = self.socket.recv() => {
-                    let Some(Ok(message)) = incoming else { break Ending::Closed };
+                    let message = match incoming {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => match protocol_violation(&error) {
+                            Some((code, reason)) => break Ending::Close(code, reason),
+                            None => break Ending::Closed,
+                        },
+                        None => break Ending::Closed,
+                    };
                     self.last_heard = Instant::now();
                     match message {
                         Message::Text(text) => {
                             if self.handle_text(text).await.is_err() { break Ending::Closed; }
                         }
                         Message::Binary(_) => {
-                            let refusal = ServerFrame::error(ErrorCode::InvalidRequest, "binary frames are not supported; send JSON text");
-                            if self.write(&refusal).await.is_err() { break Ending::Closed; }
+                            let refusal = match self.spend_frame_budget() {
+                                Ok(()) => ServerFrame::error(ErrorCode::InvalidRequest, "binary frames are not supported; send JSON text"),
+                                Err(retry_after_ms) => too_many_frames(None, retry_after_ms),
+                            };
+                            let outcome = self.write(&refusal).await;
+                            if outcome.is_err() { break Ending::Closed; }
                         }
                         Message::Close(_) => break Ending::Closed,
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
+                }
+                _ = sleep_until_due(typing_due) => {
+                    if self.relay_due_typing().await.is_err() { break Ending::Closed; }
                 }
                 _ = heartbeat.tick() => {
                     if self.last_heard.elapsed() > timeout {
@@ -242,8 +375,55 @@ impl Connection {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             }));
-            if self.feed(close).await.is_ok() {
-                let _ = self.flush().await;
+            if self.feed(close).await.is_ok() && self.flush().await.is_ok() {
+                drain_after_close(&mut self.socket).await;
+            }
+        }
+    }
+
+    /// Spends one frame from the connection's budget, or answers how long to wait (ms).
+    fn spend_frame_budget(&mut self) -> Result<(), u64> {
+        let per_second = f64::from(self.state.config.frames_per_second.max(1));
+        let now = Instant::now();
+        self.frame_budget = (self.frame_budget
+            + now.duration_since(self.frame_budget_at).as_secs_f64() * per_second)
+            .min(per_second * 2.0);
+        self.frame_budget_at = now;
+        if self.frame_budget >= 1.0 {
+            self.frame_budget -= 1.0;
+            return Ok(());
+        }
+        Err((((1.0 - self.frame_budget) / per_second) * 1000.0).ceil() as u64)
+    }
+
+    /// Relays typing states held back by the throttle whose window has ended.
+    async fn relay_due_typing(&mut self) -> Result<(), ()> {
+        let now = Instant::now();
+        for (conversation_id, is_typing) in self.typing.take_due(now) {
+            self.relay_typing(conversation_id, is_typing, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn relay_typing(
+        &mut self,
+        conversation_id: parley_proto::ConversationId,
+        is_typing: bool,
+        now: Instant,
+    ) -> Result<(), ()> {
+        let outcome = self
+            .state
+            .chat
+            .typing(&self.session, &conversation_id, is_typing)
+            .await;
+        match outcome {
+            Ok(()) => {
+                self.typing.relayed(&conversation_id, is_typing, now);
+                Ok(())
+            }
+            Err(error) => {
+                self.typing.forget(&conversation_id);
+                self.write(&error_frame(&error, None)).await
             }
         }
     }
@@ -306,16 +486,7 @@ impl Connection {
     async fn handle_text(&mut self, text: Utf8Bytes) -> Result<(), ()> {
         metrics::counter!("parley_frames_received_total").increment(1);
         // Every frame, good or bad, spends from the connection's budget.
-        let per_second = f64::from(self.state.config.frames_per_second.max(1));
-        let now = Instant::now();
-        self.frame_budget = (self.frame_budget
-            + now.duration_since(self.frame_budget_at).as_secs_f64() * per_second)
-            .min(per_second * 2.0);
-        self.frame_budget_at = now;
-        let over_budget = self.frame_budget < 1.0;
-        if !over_budget {
-            self.frame_budget -= 1.0;
-        }
+        let over_budget = self.spend_frame_budget().err();
         if text.len() > self.state.config.max_frame_bytes {
             let refusal = ServerFrame::error(
                 ErrorCode::FrameTooLarge,
@@ -330,20 +501,15 @@ impl Connection {
             Ok(frame) => frame,
             Err(error) => return self.write(&decode_error(&text, &error)).await,
         };
-        if over_budget {
+        if let Some(retry_after_ms) = over_budget {
             // Name the send, so that clients retry it after the wait.
-            let refusal = ServerFrame::Error {
-                code: ErrorCode::RateLimited,
-                message: "too many frames on this connection".into(),
-                client_msg_id: match &frame {
-                    ClientFrame::SendMessage { client_msg_id, .. } => Some(client_msg_id.clone()),
-                    _ => None,
-                },
-                retry_after_ms: Some(
-                    (((1.0 - self.frame_budget) / per_second) * 1000.0).ceil() as u64
-                ),
+            let client_msg_id = match &frame {
+                ClientFrame::SendMessage { client_msg_id, .. } => Some(client_msg_id.clone()),
+                _ => None,
             };
-            return self.write(&refusal).await;
+            return self
+                .write(&too_many_frames(client_msg_id, retry_after_ms))
+                .await;
         }
         match frame {
             ClientFrame::SendMessage {
@@ -416,28 +582,11 @@ impl Connection {
                 conversation_id,
                 is_typing,
             } => {
-                // `is_typing:true` again within a second of the last one relayed adds
-                // nothing for the others: drop it.
-                let repeated = is_typing
-                    && self.typing.iter().any(|(typing_in, since)| {
-                        typing_in == &conversation_id && since.elapsed() < TYPING_REPEAT
-                    });
-                if repeated {
-                    return Ok(());
+                let now = Instant::now();
+                match self.typing.on_frame(&conversation_id, is_typing, now) {
+                    Some(state) => self.relay_typing(conversation_id, state, now).await,
+                    None => Ok(()),
                 }
-                let outcome = self
-                    .state
-                    .chat
-                    .typing(&self.session, &conversation_id, is_typing)
-                    .await;
-                if outcome.is_ok() {
-                    self.typing
-                        .retain(|(typing_in, _)| typing_in != &conversation_id);
-                    if is_typing && self.typing.len() < MAX_TRACKED_TYPING {
-                        self.typing.push((conversation_id, Instant::now()));
-                    }
-                }
-                self.refuse_on_error(outcome).await
             }
             ClientFrame::Sync { cursors } => self.sync(cursors).await,
             ClientFrame::PresenceSubscribe { user_ids } => {
@@ -485,6 +634,10 @@ impl Connection {
         let mut done = plan.done;
         for (conversation_id, mut after_seq, up_to_seq) in plan.ranges {
             while after_seq < up_to_seq {
+                // Held while the page is read and written: bounds sync memory per node.
+                let Ok(_permit) = self.state.syncs.clone().acquire_owned().await else {
+                    return Err(());
+                };
                 let page = match self
                     .state
                     .chat
@@ -510,6 +663,24 @@ impl Connection {
             }
         }
         self.write(&ServerFrame::SyncDone { cursors: done }).await
+    }
+}
+
+/// The refusal of a frame over the connection's budget.
+fn too_many_frames(client_msg_id: Option<String>, retry_after_ms: u64) -> ServerFrame {
+    ServerFrame::Error {
+        code: ErrorCode::RateLimited,
+        message: "too many frames on this connection".into(),
+        client_msg_id,
+        retry_after_ms: Some(retry_after_ms),
+    }
+}
+
+/// Waits until `due`, or forever when nothing is due.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -41,6 +41,16 @@ pub struct Limits {
     pub outbound_queue: usize,
     pub auth_attempts_per_minute: u32,
     pub frames_per_second: u32,
+    pub request_timeout_secs: u64,
+    pub max_sockets_per_ip: usize,
+    pub max_sockets_per_user: usize,
+    pub max_sockets_per_device: usize,
+    pub max_concurrent_syncs: usize,
+    pub writes_per_minute: u32,
+    pub searches_per_minute: u32,
+    pub new_account_hours: u64,
+    pub new_account_direct_chats_per_hour: u32,
+    pub new_account_groups_per_day: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -88,6 +98,16 @@ impl Default for Limits {
             outbound_queue: gateway.outbound_queue,
             auth_attempts_per_minute: gateway.auth_attempts_per_minute,
             frames_per_second: gateway.frames_per_second,
+            request_timeout_secs: 10,
+            max_sockets_per_ip: gateway.max_sockets_per_ip,
+            max_sockets_per_user: gateway.max_sockets_per_user,
+            max_sockets_per_device: gateway.max_sockets_per_device,
+            max_concurrent_syncs: gateway.max_concurrent_syncs,
+            writes_per_minute: core.writes_per_minute,
+            searches_per_minute: core.searches_per_minute,
+            new_account_hours: core.new_account_period.as_secs() / 3600,
+            new_account_direct_chats_per_hour: core.new_account_direct_chats_per_hour,
+            new_account_groups_per_day: core.new_account_groups_per_day,
         }
     }
 }
@@ -128,6 +148,13 @@ impl Config {
             user_messages_per_minute: self.limits.user_messages_per_minute,
             group_messages_per_minute: self.limits.group_messages_per_minute,
             typing_max_group: self.limits.typing_max_group,
+            writes_per_minute: self.limits.writes_per_minute,
+            searches_per_minute: self.limits.searches_per_minute,
+            new_account_period: std::time::Duration::from_secs(
+                self.limits.new_account_hours * 3600,
+            ),
+            new_account_direct_chats_per_hour: self.limits.new_account_direct_chats_per_hour,
+            new_account_groups_per_day: self.limits.new_account_groups_per_day,
             argon2_memory_kib: self.auth.argon2_memory_kib,
             argon2_iterations: self.auth.argon2_iterations,
             ..parley_core::CoreConfig::default()
@@ -141,6 +168,10 @@ impl Config {
             outbound_queue: self.limits.outbound_queue,
             auth_attempts_per_minute: self.limits.auth_attempts_per_minute,
             frames_per_second: self.limits.frames_per_second,
+            max_sockets_per_ip: self.limits.max_sockets_per_ip,
+            max_sockets_per_user: self.limits.max_sockets_per_user,
+            max_sockets_per_device: self.limits.max_sockets_per_device,
+            max_concurrent_syncs: self.limits.max_concurrent_syncs,
             ..parley_gateway::GatewayConfig::default()
         }
     }

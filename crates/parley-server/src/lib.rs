@@ -77,6 +77,50 @@ fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// HTTP/1 settings that keep slow or silent clients from holding sockets: the request
+/// head (and, on a kept-alive connection, the next one) must arrive within `timeout`.
+fn configure_http(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeout: Duration,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(64 * 1024);
+}
+
+/// An acceptor that drops a connection which sends nothing within `timeout`. hyper's header
+/// timer only starts once it knows the HTTP version, which it learns from the first bytes,
+/// so a bare TCP connection would otherwise stay open forever.
+#[derive(Clone, Copy, Debug)]
+struct FirstByteDeadline {
+    timeout: Duration,
+}
+
+impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S>
+    for FirstByteDeadline
+{
+    type Stream = tokio::net::TcpStream;
+    type Service = S;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<(Self::Stream, S)>> + Send>,
+    >;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+                Ok(Ok(read)) if read > 0 => Ok((stream, service)),
+                Ok(Ok(_)) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        })
+    }
+}
+
 /// Opens storage, wires the embedded mode and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let store = SqliteStore::open(&config.data_dir)
@@ -113,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let serve_state = state.clone();
     let serve_handle = handle.clone();
     let tls = config.tls.clone();
+    let request_timeout = Duration::from_secs(config.limits.request_timeout_secs);
     let task = tokio::spawn(async move {
         let shutdown_handle = serve_handle.clone();
         let shutdown_state = serve_state.clone();
@@ -124,6 +169,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             shutdown_state.begin_shutdown();
             shutdown_handle.graceful_shutdown(Some(grace));
         });
+        let mut server = axum_server::from_tcp(listener).acceptor(FirstByteDeadline {
+            timeout: request_timeout,
+        });
+        configure_http(server.http_builder(), request_timeout);
         match tls {
             Some(tls) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -133,16 +182,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 )
                 .await
                 .context("loading the TLS certificate and key")?;
-                axum_server::from_tcp_rustls(listener, rustls_config)
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
+                    .handshake_timeout(request_timeout)
+                    .acceptor(FirstByteDeadline {
+                        timeout: request_timeout,
+                    });
+                server
+                    .map(|_| acceptor)
                     .handle(serve_handle)
                     .serve(app)
                     .await?;
             }
             None => {
-                axum_server::from_tcp(listener)
-                    .handle(serve_handle)
-                    .serve(app)
-                    .await?;
+                server.handle(serve_handle).serve(app).await?;
             }
         }
         // The listener is closed and connections are done: write what is queued.

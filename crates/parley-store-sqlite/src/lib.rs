@@ -9,9 +9,9 @@
 use async_trait::async_trait;
 use parley_core::store::{
     AppendOutcome, AppendRefusal, Appended, ConversationChange, ConversationRecord,
-    ConversationSummary, ListCursor, MessageReceipts, NewConversation, NewDevice, NewMessage,
-    PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate, SeqRange, SessionRecord, Store,
-    StoreError, StoreResult, UserRecord,
+    ConversationSummary, ConversationUpdate, ListCursor, MessageReceipts, NewConversation,
+    NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate, SeqRange,
+    SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
     ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role, Timestamp, UserId,
@@ -140,7 +140,7 @@ fn user_from_row(row: &SqliteRow) -> UserRecord {
 }
 
 const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
-     c.created_at, c.last_seq, c.last_activity_at, c.member_count";
+     c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version";
 
 fn conversation_from_row(row: &SqliteRow) -> ConversationRecord {
     ConversationRecord {
@@ -156,6 +156,7 @@ fn conversation_from_row(row: &SqliteRow) -> ConversationRecord {
         last_seq: row.get("last_seq"),
         last_activity_at: Timestamp(row.get("last_activity_at")),
         member_count: row.get::<i64, _>("member_count") as u32,
+        members_version: row.get("members_version"),
     }
 }
 
@@ -432,8 +433,77 @@ async fn refresh_member_count(
     Ok(())
 }
 
+/// One membership or metadata change, inside the caller's transaction. Joiners get
+/// pointers at `last_seq` (history readable, nothing unread).
+async fn apply_change(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    conversation_id: &ConversationId,
+    change: ConversationChange,
+    last_seq: i64,
+    now: i64,
+) -> StoreResult<()> {
+    match change {
+        ConversationChange::AddMembers(new_members) => {
+            for (user_id, role) in new_members {
+                sqlx::query(
+                    "INSERT INTO members (conversation_id, user_id, role, joined_at, joined_seq, \
+                     delivered_seq, read_seq) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (conversation_id, user_id) DO NOTHING",
+                )
+                .bind(conversation_id.as_str())
+                .bind(user_id.as_str())
+                .bind(role.as_str())
+                .bind(now)
+                .bind(last_seq + 1)
+                .bind(last_seq)
+                .bind(last_seq)
+                .execute(&mut **transaction)
+                .await
+                .map_err(unavailable)?;
+            }
+            refresh_member_count(transaction, conversation_id).await?;
+        }
+        ConversationChange::RemoveMember(user_id) => {
+            sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
+                .bind(conversation_id.as_str())
+                .bind(user_id.as_str())
+                .execute(&mut **transaction)
+                .await
+                .map_err(unavailable)?;
+            refresh_member_count(transaction, conversation_id).await?;
+        }
+        ConversationChange::SetRoles(roles) => {
+            for (user_id, role) in roles {
+                sqlx::query(
+                    "UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?",
+                )
+                .bind(role.as_str())
+                .bind(conversation_id.as_str())
+                .bind(user_id.as_str())
+                .execute(&mut **transaction)
+                .await
+                .map_err(unavailable)?;
+            }
+        }
+        ConversationChange::Rename { name, description } => {
+            sqlx::query(
+                "UPDATE conversations SET name = COALESCE(?, name), \
+                 description = COALESCE(?, description) WHERE conversation_id = ?",
+            )
+            .bind(name)
+            .bind(description)
+            .bind(conversation_id.as_str())
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
 const SUMMARY_SELECT: &str = "SELECT c.conversation_id, c.kind, c.name, c.description, \
-     c.created_at, c.last_seq, c.last_activity_at, c.member_count, m.read_seq, m.muted_until, \
+     c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
+     m.read_seq, m.muted_until, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
         AND u.seq > m.read_seq AND u.sender_id != m.user_id) AS unread_count, \
      l.conversation_id AS l_conversation_id, l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, \
@@ -455,19 +525,6 @@ fn summary_from_row(row: &SqliteRow) -> ConversationSummary {
         unread_count: row.get("unread_count"),
         muted_until: row.get::<Option<i64>, _>("muted_until").map(Timestamp),
     }
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-fn like_prefix(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 1);
-    for character in text.chars() {
-        if matches!(character, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(character);
-    }
-    pattern.push('%');
-    pattern
 }
 
 #[async_trait]
@@ -521,18 +578,41 @@ impl Store for SqliteStore {
     /// Users whose username or display name starts with `query` (case-insensitive),
     /// usernames first, at most `limit`.
     async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<UserRecord>> {
-        let pattern = like_prefix(&query.to_lowercase());
-        let rows = sqlx::query(&format!(
+        // Two range scans, each on an index (`username` is unique and lower-case;
+        // `users_display_name` is on `lower(display_name)`): a prefix is everything from
+        // the prefix up to the prefix followed by the highest code point.
+        let query = query.to_lowercase();
+        let by_username = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users \
-             WHERE username LIKE ?1 ESCAPE '\\' OR lower(display_name) LIKE ?1 ESCAPE '\\' \
-             ORDER BY (username LIKE ?1 ESCAPE '\\') DESC, username LIMIT ?2"
+             WHERE username >= ?1 AND username < ?1 || char(1114111) \
+             ORDER BY username LIMIT ?2"
         ))
-        .bind(pattern)
+        .bind(&query)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
-        Ok(rows.iter().map(user_from_row).collect())
+        let by_display_name = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE lower(display_name) >= ?1 AND lower(display_name) < ?1 || char(1114111) \
+             ORDER BY lower(display_name), username LIMIT ?2"
+        ))
+        .bind(&query)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let mut users: Vec<UserRecord> = by_username.iter().map(user_from_row).collect();
+        for user in by_display_name.iter().map(user_from_row) {
+            if users.len() >= limit as usize {
+                break;
+            }
+            if !users.iter().any(|known| known.user_id == user.user_id) {
+                users.push(user);
+            }
+        }
+        users.truncate(limit as usize);
+        Ok(users)
     }
 
     /// Applies a profile change and returns the new profile.
@@ -613,6 +693,21 @@ impl Store for SqliteStore {
             "SELECT user_id, device_id FROM devices WHERE token_hash = ? AND revoked_at IS NULL",
         )
         .bind(token_hash)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(SessionRecord {
+            user_id: UserId(row.get("user_id")),
+            device_id: DeviceId(row.get("device_id")),
+        })
+    }
+
+    /// The session of a device whose token still stands; `NotFound` if revoked.
+    async fn fetch_session_by_device(&self, device_id: &DeviceId) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(
+            "SELECT user_id, device_id FROM devices WHERE device_id = ? AND revoked_at IS NULL",
+        )
+        .bind(device_id.as_str())
         .fetch_one(&self.reader)
         .await
         .map_err(unavailable)?;
@@ -812,90 +907,53 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    /// Applies a membership or metadata change and appends its system message in the same
-    /// transaction. Adding a present member or removing an absent one changes nothing for
-    /// that user. `NotFound` if the conversation does not exist.
+    /// Applies membership or metadata changes and appends their system messages in the
+    /// same transaction, if `members_version` is still `expected_members_version`, and
+    /// moves `members_version` on by one; otherwise `Conflict` and nothing is written.
+    /// Adding a present member or removing an absent one changes nothing for that user.
+    /// The store applies no rules of its own (owner succession is one of the changes it is
+    /// given). `NotFound` if the conversation does not exist.
     async fn update_conversation(
         &self,
         conversation_id: &ConversationId,
-        change: ConversationChange,
-        system_message: NewMessage,
-    ) -> StoreResult<Appended> {
+        update: ConversationUpdate,
+    ) -> StoreResult<Vec<Appended>> {
         let mut transaction = self.writer.begin().await.map_err(unavailable)?;
-        let last_seq = last_seq_of(&mut transaction, conversation_id).await?;
-        let now = system_message.created_at.millis();
-        match change {
-            ConversationChange::AddMembers(new_members) => {
-                for (user_id, role) in new_members {
-                    // Joining makes history readable but not unread.
-                    sqlx::query(
-                        "INSERT INTO members (conversation_id, user_id, role, joined_at, joined_seq, \
-                         delivered_seq, read_seq) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (conversation_id, user_id) DO NOTHING",
-                    )
-                    .bind(conversation_id.as_str())
-                    .bind(user_id.as_str())
-                    .bind(role.as_str())
-                    .bind(now)
-                    .bind(last_seq + 1)
-                    .bind(last_seq)
-                    .bind(last_seq)
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(unavailable)?;
-                }
-                refresh_member_count(&mut transaction, conversation_id).await?;
-            }
-            ConversationChange::RemoveMember(user_id) => {
-                let role: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM members WHERE conversation_id = ? AND user_id = ? RETURNING role",
-                )
-                .bind(conversation_id.as_str())
-                .bind(user_id.as_str())
-                .fetch_optional(&mut *transaction)
-                .await
-                .map_err(unavailable)?;
-                if role.as_deref() == Some("owner") {
-                    // The group keeps an owner: the longest-standing admin, else member.
-                    sqlx::query(
-                        "UPDATE members SET role = 'owner' WHERE conversation_id = ?1 AND user_id = \
-                         (SELECT user_id FROM members WHERE conversation_id = ?1 \
-                          ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id LIMIT 1)",
-                    )
-                    .bind(conversation_id.as_str())
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(unavailable)?;
-                }
-                refresh_member_count(&mut transaction, conversation_id).await?;
-            }
-            ConversationChange::SetRoles(roles) => {
-                for (user_id, role) in roles {
-                    sqlx::query(
-                        "UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?",
-                    )
-                    .bind(role.as_str())
-                    .bind(conversation_id.as_str())
-                    .bind(user_id.as_str())
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(unavailable)?;
-                }
-            }
-            ConversationChange::Rename { name, description } => {
-                sqlx::query(
-                    "UPDATE conversations SET name = COALESCE(?, name), \
-                     description = COALESCE(?, description) WHERE conversation_id = ?",
-                )
-                .bind(name)
-                .bind(description)
-                .bind(conversation_id.as_str())
-                .execute(&mut *transaction)
-                .await
-                .map_err(unavailable)?;
-            }
+        // The one writer connection serializes this with every other write, so the check
+        // and the bump below see no change in between.
+        let members_version: i64 = sqlx::query_scalar(
+            "SELECT members_version FROM conversations WHERE conversation_id = ?",
+        )
+        .bind(conversation_id.as_str())
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        if members_version != update.expected_members_version {
+            return Err(StoreError::Conflict(format!(
+                "members_version is {members_version}, not {}",
+                update.expected_members_version
+            )));
         }
-        let appended = append_in_transaction(&mut transaction, system_message).await?;
+        let last_seq = last_seq_of(&mut transaction, conversation_id).await?;
+        let now = update.system_messages.first().map_or_else(
+            || Timestamp::now().millis(),
+            |message| message.created_at.millis(),
+        );
+        for change in update.changes {
+            apply_change(&mut transaction, conversation_id, change, last_seq, now).await?;
+        }
+        sqlx::query(
+            "UPDATE conversations SET members_version = members_version + 1 \
+             WHERE conversation_id = ?",
+        )
+        .bind(conversation_id.as_str())
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        let mut appended = Vec::with_capacity(update.system_messages.len());
+        for message in update.system_messages {
+            appended.push(append_in_transaction(&mut transaction, message).await?);
+        }
         transaction.commit().await.map_err(unavailable)?;
         Ok(appended)
     }

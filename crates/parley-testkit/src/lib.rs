@@ -23,7 +23,7 @@ macro_rules! store_conformance {
             duplicates_within_one_batch_store_once,
             history_ranges_are_exact,
             membership_changes_commit_with_their_system_message,
-            owner_leaving_hands_over_ownership,
+            changes_apply_only_at_the_expected_members_version,
             only_members_append,
             list_is_newest_first_with_cursor_and_unread,
             receipts_never_go_back_or_past_the_end,

@@ -2,8 +2,8 @@
 
 use parley_core::ids;
 use parley_core::store::{
-    ConversationChange, ListCursor, NewConversation, NewDevice, NewMessage, PageFrom,
-    ProfileUpdate, ReceiptUpdate, SeqRange, StoreError, UserRecord,
+    ConversationChange, ConversationUpdate, ListCursor, NewConversation, NewDevice, NewMessage,
+    PageFrom, ProfileUpdate, ReceiptUpdate, SeqRange, StoreError, UserRecord,
 };
 use parley_core::Store;
 use parley_proto::{
@@ -74,14 +74,40 @@ pub async fn remove_member(
         actor_id: actor_id.clone(),
         user_id: user_id.clone(),
     };
-    store
+    change(
+        store,
+        conversation_id,
+        ConversationChange::RemoveMember(user_id.clone()),
+        system(conversation_id, actor_id, event),
+    )
+    .await
+    .expect("remove member")
+}
+
+/// Applies one change with its system message at the conversation's current
+/// `members_version`.
+pub async fn change(
+    store: &Arc<dyn Store>,
+    conversation_id: &ConversationId,
+    change: ConversationChange,
+    system_message: NewMessage,
+) -> Result<parley_core::store::Appended, StoreError> {
+    let expected_members_version = match store.fetch_conversation(conversation_id).await {
+        Ok(record) => record.members_version,
+        Err(StoreError::NotFound) => 0,
+        Err(error) => return Err(error),
+    };
+    let mut appended = store
         .update_conversation(
             conversation_id,
-            ConversationChange::RemoveMember(user_id.clone()),
-            system(conversation_id, actor_id, event),
+            ConversationUpdate {
+                expected_members_version,
+                changes: vec![change],
+                system_messages: vec![system_message],
+            },
         )
-        .await
-        .expect("remove member")
+        .await?;
+    Ok(appended.remove(0))
 }
 
 /// A group owned by the first user with the others as members.
@@ -464,21 +490,21 @@ pub async fn membership_changes_commit_with_their_system_message(store: Arc<dyn 
         .append_messages(vec![text(&conversation_id, &alice, "before carol")])
         .await
         .unwrap();
-    let added = store
-        .update_conversation(
+    let added = change(
+        &store,
+        &conversation_id,
+        ConversationChange::AddMembers(vec![(carol.clone(), Role::Member)]),
+        system(
             &conversation_id,
-            ConversationChange::AddMembers(vec![(carol.clone(), Role::Member)]),
-            system(
-                &conversation_id,
-                &alice,
-                SystemEvent::MembersAdded {
-                    actor_id: alice.clone(),
-                    user_ids: vec![carol.clone()],
-                },
-            ),
-        )
-        .await
-        .unwrap();
+            &alice,
+            SystemEvent::MembersAdded {
+                actor_id: alice.clone(),
+                user_ids: vec![carol.clone()],
+            },
+        ),
+    )
+    .await
+    .unwrap();
     assert_eq!(added.message.seq, 3);
     let summary = store
         .fetch_conversation_summary(&conversation_id, &carol)
@@ -499,46 +525,46 @@ pub async fn membership_changes_commit_with_their_system_message(store: Arc<dyn 
         .map(|member| member.user_id)
         .collect();
     assert_eq!(members, vec![alice.clone(), carol]);
-    store
-        .update_conversation(
+    change(
+        &store,
+        &conversation_id,
+        ConversationChange::Rename {
+            name: Some("renamed".into()),
+            description: None,
+        },
+        system(
             &conversation_id,
-            ConversationChange::Rename {
+            &alice,
+            SystemEvent::ConversationRenamed {
+                actor_id: alice.clone(),
                 name: Some("renamed".into()),
                 description: None,
             },
-            system(
-                &conversation_id,
-                &alice,
-                SystemEvent::ConversationRenamed {
-                    actor_id: alice.clone(),
-                    name: Some("renamed".into()),
-                    description: None,
-                },
-            ),
-        )
-        .await
-        .unwrap();
+        ),
+    )
+    .await
+    .unwrap();
     let record = store.fetch_conversation(&conversation_id).await.unwrap();
     assert_eq!(
         (record.name.as_deref(), record.last_seq, record.member_count),
         (Some("renamed"), 5, 2)
     );
-    let missing = store
-        .update_conversation(
+    let missing = change(
+        &store,
+        &ConversationId::from("c_missing"),
+        ConversationChange::Rename {
+            name: Some("x".into()),
+            description: None,
+        },
+        system(
             &ConversationId::from("c_missing"),
-            ConversationChange::Rename {
-                name: Some("x".into()),
-                description: None,
+            &alice,
+            SystemEvent::MemberLeft {
+                user_id: alice.clone(),
             },
-            system(
-                &ConversationId::from("c_missing"),
-                &alice,
-                SystemEvent::MemberLeft {
-                    user_id: alice.clone(),
-                },
-            ),
-        )
-        .await;
+        ),
+    )
+    .await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
 }
 
@@ -583,29 +609,95 @@ pub async fn only_members_append(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn owner_leaving_hands_over_ownership(store: Arc<dyn Store>) {
+pub async fn changes_apply_only_at_the_expected_members_version(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
     let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
-    store
-        .update_conversation(
+    let before = store.fetch_conversation(&conversation_id).await.unwrap();
+    // Two changes decided on the same state: the first applies, the second is refused
+    // whole (no role change, no system message, no seq).
+    let hand_over = |to: &UserId, from: &UserId| ConversationUpdate {
+        expected_members_version: before.members_version,
+        changes: vec![ConversationChange::SetRoles(vec![
+            (to.clone(), Role::Owner),
+            (from.clone(), Role::Admin),
+        ])],
+        system_messages: vec![system(
             &conversation_id,
-            ConversationChange::RemoveMember(alice.clone()),
-            system(
-                &conversation_id,
-                &alice,
-                SystemEvent::MemberLeft {
-                    user_id: alice.clone(),
-                },
-            ),
-        )
+            from,
+            SystemEvent::RoleChanged {
+                actor_id: from.clone(),
+                user_id: to.clone(),
+                role: Role::Owner,
+            },
+        )],
+    };
+    let first = store
+        .update_conversation(&conversation_id, hand_over(&bob, &alice))
         .await
         .unwrap();
+    assert_eq!(first.len(), 1);
+    let second = store
+        .update_conversation(&conversation_id, hand_over(&alice, &bob))
+        .await;
+    assert!(
+        matches!(second, Err(StoreError::Conflict(_))),
+        "a stale members_version is refused: {second:?}"
+    );
+    let after = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(after.members_version, before.members_version + 1);
+    assert_eq!(
+        after.last_seq,
+        before.last_seq + 1,
+        "the refused change used no seq"
+    );
+    let roles: Vec<(UserId, Role)> = store
+        .fetch_members(&conversation_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| (member.user_id, member.role))
+        .collect();
+    assert!(roles.contains(&(bob.clone(), Role::Owner)));
+    assert!(roles.contains(&(alice.clone(), Role::Admin)));
+    // Several changes and messages in one update, in order, with consecutive seqs; the
+    // store adds no rule of its own (removing the owner names no successor).
+    let leave = ConversationUpdate {
+        expected_members_version: after.members_version,
+        changes: vec![
+            ConversationChange::RemoveMember(bob.clone()),
+            ConversationChange::SetRoles(vec![(alice.clone(), Role::Owner)]),
+        ],
+        system_messages: vec![
+            system(
+                &conversation_id,
+                &bob,
+                SystemEvent::MemberLeft {
+                    user_id: bob.clone(),
+                },
+            ),
+            system(
+                &conversation_id,
+                &bob,
+                SystemEvent::RoleChanged {
+                    actor_id: bob.clone(),
+                    user_id: alice.clone(),
+                    role: Role::Owner,
+                },
+            ),
+        ],
+    };
+    let appended = store
+        .update_conversation(&conversation_id, leave)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = appended.iter().map(|a| a.message.seq).collect();
+    assert_eq!(seqs, vec![after.last_seq + 1, after.last_seq + 2]);
     let members = store.fetch_members(&conversation_id).await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(
         (members[0].user_id.clone(), members[0].role),
-        (bob, Role::Owner)
+        (alice, Role::Owner)
     );
 }
 

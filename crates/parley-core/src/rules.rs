@@ -1,0 +1,298 @@
+//! Who may change a group, and what a change becomes: the authorization of membership
+//! and metadata changes as one pure function of the members at the moment of commit.
+//!
+//! [`plan_change`] takes the conversation's members (with their `members_version`) and
+//! what an actor asked for, and returns the store changes and the system events that
+//! describe them, or the refusal. The committer runs it against members read at commit
+//! time and the store applies the plan only if `members_version` has not moved, so a
+//! request checked against an older state (a removed admin renaming, two hand-overs at
+//! once) is decided again, never applied blindly. Invariant: while a group has members it
+//! has exactly one owner; when the owner leaves, the succession is its own system event.
+
+use crate::error::{Error, Result};
+use crate::membership::ConversationMembers;
+use crate::store::ConversationChange;
+use parley_proto::{ConversationType, Member, Role, SystemEvent, UserId};
+use std::collections::HashSet;
+
+/// A change as its actor asked for it, before it is authorized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeIntent {
+    /// New name and/or description (admins).
+    Rename {
+        name: Option<String>,
+        description: Option<String>,
+    },
+    /// Add users (admins); users already in are skipped.
+    AddMembers(Vec<UserId>),
+    /// Set a member's role (the owner); `Owner` hands ownership over.
+    SetRole { user_id: UserId, role: Role },
+    /// Remove a member (admins, over lower roles), or leave (`user_id` is the actor).
+    Remove { user_id: UserId },
+}
+
+/// What an authorized change does.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ChangePlan {
+    /// Store changes, applied in order in one transaction.
+    pub changes: Vec<ConversationChange>,
+    /// System events, one system message each, in this order after the changes.
+    pub events: Vec<SystemEvent>,
+    /// Users who are no longer members afterwards.
+    pub removed: Vec<UserId>,
+}
+
+impl ChangePlan {
+    /// Nothing to do (adding people already in, giving a role someone has).
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Decides `intent` by `actor` against `members` as they are now.
+pub fn plan_change(
+    members: &ConversationMembers,
+    actor: &UserId,
+    intent: &ChangeIntent,
+    max_group_members: usize,
+) -> Result<ChangePlan> {
+    let Some(actor_role) = members.role_of(actor) else {
+        return Err(Error::NotMember);
+    };
+    if members.kind == ConversationType::Direct {
+        return Err(Error::Forbidden(
+            "direct conversations have fixed members and no roles".into(),
+        ));
+    }
+    match intent {
+        ChangeIntent::Rename { name, description } => {
+            require_admin(actor_role)?;
+            Ok(ChangePlan {
+                changes: vec![ConversationChange::Rename {
+                    name: name.clone(),
+                    description: description.clone(),
+                }],
+                events: vec![SystemEvent::ConversationRenamed {
+                    actor_id: actor.clone(),
+                    name: name.clone(),
+                    description: description.clone(),
+                }],
+                removed: Vec::new(),
+            })
+        }
+        ChangeIntent::AddMembers(user_ids) => {
+            require_admin(actor_role)?;
+            let mut seen = HashSet::new();
+            let joining: Vec<UserId> = user_ids
+                .iter()
+                .filter(|user_id| !members.is_member(user_id) && seen.insert((*user_id).clone()))
+                .cloned()
+                .collect();
+            if joining.is_empty() {
+                return Ok(ChangePlan::default());
+            }
+            if members.members.len() + joining.len() > max_group_members {
+                return Err(Error::GroupFull {
+                    limit: max_group_members,
+                });
+            }
+            Ok(ChangePlan {
+                changes: vec![ConversationChange::AddMembers(
+                    joining
+                        .iter()
+                        .map(|user_id| (user_id.clone(), Role::Member))
+                        .collect(),
+                )],
+                events: vec![SystemEvent::MembersAdded {
+                    actor_id: actor.clone(),
+                    user_ids: joining,
+                }],
+                removed: Vec::new(),
+            })
+        }
+        ChangeIntent::SetRole { user_id, role } => {
+            if actor_role != Role::Owner {
+                return Err(Error::Forbidden("only the owner sets roles".into()));
+            }
+            let Some(current) = members.role_of(user_id) else {
+                return Err(Error::NotFound("member"));
+            };
+            if user_id == actor || current == *role {
+                return Ok(ChangePlan::default());
+            }
+            let mut roles = vec![(user_id.clone(), *role)];
+            if *role == Role::Owner {
+                roles.push((actor.clone(), Role::Admin));
+            }
+            Ok(ChangePlan {
+                changes: vec![ConversationChange::SetRoles(roles)],
+                events: vec![SystemEvent::RoleChanged {
+                    actor_id: actor.clone(),
+                    user_id: user_id.clone(),
+                    role: *role,
+                }],
+                removed: Vec::new(),
+            })
+        }
+        ChangeIntent::Remove { user_id } if user_id == actor => {
+            let mut plan = ChangePlan {
+                changes: vec![ConversationChange::RemoveMember(actor.clone())],
+                events: vec![SystemEvent::MemberLeft {
+                    user_id: actor.clone(),
+                }],
+                removed: vec![actor.clone()],
+            };
+            if actor_role == Role::Owner {
+                if let Some(successor) = successor(&members.members, actor) {
+                    plan.changes.push(ConversationChange::SetRoles(vec![(
+                        successor.clone(),
+                        Role::Owner,
+                    )]));
+                    plan.events.push(SystemEvent::RoleChanged {
+                        actor_id: actor.clone(),
+                        user_id: successor,
+                        role: Role::Owner,
+                    });
+                }
+            }
+            Ok(plan)
+        }
+        ChangeIntent::Remove { user_id } => {
+            let Some(target_role) = members.role_of(user_id) else {
+                return Err(Error::NotFound("member"));
+            };
+            if !actor_role.is_admin() || target_role >= actor_role {
+                return Err(Error::Forbidden(
+                    "only admins remove members, and only the owner removes admins".into(),
+                ));
+            }
+            Ok(ChangePlan {
+                changes: vec![ConversationChange::RemoveMember(user_id.clone())],
+                events: vec![SystemEvent::MemberRemoved {
+                    actor_id: actor.clone(),
+                    user_id: user_id.clone(),
+                }],
+                removed: vec![user_id.clone()],
+            })
+        }
+    }
+}
+
+/// Who owns a group after its owner leaves: the longest-standing admin, else the
+/// longest-standing member (ties by user id, so every node picks the same one).
+pub fn successor(members: &[Member], leaving: &UserId) -> Option<UserId> {
+    members
+        .iter()
+        .filter(|member| &member.user_id != leaving)
+        .min_by(|a, b| {
+            let rank = |member: &Member| u8::from(member.role != Role::Admin);
+            (rank(a), a.joined_at, &a.user_id).cmp(&(rank(b), b.joined_at, &b.user_id))
+        })
+        .map(|member| member.user_id.clone())
+}
+
+fn require_admin(role: Role) -> Result<()> {
+    if role.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "only group owners and admins can do this".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_proto::Timestamp;
+
+    fn member(id: &str, role: Role, joined_at: i64) -> Member {
+        Member {
+            user_id: UserId::from(id),
+            role,
+            joined_at: Timestamp(joined_at),
+            username: None,
+            display_name: None,
+        }
+    }
+
+    fn group(members: Vec<Member>) -> ConversationMembers {
+        ConversationMembers::new(ConversationType::Group, members, 1)
+    }
+
+    #[test]
+    fn the_owner_leaving_hands_over_to_the_oldest_admin_as_its_own_event() {
+        let members = group(vec![
+            member("u_owner", Role::Owner, 1),
+            member("u_member", Role::Member, 2),
+            member("u_admin", Role::Admin, 3),
+        ]);
+        let owner = UserId::from("u_owner");
+        let plan = plan_change(
+            &members,
+            &owner,
+            &ChangeIntent::Remove {
+                user_id: owner.clone(),
+            },
+            10,
+        )
+        .unwrap();
+        assert_eq!(plan.removed, vec![owner.clone()]);
+        assert_eq!(
+            plan.events.last(),
+            Some(&SystemEvent::RoleChanged {
+                actor_id: owner,
+                user_id: UserId::from("u_admin"),
+                role: Role::Owner,
+            })
+        );
+    }
+
+    #[test]
+    fn a_removed_admin_can_no_longer_rename() {
+        let members = group(vec![member("u_owner", Role::Owner, 1)]);
+        let refusal = plan_change(
+            &members,
+            &UserId::from("u_gone"),
+            &ChangeIntent::Rename {
+                name: Some("x".into()),
+                description: None,
+            },
+            10,
+        );
+        assert!(matches!(refusal, Err(Error::NotMember)));
+    }
+
+    #[test]
+    fn only_the_owner_hands_over_and_then_is_an_admin() {
+        let members = group(vec![
+            member("u_owner", Role::Owner, 1),
+            member("u_admin", Role::Admin, 2),
+        ]);
+        let hand_over = ChangeIntent::SetRole {
+            user_id: UserId::from("u_owner"),
+            role: Role::Owner,
+        };
+        assert!(matches!(
+            plan_change(&members, &UserId::from("u_admin"), &hand_over, 10),
+            Err(Error::Forbidden(_))
+        ));
+        let plan = plan_change(
+            &members,
+            &UserId::from("u_owner"),
+            &ChangeIntent::SetRole {
+                user_id: UserId::from("u_admin"),
+                role: Role::Owner,
+            },
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.changes,
+            vec![ConversationChange::SetRoles(vec![
+                (UserId::from("u_admin"), Role::Owner),
+                (UserId::from("u_owner"), Role::Admin),
+            ])]
+        );
+    }
+}
