@@ -96,6 +96,9 @@ struct Inner {
     /// Argon2 runs with tens of MiB each: at most one per core at a time, so a burst of
     /// logins queues instead of multiplying memory and starving the event loop.
     password_hashing: tokio::sync::Semaphore,
+    /// Hashes running now and the most that ever ran at once (`/metrics`).
+    hashing_in_flight: std::sync::atomic::AtomicUsize,
+    hashing_peak: std::sync::atomic::AtomicUsize,
 }
 
 impl Chat {
@@ -133,6 +136,8 @@ impl Chat {
             password_hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |cores| cores.get()),
             ),
+            hashing_in_flight: Default::default(),
+            hashing_peak: Default::default(),
         });
         tokio::spawn(run_committer(inner.clone(), commit_receiver));
         tokio::spawn(run_receipt_flusher(Arc::downgrade(&inner)));
@@ -233,16 +238,10 @@ impl Chat {
             .unwrap_or_else(|| DUMMY_HASH.to_owned());
         let password = password.to_owned();
         // Verifying costs as much as hashing: it shares the same bound.
-        let _permit = self
-            .inner
-            .password_hashing
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let verified =
-            tokio::task::spawn_blocking(move || auth::verify_password(&stored_hash, &password))
-                .await
-                .unwrap_or(false);
+        let verified = self
+            .bounded_hashing(move || auth::verify_password(&stored_hash, &password))
+            .await?
+            .unwrap_or(false);
         match user {
             Some(user) if verified => self.new_device(user.user_id, device_name).await,
             _ => Err(Error::InvalidCredentials),
@@ -255,16 +254,34 @@ impl Chat {
             self.inner.config.argon2_memory_kib,
             self.inner.config.argon2_iterations,
         );
+        self.bounded_hashing(move || auth::hash_password(&password, memory, iterations))
+            .await?
+            .map_err(|error| Error::Invalid(error.to_string()))?
+            .map_err(Error::Invalid)
+    }
+
+    /// Runs an Argon2 hash or verification on the blocking pool, at most one per core at
+    /// a time over every caller (register, login): a burst queues here.
+    async fn bounded_hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::result::Result<T, tokio::task::JoinError>> {
         let _permit = self
             .inner
             .password_hashing
             .acquire()
             .await
             .map_err(|_| Error::ShuttingDown)?;
-        tokio::task::spawn_blocking(move || auth::hash_password(&password, memory, iterations))
-            .await
-            .map_err(|error| Error::Invalid(error.to_string()))?
-            .map_err(Error::Invalid)
+        let running = self.inner.hashing_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let peak = self
+            .inner
+            .hashing_peak
+            .fetch_max(running, Ordering::SeqCst)
+            .max(running);
+        metrics::gauge!("parley_password_hashing_peak").set(peak as f64);
+        let outcome = tokio::task::spawn_blocking(work).await;
+        self.inner.hashing_in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(outcome)
     }
 
     async fn new_device(&self, user_id: UserId, name: Option<String>) -> Result<AuthResponse> {
@@ -1542,12 +1559,19 @@ impl Chat {
             .online(user_ids)
             .await
             .map_err(|error| Error::Bus(error.to_string()))?;
+        // One query for all of them, not one per user.
+        let users: std::collections::HashMap<UserId, UserRecord> = self
+            .inner
+            .store
+            .fetch_users(user_ids)
+            .await?
+            .into_iter()
+            .map(|user| (user.user_id.clone(), user))
+            .collect();
         let mut frames = Vec::with_capacity(user_ids.len());
         for (user_id, is_online) in user_ids.iter().zip(online) {
-            let user = match self.inner.store.fetch_user(user_id).await {
-                Ok(user) => user,
-                Err(StoreError::NotFound) => continue,
-                Err(error) => return Err(error.into()),
+            let Some(user) = users.get(user_id) else {
+                continue;
             };
             frames.push(ServerFrame::Presence {
                 user_id: user_id.clone(),

@@ -257,6 +257,9 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` if there is no such user.
     async fn fetch_user(&self, user_id: &UserId) -> StoreResult<UserRecord>;
 
+    /// The users that exist among `user_ids` (at most a few hundred), in no set order.
+    async fn fetch_users(&self, user_ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
+
     /// `NotFound` if there is no such username.
     async fn fetch_user_by_username(&self, username: &str) -> StoreResult<UserRecord>;
 

@@ -563,6 +563,28 @@ impl Store for SqliteStore {
         Ok(user_from_row(&row))
     }
 
+    /// The users that exist among `user_ids` (at most a few hundred), in no set order.
+    async fn fetch_users(&self, user_ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        let mut users = Vec::with_capacity(user_ids.len());
+        for chunk in user_ids.chunks(INSERT_CHUNK) {
+            let mut select = sqlx::QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE user_id IN ("
+            ));
+            let mut ids = select.separated(", ");
+            for user_id in chunk {
+                ids.push_bind(user_id.as_str());
+            }
+            select.push(")");
+            let rows = select
+                .build()
+                .fetch_all(&self.reader)
+                .await
+                .map_err(unavailable)?;
+            users.extend(rows.iter().map(user_from_row));
+        }
+        Ok(users)
+    }
+
     /// `NotFound` if there is no such username.
     async fn fetch_user_by_username(&self, username: &str) -> StoreResult<UserRecord> {
         let row = sqlx::query(&format!(

@@ -5,11 +5,14 @@
 //! against every deployment mode.
 
 mod harness;
+mod raw;
 
 mod accounts;
 mod cli;
 mod conversations;
 mod crash;
+mod group_races;
+mod hardening;
 mod messaging;
 mod presence;
 mod receipts;
