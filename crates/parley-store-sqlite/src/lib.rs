@@ -139,6 +139,25 @@ fn user_from_row(row: &SqliteRow) -> UserRecord {
     }
 }
 
+#[derive(Clone, Copy)]
+enum SearchBy {
+    Username,
+    DisplayName,
+}
+
+/// A prefix search as a range scan on an index: from the prefix up to the prefix followed
+/// by the highest code point. `?1` is the lower-cased prefix, `?2` the limit.
+fn search_users_sql(by: SearchBy) -> String {
+    let (key, order) = match by {
+        SearchBy::Username => ("username", "username"),
+        SearchBy::DisplayName => ("lower(display_name)", "lower(display_name)"),
+    };
+    format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE {key} >= ?1 AND {key} < ?1 || char(1114111) \
+         ORDER BY {order} LIMIT ?2"
+    )
+}
+
 const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version";
 
@@ -604,26 +623,18 @@ impl Store for SqliteStore {
         // `users_display_name` is on `lower(display_name)`): a prefix is everything from
         // the prefix up to the prefix followed by the highest code point.
         let query = query.to_lowercase();
-        let by_username = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users \
-             WHERE username >= ?1 AND username < ?1 || char(1114111) \
-             ORDER BY username LIMIT ?2"
-        ))
-        .bind(&query)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(unavailable)?;
-        let by_display_name = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users \
-             WHERE lower(display_name) >= ?1 AND lower(display_name) < ?1 || char(1114111) \
-             ORDER BY lower(display_name), username LIMIT ?2"
-        ))
-        .bind(&query)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(unavailable)?;
+        let by_username = sqlx::query(&search_users_sql(SearchBy::Username))
+            .bind(&query)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        let by_display_name = sqlx::query(&search_users_sql(SearchBy::DisplayName))
+            .bind(&query)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
         let mut users: Vec<UserRecord> = by_username.iter().map(user_from_row).collect();
         for user in by_display_name.iter().map(user_from_row) {
             if users.len() >= limit as usize {
@@ -1285,5 +1296,33 @@ impl Store for SqliteStore {
             receipts.delivered_to.push(user_id);
         }
         Ok(receipts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// User search reads an index, never the whole table (`SCAN users`).
+    #[tokio::test]
+    async fn user_search_uses_an_index() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(directory.path()).await.unwrap();
+        for by in [SearchBy::Username, SearchBy::DisplayName] {
+            let plan: Vec<String> =
+                sqlx::query(&format!("EXPLAIN QUERY PLAN {}", search_users_sql(by)))
+                    .bind("ali")
+                    .bind(20i64)
+                    .fetch_all(&store.reader)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get::<String, _>("detail"))
+                    .collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains("USING INDEX"), "{plan}");
+            assert!(!plan.contains("SCAN users"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
     }
 }
