@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the figures in docs/benchmarks.md: starts a release server with raised rate
-# limits on a fresh data directory, then runs the load generator (same machine).
+# and socket limits (every client comes from 127.0.0.1) on a fresh data directory, then runs the load generator (same machine).
 #   scripts/bench.sh traffic RATE      1:1 traffic at RATE msg/s for 30 s
 #   scripts/bench.sh idle N            N idle connections, server RSS per connection
 #   scripts/bench.sh fanout RATE       one 500-member group, 10 senders, RATE msg/s
@@ -18,6 +18,11 @@ PARLEY_LIMITS__GROUP_MESSAGES_PER_MINUTE=100000000 \
 PARLEY_LIMITS__AUTH_ATTEMPTS_PER_MINUTE=100000000 \
 PARLEY_LIMITS__OUTBOUND_QUEUE=8192 \
 PARLEY_LIMITS__FRAMES_PER_SECOND=1000000 \
+PARLEY_LIMITS__MAX_SOCKETS_PER_IP=1000000 \
+PARLEY_LIMITS__MAX_SOCKETS_PER_USER=1000000 \
+PARLEY_LIMITS__WRITES_PER_MINUTE=100000000 \
+PARLEY_LIMITS__NEW_ACCOUNT_DIRECT_CHATS_PER_HOUR=100000000 \
+PARLEY_LIMITS__NEW_ACCOUNT_GROUPS_PER_DAY=100000000 \
 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
