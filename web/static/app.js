@@ -2,10 +2,11 @@
 
 import { Api } from './api.js';
 import { Connection } from './conn.js';
+import { SendQueue } from './sendqueue.js';
 import { Store, loadSession, saveSession, clearSession } from './store.js';
 import {
-  h, $, linkify, utf8Length, formatTime, formatDay, dayKey, formatListTime, formatLastSeen,
-  avatar, colorFor, debounce, uuid,
+  h, $, linkify, utf8Length, formatTime, formatDateTime, formatDay, dayKey, formatListTime, formatLastSeen,
+  avatar, colorFor, debounce, uuid, truncate, UI_LOCALE,
 } from './dom.js';
 
 const MAX_CONTENT_BYTES = 64 * 1024;
@@ -14,11 +15,18 @@ const TYPING_TTL_MS = 5000;
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const USERNAME_RE = /^[a-z0-9_.]{3,32}$/;
+/** At most this many history pages (of 100) are loaded to reach a first unread or a quote. */
+const MAX_BACKFILL_PAGES = 50;
+/** Rows of the message list that take part in keyboard navigation. */
+const ROW_SELECTOR = '[data-testid="message"], [data-testid="system-message"]';
+/** Receipt look-ups for the chat list's ticks that run at once. */
+const RECEIPT_FETCHES = 4;
 
 const api = new Api({ onUnauthorized: () => signOut({ expired: true }) });
 let session = null;
 let store = null;
 let conn = null;
+let sendQueue = null;
 
 const ui = {
   activeId: null,
@@ -43,6 +51,11 @@ const ui = {
   groupPicked: new Map(),
   leaveArmed: false,
   subscribed: '',
+  unreadFrom: null, // the open chat's read pointer when it was opened (the "unread" divider goes after it)
+  positionPending: false, // the open chat still has to be scrolled to its first unread (or the end)
+  rovingKey: null, // the message row that is the message list's one tab stop
+  listFocusId: null, // the chat list item that is the list's one tab stop
+  logoutWhenSent: false, // log out as soon as the outbox is empty
 };
 
 // --------------------------------------------------------------------------- boot
@@ -136,12 +149,60 @@ async function onAuthSubmit(event) {
   }
 }
 
+/** The log-out button: asks first when messages are still waiting to be sent. */
+function requestLogout() {
+  if (!store || !store.outbox.length) {
+    signOut();
+    return;
+  }
+  ui.logoutWhenSent = false;
+  renderLogoutDialog();
+  $('#logout-dialog').showModal();
+}
+
+function renderLogoutDialog() {
+  const dialog = $('#logout-dialog');
+  if (!store) return;
+  const waiting = store.outbox.filter((i) => i.status !== 'failed').length;
+  const failed = store.outbox.length - waiting;
+  if (ui.logoutWhenSent && waiting === 0) {
+    closeDialog(dialog);
+    signOut();
+    return;
+  }
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  let why = '';
+  if (waiting) {
+    if (!conn || ui.connState === 'offline') why = ' You are offline.';
+    else if (!conn.ready) why = ' The connection is not back yet.';
+    else if (store.outbox.some((i) => sendQueue && sendQueue.pausedUntil(i.conversation_id))) {
+      why = ' Sending is paused for a moment because you sent many messages quickly.';
+    }
+  }
+  const parts = [];
+  if (waiting) parts.push(`${plural(waiting, 'message')} ${waiting === 1 ? 'is' : 'are'} still waiting to be sent.${why}`);
+  if (failed) parts.push(`${plural(failed, 'message')} could not be sent.`);
+  if (!waiting && !failed) parts.push('Everything has been sent.');
+  else parts.push('Logging out now deletes them from this browser.');
+  if (ui.logoutWhenSent && waiting) parts.push('You will be logged out as soon as they are sent.');
+  $('#logout-text').textContent = parts.join(' ');
+  const wait = $('#logout-wait');
+  wait.hidden = !waiting;
+  wait.disabled = ui.logoutWhenSent;
+  wait.textContent = ui.logoutWhenSent ? 'Waiting…' : 'Log out when sent';
+  $('#logout-discard').textContent = waiting || failed ? 'Discard and log out' : 'Log out';
+}
+
 async function signOut({ expired = false } = {}) {
   if (!session) return;
   const wasSession = session;
   session = null;
   if (conn) conn.stop();
   conn = null;
+  if (sendQueue) sendQueue.clear();
+  sendQueue = null;
+  clearInterval(ui.resendTimer);
+  ui.resendTimer = null;
   closeTabChannel();
   if (!expired) {
     try {
@@ -162,6 +223,14 @@ async function signOut({ expired = false } = {}) {
 
 function resetUi() {
   ui.activeId = null;
+  ui.unreadFrom = null;
+  ui.positionPending = false;
+  ui.rovingKey = null;
+  ui.listFocusId = null;
+  ui.logoutWhenSent = false;
+  if (seenObserver) seenObserver.disconnect();
+  hideToast();
+  $('#live').replaceChildren();
   ui.search = '';
   ui.replyTo = null;
   ui.drafts.clear();
@@ -188,6 +257,16 @@ async function startApp() {
     username: session.username,
     display_name: session.display_name,
   });
+  sendQueue = new SendQueue({
+    items: () => (store ? store.outbox : []),
+    transmit,
+    canSend: () => !!(conn && conn.ready),
+    onChange: () => {
+      setBanner();
+      scheduleRender({ list: true, chat: true });
+    },
+  });
+  sendQueue.reset(); // a stored outbox has nothing on the wire yet
   $('#auth-view').hidden = true;
   $('#app-view').hidden = false;
   renderMe();
@@ -219,7 +298,7 @@ async function startApp() {
     onDrop: onConnDrop,
   });
   conn.start();
-  if (!ui.resendTimer) ui.resendTimer = setInterval(resendStale, 5000);
+  if (!ui.resendTimer) ui.resendTimer = setInterval(() => sendQueue && sendQueue.pump(), 5000);
 }
 
 function renderMe() {
@@ -237,7 +316,16 @@ async function loadConversations() {
     const seen = new Set();
     for (const data of list) {
       seen.add(data.conversation_id);
+      const known = store.convs.get(data.conversation_id);
+      const localRead = known ? known.last_read_seq : 0;
       const conv = store.upsertConversation(data);
+      const serverRead = data.last_read_seq || 0;
+      if (localRead > serverRead) {
+        // The list predates our latest `read`: count from our own pointer.
+        conv.unread_count = localRead >= conv.last_seq
+          ? 0
+          : Math.max(0, conv.unread_count - othersBetween(conv, serverRead, localRead));
+      }
       if (conv.type === 'direct' && !conv.members) fetchConversation(conv.conversation_id);
     }
     for (const id of [...store.convs.keys()]) {
@@ -253,9 +341,7 @@ async function loadConversations() {
         conv.syncedSeq = conv.last_seq;
       }
     }
-    // The list may predate our latest `read`: the open chat stays read.
-    const active = activeConv();
-    if (active) maybeSendRead(active);
+    refreshListReceipts();
   } catch (err) {
     if (err.status === 401) return;
     toast('Could not load your chats. Retrying when the connection is back.');
@@ -376,6 +462,7 @@ function setBanner() {
 
 function onConnDrop({ wasReady }) {
   ui.syncing = false;
+  if (sendQueue) sendQueue.reset();
   // Presence is only known while connected; a snapshot comes with the next subscribe.
   if (ui.presence.size) {
     ui.presence.clear();
@@ -422,7 +509,7 @@ async function onReady() {
   ui.subscribed = '';
   updatePresenceSubscription();
   // Resend what is waiting, in order, with the same client_msg_id: the server dedups.
-  for (const item of store.outbox) if (item.status !== 'failed') transmit(item);
+  sendQueue.pump();
   if (reconnect) toast('Back online', 1500);
   setBanner();
 }
@@ -447,8 +534,6 @@ function onSyncDone(frame) {
   loadConversations().then(() => {
     if (unknown) updatePresenceSubscription();
   });
-  const active = activeConv();
-  if (active) maybeSendRead(active);
   scheduleRender({ list: true, chat: true });
 }
 
@@ -458,8 +543,11 @@ function onMsgAck(frame) {
   if (stored && stored.client_msg_id === frame.client_msg_id) tellTabs({ kind: 'message', message: stored });
   if (conv) {
     scheduleAck(conv);
-    if (conv.conversation_id === ui.activeId) maybeSendRead(conv);
+    // Sending moves our own read pointer on the server.
+    advanceRead(conv, frame.seq);
+    conv.readSent = Math.max(conv.readSent, frame.seq);
   }
+  sendQueue.onAck(frame.conversation_id);
   setBanner();
   scheduleRender({ list: true, chat: frame.conversation_id === ui.activeId });
 }
@@ -480,11 +568,15 @@ async function onNewMessage(msg) {
   if (fromOther) {
     conv.typing.delete(msg.sender_id);
     if (fresh && isNews && msg.seq > conv.last_read_seq) {
-      if (!isReadingNow(conv)) {
-        conv.unread_count = (conv.unread_count || 0) + 1;
-        notify(conv, msg);
-      }
+      // Unread until its row has been on screen (see observeUnseen).
+      conv.unread_count = (conv.unread_count || 0) + 1;
+      if (!isReadingNow(conv)) notify(conv, msg);
+      if (conv.conversation_id === ui.activeId && !ui.syncing) announce(conv, msg);
     }
+  } else {
+    // My own message from another device (or tab): sending moved my read pointer.
+    advanceRead(conv, msg.seq);
+    if (fresh) sendQueue.onAck(conv.conversation_id);
   }
   if (conv.syncedSeq < msg.seq) {
     if (!conv.historyLoaded) {
@@ -497,7 +589,6 @@ async function onNewMessage(msg) {
     }
   }
   scheduleAck(conv);
-  if (conv.conversation_id === ui.activeId) maybeSendRead(conv);
   scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId });
 }
 
@@ -552,47 +643,92 @@ function isReadingNow(conv) {
   return conv.conversation_id === ui.activeId && document.visibilityState === 'visible';
 }
 
-function maybeSendRead(conv) {
-  if (!isReadingNow(conv)) return;
-  const upTo = conv.syncedSeq;
-  if (upTo <= 0) return;
-  if (upTo > conv.last_read_seq || conv.unread_count > 0) {
-    conv.last_read_seq = Math.max(conv.last_read_seq, upTo);
-    conv.unread_count = 0;
-    scheduleRender({ list: true });
+/** Messages of others that we hold with `from < seq <= to`. */
+function othersBetween(conv, from, to) {
+  let count = 0;
+  for (const m of conv.msgs.values()) {
+    if (m.seq > from && m.seq <= to && m.sender_id !== store.me.user_id) count += 1;
   }
-  if (upTo <= conv.readSent || conv.readTimer) return;
-  // Coalesce: a sync can bring many messages at once; one `read` covers them all.
+  return count;
+}
+
+/** Move our read pointer (locally) forward to `seq`; the unread count follows. */
+function advanceRead(conv, seq) {
+  if (!(seq > conv.last_read_seq)) return false;
+  const passed = othersBetween(conv, conv.last_read_seq, seq);
+  conv.last_read_seq = seq;
+  conv.unread_count = seq >= conv.last_seq ? 0 : Math.max(0, (conv.unread_count || 0) - passed);
+  scheduleRender({ list: true });
+  return true;
+}
+
+/** The user has seen the open chat up to `seq`: move the read pointer and tell the server. */
+function markRead(conv, seq) {
+  if (!isReadingNow(conv) || seq <= 0) return;
+  advanceRead(conv, seq);
+  conv.readWanted = Math.max(conv.readWanted || 0, seq);
+  if (conv.readWanted <= conv.readSent || conv.readTimer) return;
+  // Coalesce: scrolling shows many messages at once; one `read` covers them all.
   conv.readTimer = setTimeout(() => {
     conv.readTimer = null;
     if (!store || store.convs.get(conv.conversation_id) !== conv) return;
-    const seq = conv.syncedSeq;
-    if (seq <= conv.readSent) return;
-    tellTabs({ kind: 'read', conversation_id: conv.conversation_id, up_to_seq: seq });
-    if (conn && conn.send({ type: 'read', conversation_id: conv.conversation_id, up_to_seq: seq })) {
-      conv.readSent = seq;
+    const upTo = conv.readWanted;
+    if (upTo <= conv.readSent) return;
+    tellTabs({ kind: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo });
+    if (conn && conn.send({ type: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo })) {
+      conv.readSent = upTo;
     } else {
-      api.markRead(conv.conversation_id, seq).then(() => { conv.readSent = Math.max(conv.readSent, seq); }).catch(() => {});
+      api.markRead(conv.conversation_id, upTo).then(() => { conv.readSent = Math.max(conv.readSent, upTo); }).catch(() => {});
     }
   }, 100);
+}
+
+// Messages count as read once they have been on screen: every unread row of the open
+// chat is watched, and a row at least half visible (or filling half the list) is seen.
+let seenObserver = null;
+
+function observeUnseen(conv) {
+  if (typeof IntersectionObserver === 'undefined') {
+    markRead(conv, conv.syncedSeq); // no way to tell: treat an open chat as read
+    return;
+  }
+  if (!seenObserver) {
+    seenObserver = new IntersectionObserver(onSeenEntries, { root: $('#messages'), threshold: [0, 0.5, 1] });
+  }
+  seenObserver.disconnect();
+  // Not before the chat is scrolled to its first unread: what shows while it loads is not read.
+  if (!isReadingNow(conv) || ui.positionPending) return;
+  for (const row of $('#message-items').querySelectorAll(ROW_SELECTOR)) {
+    const seq = Number(row.dataset.seq);
+    if (seq > conv.last_read_seq) seenObserver.observe(row);
+  }
+}
+
+function onSeenEntries(entries) {
+  const conv = activeConv();
+  if (!conv || !isReadingNow(conv)) return;
+  let seen = 0;
+  for (const entry of entries) {
+    if (!entry.isIntersecting || !entry.target.isConnected) continue;
+    const rootHeight = entry.rootBounds ? entry.rootBounds.height : Infinity;
+    if (entry.intersectionRatio < 0.5 && entry.intersectionRect.height < rootHeight / 2) continue;
+    seen = Math.max(seen, Number(entry.target.dataset.seq) || 0);
+    seenObserver.unobserve(entry.target);
+  }
+  if (seen) markRead(conv, seen);
 }
 
 function onReceipt(frame) {
   const conv = store.convs.get(frame.conversation_id);
   if (!conv) return;
   if (frame.user_id === store.me.user_id) {
-    if (frame.status === 'read') {
-      // Another of my devices read it.
-      conv.last_read_seq = Math.max(conv.last_read_seq, frame.up_to_seq);
-      conv.unread_count = frame.up_to_seq >= conv.last_seq
-        ? 0
-        : Math.min(conv.unread_count, conv.last_seq - frame.up_to_seq);
-      scheduleRender({ list: true });
-    }
+    // Another of my devices (or tabs) read it.
+    if (frame.status === 'read') advanceRead(conv, frame.up_to_seq);
     return;
   }
   store.applyReceipt(conv, frame.user_id, frame.status, frame.up_to_seq);
-  if (conv.conversation_id === ui.activeId) scheduleRender({ chat: true });
+  // The chat list shows the ticks of every chat's last message, not only the open one's.
+  scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId });
 }
 
 function onTyping(frame) {
@@ -658,12 +794,10 @@ function onServerError(frame) {
     const item = store.outbox.find((i) => i.client_msg_id === frame.client_msg_id);
     if (!item) return;
     if (frame.code === 'rate_limited' || frame.code === 'unavailable' || frame.code === 'internal') {
-      const delay = frame.retry_after_ms || 3000;
-      item.retryAt = Date.now() + delay;
-      setTimeout(() => {
-        if (store && store.outbox.includes(item) && item.status !== 'failed') transmit(item);
-      }, delay);
-      if (frame.code === 'rate_limited') toast('Slow down a little: sending again in a moment.');
+      // Refused for now: the whole conversation waits, then goes on in order.
+      const wait = frame.retry_after_ms || (frame.code === 'rate_limited' ? 1000 : 3000);
+      const paused = sendQueue.onRefused(item.client_msg_id, wait);
+      if (paused && frame.code === 'rate_limited') toast('Slow down a little: sending again in a moment.');
       return;
     }
     const reasons = {
@@ -673,6 +807,7 @@ function onServerError(frame) {
       not_found: 'This conversation no longer exists.',
     };
     store.updateOutbox(item.client_msg_id, { status: 'failed', error: reasons[frame.code] || frame.message || 'Not sent.' });
+    sendQueue.pump(item.conversation_id); // the ones behind it go on
     setBanner();
     scheduleRender({ chat: true, list: true });
     return;
@@ -716,19 +851,7 @@ function transmit(item) {
     content_type: 'text',
   };
   if (item.reply_to_seq) frame.reply_to_seq = item.reply_to_seq;
-  const ok = conn.send(frame);
-  if (ok) item.sentAt = Date.now();
-  return ok;
-}
-
-function resendStale() {
-  if (!store || !conn || !conn.ready) return;
-  const now = Date.now();
-  for (const item of store.outbox) {
-    if (item.status === 'failed') continue;
-    if (item.retryAt && item.retryAt > now) continue;
-    if (!item.sentAt || now - item.sentAt > 15000) transmit(item);
-  }
+  return conn.send(frame);
 }
 
 function sendMessage(text) {
@@ -748,8 +871,7 @@ function sendMessage(text) {
     created_at: new Date().toISOString(),
   };
   store.enqueue(item);
-  const stored = store.outbox[store.outbox.length - 1];
-  transmit(stored);
+  sendQueue.pump(conv.conversation_id); // behind whatever of this chat is still waiting
   stopTypingOut(true);
   setReply(null);
   setBanner();
@@ -870,13 +992,20 @@ function openConversation(id) {
     showComposerError('');
     ui.msgCache.clear();
     $('#message-items').replaceChildren();
+    $('#live').replaceChildren();
+    // Open at the first unread message, under an "Unread messages" divider.
+    ui.unreadFrom = conv.unread_count > 0 ? conv.last_read_seq : null;
+    ui.positionPending = true;
+    ui.rovingKey = null;
   }
   if (!conv.members) fetchConversation(id);
   updatePresenceSubscription();
-  scheduleRender({ list: true, chat: true, bottom: switching });
+  scheduleRender({ list: true, chat: true });
   if (!conv.historyLoaded) loadLatest(conv);
-  else fetchReceiptsFor(conv);
-  maybeSendRead(conv);
+  else {
+    fetchReceiptsFor(conv);
+    if (switching && needsBackfill(conv)) loadUnread(conv);
+  }
   if (window.matchMedia('(pointer: fine)').matches) setTimeout(() => composer.focus(), 0);
 }
 
@@ -886,6 +1015,9 @@ function closeChat() {
     stopTypingOut(true);
   }
   ui.activeId = null;
+  ui.unreadFrom = null;
+  ui.positionPending = false;
+  if (seenObserver) seenObserver.disconnect();
   document.body.classList.remove('chat-open');
   setReply(null);
   updatePresenceSubscription();
@@ -905,15 +1037,55 @@ async function loadLatest(conv) {
     conv.historyLoaded = true;
     conv.hasMoreBefore = !!page.has_more && (store.minSeq(conv) || 1) > 1;
     if (conv.last_seq > conv.syncedSeq) fillGap(conv);
+    // Many unread: load back to the first of them, so the chat can open there.
+    if (needsBackfill(conv)) await loadBackTo(conv, ui.unreadFrom);
   } catch {
     conv.historyError = true;
   } finally {
     conv.loadingHistory = false;
   }
+  if (!store) return;
   scheduleAck(conv);
-  maybeSendRead(conv);
   fetchReceiptsFor(conv);
-  scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId, bottom: true, fill: true });
+  scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId, fill: true });
+}
+
+/** The open chat's first unread message is older than what is loaded. */
+function needsBackfill(conv) {
+  if (conv.conversation_id !== ui.activeId || ui.unreadFrom === null || !conv.hasMoreBefore) return false;
+  const min = store.minSeq(conv);
+  return !!min && min > ui.unreadFrom;
+}
+
+async function loadUnread(conv) {
+  if (conv.loadingHistory) return;
+  conv.loadingHistory = true;
+  renderHistoryStatus(conv);
+  try {
+    await loadBackTo(conv, ui.unreadFrom);
+  } catch {
+    /* opens at what is loaded */
+  } finally {
+    conv.loadingHistory = false;
+  }
+  scheduleRender({ chat: conv.conversation_id === ui.activeId });
+}
+
+/**
+ * Load older pages until `seq` is loaded (or the beginning, or MAX_BACKFILL_PAGES pages).
+ * The caller holds conv.loadingHistory. Messages stay contiguous: pages are fetched
+ * backwards from the oldest loaded one.
+ */
+async function loadBackTo(conv, seq) {
+  for (let round = 0; round < MAX_BACKFILL_PAGES; round++) {
+    const min = store.minSeq(conv);
+    if (!min || min <= Math.max(1, seq) || !conv.hasMoreBefore) return true;
+    const page = await api.messages(conv.conversation_id, { beforeSeq: min, limit: 100 });
+    if (!store) return false;
+    for (const msg of page.messages || []) store.addMessage(msg);
+    conv.hasMoreBefore = !!page.has_more && (page.messages || []).length > 0 && (store.minSeq(conv) || 1) > 1;
+  }
+  return (store.minSeq(conv) || 0) <= seq;
 }
 
 async function loadOlder(conv) {
@@ -957,17 +1129,55 @@ async function fetchReceiptsFor(conv) {
     .slice(-10)
     .filter((m) => !conv.receiptsFetched.has(m.seq));
   if (!mine.length) return;
-  for (const m of mine) conv.receiptsFetched.add(m.seq);
-  await Promise.all(mine.map(async (m) => {
-    try {
-      const r = await api.receipts(conv.conversation_id, m.seq);
-      for (const id of r.read_by || []) if (id !== store.me.user_id) store.applyReceipt(conv, id, 'read', m.seq);
-      for (const id of r.delivered_to || []) if (id !== store.me.user_id) store.applyReceipt(conv, id, 'delivered', m.seq);
-    } catch {
-      conv.receiptsFetched.delete(m.seq);
+  await Promise.all(mine.map((m) => fetchReceipt(conv, m.seq)));
+  if (store && conv.conversation_id === ui.activeId) scheduleRender({ chat: true, list: true });
+}
+
+/** Who has received and read one of my messages (`GET …/messages/{seq}/receipts`). */
+async function fetchReceipt(conv, seq) {
+  conv.receiptsLoading = conv.receiptsLoading || new Set();
+  if (conv.receiptsLoading.has(seq)) return;
+  conv.receiptsLoading.add(seq);
+  conv.receiptsFetched.add(seq);
+  try {
+    const r = await api.receipts(conv.conversation_id, seq);
+    if (!store) return;
+    for (const id of r.read_by || []) if (id !== store.me.user_id) store.applyReceipt(conv, id, 'read', seq);
+    for (const id of r.delivered_to || []) if (id !== store.me.user_id) store.applyReceipt(conv, id, 'delivered', seq);
+  } catch {
+    conv.receiptsFetched.delete(seq);
+  } finally {
+    conv.receiptsLoading.delete(seq);
+  }
+}
+
+/**
+ * The chat list shows ticks on every chat whose last message is mine. Receipts that moved
+ * while this page was not listening (before a reload, while offline) are fetched for those
+ * not yet known to be read, a few at a time.
+ */
+async function refreshListReceipts() {
+  if (!store) return;
+  const now = Date.now();
+  const mine = (conv) => {
+    const last = conv.last_message;
+    if (!last || last.sender_id !== store.me.user_id || last.content_type === 'system') return false;
+    if (store.messageStatus(conv, last.seq).status === 'read') return false;
+    // The list loads twice on start (then after the first sync): ask once for both.
+    const checked = conv.listReceiptChecked;
+    return !checked || checked.seq !== last.seq || now - checked.at > 10000;
+  };
+  const todo = store.sortedConversations().filter(mine);
+  for (const conv of todo) conv.listReceiptChecked = { seq: conv.last_message.seq, at: now };
+  let next = 0;
+  const worker = async () => {
+    while (store && next < todo.length) {
+      const conv = todo[next++];
+      if (conv.last_message) await fetchReceipt(conv, conv.last_message.seq);
+      scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId });
     }
-  }));
-  if (store && conv.conversation_id === ui.activeId) scheduleRender({ chat: true });
+  };
+  await Promise.all(Array.from({ length: RECEIPT_FETCHES }, worker));
 }
 
 // --------------------------------------------------------------------------- rendering
@@ -991,6 +1201,8 @@ function scheduleRender(parts) {
       if (todo.typing) renderTyping();
     }
     if (todo.info && $('#info-dialog').open) renderInfo();
+    if (todo.info && $('#contact-dialog').open) renderContact();
+    if ($('#logout-dialog').open) renderLogoutDialog();
     if (todo.fill) {
       const conv = activeConv();
       if (conv) fillViewport(conv);
@@ -1003,16 +1215,29 @@ function scheduleRender(parts) {
 
 function renderList() {
   const list = $('#conv-list');
-  const query = ui.search.trim().toLowerCase();
+  const query = ui.search.trim().toLocaleLowerCase(UI_LOCALE);
   const convs = store.sortedConversations().filter((conv) => {
     if (!query) return true;
-    const title = store.title(conv).toLowerCase();
-    const other = store.otherMember(conv);
+    const title = store.title(conv).toLocaleLowerCase(UI_LOCALE);
+    // A direct chat is also found by the other person's username; a group only by its name.
+    const other = conv.type === 'direct' ? store.otherMember(conv) : null;
     const username = other ? (store.users.get(other.user_id)?.username || '') : '';
     return title.includes(query) || username.includes(query);
   });
+  const focused = document.activeElement && document.activeElement.closest
+    ? document.activeElement.closest('#conv-list .conv-item')
+    : null;
+  if (focused) ui.listFocusId = focused.dataset.conversationId;
   const items = convs.map((conv) => renderListItem(conv));
   list.replaceChildren(...items);
+  // One tab stop for the whole list (roving tabindex); arrow keys move between chats.
+  const stop = items.find((el) => el.dataset.conversationId === ui.listFocusId)
+    || items.find((el) => el.dataset.conversationId === ui.activeId)
+    || items[0];
+  if (stop) {
+    stop.tabIndex = 0;
+    if (focused) stop.focus({ preventScroll: true });
+  }
   $('#conv-empty').hidden = store.convs.size > 0 || !!query;
   const total = store.totalUnread();
   document.title = total > 0 ? `(${total}) parley` : 'parley';
@@ -1039,14 +1264,18 @@ function renderListItem(conv) {
   }
   const when = lastPending ? new Date(lastPending.created_at) : new Date(conv.last_activity_at || conv.created_at || Date.now());
   const unread = conv.unread_count > 0 ? conv.unread_count : 0;
-  const ownLast = !lastPending && conv.last_message && conv.last_message.sender_id === store.me.user_id && conv.last_message.content_type !== 'system';
+  const typing = typingNames.length > 0;
+  const ownLast = !typing && !lastPending && conv.last_message && conv.last_message.sender_id === store.me.user_id
+    && conv.last_message.content_type !== 'system';
+  const status = ownLast ? store.messageStatus(conv, conv.last_message.seq).status : null;
   return h('li', {
     class: `conv-item${conv.conversation_id === ui.activeId ? ' active' : ''}${unread ? ' has-unread' : ''}`,
     testid: 'conversation-item',
     dataset: { conversationId: conv.conversation_id, type: conv.type },
     role: 'button',
-    tabindex: '0',
-    'aria-label': `${title}${unread ? `, ${unread} unread` : ''}`,
+    tabindex: '-1',
+    'aria-current': conv.conversation_id === ui.activeId ? 'true' : null,
+    'aria-label': `${title}${unread ? `, ${unread} unread` : ''}: ${preview}${status ? ` (${status})` : ''}`,
     onclick: () => navigate(conv.conversation_id),
     onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); navigate(conv.conversation_id); } },
   },
@@ -1055,13 +1284,40 @@ function renderListItem(conv) {
     online ? h('span', { class: 'online-dot', testid: 'online-dot', title: 'online' }) : null),
   h('div', { class: 'conv-body' },
     h('div', { class: 'conv-top' },
-      h('span', { class: 'conv-title', testid: 'conversation-title', text: title }),
+      h('span', { class: 'conv-title', testid: 'conversation-title', dir: 'auto', text: title }),
       h('time', { class: 'conv-time', datetime: when.toISOString(), text: formatListTime(when) })),
     h('div', { class: 'conv-bottom' },
-      ownLast ? ticksEl(store.messageStatus(conv, conv.last_message.seq).status, true) : null,
-      lastPending ? ticksEl(lastPending.status === 'failed' ? 'failed' : 'sending', true) : null,
-      h('span', { class: previewClass, testid: 'conversation-preview', text: preview }),
+      ownLast ? ticksEl(status, true) : null,
+      lastPending && !typing ? ticksEl(lastPending.status === 'failed' ? 'failed' : 'sending', true) : null,
+      h('span', { class: previewClass, testid: 'conversation-preview', dir: 'auto', text: preview }),
       unread ? h('span', { class: 'badge', testid: 'unread-badge', text: unread > 999 ? '999+' : String(unread) }) : null)));
+}
+
+/** Arrow keys, Home and End move between chats; the focused one becomes the tab stop. */
+function onChatListKey(event) {
+  const item = event.target.closest && event.target.closest('.conv-item');
+  if (!item || event.target !== item || event.altKey || event.ctrlKey || event.metaKey) return;
+  const items = [...$('#conv-list').querySelectorAll('.conv-item')];
+  const index = items.indexOf(item);
+  let target;
+  if (event.key === 'ArrowDown') target = index + 1;
+  else if (event.key === 'ArrowUp') target = index - 1;
+  else if (event.key === 'Home') target = 0;
+  else if (event.key === 'End') target = items.length - 1;
+  else return;
+  event.preventDefault();
+  if (target < 0) {
+    $('#search').focus(); // up from the first chat: back to the search box
+    return;
+  }
+  focusListItem(items[Math.min(items.length - 1, target)]);
+}
+
+function focusListItem(item) {
+  for (const other of $('#conv-list').querySelectorAll('.conv-item')) if (other !== item) other.tabIndex = -1;
+  item.tabIndex = 0;
+  ui.listFocusId = item.dataset.conversationId;
+  item.focus();
 }
 
 function previewText(conv, msg) {
@@ -1073,8 +1329,7 @@ function previewText(conv, msg) {
 }
 
 function oneLine(text) {
-  const line = String(text || '').replace(/\s+/g, ' ').trim();
-  return line.length > 140 ? `${line.slice(0, 140)}…` : line;
+  return truncate(String(text || '').replace(/\s+/g, ' ').trim(), 140);
 }
 
 function firstName(name) {
@@ -1162,6 +1417,17 @@ function renderHeader() {
   sub.textContent = subtitle;
   sub.dataset.presence = other ? (ui.presence.get(other.user_id)?.status || 'unknown') : '';
   $('#chat-info').hidden = conv.type !== 'group';
+  $('#chat-head-info').title = conv.type === 'group' ? 'Group info' : 'Contact info';
+}
+
+/** Put a new incoming message of the open chat into the screen reader's live region. */
+function announce(conv, msg) {
+  const live = $('#live');
+  const text = msg.content_type === 'system'
+    ? systemText(msg)
+    : `${store.userName(msg.sender_id)}: ${truncate(oneLine(msg.content), 300)}`;
+  live.appendChild(h('p', { dir: 'auto', text }));
+  while (live.childElementCount > 5) live.firstElementChild.remove();
 }
 
 function renderTyping() {
@@ -1202,6 +1468,7 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
   const nextCache = new Map();
   let prevDay = null;
   let prev = null;
+  let dividerPlaced = false;
   for (const item of all) {
     const day = dayKey(item.date);
     if (day !== prevDay) {
@@ -1212,11 +1479,19 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
       prev = null;
     }
     const m = item.m;
+    if (!dividerPlaced && ui.unreadFrom !== null && item.kind === 'stored' && m.seq > ui.unreadFrom && m.sender_id !== myId) {
+      nodes.push(cached('unread', 'unread', () => h('div', {
+        class: 'unread-sep', testid: 'unread-divider', role: 'separator', 'aria-label': 'Unread messages',
+      }, h('span', { text: 'Unread messages' })), nextCache));
+      dividerPlaced = true;
+      prev = null;
+    }
     if (item.kind === 'stored' && m.content_type === 'system') {
       const text = systemText(m);
       nodes.push(cached(`s:${m.seq}`, text, () => h('div', {
-        class: 'system-msg', testid: 'system-message', dataset: { seq: String(m.seq) },
-      }, h('span', { text })), nextCache));
+        class: 'system-msg', testid: 'system-message', dataset: { seq: String(m.seq) }, tabindex: '-1',
+        role: 'article', 'aria-label': text,
+      }, h('span', { text, dir: 'auto' })), nextCache));
       prev = null;
       continue;
     }
@@ -1246,9 +1521,94 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
   const current = container.children;
   let same = current.length === nodes.length;
   for (let i = 0; same && i < nodes.length; i++) same = current[i] === nodes[i];
+  const focusedRow = document.activeElement && container.contains(document.activeElement)
+    ? document.activeElement.closest(ROW_SELECTOR)
+    : null;
   if (!same) container.replaceChildren(...nodes);
-  if (bottom || (!keep && atBottom)) box.scrollTop = box.scrollHeight;
+  updateRoving(container, focusedRow);
+  let positioned = false;
+  if (ui.positionPending && (conv.historyLoaded || conv.historyError) && !conv.loadingHistory) {
+    ui.positionPending = false;
+    positioned = true;
+    positionAtFirstUnread(box, container);
+  } else if (bottom || (!keep && atBottom)) box.scrollTop = box.scrollHeight;
+  if (!same || positioned) observeUnseen(conv);
   updateJumpButton();
+}
+
+/** Scroll a freshly opened chat to its "Unread messages" divider, or else to the end. */
+function positionAtFirstUnread(box, container) {
+  const divider = container.querySelector('[data-testid="unread-divider"]');
+  if (!divider) {
+    box.scrollTop = box.scrollHeight;
+    return;
+  }
+  box.scrollTop += divider.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+}
+
+/**
+ * The message list is one tab stop: exactly one row has tabindex 0 (the last one focused,
+ * else the first unread, else the newest), the others -1. A row's buttons and links are
+ * reachable by Tab only while focus is inside that row. A row rebuilt while it had focus
+ * (its ticks changed, say) gets the focus back.
+ */
+function updateRoving(container, focusedRow) {
+  const rows = container.querySelectorAll(ROW_SELECTOR);
+  if (!rows.length) return;
+  const byKey = (key) => (key ? [...rows].find((row) => row.dataset.key === key) : null);
+  const divider = container.querySelector('[data-testid="unread-divider"]');
+  let firstUnread = null;
+  if (divider) {
+    for (let el = divider.nextElementSibling; el && !firstUnread; el = el.nextElementSibling) {
+      if (el.matches(ROW_SELECTOR)) firstUnread = el;
+    }
+  }
+  const stop = byKey(ui.rovingKey) || firstUnread || rows[rows.length - 1];
+  for (const row of rows) {
+    const tabIndex = row === stop ? 0 : -1;
+    if (row.tabIndex !== tabIndex) row.tabIndex = tabIndex;
+  }
+  if (focusedRow && !focusedRow.isConnected) {
+    const again = byKey(focusedRow.dataset.key);
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
+function setRowControlsTabbable(row, tabbable) {
+  for (const el of row.querySelectorAll('button, a[href]')) el.tabIndex = tabbable ? 0 : -1;
+}
+
+/** Make a row the message list's tab stop. */
+function makeRowStop(row) {
+  for (const other of $('#message-items').querySelectorAll(ROW_SELECTOR)) {
+    if (other !== row && other.tabIndex === 0) other.tabIndex = -1;
+  }
+  row.tabIndex = 0;
+  ui.rovingKey = row.dataset.key;
+}
+
+function focusRow(row) {
+  makeRowStop(row);
+  row.focus({ preventScroll: true });
+  row.scrollIntoView({ block: 'nearest' });
+}
+
+function onMessageListKey(event) {
+  const row = event.target.closest && event.target.closest(ROW_SELECTOR);
+  if (!row || event.target !== row || event.altKey || event.ctrlKey || event.metaKey) return;
+  const rows = [...$('#message-items').querySelectorAll(ROW_SELECTOR)];
+  const index = rows.indexOf(row);
+  const moves = { ArrowUp: -1, ArrowDown: 1, PageUp: -10, PageDown: 10 };
+  let target;
+  if (event.key in moves) target = index + moves[event.key];
+  else if (event.key === 'Home') target = 0;
+  else if (event.key === 'End') target = rows.length - 1;
+  else return;
+  event.preventDefault();
+  target = Math.max(0, Math.min(rows.length - 1, target));
+  focusRow(rows[target]);
+  const conv = activeConv();
+  if (conv && target === 0 && event.key !== 'End') loadOlder(conv);
 }
 
 function cached(key, sig, build, nextCache) {
@@ -1258,6 +1618,8 @@ function cached(key, sig, build, nextCache) {
     return hit.el;
   }
   const el = build();
+  el.dataset.key = key;
+  if (el.matches(ROW_SELECTOR)) setRowControlsTabbable(el, false);
   nextCache.set(key, { el, sig });
   return el;
 }
@@ -1288,22 +1650,36 @@ function fetchQuote(conv, seq) {
     .catch(() => {});
 }
 
+const TICK_LABELS = { sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
+
+/**
+ * The status glyph of one of my messages. Each status has its own shape, so they differ
+ * without colour: a clock (sending), one tick (sent), two ticks (delivered), two filled
+ * discs with ticks cut out (read), "!" (not sent).
+ */
 function ticksEl(status, small = false) {
   const ns = 'http://www.w3.org/2000/svg';
   const wrap = document.createElement('span');
   wrap.className = `ticks ticks-${status}${small ? ' small' : ''}`;
   wrap.dataset.testid = 'message-ticks';
   wrap.dataset.status = status;
-  const labels = { sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
-  wrap.setAttribute('aria-label', labels[status] || status);
-  wrap.title = labels[status] || status;
+  wrap.setAttribute('role', 'img');
+  wrap.setAttribute('aria-label', TICK_LABELS[status] || status);
+  wrap.title = TICK_LABELS[status] || status;
   const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', status === 'delivered' || status === 'read' ? '0 0 20 12' : '0 0 14 12');
+  svg.setAttribute('viewBox', { delivered: '0 0 20 12', read: '0 0 24 12' }[status] || '0 0 14 12');
   svg.setAttribute('aria-hidden', 'true');
-  const path = (d) => {
+  const path = (d, cls) => {
     const p = document.createElementNS(ns, 'path');
     p.setAttribute('d', d);
+    if (cls) p.setAttribute('class', cls);
     svg.appendChild(p);
+  };
+  const disc = (cx) => {
+    const c = document.createElementNS(ns, 'circle');
+    c.setAttribute('cx', String(cx)); c.setAttribute('cy', '6'); c.setAttribute('r', '5.6');
+    c.setAttribute('class', 'disc');
+    svg.appendChild(c);
   };
   if (status === 'sending') {
     const c = document.createElementNS(ns, 'circle');
@@ -1314,9 +1690,14 @@ function ticksEl(status, small = false) {
     path('M7 1.5v6M7 9.5v1');
   } else if (status === 'sent') {
     path('M1.5 6.5 5 10l7.5-8');
-  } else {
+  } else if (status === 'delivered') {
     path('M1.5 6.5 5 10l7.5-8');
     path('M8.5 9.2 9.3 10l7.5-8');
+  } else {
+    disc(6);
+    disc(18);
+    path('M3.4 6.2 5.3 8.1 8.7 4.3', 'cut');
+    path('M15.4 6.2 17.3 8.1 20.7 4.3', 'cut');
   }
   wrap.appendChild(svg);
   return wrap;
@@ -1326,11 +1707,11 @@ function messageEl(conv, item, opts) {
   const m = item.m;
   const { own, status, readInfo, showReadBy, grouped, quote, senderName, senderId } = opts;
   const isGroup = conv.type === 'group';
-  const content = h('div', { class: 'msg-content', testid: 'message-content' });
+  const content = h('div', { class: 'msg-content', testid: 'message-content', dir: 'auto' });
   content.appendChild(linkify(m.content || ''));
   const time = h('time', {
     class: 'msg-time', testid: 'message-time', datetime: item.date.toISOString(),
-    title: item.date.toLocaleString(), text: formatTime(item.date),
+    title: formatDateTime(item.date), text: formatTime(item.date),
   });
   const meta = h('span', { class: 'msg-meta' }, time, own ? ticksEl(status) : null);
   if (own && readInfo && isGroup) {
@@ -1338,11 +1719,13 @@ function messageEl(conv, item, opts) {
   }
   const quoteEl = quote ? h('button', {
     type: 'button', class: 'quote', testid: 'reply-quote', dataset: { seq: String(quote.seq) },
+    'aria-label': `Go to the quoted message${quote.name ? ` from ${quote.name}` : ''}: ${quote.text}`,
     onclick: () => jumpTo(quote.seq),
-  }, quote.name ? h('span', { class: 'quote-name', text: quote.name }) : null, h('span', { class: 'quote-text', text: quote.text })) : null;
+  }, quote.name ? h('span', { class: 'quote-name', dir: 'auto', text: quote.name }) : null,
+  h('span', { class: 'quote-text', dir: 'auto', text: quote.text })) : null;
   const bubble = h('div', { class: 'bubble' },
     isGroup && !own && !grouped ? h('div', {
-      class: 'msg-sender', testid: 'message-sender', text: senderName, style: { color: colorFor(senderId) },
+      class: 'msg-sender', testid: 'message-sender', dir: 'auto', text: senderName, style: { color: colorFor(senderId) },
     }) : null,
     quoteEl,
     content,
@@ -1359,9 +1742,15 @@ function messageEl(conv, item, opts) {
       h('button', { type: 'button', class: 'link-btn', text: 'Retry', onclick: () => retryFailed(m.client_msg_id) }), ' · ',
       h('button', { type: 'button', class: 'link-btn', text: 'Delete', onclick: () => deleteFailed(m.client_msg_id) }))
     : null;
+  // What a screen reader says when the row gets the focus (arrow keys in the list).
+  const label = `${own ? 'You' : senderName}${quote ? `, replying to ${quote.name || 'a message'}` : ''}: `
+    + `${truncate(oneLine(m.content), 300)}. ${formatTime(item.date)}${own ? `, ${TICK_LABELS[status] || status}` : ''}`;
   const row = h('div', {
     class: `msg ${own ? 'own' : 'other'}${grouped ? ' grouped' : ''}${isGroup ? ' in-group' : ''}`,
     testid: 'message',
+    role: 'article',
+    'aria-label': label,
+    tabindex: '-1',
     dataset: {
       seq: item.kind === 'stored' ? String(m.seq) : '',
       status,
@@ -1393,20 +1782,57 @@ function replyIcon() {
   return svg;
 }
 
-function jumpTo(seq) {
-  const el = document.querySelector(`#message-items [data-testid="message"][data-seq="${seq}"]`);
+function messageRow(seq) {
+  return [...$('#message-items').querySelectorAll(ROW_SELECTOR)].find((row) => row.dataset.seq === String(seq)) || null;
+}
+
+/** Scroll to a message of the open chat (a quote's original), loading history back to it if needed. */
+async function jumpTo(seq) {
+  const conv = activeConv();
+  if (!conv) return;
+  let el = messageRow(seq);
+  if (!el && conv.historyLoaded && (store.minSeq(conv) || Infinity) > seq && conv.hasMoreBefore) {
+    const id = conv.conversation_id;
+    // Wait for a page that is already on its way, then load back to the message.
+    for (let waited = 0; conv.loadingHistory && waited < 100; waited++) await sleep(50);
+    if (conv.loadingHistory || ui.activeId !== id) return;
+    conv.loadingHistory = true;
+    renderHistoryStatus(conv);
+    let loaded = false;
+    try {
+      loaded = await loadBackTo(conv, seq);
+    } catch {
+      loaded = false;
+    } finally {
+      conv.loadingHistory = false;
+    }
+    if (!store || ui.activeId !== id) return;
+    renderMessages(conv, { keep: true });
+    renderHistoryStatus(conv);
+    el = messageRow(seq);
+    if (!el && !loaded) {
+      toast('Could not load that message. Try again in a moment.');
+      return;
+    }
+  }
   if (!el) {
-    toast('That message is further back in the history.');
+    toast('That message is no longer available.');
     return;
   }
-  el.scrollIntoView({ block: 'center', behavior: 'smooth' });
+  el.scrollIntoView({ block: 'center' });
   el.classList.add('flash');
   setTimeout(() => el.classList.remove('flash'), 1200);
+  focusRow(el);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function retryFailed(clientMsgId) {
-  const item = store.updateOutbox(clientMsgId, { status: 'sending', error: null });
-  if (item) transmit(item);
+  const item = store.updateOutbox(clientMsgId, { status: 'sending', error: null, sentAt: 0 });
+  if (item) sendQueue.pump(item.conversation_id);
+  setBanner();
   scheduleRender({ chat: true, list: true });
 }
 
@@ -1471,7 +1897,7 @@ function userRow(user, onPick, testid) {
     onclick: onPick,
   }, avatar(user.user_id, name, 'small'),
   h('span', { class: 'user-row-text' },
-    h('span', { class: 'user-row-name', text: name }),
+    h('span', { class: 'user-row-name', dir: 'auto', text: name }),
     h('span', { class: 'user-row-username', text: `@${user.username}` })));
 }
 
@@ -1533,7 +1959,7 @@ function openGroupDialog() {
 
 function renderGroupChips() {
   const chips = [...ui.groupPicked.values()].map((u) => h('span', { class: 'chip', testid: 'group-chip', dataset: { userId: u.user_id } },
-    h('span', { text: u.display_name || u.username }),
+    h('span', { dir: 'auto', text: u.display_name || u.username }),
     h('button', {
       type: 'button', class: 'chip-x', 'aria-label': `Remove ${u.display_name || u.username}`, text: '×',
       onclick: () => { ui.groupPicked.delete(u.user_id); renderGroupChips(); },
@@ -1582,7 +2008,11 @@ async function submitGroup(event) {
 
 function openInfo() {
   const conv = activeConv();
-  if (!conv || conv.type !== 'group') return;
+  if (!conv) return;
+  if (conv.type !== 'group') {
+    openContact(conv);
+    return;
+  }
   ui.leaveArmed = false;
   $('#info-error').hidden = true;
   $('#add-search').value = '';
@@ -1610,7 +2040,7 @@ function renderInfo() {
   for (const el of dialog.querySelectorAll('.admin-only')) el.hidden = !isAdmin;
   const rank = { owner: 0, admin: 1, member: 2 };
   const sorted = [...members].sort((a, b) => (rank[a.role] ?? 3) - (rank[b.role] ?? 3)
-    || store.userName(a.user_id).localeCompare(store.userName(b.user_id)));
+    || store.userName(a.user_id).localeCompare(store.userName(b.user_id), UI_LOCALE));
   $('#member-list').replaceChildren(...sorted.map((m) => {
     const me = m.user_id === store.me.user_id;
     const name = me ? `${store.userName(m.user_id)} (you)` : store.userName(m.user_id);
@@ -1619,7 +2049,7 @@ function renderInfo() {
     return h('li', { class: 'member-row', testid: 'member-row', dataset: { userId: m.user_id, role: m.role } },
       avatar(m.user_id, store.userName(m.user_id), 'small'),
       h('span', { class: 'member-text' },
-        h('span', { class: 'member-name', text: name }),
+        h('span', { class: 'member-name', dir: 'auto', text: name }),
         h('span', { class: 'member-sub', text: p && p.status === 'online' ? 'online' : (m.username ? `@${m.username}` : '') })),
       m.role !== 'member' ? h('span', { class: `role role-${m.role}`, testid: 'member-role', text: m.role }) : null,
       myRole === 'owner' && !me ? h('button', {
@@ -1635,6 +2065,48 @@ function renderInfo() {
   const leave = $('#leave');
   leave.textContent = ui.leaveArmed ? 'Click again to leave' : 'Leave group';
   leave.classList.toggle('armed', ui.leaveArmed);
+}
+
+/** Contact info of a direct chat's other member (or of yourself, in a chat with yourself). */
+function openContact(conv) {
+  renderContact();
+  $('#contact-dialog').showModal();
+  const other = store.otherMember(conv);
+  const userId = other ? other.user_id : store.me.user_id;
+  api.user(userId)
+    .then((user) => {
+      if (!store) return;
+      store.rememberUser(user);
+      if ($('#contact-dialog').open) renderContact();
+    })
+    .catch(() => {});
+}
+
+function renderContact() {
+  const conv = activeConv();
+  const dialog = $('#contact-dialog');
+  if (!conv || conv.type === 'group') {
+    closeDialog(dialog);
+    return;
+  }
+  const other = store.otherMember(conv);
+  const userId = other ? other.user_id : store.me.user_id;
+  const user = store.users.get(userId) || {};
+  const name = store.userName(userId);
+  $('#contact-name').textContent = other ? name : `${name} (you)`;
+  $('#contact-avatar').replaceChildren(avatar(userId, name));
+  const username = user.username || (other ? other.username : store.me.username);
+  $('#contact-username').textContent = username ? `@${username}` : '';
+  const p = ui.presence.get(userId);
+  let presence = '';
+  if (!other) presence = 'This is your own chat: notes to yourself.';
+  else if (p && p.status === 'online') presence = 'online';
+  else if (p && p.last_seen) presence = formatLastSeen(new Date(p.last_seen));
+  else if (p) presence = 'last seen recently';
+  $('#contact-presence').textContent = presence;
+  const statusEl = $('#contact-status');
+  statusEl.textContent = user.status_message || '';
+  statusEl.hidden = !user.status_message;
 }
 
 function infoError(text) {
@@ -1742,6 +2214,7 @@ async function leaveGroup() {
 
 let toastTimer = null;
 function toast(text, ms = 3500) {
+  if (!store) return; // signed out: nothing of the app leaks onto the login screen
   const el = $('#toast');
   el.textContent = text;
   el.hidden = false;
@@ -1749,10 +2222,26 @@ function toast(text, ms = 3500) {
   toastTimer = setTimeout(() => { el.hidden = true; }, ms);
 }
 
+function hideToast() {
+  clearTimeout(toastTimer);
+  const el = $('#toast');
+  el.hidden = true;
+  el.textContent = '';
+}
+
 // --------------------------------------------------------------------------- bindings
 
 function bindApp() {
-  $('#logout').addEventListener('click', () => signOut());
+  $('#logout').addEventListener('click', requestLogout);
+  $('#logout-discard').addEventListener('click', () => {
+    closeDialog($('#logout-dialog'));
+    signOut();
+  });
+  $('#logout-wait').addEventListener('click', () => {
+    ui.logoutWhenSent = true;
+    renderLogoutDialog();
+  });
+  $('#logout-dialog').addEventListener('close', () => { ui.logoutWhenSent = false; });
   $('#new-group').addEventListener('click', openGroupDialog);
   $('#back').addEventListener('click', () => navigate(null));
   $('#chat-info').addEventListener('click', openInfo);
@@ -1782,6 +2271,17 @@ function bindApp() {
     runSidebarSearch(search.value);
   });
   search.addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowDown') {
+      // Into the people found, if any are shown, else into the chat list.
+      const person = $('#search-results').hidden ? null : $('#search-results .user-row');
+      const first = $('#conv-list .conv-item');
+      if (person || first) {
+        e.preventDefault();
+        if (person) person.focus();
+        else focusListItem(first);
+      }
+      return;
+    }
     if (e.key === 'Escape' && search.value) {
       e.preventDefault();
       search.value = '';
@@ -1808,6 +2308,21 @@ function bindApp() {
     submitComposer();
   });
   $('#reply-cancel').addEventListener('click', () => setReply(null));
+
+  $('#conv-list').addEventListener('keydown', onChatListKey);
+  const items = $('#message-items');
+  items.addEventListener('keydown', onMessageListKey);
+  items.addEventListener('focusin', (e) => {
+    const row = e.target.closest(ROW_SELECTOR);
+    if (!row) return;
+    makeRowStop(row);
+    setRowControlsTabbable(row, true);
+  });
+  items.addEventListener('focusout', (e) => {
+    const row = e.target.closest(ROW_SELECTOR);
+    if (!row || (e.relatedTarget && row.contains(e.relatedTarget))) return;
+    setRowControlsTabbable(row, false);
+  });
 
   const box = $('#messages');
   box.addEventListener('scroll', () => {
@@ -1837,7 +2352,7 @@ function bindApp() {
   document.addEventListener('visibilitychange', () => {
     const conv = activeConv();
     if (conv && document.visibilityState === 'visible') {
-      maybeSendRead(conv);
+      observeUnseen(conv); // what is on screen now counts as seen
       scheduleRender({ list: true, chat: true });
     }
   });

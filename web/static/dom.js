@@ -1,5 +1,11 @@
 // DOM helpers. Every user-provided string goes into the page through `textContent` or
 // attribute setters on elements built here; nothing in the client uses innerHTML with data.
+// Dates and times are formatted in the UI's language (the page's `lang`), never in the
+// browser's locale, so an English page does not name German weekdays. Text is cut and
+// initials are taken by grapheme cluster, so emoji and accents stay whole.
+
+/** The one language of the UI, for every date, time and text segmentation. */
+export const UI_LOCALE = (typeof document !== 'undefined' && document.documentElement.lang) || 'en';
 
 /**
  * Build an element: h('div', {class: 'x', testid: 'y', onclick: fn}, child, 'text', ...).
@@ -78,7 +84,12 @@ const encoder = new TextEncoder();
 export const utf8Length = (text) => encoder.encode(text).length;
 
 export function formatTime(date) {
-  return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return date.toLocaleTimeString(UI_LOCALE, { hour: '2-digit', minute: '2-digit' });
+}
+
+/** Date and time in full, for tooltips. */
+export function formatDateTime(date) {
+  return date.toLocaleString(UI_LOCALE, { dateStyle: 'full', timeStyle: 'short' });
 }
 
 export function dayKey(date) {
@@ -91,8 +102,8 @@ export function formatDay(date, now = new Date()) {
   const days = Math.round((today - that) / 86400000);
   if (days === 0) return 'Today';
   if (days === 1) return 'Yesterday';
-  if (days < 7 && days > 0) return date.toLocaleDateString([], { weekday: 'long' });
-  return date.toLocaleDateString([], {
+  if (days < 7 && days > 0) return date.toLocaleDateString(UI_LOCALE, { weekday: 'long' });
+  return date.toLocaleDateString(UI_LOCALE, {
     day: 'numeric',
     month: 'long',
     year: date.getFullYear() === now.getFullYear() ? undefined : 'numeric',
@@ -105,8 +116,8 @@ export function formatListTime(date, now = new Date()) {
   if (label === 'Today') return formatTime(date);
   if (label === 'Yesterday') return label;
   const days = (now - date) / 86400000;
-  if (days < 7) return date.toLocaleDateString([], { weekday: 'short' });
-  return date.toLocaleDateString([], { day: '2-digit', month: '2-digit', year: '2-digit' });
+  if (days < 7) return date.toLocaleDateString(UI_LOCALE, { weekday: 'short' });
+  return date.toLocaleDateString(UI_LOCALE, { day: '2-digit', month: '2-digit', year: '2-digit' });
 }
 
 export function formatLastSeen(date, now = new Date()) {
@@ -127,10 +138,41 @@ export function colorFor(id) {
   return `hsl(${hue} 58% 44%)`;
 }
 
+let segmenter = null;
+
+/** The user-perceived characters (grapheme clusters) of a text. */
+export function graphemes(text) {
+  const value = String(text ?? '');
+  if (typeof Intl === 'undefined' || !Intl.Segmenter) return Array.from(value); // code points at least
+  segmenter = segmenter || new Intl.Segmenter(UI_LOCALE, { granularity: 'grapheme' });
+  return Array.from(segmenter.segment(value), (part) => part.segment);
+}
+
+/** At most `max` characters of a text, cut between grapheme clusters, with "…" if cut. */
+export function truncate(text, max) {
+  const value = String(text ?? '');
+  if (value.length <= max) return value;
+  const parts = graphemes(value);
+  return parts.length <= max ? value : `${parts.slice(0, max).join('')}…`;
+}
+
+const LETTER_OR_DIGIT = /^[\p{L}\p{N}]/u;
+
+/**
+ * Two-character avatar initials: the first and last words' first characters, or the first
+ * two of a single word. Words starting with a letter or digit win over emoji and
+ * punctuation ("Weekend trip 🏕️" → "WT"); a name of only emoji keeps its emoji whole.
+ */
 export function initials(name) {
-  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
-  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
-  return letters.toUpperCase();
+  const words = String(name || '').trim().split(/\s+/).filter(Boolean);
+  const lettered = words.filter((word) => LETTER_OR_DIGIT.test(word));
+  const parts = lettered.length ? lettered : words;
+  if (!parts.length) return '?';
+  const first = graphemes(parts[0]);
+  const letters = parts.length > 1
+    ? first[0] + graphemes(parts[parts.length - 1])[0]
+    : first.slice(0, 2).join('');
+  return letters.toLocaleUpperCase(UI_LOCALE);
 }
 
 export function avatar(id, name, extraClass = '') {

@@ -10,7 +10,8 @@ import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
-export const screenshotDir = path.join(repoRoot, 'docs', 'screenshots');
+// WEB_SCREENSHOT_DIR sends the screenshots elsewhere (to leave docs/ untouched).
+export const screenshotDir = process.env.WEB_SCREENSHOT_DIR || path.join(repoRoot, 'docs', 'screenshots');
 
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
@@ -41,10 +42,11 @@ function findBinary() {
 
 /**
  * Start `parley serve` on a free port with a fresh data directory. Resolves to
- * {url, stop(), kill(), restart(), logs()}. With PARLEY_URL set, uses that running server
- * instead (kill and restart are then unavailable).
+ * {url, stop(), kill(), restart(), logs()}. `env` adds environment variables, e.g. lower
+ * limits: {PARLEY_LIMITS__GROUP_MESSAGES_PER_MINUTE: '30'}. With PARLEY_URL set, uses that
+ * running server instead (kill and restart are then unavailable, and `env` is ignored).
  */
-export async function startServer() {
+export async function startServer({ env = {} } = {}) {
   if (process.env.PARLEY_URL) {
     return {
       url: process.env.PARLEY_URL.replace(/\/$/, ''),
@@ -61,7 +63,7 @@ export async function startServer() {
   const spawnServer = (listen) => new Promise((resolve, reject) => {
     child = spawn(bin, ['serve', '--listen', listen, '--data-dir', dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1' },
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1', ...env },
     });
     let seen = '';
     const timer = setTimeout(() => reject(new Error(`parley did not report its address in 60 s:\n${output}`)), 60000);

@@ -1,5 +1,6 @@
 // Small pieces of the client checked inside the browser: linkify, byte counting, the
-// model's merge by (conversation_id, seq) and its outbox.
+// model's merge by (conversation_id, seq) and its outbox, avatar initials by grapheme,
+// dates in the UI's language whatever the browser's, and the send queue's order.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -105,4 +106,90 @@ test('the model merges by (conversation_id, seq) and resolves the outbox by clie
   assert.equal(result.title, 'You Two');
   assert.equal(result.delivered, 'delivered');
   assert.equal(result.read, 'read');
+});
+
+test('initials take whole grapheme clusters', async () => {
+  const result = await page.evaluate(async () => {
+    const { initials, truncate, avatar } = await import('/dom.js');
+    const names = ['Weekend trip 🏕️', '🏕️', '🏕️ 🔥', 'Émile Zola', 'e\u0301lodie', 'ана мария', '👩‍👩‍👧 family', '  ', 'Bob'];
+    const shown = names.map((name) => initials(name));
+    return {
+      shown,
+      wellFormed: shown.every((text) => text.isWellFormed()),
+      avatarText: avatar('c_1', 'Weekend trip 🏕️').textContent,
+      cut: truncate('ab😀😀😀', 3),
+      cutFamily: truncate('👩‍👩‍👧👩‍👩‍👧', 1),
+    };
+  });
+  assert.deepEqual(result.shown.map((text) => text.normalize('NFC')), ['WT', '🏕️', '🏕️🔥', 'ÉZ', 'ÉL', 'АМ', 'FA', '?', 'BO']);
+  assert.equal(result.wellFormed, true, 'no lone surrogates');
+  assert.equal(result.avatarText, 'WT');
+  assert.equal(result.cut, 'ab😀…');
+  assert.equal(result.cutFamily, '👩‍👩‍👧…');
+});
+
+test('dates and times follow the UI language, not a German browser', async () => {
+  const context = await browser.newContext({ baseURL: server.url, locale: 'de-DE', timezoneId: 'UTC' });
+  const german = await context.newPage();
+  await german.goto('/');
+  const result = await german.evaluate(async () => {
+    const { formatDay, formatListTime, formatTime, formatDateTime } = await import('/dom.js');
+    const now = new Date('2026-03-12T15:00:00Z'); // a Thursday
+    const monday = new Date('2026-03-09T09:30:00Z');
+    return {
+      browser: navigator.language,
+      day: formatDay(monday, now),
+      list: formatListTime(monday, now),
+      old: formatDay(new Date('2025-11-02T10:00:00Z'), now),
+      time: formatTime(new Date('2026-03-12T14:05:00Z')),
+      full: formatDateTime(monday),
+    };
+  });
+  await context.close();
+  assert.equal(result.browser, 'de-DE');
+  assert.equal(result.day, 'Monday');
+  assert.equal(result.list, 'Mon');
+  assert.equal(result.old, '2 November 2025');
+  assert.equal(result.time, '14:05');
+  assert.match(result.full, /^Monday,? 9 March 2026/);
+});
+
+test('the send queue is first in, first out per conversation and honours retry_after', async () => {
+  const result = await page.evaluate(async () => {
+    const { SendQueue } = await import('/sendqueue.js');
+    const wire = [];
+    const items = ['a1', 'a2', 'a3', 'a4'].map((id) => ({ client_msg_id: id, conversation_id: 'a', status: 'sending' }));
+    items.push({ client_msg_id: 'b1', conversation_id: 'b', status: 'sending' });
+    const queue = new SendQueue({ items: () => items, transmit: (item) => { wire.push(item.client_msg_id); return true; }, canSend: () => true });
+    const ack = (id) => {
+      const index = items.findIndex((i) => i.client_msg_id === id);
+      const [item] = items.splice(index, 1);
+      queue.onAck(item.conversation_id);
+    };
+    queue.pump();
+    const first = [...wire];
+    wire.length = 0;
+    ack('a1');
+    const toast = queue.onRefused('a2', 150); // a2 refused for 150 ms; a3 and a4 were already sent
+    const again = queue.onRefused('a3', 150);
+    const paused = queue.pausedUntil('a') > 0;
+    ack('b1');
+    queue.pump(); // nothing of "a" may go while paused
+    const duringPause = [...wire];
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const afterPause = [...wire]; // one at a time now: a2 only
+    ack('a2');
+    const afterAck = [...wire];
+    ack('a3');
+    ack('a4');
+    queue.clear();
+    return { first, toast, again, paused, duringPause, afterPause, afterAck };
+  });
+  assert.deepEqual(result.first, ['a1', 'a2', 'a3', 'a4', 'b1']);
+  assert.equal(result.toast, true, 'a new pause is reported once');
+  assert.equal(result.again, false);
+  assert.equal(result.paused, true);
+  assert.deepEqual(result.duringPause, []);
+  assert.deepEqual(result.afterPause, ['a2']);
+  assert.deepEqual(result.afterAck, ['a2', 'a3']);
 });
