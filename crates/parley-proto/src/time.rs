@@ -29,11 +29,20 @@ impl Timestamp {
         date_time.to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
+    /// Parses RFC 3339; `None` outside the years 0000-9999 (after the offset is applied),
+    /// which RFC 3339 cannot write back.
     pub fn parse(text: &str) -> Option<Self> {
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|date_time| Self(date_time.timestamp_millis()))
+        let millis = DateTime::parse_from_rfc3339(text)
+            .ok()?
+            .timestamp_millis();
+        (Self::MIN_MILLIS..=Self::MAX_MILLIS)
+            .contains(&millis)
+            .then_some(Self(millis))
     }
+
+    /// `0000-01-01T00:00:00.000Z` and `9999-12-31T23:59:59.999Z`.
+    const MIN_MILLIS: i64 = -62_167_219_200_000;
+    const MAX_MILLIS: i64 = 253_402_300_799_999;
 }
 
 impl fmt::Display for Timestamp {
@@ -65,5 +74,22 @@ mod tests {
         let json = serde_json::to_string(&stamp).unwrap();
         assert_eq!(json, "\"2026-11-23T10:00:00.123Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), stamp);
+    }
+
+    /// Found by the `proto_strings` fuzz target: these parsed, but their written form did
+    /// not (years -1 and 10000).
+    #[test]
+    fn refuses_what_it_could_not_write_back() {
+        for text in [
+            "0000-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
+            "9999-12-31T23:59:60.9999Z",
+        ] {
+            assert_eq!(Timestamp::parse(text), None, "{text}");
+        }
+        for millis in [Timestamp::MIN_MILLIS, Timestamp::MAX_MILLIS, 0] {
+            let written = Timestamp(millis).to_rfc3339();
+            assert_eq!(Timestamp::parse(&written), Some(Timestamp(millis)), "{written}");
+        }
     }
 }
