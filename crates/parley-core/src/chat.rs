@@ -418,7 +418,7 @@ impl Chat {
         limit: u32,
     ) -> Result<Vec<PublicProfile>> {
         let query = query.trim();
-        if query.is_empty() || query.len() > 64 {
+        if query.is_empty() || query.chars().count() > 64 {
             return Err(Error::Invalid("query must be 1-64 characters".into()));
         }
         self.inner
@@ -976,8 +976,8 @@ impl Chat {
             return Err(Error::ShuttingDown);
         }
         let client_msg_id = request.client_msg_id;
-        if client_msg_id.is_empty() || client_msg_id.len() > parley_proto::limits::MAX_CLIENT_MSG_ID
-        {
+        let id_chars = client_msg_id.chars().count();
+        if id_chars == 0 || id_chars > parley_proto::limits::MAX_CLIENT_MSG_ID {
             return Err(Error::Invalid(
                 "client_msg_id must be 1-128 characters".into(),
             ));
@@ -1016,7 +1016,9 @@ impl Chat {
             .admit_send(session, &request.conversation_id, request.reply_to_seq)
             .await
         {
-            return self.first_ack_or(refusal, session, &client_msg_id).await;
+            return self
+                .first_ack_or(refusal, session, &request.conversation_id, &client_msg_id)
+                .await;
         }
         let (reply, outcome) = oneshot::channel();
         let pending = PendingSend {
@@ -1056,9 +1058,7 @@ impl Chat {
         if let Some(reply_to_seq) = reply_to_seq {
             let record = self.inner.store.fetch_conversation(conversation_id).await?;
             if reply_to_seq < 1 || reply_to_seq > record.last_seq {
-                return Err(Error::Invalid(
-                    "reply_to_seq names no message of this conversation".into(),
-                ));
+                return Err(Error::NotFound("message for reply_to_seq"));
             }
         }
         self.check_send_rate(session, conversation_id, members.kind)
@@ -1071,6 +1071,7 @@ impl Chat {
         &self,
         refusal: Error,
         session: &Session,
+        conversation_id: &ConversationId,
         client_msg_id: &str,
     ) -> Result<oneshot::Receiver<Result<Appended>>> {
         if !matches!(refusal, Error::NotMember | Error::RateLimited { .. }) {
@@ -1082,7 +1083,7 @@ impl Chat {
             .fetch_message_by_client_id(&session.user_id, client_msg_id)
             .await?
         {
-            Some(first) => {
+            Some(first) if &first.conversation_id == conversation_id => {
                 let (reply, outcome) = oneshot::channel();
                 let _ = reply.send(Ok(Appended {
                     message: first,
@@ -1090,7 +1091,8 @@ impl Chat {
                 }));
                 Ok(outcome)
             }
-            None => Err(refusal),
+            // Stored in another conversation: not a retry of this send.
+            Some(_) | None => Err(refusal),
         }
     }
 
@@ -1672,9 +1674,15 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
             let (messages, replies): (Vec<_>, Vec<_>) = sends
                 .into_iter()
                 .map(|pending| {
+                    let requested_conversation = pending.message.conversation_id.clone();
                     (
                         pending.message,
-                        (pending.reply, pending.queued_at, pending.origin_connection),
+                        (
+                            pending.reply,
+                            pending.queued_at,
+                            pending.origin_connection,
+                            requested_conversation,
+                        ),
                     )
                 })
                 .unzip();
@@ -1683,12 +1691,19 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
             match chat.inner.store.append_messages(messages).await {
                 Ok(outcomes) => {
                     debug_assert_eq!(outcomes.len(), count);
-                    for (outcome, (reply, queued_at, origin_connection)) in
+                    for (outcome, (reply, queued_at, origin_connection, requested_conversation)) in
                         outcomes.into_iter().zip(replies)
                     {
                         metrics::histogram!("parley_ack_latency_seconds")
                             .record(queued_at.elapsed().as_secs_f64());
                         let answer = match outcome {
+                            Ok(appended)
+                                if appended.duplicate
+                                    && appended.message.conversation_id
+                                        != requested_conversation =>
+                            {
+                                Err(Error::ClientMsgIdReused)
+                            }
                             Ok(appended) => {
                                 if !appended.duplicate {
                                     chat.fan_out(&appended.message, origin_connection).await;
@@ -1703,7 +1718,7 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
                 Err(error) => {
                     tracing::error!(%error, count, "group commit failed");
                     let text = error.to_string();
-                    for (reply, _, _) in replies {
+                    for (reply, _, _, _) in replies {
                         let _ = reply.send(Err(Error::Store(StoreError::Unavailable(
                             text.clone().into(),
                         ))));

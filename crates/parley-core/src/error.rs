@@ -19,6 +19,8 @@ pub enum Error {
     InvalidCredentials,
     #[error("username is already taken")]
     UsernameTaken,
+    #[error("client_msg_id was already used for a message in another conversation; make a new one per message")]
+    ClientMsgIdReused,
     #[error("not a member of this conversation")]
     NotMember,
     #[error("{0}")]
@@ -46,6 +48,7 @@ impl Error {
             Error::Unauthorized => ErrorCode::Unauthorized,
             Error::InvalidCredentials => ErrorCode::InvalidCredentials,
             Error::UsernameTaken => ErrorCode::UsernameTaken,
+            Error::ClientMsgIdReused => ErrorCode::ClientMsgIdReused,
             Error::NotMember => ErrorCode::NotMember,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::NotFound(_) => ErrorCode::NotFound,

@@ -25,10 +25,65 @@ use parley_proto::{
 use serde::Deserialize;
 use std::net::SocketAddr;
 
-/// A JSON body whose rejections speak the protocol's error format.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body whose rejections speak the protocol's error format. Only an object
+/// is accepted: serde would read a struct from an array by position, so `["x","y"]`
+/// would otherwise pass for `{"username":"x","password":"y"}`.
 pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<mime_guess::mime::Mime>().ok())
+            .is_some_and(|mime| {
+                mime.type_() == "application"
+                    && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "expected a body with Content-Type: application/json",
+            ));
+        }
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(ErrorCode::FrameTooLarge, rejection.body_text())
+                } else {
+                    ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+                }
+            })?;
+        match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            None => return Err(ApiError::new(ErrorCode::MalformedJson, "the body is empty")),
+            Some(_) => {
+                return Err(
+                    match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                        Ok(_) => ApiError::new(
+                            ErrorCode::InvalidRequest,
+                            "the body must be a JSON object",
+                        ),
+                        Err(error) => ApiError::new(
+                            ErrorCode::MalformedJson,
+                            format!("malformed JSON: {error}"),
+                        ),
+                    },
+                )
+            }
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&body)?;
+        Ok(Self(value))
+    }
+}
 
 /// Path parameters whose rejections (bad percent-encoding, a non-number where a number
 /// goes) speak the protocol's error format.

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     NotFound,
     /// The username is already registered. (409)
     UsernameTaken,
+    /// The sender already used this `client_msg_id` for a message in another
+    /// conversation: it is not a retry, and nothing is stored. (409)
+    ClientMsgIdReused,
     /// The group would exceed its member limit. (422)
     GroupFull,
     /// Too many requests; `retry_after_ms` says when to try again. (429)
@@ -53,7 +56,7 @@ impl ErrorCode {
             | ErrorCode::NotAuthenticated => 401,
             ErrorCode::Forbidden | ErrorCode::NotMember => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::UsernameTaken => 409,
+            ErrorCode::UsernameTaken | ErrorCode::ClientMsgIdReused => 409,
             ErrorCode::FrameTooLarge | ErrorCode::ContentTooLarge => 413,
             ErrorCode::GroupFull => 422,
             ErrorCode::RateLimited => 429,
@@ -77,6 +80,7 @@ impl ErrorCode {
             ErrorCode::NotMember => "not_member",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::ClientMsgIdReused => "client_msg_id_reused",
             ErrorCode::GroupFull => "group_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
@@ -119,6 +123,7 @@ mod tests {
             ErrorCode::NotMember,
             ErrorCode::NotFound,
             ErrorCode::UsernameTaken,
+            ErrorCode::ClientMsgIdReused,
             ErrorCode::GroupFull,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,

@@ -32,9 +32,7 @@ impl Timestamp {
     /// Parses RFC 3339; `None` outside the years 0000-9999 (after the offset is applied),
     /// which RFC 3339 cannot write back.
     pub fn parse(text: &str) -> Option<Self> {
-        let millis = DateTime::parse_from_rfc3339(text)
-            .ok()?
-            .timestamp_millis();
+        let millis = DateTime::parse_from_rfc3339(text).ok()?.timestamp_millis();
         (Self::MIN_MILLIS..=Self::MAX_MILLIS)
             .contains(&millis)
             .then_some(Self(millis))
@@ -89,7 +87,11 @@ mod tests {
         }
         for millis in [Timestamp::MIN_MILLIS, Timestamp::MAX_MILLIS, 0] {
             let written = Timestamp(millis).to_rfc3339();
-            assert_eq!(Timestamp::parse(&written), Some(Timestamp(millis)), "{written}");
+            assert_eq!(
+                Timestamp::parse(&written),
+                Some(Timestamp(millis)),
+                "{written}"
+            );
         }
     }
 }

@@ -701,3 +701,61 @@ async fn new_accounts_open_few_direct_chats() {
         .await
         .unwrap();
 }
+
+/// Found by schema fuzzing: a JSON array passed for an object body; a reused
+/// `client_msg_id` was answered with a message of another (or no) conversation; lengths
+/// counted in bytes where the contract says characters.
+#[tokio::test]
+async fn schema_fuzzing_findings_stay_fixed() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let base = format!("{}/api/v1", server.url);
+    let array = http()
+        .patch(format!("{base}/users/me"))
+        .bearer_auth(alice.token())
+        .json(&json!([null, "hacked status"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(array).await, (400, "invalid_request".into()));
+    let register = http()
+        .post(format!("{base}/auth/register"))
+        .json(&json!(["zed_user", "password123"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(register).await, (400, "invalid_request".into()));
+
+    let direct = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let own = alice.client.create_direct(&alice.user_id).await.unwrap();
+    let send = |conversation: String, id: String| {
+        let request = http()
+            .post(format!("{base}/conversations/{conversation}/messages"))
+            .bearer_auth(alice.token())
+            .json(&json!({"client_msg_id": id, "content": "hi"}));
+        async move { request.send().await.unwrap() }
+    };
+    let first = send(direct.conversation_id.to_string(), "m-1".into()).await;
+    assert_eq!(first.status(), 201);
+    let retry = send(direct.conversation_id.to_string(), "m-1".into()).await;
+    assert_eq!(retry.status(), 200, "a retry in the same conversation");
+    let elsewhere = send(own.conversation_id.to_string(), "m-1".into()).await;
+    assert_eq!(
+        refusal(elsewhere).await,
+        (409, "client_msg_id_reused".into())
+    );
+    let nowhere = send("c_does_not_exist".into(), "m-1".into()).await;
+    assert_eq!(refusal(nowhere).await, (403, "not_member".into()));
+
+    let long_id = send(direct.conversation_id.to_string(), "é".repeat(100)).await;
+    assert_eq!(long_id.status(), 201, "128 characters, not bytes");
+    let search = http()
+        .get(format!("{base}/users"))
+        .query(&[("query", "é".repeat(33))])
+        .bearer_auth(alice.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status(), 200, "64 characters, not bytes");
+}

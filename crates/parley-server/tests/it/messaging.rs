@@ -54,10 +54,7 @@ async fn direct_chat_delivers_and_acks() {
         .ack()
         .await
         .unwrap_err();
-    assert_eq!(
-        refused.code(),
-        Some(parley_proto::ErrorCode::InvalidRequest)
-    );
+    assert_eq!(refused.code(), Some(parley_proto::ErrorCode::NotFound));
 }
 
 /// Three devices of one user: a send from one reaches the other two (and every device
