@@ -3,10 +3,12 @@
 //! and socket floods, all at once. Throughout, a normal client keeps sending and getting
 //! its acks at normal latency, and the server's resident memory stays bounded.
 
+#[path = "it/binary.rs"]
+mod binary;
+
 use futures::{SinkExt, StreamExt};
 use parley_sdk::{Client, Connection};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,31 +33,18 @@ impl Drop for Server {
     }
 }
 
-fn spawn_binary(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PARLEY_AUTH__ARGON2_MEMORY_KIB", "1024")
-        .env("PARLEY_AUTH__ARGON2_ITERATIONS", "1")
-        .env("PARLEY_LIMITS__AUTH_ATTEMPTS_PER_MINUTE", "100000")
-        .env("PARLEY_LIMITS__REQUEST_TIMEOUT_SECS", "2")
-        .env(
-            "PARLEY_LIMITS__MAX_SOCKETS_PER_IP",
-            MAX_SOCKETS_PER_IP.to_string(),
-        )
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the parley binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+fn spawn_hostile_target(data_dir: &std::path::Path) -> Server {
+    let (child, url) = binary::spawn_binary(
+        data_dir,
+        &[
+            ("PARLEY_LIMITS__REQUEST_TIMEOUT_SECS", "2".into()),
+            (
+                "PARLEY_LIMITS__MAX_SOCKETS_PER_IP",
+                MAX_SOCKETS_PER_IP.to_string(),
+            ),
+            ("RUST_LOG", "error".into()),
+        ],
+    );
     Server { child, url }
 }
 
@@ -187,7 +176,7 @@ fn attack(url: &str, token: &str, stop: Arc<AtomicBool>) -> Vec<tokio::task::Joi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_client_does_not_disturb_a_normal_one() {
     let dir = tempfile::tempdir().unwrap();
-    let server = spawn_binary(dir.path());
+    let server = spawn_hostile_target(dir.path());
     let pid = server.child.id();
     let alice = Client::new(&server.url).unwrap();
     alice.register("alice", "password-123", None).await.unwrap();

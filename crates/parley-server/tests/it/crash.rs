@@ -1,42 +1,15 @@
 //! Crash safety of the real binary: `kill -9` under load loses no acknowledged message;
 //! SIGTERM shuts down cleanly.
 
+use crate::binary::spawn_binary;
 use crate::harness::*;
 use futures::stream::{FuturesUnordered, StreamExt};
 use parley_sdk::{Client, Connection};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The `parley` binary serving `data_dir` on a free port.
-fn spawn_binary(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PARLEY_AUTH__ARGON2_MEMORY_KIB", "1024")
-        .env("PARLEY_AUTH__ARGON2_ITERATIONS", "1")
-        .env("PARLEY_LIMITS__USER_MESSAGES_PER_MINUTE", "1000000")
-        .env("PARLEY_LIMITS__AUTH_ATTEMPTS_PER_MINUTE", "100000")
-        .env("PARLEY_LIMITS__FRAMES_PER_SECOND", "100000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the parley binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (child, url)
-}
 
 /// Under load from several senders, `kill -9` the server, restart it on the same data:
 /// every message that got a `msg_ack` is stored exactly once, at its acked `seq`, and
@@ -44,7 +17,7 @@ fn spawn_binary(data_dir: &Path) -> (Child, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_under_load_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = spawn_binary(dir.path());
+    let (mut child, url) = spawn_binary(dir.path(), &[]);
     let owner = Client::new(&url).unwrap();
     owner.register("owner", "password-123", None).await.unwrap();
     let mut senders = Vec::new();
@@ -126,7 +99,7 @@ async fn kill_dash_nine_under_load_loses_no_acknowledged_message() {
         acked_by_conversation.push(within("senders notice the crash", task).await.unwrap());
     }
 
-    let (mut restarted, url) = spawn_binary(dir.path());
+    let (mut restarted, url) = spawn_binary(dir.path(), &[]);
     let reader = owner.with_token(owner.token().unwrap());
     let reader = Client::new(&url)
         .unwrap()
@@ -182,7 +155,7 @@ async fn kill_dash_nine_under_load_loses_no_acknowledged_message() {
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = spawn_binary(dir.path());
+    let (mut child, url) = spawn_binary(dir.path(), &[]);
     let client = Client::new(&url).unwrap();
     client
         .register("alice", "password-123", None)

@@ -4,6 +4,7 @@
 //! Scenarios are functions over a [`harness::TestServer`], so the same ones can run
 //! against every deployment mode.
 
+mod binary;
 mod harness;
 mod raw;
 
