@@ -759,3 +759,87 @@ async fn schema_fuzzing_findings_stay_fixed() {
         .unwrap();
     assert_eq!(search.status(), 200, "64 characters, not bytes");
 }
+
+/// A bus that refuses every event once `failing` is set.
+struct FlakyBus {
+    inner: parley_core::local::LocalBus,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl parley_core::Bus for FlakyBus {
+    async fn publish(
+        &self,
+        event: parley_core::BusEvent,
+    ) -> Result<(), parley_core::bus::BusError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(parley_core::bus::BusError("the bus is down".into()));
+        }
+        self.inner.publish(event).await
+    }
+
+    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<parley_core::BusEvent> {
+        self.inner.subscribe()
+    }
+}
+
+/// A change that is stored but cannot be announced answers `unavailable` (503) to its
+/// caller, and stays stored: devices catch up with `sync`.
+#[tokio::test]
+async fn a_change_stored_but_not_announced_answers_unavailable() {
+    use parley_core::{Chat, CoreConfig, Error};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = parley_store_sqlite::SqliteStore::open(dir.path())
+        .await
+        .unwrap();
+    let bus = Arc::new(FlakyBus {
+        inner: parley_core::local::LocalBus::new(),
+        failing: Default::default(),
+    });
+    let config = CoreConfig {
+        argon2_memory_kib: 1024,
+        argon2_iterations: 1,
+        ..CoreConfig::default()
+    };
+    let chat = Chat::new(
+        config,
+        Arc::new(store),
+        bus.clone(),
+        Arc::new(parley_core::local::LocalPresence::new()),
+    );
+    let alice = chat
+        .register("alice", "password-123", None, None)
+        .await
+        .unwrap();
+    let bob = chat
+        .register("bob", "password-123", None, None)
+        .await
+        .unwrap();
+    let session = chat.authenticate(&alice.token).await.unwrap();
+    let (group, _) = chat
+        .create_conversation(
+            &session,
+            CreateConversationRequest::Group {
+                name: "Team".into(),
+                member_ids: vec![bob.user_id.clone()],
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    bus.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let outcome = chat
+        .update_conversation(&session, &group.conversation_id, rename("Renamed"))
+        .await;
+    let error = outcome.expect_err("the announcement failed");
+    assert!(matches!(error, Error::Bus(_)), "{error:?}");
+    assert_eq!(error.code().http_status(), 503);
+    bus.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let stored = chat
+        .conversation(&session, &group.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(stored.name.as_deref(), Some("Renamed"), "the change stands");
+}
