@@ -95,7 +95,7 @@ struct Inner {
     receipt_flush: tokio::sync::Mutex<()>,
     /// Argon2 runs with tens of MiB each: at most one per core at a time, so a burst of
     /// logins queues instead of multiplying memory and starving the event loop.
-    password_hashing: tokio::sync::Semaphore,
+    password_hashing: Arc<tokio::sync::Semaphore>,
     /// Hashes running now and the most that ever ran at once (`/metrics`).
     hashing_in_flight: std::sync::atomic::AtomicUsize,
     hashing_peak: std::sync::atomic::AtomicUsize,
@@ -133,9 +133,9 @@ impl Chat {
             commit_queue,
             shutting_down: AtomicBool::new(false),
             receipt_flush: tokio::sync::Mutex::new(()),
-            password_hashing: tokio::sync::Semaphore::new(
+            password_hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |cores| cores.get()),
-            ),
+            )),
             hashing_in_flight: Default::default(),
             hashing_peak: Default::default(),
         });
@@ -261,26 +261,34 @@ impl Chat {
     }
 
     /// Runs an Argon2 hash or verification on the blocking pool, at most one per core at
-    /// a time over every caller (register, login): a burst queues here.
+    /// a time over every caller (register, login): a burst queues here. The permit lives
+    /// in the blocking job, so a caller that goes away (a client hanging up) does not free
+    /// it while the hash still runs.
     async fn bounded_hashing<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<std::result::Result<T, tokio::task::JoinError>> {
-        let _permit = self
+        let permit = self
             .inner
             .password_hashing
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Error::ShuttingDown)?;
-        let running = self.inner.hashing_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        let peak = self
-            .inner
-            .hashing_peak
-            .fetch_max(running, Ordering::SeqCst)
-            .max(running);
-        metrics::gauge!("parley_password_hashing_peak").set(peak as f64);
-        let outcome = tokio::task::spawn_blocking(work).await;
-        self.inner.hashing_in_flight.fetch_sub(1, Ordering::SeqCst);
+        let inner = self.inner.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let running = inner.hashing_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            let peak = inner
+                .hashing_peak
+                .fetch_max(running, Ordering::SeqCst)
+                .max(running);
+            metrics::gauge!("parley_password_hashing_peak").set(peak as f64);
+            let result = work();
+            inner.hashing_in_flight.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+            result
+        })
+        .await;
         Ok(outcome)
     }
 
@@ -690,7 +698,6 @@ impl Chat {
         request: UpdateConversationRequest,
     ) -> Result<Conversation> {
         let members = self.members_for(conversation_id, &session.user_id).await?;
-        require_group_admin(&members, &session.user_id)?;
         let name = match request.name {
             Some(name) => Some(checked_name("name", name, MAX_GROUP_NAME)?),
             None => None,
@@ -699,18 +706,23 @@ impl Chat {
             Some(text) => Some(checked_text("description", text, 0, MAX_DESCRIPTION)?),
             None => None,
         };
-        if name.is_none() && description.is_none() {
+        let intent = ChangeIntent::Rename { name, description };
+        // Checked here for a quick answer, and again at commit against the members then.
+        self.plan(&members, session, &intent)?;
+        if matches!(
+            &intent,
+            ChangeIntent::Rename {
+                name: None,
+                description: None
+            }
+        ) {
             return Err(Error::Invalid(
                 "nothing to change: give name or description".into(),
             ));
         }
-        self.check_write_rate(session)?;
-        self.change_conversation(
-            session,
-            conversation_id,
-            ChangeIntent::Rename { name, description },
-        )
-        .await?;
+        self.check_group_change_rate(session, conversation_id)?;
+        self.change_conversation(session, conversation_id, intent)
+            .await?;
         self.conversation(session, conversation_id).await
     }
 
@@ -722,31 +734,36 @@ impl Chat {
         user_ids: Vec<UserId>,
     ) -> Result<Vec<Member>> {
         let members = self.members_for(conversation_id, &session.user_id).await?;
-        require_group_admin(&members, &session.user_id)?;
-        let mut seen = HashSet::new();
-        let new_user_ids: Vec<UserId> = user_ids
-            .into_iter()
-            .filter(|user_id| !members.is_member(user_id) && seen.insert(user_id.clone()))
-            .collect();
-        if new_user_ids.is_empty() {
+        let plan = self.plan(&members, session, &ChangeIntent::AddMembers(user_ids))?;
+        let Some(SystemEvent::MembersAdded {
+            user_ids: joining, ..
+        }) = plan.events.first()
+        else {
             return Ok(members.members.clone());
-        }
-        if members.members.len() + new_user_ids.len() > self.inner.config.max_group_members {
-            return Err(Error::GroupFull {
-                limit: self.inner.config.max_group_members,
-            });
-        }
-        for user_id in &new_user_ids {
+        };
+        for user_id in joining {
             self.user(user_id).await?;
         }
-        self.check_write_rate(session)?;
-        self.change_conversation(
-            session,
-            conversation_id,
-            ChangeIntent::AddMembers(new_user_ids),
-        )
-        .await?;
+        let intent = ChangeIntent::AddMembers(joining.clone());
+        self.check_group_change_rate(session, conversation_id)?;
+        self.change_conversation(session, conversation_id, intent)
+            .await?;
         Ok(self.members(conversation_id).await?.members.clone())
+    }
+
+    /// What `intent` would do now, by the group rules (`rules::plan_change`).
+    fn plan(
+        &self,
+        members: &ConversationMembers,
+        session: &Session,
+        intent: &ChangeIntent,
+    ) -> Result<rules::ChangePlan> {
+        rules::plan_change(
+            members,
+            &session.user_id,
+            intent,
+            self.inner.config.max_group_members,
+        )
     }
 
     /// `PATCH /conversations/{id}/members/{user_id}`: the owner makes a member an admin or
@@ -764,17 +781,10 @@ impl Chat {
             role,
         };
         // Checked here for a quick answer, and again at commit against the members then.
-        if rules::plan_change(
-            &members,
-            &session.user_id,
-            &intent,
-            self.inner.config.max_group_members,
-        )?
-        .is_noop()
-        {
+        if self.plan(&members, session, &intent)?.is_noop() {
             return Ok(members.members.clone());
         }
-        self.check_write_rate(session)?;
+        self.check_group_change_rate(session, conversation_id)?;
         self.change_conversation(session, conversation_id, intent)
             .await?;
         Ok(self.members(conversation_id).await?.members.clone())
@@ -793,15 +803,10 @@ impl Chat {
         let intent = ChangeIntent::Remove {
             user_id: user_id.clone(),
         };
-        rules::plan_change(
-            &members,
-            &session.user_id,
-            &intent,
-            self.inner.config.max_group_members,
-        )?;
+        self.plan(&members, session, &intent)?;
         // Leaving is never rate limited: a user must always be able to get out.
         if user_id != &session.user_id {
-            self.check_write_rate(session)?;
+            self.check_group_change_rate(session, conversation_id)?;
         }
         self.change_conversation(session, conversation_id, intent)
             .await
@@ -833,7 +838,7 @@ impl Chat {
     async fn fresh_members(
         &self,
         conversation_id: &ConversationId,
-    ) -> Result<Arc<ConversationMembers>> {
+    ) -> Result<(ConversationRecord, ConversationMembers)> {
         let record = self
             .inner
             .store
@@ -841,11 +846,8 @@ impl Chat {
             .await
             .map_err(not_found_is_not_member)?;
         let members = self.inner.store.fetch_members(conversation_id).await?;
-        Ok(Arc::new(ConversationMembers::new(
-            record.kind,
-            members,
-            record.members_version,
-        )))
+        let members = ConversationMembers::new(record.kind, members, record.members_version);
+        Ok((record, members))
     }
 
     /// Runs a change in the committer, between batches. Authorizes it against the members
@@ -864,7 +866,7 @@ impl Chat {
     ) -> Result<()> {
         let mut attempts = 0;
         let (before, plan, appended) = loop {
-            let before = self.fresh_members(conversation_id).await?;
+            let (_, before) = self.fresh_members(conversation_id).await?;
             let plan = rules::plan_change(
                 &before,
                 &actor.user_id,
@@ -892,6 +894,10 @@ impl Chat {
             {
                 Ok(appended) => break (before, plan, appended),
                 Err(StoreError::Conflict(_)) if attempts < MAX_CHANGE_ATTEMPTS => attempts += 1,
+                // Other nodes kept changing the members: busy, not the caller's fault.
+                Err(StoreError::Conflict(reason)) => {
+                    return Err(Error::Store(StoreError::Unavailable(reason.into())))
+                }
                 Err(error) => return Err(error.into()),
             }
         };
@@ -901,7 +907,7 @@ impl Chat {
                 conversation_id: conversation_id.clone(),
             })
             .await;
-        let after = self.fresh_members(conversation_id).await?;
+        let (record, after) = self.fresh_members(conversation_id).await?;
         let mut recipients: Vec<UserId> = after.user_ids.to_vec();
         for user_id in before.user_ids.iter() {
             if !after.is_member(user_id) {
@@ -919,8 +925,7 @@ impl Chat {
             };
             announced = announced.and(self.deliver_checked(plan.removed.into(), &frame).await);
         }
-        let record = self.inner.store.fetch_conversation(conversation_id).await?;
-        let conversation = conversation_view(record, Some(after.members.clone()), None);
+        let conversation = conversation_view(record, Some(after.members), None);
         announced.and(self.announce_conversation(&conversation).await)
     }
 
@@ -1108,6 +1113,23 @@ impl Chat {
             .write_limiter
             .try_take(&session.user_id, Instant::now())
             .map_err(|retry_after| Error::RateLimited { retry_after })
+    }
+
+    /// A change to a group stores a system message the members see like a message, so it
+    /// spends from the same per-user-per-group bucket as sends, and one write.
+    fn check_group_change_rate(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+    ) -> Result<()> {
+        let group_key = (session.user_id.clone(), conversation_id.clone());
+        self.inner
+            .group_limiter
+            .try_take(&group_key, Instant::now())
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        self.check_write_rate(session).inspect_err(|_| {
+            self.inner.group_limiter.refund(&group_key);
+        })
     }
 
     /// Before creating a conversation: one write, and for an account younger than
@@ -1674,15 +1696,9 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
             let (messages, replies): (Vec<_>, Vec<_>) = sends
                 .into_iter()
                 .map(|pending| {
-                    let requested_conversation = pending.message.conversation_id.clone();
                     (
                         pending.message,
-                        (
-                            pending.reply,
-                            pending.queued_at,
-                            pending.origin_connection,
-                            requested_conversation,
-                        ),
+                        (pending.reply, pending.queued_at, pending.origin_connection),
                     )
                 })
                 .unzip();
@@ -1691,19 +1707,12 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
             match chat.inner.store.append_messages(messages).await {
                 Ok(outcomes) => {
                     debug_assert_eq!(outcomes.len(), count);
-                    for (outcome, (reply, queued_at, origin_connection, requested_conversation)) in
+                    for (outcome, (reply, queued_at, origin_connection)) in
                         outcomes.into_iter().zip(replies)
                     {
                         metrics::histogram!("parley_ack_latency_seconds")
                             .record(queued_at.elapsed().as_secs_f64());
                         let answer = match outcome {
-                            Ok(appended)
-                                if appended.duplicate
-                                    && appended.message.conversation_id
-                                        != requested_conversation =>
-                            {
-                                Err(Error::ClientMsgIdReused)
-                            }
                             Ok(appended) => {
                                 if !appended.duplicate {
                                     chat.fan_out(&appended.message, origin_connection).await;
@@ -1711,6 +1720,7 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
                                 Ok(appended)
                             }
                             Err(AppendRefusal::NotMember) => Err(Error::NotMember),
+                            Err(AppendRefusal::ClientMsgIdReused) => Err(Error::ClientMsgIdReused),
                         };
                         let _ = reply.send(answer);
                     }
@@ -1718,7 +1728,7 @@ async fn run_committer(inner: Arc<Inner>, mut queue: mpsc::Receiver<CommitReques
                 Err(error) => {
                     tracing::error!(%error, count, "group commit failed");
                     let text = error.to_string();
-                    for (reply, _, _, _) in replies {
+                    for (reply, _, _) in replies {
                         let _ = reply.send(Err(Error::Store(StoreError::Unavailable(
                             text.clone().into(),
                         ))));
@@ -1794,20 +1804,6 @@ fn not_found_is_not_member(error: StoreError) -> Error {
     match error {
         StoreError::NotFound => Error::NotMember,
         other => other.into(),
-    }
-}
-
-fn require_group_admin(members: &ConversationMembers, user_id: &UserId) -> Result<()> {
-    if members.kind == ConversationType::Direct {
-        return Err(Error::Forbidden(
-            "direct conversations cannot be changed".into(),
-        ));
-    }
-    match members.role_of(user_id) {
-        Some(role) if role.is_admin() => Ok(()),
-        _ => Err(Error::Forbidden(
-            "only group owners and admins can do this".into(),
-        )),
     }
 }
 

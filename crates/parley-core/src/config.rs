@@ -46,7 +46,7 @@ impl Default for CoreConfig {
             user_messages_per_minute: 200,
             group_messages_per_minute: 30,
             typing_max_group: parley_proto::limits::TYPING_MAX_GROUP,
-            writes_per_minute: 60,
+            writes_per_minute: 30,
             searches_per_minute: 60,
             new_account_period: Duration::from_secs(24 * 3600),
             new_account_direct_chats_per_hour: 20,

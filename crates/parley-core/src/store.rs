@@ -158,6 +158,9 @@ pub enum AppendRefusal {
     /// The sender is not, or no longer, a member of the conversation when the
     /// transaction runs (a removal committed after the send was admitted).
     NotMember,
+    /// The sender already used this `client_msg_id` for a message in another
+    /// conversation: not a retry of that message, and nothing is stored.
+    ClientMsgIdReused,
 }
 
 /// One message's fate in `append_messages`.
@@ -345,7 +348,8 @@ pub trait Store: Send + Sync + 'static {
     /// one outcome each, in the same order. Gives each new message the next `seq` of its
     /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
-    /// and the first message is returned. A new message whose sender is not a member at
+    /// and the first message is returned, if it is in the same conversation (else
+    /// `AppendRefusal::ClientMsgIdReused`). A new message whose sender is not a member at
     /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
     /// once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>>;

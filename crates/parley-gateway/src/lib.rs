@@ -45,6 +45,11 @@ pub struct GatewayConfig {
     pub max_sockets_per_device: usize,
     /// Syncs streaming at once; more wait their turn.
     pub max_concurrent_syncs: usize,
+    /// WebSockets on this node that have not sent their `auth` frame yet (each may buffer
+    /// up to the 1 MiB hard frame limit until its 10 s are up).
+    pub max_unauthenticated_sockets: usize,
+    /// A request body must arrive within this time.
+    pub request_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -60,6 +65,8 @@ impl Default for GatewayConfig {
             max_sockets_per_user: 32,
             max_sockets_per_device: 8,
             max_concurrent_syncs: 32,
+            max_unauthenticated_sockets: 512,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -75,6 +82,8 @@ pub struct AppState {
     sockets_per_ip: Arc<limits::SocketsPerIp>,
     /// One permit per sync streaming on this node: bounds the memory syncs hold.
     syncs: Arc<tokio::sync::Semaphore>,
+    /// One permit per socket waiting for its `auth` frame, node-wide.
+    unauthenticated: Arc<tokio::sync::Semaphore>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -90,6 +99,9 @@ impl AppState {
             sockets_per_ip: Arc::default(),
             syncs: Arc::new(tokio::sync::Semaphore::new(
                 config.max_concurrent_syncs.max(1),
+            )),
+            unauthenticated: Arc::new(tokio::sync::Semaphore::new(
+                config.max_unauthenticated_sockets.max(1),
             )),
             chat,
             hub,
@@ -143,6 +155,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(rest::metrics))
         .fallback(web::static_file)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.request_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

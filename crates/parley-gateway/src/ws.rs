@@ -44,6 +44,9 @@ const SYNC_PAGE: u32 = 64;
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Sends awaiting their commit per connection; more are refused with `rate_limited`.
 const MAX_IN_FLIGHT_SENDS: usize = 1024;
+/// Longest wait for a sync permit, and longest time to read and write one sync page:
+/// past it the socket is closed (the client reconnects and syncs again).
+const SYNC_PAGE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a closing socket waits for the client's close before it is dropped.
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -73,12 +76,25 @@ pub async fn upgrade(
         .with_message("too many connections from this address")
         .into_response();
     };
-    let session = match query.token {
+    let (session, waiting_for_auth) = match query.token {
         Some(token) => match state.chat.authenticate(&token).await {
-            Ok(session) => Some(session),
+            Ok(session) => (Some(session), None),
             Err(error) => return crate::error::ApiError::from(error).into_response(),
         },
-        None => None,
+        // Node-wide: sockets that have not authenticated cannot add up without bound
+        // however many addresses they come from.
+        None => match state.unauthenticated.clone().try_acquire_owned() {
+            Ok(permit) => (None, Some(permit)),
+            Err(_) => {
+                metrics::counter!("parley_sockets_refused_total", "limit" => "unauthenticated")
+                    .increment(1);
+                return crate::error::ApiError::from(Error::RateLimited {
+                    retry_after: std::time::Duration::from_secs(1),
+                })
+                .with_message("too many connections waiting to authenticate; retry")
+                .into_response();
+            }
+        },
     };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -93,7 +109,7 @@ pub async fn upgrade(
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {
-            run(socket, state, session).await;
+            run(socket, state, session, waiting_for_auth).await;
             drop(ip_slot);
         })
 }
@@ -115,7 +131,12 @@ struct Connection {
     frame_budget_at: Instant,
 }
 
-async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
+async fn run(
+    mut socket: WebSocket,
+    state: AppState,
+    session: Option<Session>,
+    waiting_for_auth: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let session = match session {
         Some(session) => session,
         None => match authenticate_first_frame(&mut socket, &state).await {
@@ -123,6 +144,7 @@ async fn run(mut socket: WebSocket, state: AppState, session: Option<Session>) {
             None => return,
         },
     };
+    drop(waiting_for_auth);
     let connection_id = state.hub.next_connection_id();
     let (outbound_sender, outbound) = mpsc::channel(state.config.outbound_queue);
     let evict = Arc::new(Notify::new());
@@ -635,35 +657,80 @@ impl Connection {
         for (conversation_id, mut after_seq, up_to_seq) in plan.ranges {
             while after_seq < up_to_seq {
                 // Held while the page is read and written: bounds sync memory per node.
-                let Ok(_permit) = self.state.syncs.clone().acquire_owned().await else {
+                let permit = tokio::time::timeout(
+                    SYNC_PAGE_DEADLINE,
+                    self.state.syncs.clone().acquire_owned(),
+                )
+                .await;
+                let Ok(Ok(_permit)) = permit else {
+                    let busy = ServerFrame::error(
+                        ErrorCode::Unavailable,
+                        "too many syncs on this server: reconnect and sync again",
+                    );
+                    let _ = self.write(&busy).await;
                     return Err(());
                 };
-                let page = match self
-                    .state
-                    .chat
-                    .sync_page(&self.session, &conversation_id, after_seq, SYNC_PAGE)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(error) => {
+                // One deadline for reading and writing the whole page, so a client that
+                // reads slowly cannot hold a permit for long (each write alone has 10 s).
+                let page = tokio::time::timeout(
+                    SYNC_PAGE_DEADLINE,
+                    self.sync_one_page(&conversation_id, after_seq),
+                )
+                .await
+                .map_err(|_| ())??;
+                match page {
+                    PageOutcome::Sent(last_seq) => after_seq = last_seq,
+                    PageOutcome::Empty => break,
+                    PageOutcome::Failed => {
                         // Say only how far this conversation really got, so the client
                         // does not skip what it never received.
                         done.insert(conversation_id.clone(), after_seq);
-                        self.write(&error_frame(&error, None)).await?;
                         break;
                     }
-                };
-                let Some(last) = page.last() else { break };
-                after_seq = last.seq;
-                for message in page {
-                    let frame = ServerFrame::NewMessage(message).to_json();
-                    self.feed(Message::Text(frame.into())).await?;
                 }
-                self.flush().await?;
             }
         }
         self.write(&ServerFrame::SyncDone { cursors: done }).await
     }
+
+    /// Reads one page of `sync` after `after_seq` and writes it.
+    async fn sync_one_page(
+        &mut self,
+        conversation_id: &parley_proto::ConversationId,
+        after_seq: i64,
+    ) -> Result<PageOutcome, ()> {
+        let page = match self
+            .state
+            .chat
+            .sync_page(&self.session, conversation_id, after_seq, SYNC_PAGE)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                self.write(&error_frame(&error, None)).await?;
+                return Ok(PageOutcome::Failed);
+            }
+        };
+        let Some(last_seq) = page.last().map(|message| message.seq) else {
+            return Ok(PageOutcome::Empty);
+        };
+        for message in page {
+            let frame = ServerFrame::NewMessage(message).to_json();
+            self.feed(Message::Text(frame.into())).await?;
+        }
+        self.flush().await?;
+        Ok(PageOutcome::Sent(last_seq))
+    }
+}
+
+/// What streaming one `sync` page did.
+enum PageOutcome {
+    /// Written, up to this `seq`.
+    Sent(i64),
+    /// Nothing more to send.
+    Empty,
+    /// The read failed; an `error` frame was written.
+    Failed,
 }
 
 /// The refusal of a frame over the connection's budget.

@@ -46,6 +46,7 @@ pub struct Limits {
     pub max_sockets_per_user: usize,
     pub max_sockets_per_device: usize,
     pub max_concurrent_syncs: usize,
+    pub max_unauthenticated_sockets: usize,
     pub writes_per_minute: u32,
     pub searches_per_minute: u32,
     pub new_account_hours: u64,
@@ -103,6 +104,7 @@ impl Default for Limits {
             max_sockets_per_user: gateway.max_sockets_per_user,
             max_sockets_per_device: gateway.max_sockets_per_device,
             max_concurrent_syncs: gateway.max_concurrent_syncs,
+            max_unauthenticated_sockets: gateway.max_unauthenticated_sockets,
             writes_per_minute: core.writes_per_minute,
             searches_per_minute: core.searches_per_minute,
             new_account_hours: core.new_account_period.as_secs() / 3600,
@@ -172,6 +174,8 @@ impl Config {
             max_sockets_per_user: self.limits.max_sockets_per_user,
             max_sockets_per_device: self.limits.max_sockets_per_device,
             max_concurrent_syncs: self.limits.max_concurrent_syncs,
+            max_unauthenticated_sockets: self.limits.max_unauthenticated_sockets,
+            request_timeout: std::time::Duration::from_secs(self.limits.request_timeout_secs),
             ..parley_gateway::GatewayConfig::default()
         }
     }

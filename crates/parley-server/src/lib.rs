@@ -110,15 +110,43 @@ impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S>
     fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
         let timeout = self.timeout;
         Box::pin(async move {
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
-                Ok(Ok(read)) if read > 0 => Ok((stream, service)),
-                Ok(Ok(_)) => Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(Err(error)) => Err(error),
-                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut start = [0u8; 4];
+            loop {
+                let read = match tokio::time::timeout_at(deadline, stream.peek(&mut start)).await {
+                    Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(Ok(read)) => read,
+                    Ok(Err(error)) => return Err(error),
+                    Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                };
+                // HTTP/2 without TLS starts with "PRI ": it has no header or idle timeout
+                // in hyper, so it is not served (no browser uses it).
+                if read >= start.len() || start[0] != b'P' {
+                    if &start == b"PRI " {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "HTTP/2 without TLS is not served",
+                        ));
+                    }
+                    return Ok((stream, service));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         })
     }
+}
+
+/// Loads the certificate and key, offering only HTTP/1.1 by ALPN: hyper's HTTP/2 has no
+/// header or idle timeout, so a silent HTTP/2 client could hold its socket forever.
+async fn tls_config(tls: &config::Tls) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    let rustls_config =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_path, &tls.key_path)
+            .await
+            .context("loading the TLS certificate and key")?;
+    let mut server_config = (*rustls_config.get_inner()).clone();
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    rustls_config.reload_from_config(Arc::new(server_config));
+    Ok(rustls_config)
 }
 
 /// Opens storage, wires the embedded mode and starts serving.
@@ -176,12 +204,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         match tls {
             Some(tls) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(
-                    &tls.cert_path,
-                    &tls.key_path,
-                )
-                .await
-                .context("loading the TLS certificate and key")?;
+                let rustls_config = tls_config(&tls).await?;
                 let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
                     .handshake_timeout(request_timeout)
                     .acceptor(FirstByteDeadline {

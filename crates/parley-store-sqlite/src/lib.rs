@@ -997,7 +997,8 @@ impl Store for SqliteStore {
     /// one outcome each, in the same order. Gives each new message the next `seq` of its
     /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
-    /// and the first message is returned. A new message whose sender is not a member at
+    /// and the first message is returned, if it is in the same conversation (else
+    /// `AppendRefusal::ClientMsgIdReused`). A new message whose sender is not a member at
     /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
     /// once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>> {
@@ -1015,18 +1016,27 @@ impl Store for SqliteStore {
         for message in messages {
             let key = (message.sender_id.clone(), message.client_msg_id.clone());
             if let Some(first) = stored.get(&key) {
-                outcomes.push(Ok(Appended {
-                    message: first.clone(),
-                    duplicate: true,
-                }));
+                outcomes.push(if first.conversation_id == message.conversation_id {
+                    Ok(Appended {
+                        message: first.clone(),
+                        duplicate: true,
+                    })
+                } else {
+                    Err(AppendRefusal::ClientMsgIdReused)
+                });
                 continue;
             }
             if let Some(&index) = first_in_batch.get(&key) {
-                let first = outcomes[index].clone();
-                outcomes.push(first.map(|appended| Appended {
-                    duplicate: true,
-                    ..appended
-                }));
+                let outcome = match outcomes[index].clone() {
+                    Ok(first) if first.message.conversation_id != message.conversation_id => {
+                        Err(AppendRefusal::ClientMsgIdReused)
+                    }
+                    first => first.map(|appended| Appended {
+                        duplicate: true,
+                        ..appended
+                    }),
+                };
+                outcomes.push(outcome);
                 continue;
             }
             let membership = (message.conversation_id.clone(), message.sender_id.clone());

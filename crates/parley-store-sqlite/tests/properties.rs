@@ -23,7 +23,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// Whatever the batching and retries: each `(sender, client_msg_id)` is stored once
-    /// (a retry returns the first message, even from another conversation), new messages
+    /// (a retry returns the first message; the same id in another conversation is
+    /// refused as `ClientMsgIdReused` and uses no `seq`), new messages
     /// get the next `seq` of their conversation in batch order, and every conversation's
     /// history is exactly 1..=n.
     #[test]
@@ -52,6 +53,16 @@ proptest! {
                 let outcomes = store.append_messages(messages).await.unwrap();
                 assert_eq!(outcomes.len(), batch.len());
                 for ((sender, conversation, client_id), outcome) in batch.iter().zip(outcomes) {
+                    match first_seen.get(&(*sender, *client_id)) {
+                        Some((first_conversation, _)) if first_conversation != conversation => {
+                            assert_eq!(
+                                outcome,
+                                Err(parley_core::store::AppendRefusal::ClientMsgIdReused)
+                            );
+                            continue;
+                        }
+                        _ => {}
+                    }
                     let outcome = outcome.expect("every user is a member of both groups");
                     match first_seen.get(&(*sender, *client_id)) {
                         Some((first_conversation, first_seq)) => {

@@ -21,6 +21,7 @@ macro_rules! store_conformance {
             seq_is_gap_free_under_concurrent_appends,
             duplicates_return_the_first_message,
             duplicates_within_one_batch_store_once,
+            a_client_id_reused_in_another_conversation_is_refused,
             history_ranges_are_exact,
             membership_changes_commit_with_their_system_message,
             changes_apply_only_at_the_expected_members_version,

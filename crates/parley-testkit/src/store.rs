@@ -391,6 +391,44 @@ pub async fn duplicates_return_the_first_message(store: Arc<dyn Store>) {
     );
 }
 
+pub async fn a_client_id_reused_in_another_conversation_is_refused(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let first_group = group(&store, std::slice::from_ref(&alice)).await;
+    let second_group = group(&store, std::slice::from_ref(&alice)).await;
+    let second_start = store
+        .fetch_conversation(&second_group)
+        .await
+        .unwrap()
+        .last_seq;
+    let stored = store
+        .append_messages(vec![text(&first_group, &alice, "id-1")])
+        .await
+        .unwrap()
+        .remove(0)
+        .expect("members may send");
+    // Already stored, and earlier in the same batch: both refused, neither uses a seq.
+    let outcomes = store
+        .append_messages(vec![
+            text(&second_group, &alice, "id-1"),
+            text(&first_group, &alice, "id-2"),
+            text(&second_group, &alice, "id-2"),
+            text(&first_group, &alice, "id-1"),
+        ])
+        .await
+        .unwrap();
+    use parley_core::store::AppendRefusal;
+    assert_eq!(outcomes[0], Err(AppendRefusal::ClientMsgIdReused));
+    assert!(outcomes[1].as_ref().is_ok_and(|a| !a.duplicate));
+    assert_eq!(outcomes[2], Err(AppendRefusal::ClientMsgIdReused));
+    let retry = outcomes[3]
+        .as_ref()
+        .expect("a retry in its own conversation");
+    assert!(retry.duplicate);
+    assert_eq!(retry.message, stored.message);
+    let second = store.fetch_conversation(&second_group).await.unwrap();
+    assert_eq!(second.last_seq, second_start, "refused sends use no seq");
+}
+
 pub async fn duplicates_within_one_batch_store_once(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let conversation_id = group(&store, std::slice::from_ref(&alice)).await;

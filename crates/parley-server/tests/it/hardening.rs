@@ -82,12 +82,27 @@ async fn slow_and_silent_connections_are_closed() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
+    let mut slow_body = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow_body
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"username\":",
+        )
+        .await
+        .unwrap();
+    // Cleartext HTTP/2 (no header or idle timeout in hyper) is not served at all.
+    let mut h2c = tokio::net::TcpStream::connect(&address).await.unwrap();
+    h2c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
 
     let limit = Duration::from_secs(5);
     for (what, stream) in [
         ("half-sent request", &mut half_sent),
         ("bare TCP", &mut bare),
         ("idle keep-alive", &mut kept_alive),
+        ("trickled body", &mut slow_body),
+        ("HTTP/2 preface", &mut h2c),
     ] {
         let took = time_until_closed(stream, limit).await;
         assert!(
@@ -112,6 +127,7 @@ async fn sockets_are_capped_per_address_user_and_device() {
         config.limits.max_sockets_per_ip = 4;
         config.limits.max_sockets_per_device = 2;
         config.limits.max_sockets_per_user = 3;
+        config.limits.max_unauthenticated_sockets = 1;
     })
     .await;
     let alice = server.user("alice").await;
@@ -147,6 +163,15 @@ async fn sockets_are_capped_per_address_user_and_device() {
 
     // Three sockets held from this address plus one unauthenticated: the fifth is 429.
     let _waiting = Raw::open(&bare).await;
+    drop(phone_socket);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second_unauthenticated = tokio_tungstenite::connect_async(&bare).await.unwrap_err();
+    assert!(
+        second_unauthenticated.to_string().contains("429"),
+        "one socket may wait for auth on this node: {second_unauthenticated}"
+    );
+    let mut phone_socket = Raw::open(&server.ws_url(&phone.token().unwrap())).await;
+    assert_eq!(phone_socket.next().await["type"], "ready");
     let refused = tokio_tungstenite::connect_async(&bare).await.unwrap_err();
     assert!(refused.to_string().contains("429"), "{refused}");
 
