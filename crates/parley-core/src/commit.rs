@@ -7,9 +7,10 @@
 //! `seq` for messages of one sender into one conversation. Membership changes ride the
 //! same queue as barriers, so their system messages are announced in `seq` order too.
 
+use crate::chat::Chat;
 use crate::error::Error;
 use crate::rules::ChangeIntent;
-use crate::store::{Appended, NewMessage, SessionRecord};
+use crate::store::{AppendRefusal, Appended, NewMessage, SessionRecord, StoreError};
 use parley_proto::ConversationId;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -72,4 +73,72 @@ pub async fn next_batch(
         }
     }
     Some((sends, None))
+}
+
+/// The committer task: takes batches off the queue, appends each in one store
+/// transaction, fans out and answers every send; runs barriers (changes, flushes) between
+/// batches. Ends when the queue closes.
+pub(crate) async fn run_committer(chat: Chat, mut queue: mpsc::Receiver<CommitRequest>) {
+    while let Some((sends, barrier)) = next_batch(&mut queue, chat.max_commit_batch()).await {
+        if !sends.is_empty() {
+            let (messages, replies): (Vec<_>, Vec<_>) = sends
+                .into_iter()
+                .map(|pending| {
+                    (
+                        pending.message,
+                        (pending.reply, pending.queued_at, pending.origin_connection),
+                    )
+                })
+                .unzip();
+            metrics::histogram!("parley_commit_batch_size").record(messages.len() as f64);
+            let count = messages.len();
+            match chat.store().append_messages(messages).await {
+                Ok(outcomes) => {
+                    debug_assert_eq!(outcomes.len(), count);
+                    for (outcome, (reply, queued_at, origin_connection)) in
+                        outcomes.into_iter().zip(replies)
+                    {
+                        metrics::histogram!("parley_ack_latency_seconds")
+                            .record(queued_at.elapsed().as_secs_f64());
+                        let answer = match outcome {
+                            Ok(appended) => {
+                                if !appended.duplicate {
+                                    chat.fan_out(&appended.message, origin_connection).await;
+                                }
+                                Ok(appended)
+                            }
+                            Err(AppendRefusal::NotMember) => Err(Error::NotMember),
+                            Err(AppendRefusal::ClientMsgIdReused) => Err(Error::ClientMsgIdReused),
+                        };
+                        let _ = reply.send(answer);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, count, "group commit failed");
+                    let text = error.to_string();
+                    for (reply, _, _) in replies {
+                        let _ = reply.send(Err(Error::Store(StoreError::Unavailable(
+                            text.clone().into(),
+                        ))));
+                    }
+                }
+            }
+        }
+        match barrier {
+            Some(Barrier::Change(pending)) => {
+                let PendingChange {
+                    conversation_id,
+                    actor,
+                    intent,
+                    reply,
+                } = *pending;
+                let outcome = chat.apply_change(&actor, &conversation_id, intent).await;
+                let _ = reply.send(outcome);
+            }
+            Some(Barrier::Flush(done)) => {
+                let _ = done.send(());
+            }
+            None => {}
+        }
+    }
 }

@@ -1,0 +1,360 @@
+//! Sending (checks, rate limits, the commit queue, the retry of a stored message),
+//! fan-out after commit, history and sync.
+
+use super::*;
+
+impl Chat {
+    /// Checks a send and queues it for the next group commit. The queue keeps the order of
+    /// calls, so one connection's sends get `seq`s in the order it sent them. Await the
+    /// returned receiver for the stored message (`msg_ack`).
+    pub async fn submit_message(
+        &self,
+        session: &Session,
+        request: SendRequest,
+    ) -> Result<oneshot::Receiver<Result<Appended>>> {
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(Error::ShuttingDown);
+        }
+        let client_msg_id = request.client_msg_id;
+        let id_chars = client_msg_id.chars().count();
+        if id_chars == 0 || id_chars > parley_proto::limits::MAX_CLIENT_MSG_ID {
+            return Err(Error::Invalid(
+                "client_msg_id must be 1-128 characters".into(),
+            ));
+        }
+        if request.content.len() > self.inner.config.max_content_bytes {
+            return Err(Error::ContentTooLarge {
+                limit: self.inner.config.max_content_bytes,
+            });
+        }
+        check_content(&request.content)?;
+        if client_msg_id.starts_with(SYSTEM_CLIENT_ID_PREFIX) {
+            return Err(Error::Invalid(format!(
+                "client_msg_id must not start with '{SYSTEM_CLIENT_ID_PREFIX}' (reserved)"
+            )));
+        }
+        let content_type = match request.content_type {
+            None => "text".to_owned(),
+            Some(content_type) => {
+                let valid = !content_type.is_empty()
+                    && content_type.len() <= 64
+                    && content_type != "system"
+                    && content_type.bytes().all(|byte| {
+                        byte.is_ascii_lowercase()
+                            || byte.is_ascii_digit()
+                            || b"./+-_".contains(&byte)
+                    });
+                if !valid {
+                    return Err(Error::Invalid(
+                        "content_type must be 1-64 characters of a-z 0-9 . / + - _, and not 'system'".into(),
+                    ));
+                }
+                content_type
+            }
+        };
+        if let Err(refusal) = self
+            .admit_send(session, &request.conversation_id, request.reply_to_seq)
+            .await
+        {
+            return self
+                .first_ack_or(refusal, session, &request.conversation_id, &client_msg_id)
+                .await;
+        }
+        let (reply, outcome) = oneshot::channel();
+        let pending = PendingSend {
+            message: NewMessage {
+                message_id: ids::new_message_id(),
+                conversation_id: request.conversation_id,
+                sender_id: session.user_id.clone(),
+                sender_device_id: session.device_id.clone(),
+                client_msg_id,
+                content: request.content,
+                content_type,
+                reply_to_seq: request.reply_to_seq,
+                created_at: Timestamp::now(),
+                system: None,
+            },
+            reply,
+            queued_at: Instant::now(),
+            origin_connection: request.origin_connection,
+        };
+        self.inner
+            .commit_queue
+            .send(CommitRequest::Send(pending))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        Ok(outcome)
+    }
+
+    /// The checks a send must pass besides its own fields: membership, `reply_to_seq`,
+    /// rate limits (which spend a token when passed).
+    pub(super) async fn admit_send(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        reply_to_seq: Option<i64>,
+    ) -> Result<()> {
+        let members = self.members_for(conversation_id, &session.user_id).await?;
+        if let Some(reply_to_seq) = reply_to_seq {
+            let record = self.inner.store.fetch_conversation(conversation_id).await?;
+            if reply_to_seq < 1 || reply_to_seq > record.last_seq {
+                return Err(Error::NotFound("message for reply_to_seq"));
+            }
+        }
+        self.check_send_rate(session, conversation_id, members.kind)
+    }
+
+    /// A refused send may be the retry of one already stored (the sender has since hit
+    /// a rate limit or been removed): the protocol promises the first message's ack
+    /// again, so look before refusing.
+    pub(super) async fn first_ack_or(
+        &self,
+        refusal: Error,
+        session: &Session,
+        conversation_id: &ConversationId,
+        client_msg_id: &str,
+    ) -> Result<oneshot::Receiver<Result<Appended>>> {
+        if !matches!(refusal, Error::NotMember | Error::RateLimited { .. }) {
+            return Err(refusal);
+        }
+        match self
+            .inner
+            .store
+            .fetch_message_by_client_id(&session.user_id, client_msg_id)
+            .await?
+        {
+            Some(first) if &first.conversation_id == conversation_id => {
+                let (reply, outcome) = oneshot::channel();
+                let _ = reply.send(Ok(Appended {
+                    message: first,
+                    duplicate: true,
+                }));
+                Ok(outcome)
+            }
+            // Stored in another conversation: not a retry of this send.
+            Some(_) | None => Err(refusal),
+        }
+    }
+
+    /// Sends and waits for the commit (the REST fallback).
+    pub async fn send_message(&self, session: &Session, request: SendRequest) -> Result<Appended> {
+        let outcome = self.submit_message(session, request).await?;
+        outcome.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Spends one of the user's writes a minute (REST-style changes that store or notify).
+    pub(super) fn check_write_rate(&self, session: &Session) -> Result<()> {
+        self.inner
+            .write_limiter
+            .try_take(&session.user_id, Instant::now())
+            .map_err(|retry_after| Error::RateLimited { retry_after })
+    }
+
+    /// A change to a group stores a system message the members see like a message, so it
+    /// spends from the same per-user-per-group bucket as sends, and one write.
+    pub(super) fn check_group_change_rate(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+    ) -> Result<()> {
+        let group_key = (session.user_id.clone(), conversation_id.clone());
+        self.inner
+            .group_limiter
+            .try_take(&group_key, Instant::now())
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        self.check_write_rate(session).inspect_err(|_| {
+            self.inner.group_limiter.refund(&group_key);
+        })
+    }
+
+    /// Before creating a conversation: one write, and for an account younger than
+    /// `new_account_period` one of its new direct chats an hour or groups a day. Returns
+    /// the new-account limiter spent from, so a creation that creates nothing refunds it.
+    pub(super) async fn check_creation_rate(
+        &self,
+        session: &Session,
+        kind: ConversationType,
+    ) -> Result<Option<&RateLimiter<UserId>>> {
+        let user = self.inner.store.fetch_user(&session.user_id).await?;
+        let age_ms = Timestamp::now().millis() - user.created_at.millis();
+        let is_new = age_ms < self.inner.config.new_account_period.as_millis() as i64;
+        let limiter = match kind {
+            ConversationType::Direct => &self.inner.new_account_direct_limiter,
+            ConversationType::Group => &self.inner.new_account_group_limiter,
+        };
+        let now = Instant::now();
+        if is_new {
+            limiter
+                .try_take(&session.user_id, now)
+                .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        }
+        if let Err(retry_after) = self.inner.write_limiter.try_take(&session.user_id, now) {
+            if is_new {
+                limiter.refund(&session.user_id);
+            }
+            return Err(Error::RateLimited { retry_after });
+        }
+        Ok(is_new.then_some(limiter))
+    }
+
+    pub(super) fn check_send_rate(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        kind: ConversationType,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let group_key = (kind == ConversationType::Group)
+            .then(|| (session.user_id.clone(), conversation_id.clone()));
+        if let Some(group_key) = &group_key {
+            self.inner
+                .group_limiter
+                .try_take(group_key, now)
+                .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        }
+        if let Err(retry_after) = self.inner.user_limiter.try_take(&session.user_id, now) {
+            if let Some(group_key) = &group_key {
+                self.inner.group_limiter.refund(group_key);
+            }
+            return Err(Error::RateLimited { retry_after });
+        }
+        Ok(())
+    }
+
+    /// After a commit: `new_message` to every device of every member but the sending
+    /// device, and the sender's read pointer moves to their own message.
+    pub(crate) async fn fan_out(&self, message: &Message, origin_connection: Option<u64>) {
+        let members = match self.members(&message.conversation_id).await {
+            Ok(members) => members,
+            Err(error) => {
+                tracing::error!(%error, conversation_id = %message.conversation_id, "fan-out skipped: members unavailable");
+                return;
+            }
+        };
+        metrics::counter!("parley_messages_total").increment(1);
+        let frame: Arc<str> = ServerFrame::NewMessage(message.clone()).to_json().into();
+        self.publish(BusEvent::Deliver {
+            user_ids: members.user_ids.clone(),
+            except_connection: origin_connection,
+            frame,
+            created_at_ms: Some(message.created_at.millis()),
+        })
+        .await;
+        if message.content_type != "system" {
+            self.inner
+                .receipts
+                .note(&message.conversation_id, &message.sender_id, 0, message.seq);
+        }
+    }
+
+    /// `GET /conversations/{id}/messages`: a page in ascending `seq`.
+    pub async fn history(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<MessagePage> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        let limit = limit.clamp(1, parley_proto::limits::MAX_HISTORY_PAGE);
+        // Scrolling back takes the newest end; reading forward (only after_seq) the oldest.
+        let from = if after_seq.is_some() && before_seq.is_none() {
+            PageFrom::Oldest
+        } else {
+            PageFrom::Newest
+        };
+        let mut messages = self
+            .inner
+            .store
+            .fetch_messages(
+                conversation_id,
+                SeqRange {
+                    after_seq,
+                    before_seq,
+                },
+                from,
+                limit + 1,
+            )
+            .await?;
+        let has_more = messages.len() > limit as usize;
+        if has_more {
+            match from {
+                PageFrom::Oldest => {
+                    messages.pop();
+                }
+                PageFrom::Newest => {
+                    messages.remove(0);
+                }
+            }
+        }
+        Ok(MessagePage { messages, has_more })
+    }
+
+    /// One page of `sync` for one conversation: messages after `after_seq`, oldest first.
+    pub async fn sync_page(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        Ok(self
+            .inner
+            .store
+            .fetch_messages(
+                conversation_id,
+                SeqRange {
+                    after_seq: Some(after_seq),
+                    before_seq: None,
+                },
+                PageFrom::Oldest,
+                limit,
+            )
+            .await?)
+    }
+
+    /// What a `sync` must send: for each conversation of the user, where to start and at
+    /// most how many messages (`None`: all). Conversations with a cursor resume after it;
+    /// those without one get their newest unread messages, at most
+    /// `sync_uncursored_limit`. Also returns cursors the user gave for conversations they
+    /// are not in, and the final `sync_done` cursors.
+    pub async fn plan_sync(&self, session: &Session, cursors: &Cursors) -> Result<SyncPlan> {
+        let positions = self
+            .inner
+            .store
+            .list_conversation_positions(&session.user_id)
+            .await?;
+        let mut plan = SyncPlan::default();
+        let mut known = HashSet::new();
+        for (conversation_id, last_seq, read_seq) in positions {
+            known.insert(conversation_id.clone());
+            let start = match cursors.get(&conversation_id) {
+                Some(cursor) => (*cursor).clamp(0, last_seq),
+                None => read_seq.max(last_seq - i64::from(self.inner.config.sync_uncursored_limit)),
+            };
+            if start < last_seq {
+                plan.ranges.push((conversation_id.clone(), start, last_seq));
+            }
+            plan.done.insert(conversation_id, last_seq);
+        }
+        plan.not_member = cursors
+            .keys()
+            .filter(|conversation_id| !known.contains(*conversation_id))
+            .cloned()
+            .collect();
+        Ok(plan)
+    }
+}
+
+/// The answer to a `sync`.
+#[derive(Debug, Default)]
+pub struct SyncPlan {
+    /// `(conversation, after_seq, up_to_seq)` to stream, oldest first.
+    pub ranges: Vec<(ConversationId, i64, i64)>,
+    /// Cursors named in the request that are not the user's conversations.
+    pub not_member: Vec<ConversationId>,
+    /// The `sync_done` cursors: every conversation of the user with its `last_seq`.
+    pub done: Cursors,
+}

@@ -1,0 +1,244 @@
+//! [`Chat`]: every operation a user can do, with its checks, over the ports.
+//!
+//! The gateway authenticates a token into a [`Session`] and calls one method per REST call
+//! or WebSocket frame. Each method checks membership and roles here, not in the gateway,
+//! applies limits, and publishes what other devices must see on the `Bus`. It owns no
+//! socket and no SQL; durable state lives in the `Store`, which alone assigns `seq`.
+//!
+//! One idea per file, each an `impl Chat` block: `accounts` (register, login, tokens,
+//! profiles), `conversations` (the members cache, creation, the list), `changes` (group
+//! changes decided at commit), `messages` (send, fan-out, history, sync), `receipts`,
+//! `presence` (and typing); `validation` and `views` hold the free functions they share.
+//! This file has the service's state, its construction and shutdown, and the bus plumbing.
+
+use crate::auth;
+use crate::bus::{Bus, BusEvent};
+use crate::commit::{CommitRequest, PendingChange, PendingSend};
+use crate::config::CoreConfig;
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::membership::{ConversationMembers, MembershipCache};
+use crate::presence::PresenceRegistry;
+use crate::ratelimit::RateLimiter;
+use crate::receipts::ReceiptTracker;
+use crate::rules::{self, ChangeIntent};
+use crate::store::{
+    Appended, ConversationRecord, ConversationSummary, ConversationUpdate, ListCursor,
+    NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, SeqRange,
+    Store, StoreError, UserRecord,
+};
+use parley_proto::frames::Cursors;
+use parley_proto::rest::{
+    AuthResponse, ConversationList, CreateConversationRequest, MessagePage, ReceiptsResponse,
+    UnreadCount, UnreadSummary, UpdateConversationRequest, UpdateProfileRequest,
+};
+use parley_proto::{
+    Conversation, ConversationId, ConversationType, Member, Message, PresenceStatus, Profile,
+    PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
+};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+mod accounts;
+mod changes;
+mod conversations;
+mod messages;
+mod presence;
+mod receipts;
+mod validation;
+mod views;
+
+pub use messages::SyncPlan;
+use receipts::{flush_receipts, run_receipt_flusher};
+use validation::*;
+use views::*;
+
+/// An authenticated device: the store's session record, as every operation takes it.
+pub type Session = crate::store::SessionRecord;
+
+/// A send as a client asks for it.
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    pub client_msg_id: String,
+    pub conversation_id: ConversationId,
+    pub content: String,
+    pub content_type: Option<String>,
+    pub reply_to_seq: Option<i64>,
+    /// The WebSocket connection it came on (`None` for REST): it is answered with
+    /// `msg_ack` and skipped by the fan-out.
+    pub origin_connection: Option<u64>,
+}
+
+/// System messages' `client_msg_id`s start with this; clients may not use it, so a
+/// user's send can never be taken for a duplicate of a system message.
+pub const SYSTEM_CLIENT_ID_PREFIX: &str = "system:";
+/// Times a change is decided again when another node changed the members meanwhile.
+const MAX_CHANGE_ATTEMPTS: u32 = 8;
+/// Lists with members inline when they are at most this big.
+const INLINE_MEMBERS_MAX: usize = 32;
+/// Most users one `presence_subscribe` or search may name.
+const MAX_PRESENCE_USERS: usize = 256;
+const MAX_DISPLAY_NAME: usize = 64;
+const MAX_STATUS_MESSAGE: usize = 256;
+const MAX_GROUP_NAME: usize = 128;
+const MAX_DESCRIPTION: usize = 2048;
+const MAX_AVATAR_URL: usize = 2048;
+
+/// The chat service. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Chat {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: CoreConfig,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn PresenceRegistry>,
+    members: MembershipCache,
+    receipts: ReceiptTracker,
+    user_limiter: RateLimiter<UserId>,
+    group_limiter: RateLimiter<(UserId, ConversationId)>,
+    /// Other writes (conversations, members, renames, roles, profile) per user.
+    write_limiter: RateLimiter<UserId>,
+    search_limiter: RateLimiter<UserId>,
+    /// New direct chats and new groups of accounts younger than `new_account_period`.
+    new_account_direct_limiter: RateLimiter<UserId>,
+    new_account_group_limiter: RateLimiter<UserId>,
+    commit_queue: mpsc::Sender<CommitRequest>,
+    shutting_down: AtomicBool,
+    /// One receipt flush at a time (ticker, `receipts()`, shutdown): concurrent flushes
+    /// could announce pointers out of order.
+    receipt_flush: tokio::sync::Mutex<()>,
+    /// Argon2 runs with tens of MiB each: at most one per core at a time, so a burst of
+    /// logins queues instead of multiplying memory and starving the event loop.
+    password_hashing: Arc<tokio::sync::Semaphore>,
+    /// Hashes running now and the most that ever ran at once (`/metrics`).
+    hashing_in_flight: std::sync::atomic::AtomicUsize,
+    hashing_peak: std::sync::atomic::AtomicUsize,
+}
+
+impl Chat {
+    /// Builds the service and starts its background tasks (group commit, receipt flush)
+    /// on the current tokio runtime.
+    pub fn new(
+        config: CoreConfig,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn PresenceRegistry>,
+    ) -> Self {
+        let (commit_queue, commit_receiver) = mpsc::channel(64 * 1024);
+        let inner = Arc::new(Inner {
+            user_limiter: RateLimiter::per_minute(config.user_messages_per_minute),
+            group_limiter: RateLimiter::per_minute(config.group_messages_per_minute),
+            write_limiter: RateLimiter::per_minute(config.writes_per_minute),
+            search_limiter: RateLimiter::per_minute(config.searches_per_minute),
+            new_account_direct_limiter: RateLimiter::per_period(
+                config.new_account_direct_chats_per_hour,
+                std::time::Duration::from_secs(3600),
+            ),
+            new_account_group_limiter: RateLimiter::per_period(
+                config.new_account_groups_per_day,
+                std::time::Duration::from_secs(24 * 3600),
+            ),
+            config,
+            store,
+            bus,
+            presence,
+            members: MembershipCache::default(),
+            receipts: ReceiptTracker::default(),
+            commit_queue,
+            shutting_down: AtomicBool::new(false),
+            receipt_flush: tokio::sync::Mutex::new(()),
+            password_hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |cores| cores.get()),
+            )),
+            hashing_in_flight: Default::default(),
+            hashing_peak: Default::default(),
+        });
+        tokio::spawn(crate::commit::run_committer(
+            Chat {
+                inner: inner.clone(),
+            },
+            commit_receiver,
+        ));
+        tokio::spawn(run_receipt_flusher(Arc::downgrade(&inner)));
+        Chat { inner }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    /// Most sends one group commit takes.
+    pub(crate) fn max_commit_batch(&self) -> usize {
+        self.inner.config.max_commit_batch
+    }
+
+    /// Stops taking sends, commits what is queued and writes pending receipts.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let (done, flushed) = oneshot::channel();
+        if self
+            .inner
+            .commit_queue
+            .send(CommitRequest::Flush(done))
+            .await
+            .is_ok()
+        {
+            let _ = flushed.await;
+        }
+        flush_receipts(&self.inner).await;
+    }
+
+    /// Handles a bus event that concerns the core (cache invalidation).
+    pub fn on_bus_event(&self, event: &BusEvent) {
+        if let BusEvent::MembershipChanged { conversation_id } = event {
+            self.inner.members.invalidate(conversation_id);
+        }
+    }
+
+    async fn deliver(&self, user_ids: Arc<[UserId]>, frame: &ServerFrame) {
+        let _ = self.deliver_checked(user_ids, frame).await;
+    }
+
+    /// Like `deliver`, answering whether the bus took the frame.
+    async fn deliver_checked(&self, user_ids: Arc<[UserId]>, frame: &ServerFrame) -> Result<()> {
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        self.publish_checked(BusEvent::Deliver {
+            user_ids,
+            except_connection: None,
+            frame: frame.to_json().into(),
+            created_at_ms: None,
+        })
+        .await
+    }
+
+    async fn publish(&self, event: BusEvent) {
+        // Not fatal: devices catch up with `sync`.
+        let _ = self.publish_checked(event).await;
+    }
+
+    async fn publish_checked(&self, event: BusEvent) -> Result<()> {
+        self.inner.bus.publish(event).await.map_err(|error| {
+            tracing::warn!(%error, "bus publish failed");
+            Error::Bus(error.to_string())
+        })
+    }
+}
+
+fn not_found_is_not_member(error: StoreError) -> Error {
+    match error {
+        StoreError::NotFound => Error::NotMember,
+        other => other.into(),
+    }
+}

@@ -1,0 +1,91 @@
+//! Checks on user text: lengths in characters, no control characters, names on one line
+//! without bidi overrides, message content, avatar URLs.
+
+use super::*;
+
+pub(super) fn checked_text(
+    field: &str,
+    text: String,
+    min_chars: usize,
+    max_chars: usize,
+) -> Result<String> {
+    let trimmed = text.trim();
+    let count = trimmed.chars().count();
+    if count < min_chars
+        || count > max_chars
+        || trimmed.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(Error::Invalid(format!(
+            "{field} must be {min_chars}-{max_chars} characters without control characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Characters that reorder the text around them: a name with one can show as something
+/// else ("Admin" spelled backwards by U+202E), so names refuse them.
+pub(super) fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A name shown on one line next to messages (display names, group names): 1 to
+/// `max_chars` characters, no control characters, no line breaks, no bidi overrides.
+pub(super) fn checked_name(field: &str, text: String, max_chars: usize) -> Result<String> {
+    let text = checked_text(field, text, 1, max_chars)?;
+    if text
+        .chars()
+        .any(|c| c == '\n' || c == '\u{2028}' || c == '\u{2029}' || is_bidi_control(c))
+    {
+        return Err(Error::Invalid(format!(
+            "{field} must be one line without bidirectional override characters"
+        )));
+    }
+    Ok(text)
+}
+
+/// Message content: no control characters but line feeds and tabs, and something besides
+/// white space.
+pub(super) fn check_content(content: &str) -> Result<()> {
+    if content
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::Invalid(
+            "content must not contain control characters other than line feed and tab".into(),
+        ));
+    }
+    if content.trim().is_empty() {
+        return Err(Error::Invalid(
+            "content must not be empty or only white space".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn optional_text(
+    field: &str,
+    text: Option<String>,
+    max_chars: usize,
+) -> Result<Option<String>> {
+    match text {
+        None => Ok(None),
+        Some(text) if text.trim().is_empty() => Ok(None),
+        Some(text) => checked_text(field, text, 1, max_chars).map(Some),
+    }
+}
+
+pub(super) fn optional_url(url: String) -> Result<Option<String>> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if url.len() > MAX_AVATAR_URL
+        || !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Error::Invalid(
+            "avatar_url must be an http(s) URL without spaces or control characters".into(),
+        ));
+    }
+    Ok(Some(url.to_owned()))
+}
