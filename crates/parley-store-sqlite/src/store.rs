@@ -1,0 +1,766 @@
+//! `impl Store for SqliteStore`, in the trait's order with the trait's doc comments.
+
+use super::*;
+
+#[async_trait]
+impl Store for SqliteStore {
+    // ---- users --------------------------------------------------------------------
+
+    /// Creates a user. `Conflict` if the username is taken.
+    async fn insert_user(&self, user: UserRecord) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(user.user_id.as_str())
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(&user.status_message)
+        .bind(&user.avatar_url)
+        .bind(i64::from(user.last_seen_visible))
+        .bind(user.last_seen_at.map(Timestamp::millis))
+        .bind(user.created_at.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// `NotFound` if there is no such user.
+    async fn fetch_user(&self, user_id: &UserId) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"
+        ))
+        .bind(user_id.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(user_from_row(&row))
+    }
+
+    /// The users that exist among `user_ids` (at most a few hundred), in no set order.
+    async fn fetch_users(&self, user_ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        let mut users = Vec::with_capacity(user_ids.len());
+        for chunk in user_ids.chunks(INSERT_CHUNK) {
+            let mut select = sqlx::QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE user_id IN ("
+            ));
+            let mut ids = select.separated(", ");
+            for user_id in chunk {
+                ids.push_bind(user_id.as_str());
+            }
+            select.push(")");
+            let rows = select
+                .build()
+                .fetch_all(&self.reader)
+                .await
+                .map_err(unavailable)?;
+            users.extend(rows.iter().map(user_from_row));
+        }
+        Ok(users)
+    }
+
+    /// `NotFound` if there is no such username.
+    async fn fetch_user_by_username(&self, username: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(user_from_row(&row))
+    }
+
+    /// Users whose username or display name starts with `query` (case-insensitive),
+    /// usernames first, at most `limit`.
+    async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<UserRecord>> {
+        // Two range scans, each on an index (`username` is unique and lower-case;
+        // `users_display_name` is on `lower(display_name)`): a prefix is everything from
+        // the prefix up to the prefix followed by the highest code point.
+        let query = query.to_lowercase();
+        let by_username = sqlx::query(&search_users_sql(SearchBy::Username))
+            .bind(&query)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        let by_display_name = sqlx::query(&search_users_sql(SearchBy::DisplayName))
+            .bind(&query)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        let mut users: Vec<UserRecord> = by_username.iter().map(user_from_row).collect();
+        for user in by_display_name.iter().map(user_from_row) {
+            if users.len() >= limit as usize {
+                break;
+            }
+            if !users.iter().any(|known| known.user_id == user.user_id) {
+                users.push(user);
+            }
+        }
+        users.truncate(limit as usize);
+        Ok(users)
+    }
+
+    /// Applies a profile change and returns the new profile.
+    async fn update_user(
+        &self,
+        user_id: &UserId,
+        update: ProfileUpdate,
+    ) -> StoreResult<UserRecord> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"
+        ))
+        .bind(user_id.as_str())
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        let mut user = user_from_row(&row);
+        if let Some(display_name) = update.display_name {
+            user.display_name = display_name;
+        }
+        if let Some(status_message) = update.status_message {
+            user.status_message = status_message;
+        }
+        if let Some(avatar_url) = update.avatar_url {
+            user.avatar_url = avatar_url;
+        }
+        if let Some(visible) = update.last_seen_visible {
+            user.last_seen_visible = visible;
+        }
+        sqlx::query(
+            "UPDATE users SET display_name = ?, status_message = ?, avatar_url = ?, \
+             last_seen_visible = ? WHERE user_id = ?",
+        )
+        .bind(&user.display_name)
+        .bind(&user.status_message)
+        .bind(&user.avatar_url)
+        .bind(i64::from(user.last_seen_visible))
+        .bind(user_id.as_str())
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(user)
+    }
+
+    /// Records when the user's last device went offline.
+    async fn update_last_seen(&self, user_id: &UserId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen_at = ? WHERE user_id = ?")
+            .bind(at.millis())
+            .bind(user_id.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    // ---- devices and sessions -----------------------------------------------------
+
+    async fn insert_device(&self, device: NewDevice) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO devices (device_id, user_id, name, token_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(device.device_id.as_str())
+        .bind(device.user_id.as_str())
+        .bind(&device.name)
+        .bind(&device.token_hash)
+        .bind(device.created_at.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The session a token hash belongs to; `NotFound` if unknown or revoked.
+    async fn fetch_session(&self, token_hash: &[u8]) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(
+            "SELECT user_id, device_id FROM devices WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(SessionRecord {
+            user_id: UserId(row.get("user_id")),
+            device_id: DeviceId(row.get("device_id")),
+        })
+    }
+
+    /// The session of a device whose token still stands; `NotFound` if revoked.
+    async fn fetch_session_by_device(&self, device_id: &DeviceId) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(
+            "SELECT user_id, device_id FROM devices WHERE device_id = ? AND revoked_at IS NULL",
+        )
+        .bind(device_id.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(SessionRecord {
+            user_id: UserId(row.get("user_id")),
+            device_id: DeviceId(row.get("device_id")),
+        })
+    }
+
+    /// Revokes a device's token at once. Revoking twice is not an error.
+    async fn delete_device(&self, device_id: &DeviceId) -> StoreResult<()> {
+        sqlx::query("UPDATE devices SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL")
+            .bind(Timestamp::now().millis())
+            .bind(device_id.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    // ---- conversations ------------------------------------------------------------
+
+    /// Creates a conversation with its members (and system message, whose `seq` is 1).
+    /// For a direct chat whose `direct_key` exists already, stores nothing and returns the
+    /// existing conversation with `false`.
+    async fn insert_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<(ConversationRecord, bool)> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        if let Some(direct_key) = &conversation.direct_key {
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT conversation_id FROM conversations WHERE direct_key = ?",
+            )
+            .bind(direct_key)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(unavailable)?;
+            if let Some(existing) = existing {
+                drop(transaction);
+                let record = self.fetch_conversation(&ConversationId(existing)).await?;
+                return Ok((record, false));
+            }
+        }
+        let created_at = conversation.created_at.millis();
+        sqlx::query(
+            "INSERT INTO conversations (conversation_id, kind, name, description, direct_key, \
+             created_at, last_seq, last_activity_at, member_count) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(conversation.conversation_id.as_str())
+        .bind(conversation.kind.as_str())
+        .bind(&conversation.name)
+        .bind(&conversation.description)
+        .bind(&conversation.direct_key)
+        .bind(created_at)
+        .bind(created_at)
+        .bind(conversation.members.len() as i64)
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        for (user_id, role) in &conversation.members {
+            sqlx::query(
+                "INSERT INTO members (conversation_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(conversation.conversation_id.as_str())
+            .bind(user_id.as_str())
+            .bind(role.as_str())
+            .bind(created_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| match unavailable(error) {
+                StoreError::Unavailable(cause) if cause.to_string().contains("FOREIGN KEY") => {
+                    StoreError::NotFound
+                }
+                other => other,
+            })?;
+        }
+        if let Some(system_message) = conversation.system_message {
+            append_in_transaction(&mut transaction, system_message).await?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        let record = self
+            .fetch_conversation(&conversation.conversation_id)
+            .await?;
+        Ok((record, true))
+    }
+
+    /// `NotFound` if there is no such conversation.
+    async fn fetch_conversation(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> StoreResult<ConversationRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.conversation_id = ?"
+        ))
+        .bind(conversation_id.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(conversation_from_row(&row))
+    }
+
+    /// Members with their roles and names, owners first then by join time.
+    async fn fetch_members(&self, conversation_id: &ConversationId) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.user_id, m.role, m.joined_at, u.username, u.display_name \
+             FROM members m JOIN users u ON u.user_id = m.user_id \
+             WHERE m.conversation_id = ? \
+             ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, \
+                      m.joined_at, m.user_id",
+        )
+        .bind(conversation_id.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| Member {
+                user_id: UserId(row.get("user_id")),
+                role: Role::parse(row.get("role")).unwrap_or(Role::Member),
+                joined_at: Timestamp(row.get("joined_at")),
+                username: Some(row.get("username")),
+                display_name: Some(row.get("display_name")),
+            })
+            .collect())
+    }
+
+    /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
+    async fn fetch_conversation_summary(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+    ) -> StoreResult<ConversationSummary> {
+        let row = sqlx::query(&format!(
+            "{SUMMARY_SELECT} WHERE m.user_id = ? AND m.conversation_id = ?"
+        ))
+        .bind(user_id.as_str())
+        .bind(conversation_id.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(summary_from_row(&row))
+    }
+
+    /// The user's conversations, newest activity first, strictly after `cursor`.
+    async fn list_conversations(
+        &self,
+        user_id: &UserId,
+        cursor: Option<ListCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        let (cursor_at, cursor_id) = match &cursor {
+            Some(cursor) => (
+                Some(cursor.last_activity_at.millis()),
+                Some(cursor.conversation_id.as_str()),
+            ),
+            None => (None, None),
+        };
+        let rows = sqlx::query(&format!(
+            "{SUMMARY_SELECT} WHERE m.user_id = ?1 \
+             AND (?2 IS NULL OR c.last_activity_at < ?2 \
+                  OR (c.last_activity_at = ?2 AND c.conversation_id < ?3)) \
+             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT ?4"
+        ))
+        .bind(user_id.as_str())
+        .bind(cursor_at)
+        .bind(cursor_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows.iter().map(summary_from_row).collect())
+    }
+
+    /// Every conversation of the user with its `last_seq` and the user's read pointer.
+    async fn list_conversation_positions(
+        &self,
+        user_id: &UserId,
+    ) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT c.conversation_id, c.last_seq, m.read_seq FROM members m \
+             JOIN conversations c ON c.conversation_id = m.conversation_id WHERE m.user_id = ?",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    ConversationId(row.get("conversation_id")),
+                    row.get("last_seq"),
+                    row.get("read_seq"),
+                )
+            })
+            .collect())
+    }
+
+    /// Applies membership or metadata changes and appends their system messages in the
+    /// same transaction, if `members_version` is still `expected_members_version`, and
+    /// moves `members_version` on by one; otherwise `Conflict` and nothing is written.
+    /// Adding a present member or removing an absent one changes nothing for that user.
+    /// The store applies no rules of its own (owner succession is one of the changes it is
+    /// given). `NotFound` if the conversation does not exist.
+    async fn update_conversation(
+        &self,
+        conversation_id: &ConversationId,
+        update: ConversationUpdate,
+    ) -> StoreResult<Vec<Appended>> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        // The one writer connection serializes this with every other write, so the check
+        // and the bump below see no change in between.
+        let members_version: i64 = sqlx::query_scalar(
+            "SELECT members_version FROM conversations WHERE conversation_id = ?",
+        )
+        .bind(conversation_id.as_str())
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        if members_version != update.expected_members_version {
+            return Err(StoreError::Conflict(format!(
+                "members_version is {members_version}, not {}",
+                update.expected_members_version
+            )));
+        }
+        let last_seq = last_seq_of(&mut transaction, conversation_id).await?;
+        let now = update.system_messages.first().map_or_else(
+            || Timestamp::now().millis(),
+            |message| message.created_at.millis(),
+        );
+        for change in update.changes {
+            apply_change(&mut transaction, conversation_id, change, last_seq, now).await?;
+        }
+        sqlx::query(
+            "UPDATE conversations SET members_version = members_version + 1 \
+             WHERE conversation_id = ?",
+        )
+        .bind(conversation_id.as_str())
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        let mut appended = Vec::with_capacity(update.system_messages.len());
+        for message in update.system_messages {
+            appended.push(append_in_transaction(&mut transaction, message).await?);
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(appended)
+    }
+
+    // ---- messages -----------------------------------------------------------------
+
+    /// Appends messages in one transaction (group commit), in the given order, and returns
+    /// one outcome each, in the same order. Gives each new message the next `seq` of its
+    /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
+    /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
+    /// and the first message is returned, if it is in the same conversation (else
+    /// `AppendRefusal::ClientMsgIdReused`). A new message whose sender is not a member at
+    /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
+    /// once durably committed.
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>> {
+        // A fixed handful of statements per batch, whatever its size: each statement is a
+        // round trip to sqlx's SQLite thread, so per-message statements would cap
+        // throughput at the context-switch rate rather than at SQLite's speed.
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let stored = fetch_stored_duplicates(&mut transaction, &messages).await?;
+        // Within the transaction this connection is the only writer, so `last_seq` is
+        // read once per conversation and written once at the end.
+        let mut positions = fetch_last_seqs(&mut transaction, &messages).await?;
+        let memberships = fetch_memberships(&mut transaction, &messages).await?;
+        let mut first_in_batch: HashMap<(UserId, String), usize> = HashMap::new();
+        let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());
+        for message in messages {
+            let key = (message.sender_id.clone(), message.client_msg_id.clone());
+            if let Some(first) = stored.get(&key) {
+                outcomes.push(if first.conversation_id == message.conversation_id {
+                    Ok(Appended {
+                        message: first.clone(),
+                        duplicate: true,
+                    })
+                } else {
+                    Err(AppendRefusal::ClientMsgIdReused)
+                });
+                continue;
+            }
+            if let Some(&index) = first_in_batch.get(&key) {
+                let outcome = match outcomes[index].clone() {
+                    Ok(first) if first.message.conversation_id != message.conversation_id => {
+                        Err(AppendRefusal::ClientMsgIdReused)
+                    }
+                    first => first.map(|appended| Appended {
+                        duplicate: true,
+                        ..appended
+                    }),
+                };
+                outcomes.push(outcome);
+                continue;
+            }
+            let membership = (message.conversation_id.clone(), message.sender_id.clone());
+            if !memberships.contains(&membership) {
+                outcomes.push(Err(AppendRefusal::NotMember));
+                continue;
+            }
+            let position = positions
+                .get_mut(&message.conversation_id)
+                .ok_or(StoreError::NotFound)?;
+            position.0 += 1;
+            position.1 = position.1.max(message.created_at.millis());
+            let seq = position.0;
+            first_in_batch.insert(key, outcomes.len());
+            outcomes.push(Ok(Appended {
+                message: message.with_seq(seq),
+                duplicate: false,
+            }));
+        }
+        let new_messages: Vec<&Message> = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok())
+            .filter(|appended| !appended.duplicate)
+            .map(|appended| &appended.message)
+            .collect();
+        for chunk in new_messages.chunks(INSERT_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO messages ({MESSAGE_COLUMNS}) "
+            ));
+            insert.push_values(chunk, |mut row, message| {
+                let system = message
+                    .system
+                    .as_ref()
+                    .map(|event| serde_json::to_string(event).expect("system events serialize"));
+                row.push_bind(message.conversation_id.as_str())
+                    .push_bind(message.seq)
+                    .push_bind(message.message_id.as_str())
+                    .push_bind(message.sender_id.as_str())
+                    .push_bind(message.sender_device_id.as_str())
+                    .push_bind(message.client_msg_id.as_str())
+                    .push_bind(message.content.as_str())
+                    .push_bind(message.content_type.as_str())
+                    .push_bind(message.reply_to_seq)
+                    .push_bind(system)
+                    .push_bind(message.created_at.millis());
+            });
+            insert
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+        }
+        let moved: Vec<(&ConversationId, &(i64, i64))> = positions
+            .iter()
+            .filter(|(_, (_, activity))| *activity > 0)
+            .collect();
+        for chunk in moved.chunks(INSERT_CHUNK) {
+            let mut update = sqlx::QueryBuilder::<Sqlite>::new(
+                "UPDATE conversations SET last_seq = v.column2, \
+                 last_activity_at = MAX(last_activity_at, v.column3) FROM (",
+            );
+            update.push_values(chunk, |mut row, (conversation_id, (last_seq, activity))| {
+                row.push_bind(conversation_id.as_str())
+                    .push_bind(*last_seq)
+                    .push_bind(*activity);
+            });
+            update.push(") AS v WHERE conversations.conversation_id = v.column1");
+            update
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(outcomes)
+    }
+
+    /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
+    async fn fetch_message_by_client_id(
+        &self,
+        sender_id: &UserId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&select_by_client_id())
+            .bind(sender_id.as_str())
+            .bind(client_msg_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.as_ref().map(message_from_row))
+    }
+
+    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
+    async fn fetch_messages(
+        &self,
+        conversation_id: &ConversationId,
+        range: SeqRange,
+        from: PageFrom,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let order = match from {
+            PageFrom::Oldest => "ASC",
+            PageFrom::Newest => "DESC",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? \
+             AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
+        ))
+        .bind(conversation_id.as_str())
+        .bind(range.after_seq.unwrap_or(0))
+        .bind(range.before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let mut messages: Vec<Message> = rows.iter().map(message_from_row).collect();
+        if from == PageFrom::Newest {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq`.
+    async fn fetch_senders(
+        &self,
+        conversation_id: &ConversationId,
+        after_seq: i64,
+        up_to_seq: i64,
+    ) -> StoreResult<Vec<UserId>> {
+        let senders: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT sender_id FROM messages \
+             WHERE conversation_id = ? AND seq > ? AND seq <= ? AND content_type != 'system'",
+        )
+        .bind(conversation_id.as_str())
+        .bind(after_seq)
+        .bind(up_to_seq)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(senders.into_iter().map(UserId).collect())
+    }
+
+    // ---- receipts -----------------------------------------------------------------
+
+    /// Moves pointers forward (never back; read implies delivered) and returns those that
+    /// moved. Updates for users no longer members are ignored.
+    async fn update_receipts(
+        &self,
+        updates: Vec<ReceiptUpdate>,
+    ) -> StoreResult<Vec<ReceiptChange>> {
+        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let mut changes = Vec::new();
+        for chunk in updates.chunks(INSERT_CHUNK) {
+            let mut select = sqlx::QueryBuilder::<Sqlite>::new(
+                "SELECT m.conversation_id, m.user_id, m.delivered_seq, m.read_seq, c.last_seq \
+                 FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
+                 WHERE (m.conversation_id, m.user_id) IN (VALUES ",
+            );
+            let mut pairs = select.separated(", ");
+            for update in chunk {
+                pairs.push("(");
+                pairs.push_bind_unseparated(update.conversation_id.as_str());
+                pairs.push_unseparated(", ");
+                pairs.push_bind_unseparated(update.user_id.as_str());
+                pairs.push_unseparated(")");
+            }
+            select.push(")");
+            let rows = select
+                .build()
+                .fetch_all(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+            let current: HashMap<(String, String), (i64, i64, i64)> = rows
+                .iter()
+                .map(|row| {
+                    (
+                        (row.get("conversation_id"), row.get("user_id")),
+                        (
+                            row.get("delivered_seq"),
+                            row.get("read_seq"),
+                            row.get("last_seq"),
+                        ),
+                    )
+                })
+                .collect();
+            let mut moved = Vec::new();
+            for update in chunk {
+                // Updates for users no longer members have no row and are ignored.
+                let key = (update.conversation_id.0.clone(), update.user_id.0.clone());
+                let Some(&(old_delivered, old_read, last_seq)) = current.get(&key) else {
+                    continue;
+                };
+                // Pointers never pass the end: a client cannot pre-read future messages.
+                let read_seq = old_read.max(update.read_seq.min(last_seq));
+                let delivered_seq = old_delivered
+                    .max(update.delivered_seq.min(last_seq))
+                    .max(read_seq);
+                if read_seq == old_read && delivered_seq == old_delivered {
+                    continue;
+                }
+                moved.push(ReceiptChange {
+                    conversation_id: update.conversation_id.clone(),
+                    user_id: update.user_id.clone(),
+                    old_delivered_seq: old_delivered,
+                    delivered_seq,
+                    old_read_seq: old_read,
+                    read_seq,
+                });
+            }
+            if moved.is_empty() {
+                continue;
+            }
+            let mut write = sqlx::QueryBuilder::<Sqlite>::new(
+                "UPDATE members SET delivered_seq = v.column3, read_seq = v.column4 FROM (",
+            );
+            write.push_values(&moved, |mut row, change| {
+                row.push_bind(change.conversation_id.as_str())
+                    .push_bind(change.user_id.as_str())
+                    .push_bind(change.delivered_seq)
+                    .push_bind(change.read_seq);
+            });
+            write.push(
+                ") AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2",
+            );
+            write
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+            changes.extend(moved);
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(changes)
+    }
+
+    /// Who has received and read the message `seq` (the sender excluded).
+    async fn fetch_receipts(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<MessageReceipts> {
+        let sender: String = sqlx::query_scalar(
+            "SELECT sender_id FROM messages WHERE conversation_id = ? AND seq = ?",
+        )
+        .bind(conversation_id.as_str())
+        .bind(seq)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let rows = sqlx::query(
+            "SELECT user_id, delivered_seq >= ?2 AS delivered, read_seq >= ?2 AS read FROM members \
+             WHERE conversation_id = ?1 AND user_id != ?3 AND delivered_seq >= ?2 \
+             AND joined_seq <= ?2 ORDER BY user_id",
+        )
+        .bind(conversation_id.as_str())
+        .bind(seq)
+        .bind(&sender)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let mut receipts = MessageReceipts::default();
+        for row in rows {
+            let user_id = UserId(row.get("user_id"));
+            if row.get::<bool, _>("read") {
+                receipts.read_by.push(user_id.clone());
+            }
+            receipts.delivered_to.push(user_id);
+        }
+        Ok(receipts)
+    }
+}
