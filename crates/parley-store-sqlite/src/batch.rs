@@ -7,6 +7,34 @@ use super::*;
 /// Rows per multi-row statement (11 binds each, far below SQLite's variable limit).
 pub(crate) const INSERT_CHUNK: usize = 256;
 
+/// Ends a `… (x, y) IN (VALUES ` query: binds each pair as `(?, ?)`, then closes the list.
+pub(crate) fn push_pair_list<'args>(
+    select: &mut sqlx::QueryBuilder<'args, Sqlite>,
+    pairs: impl IntoIterator<Item = (&'args str, &'args str)>,
+) {
+    let mut values = select.separated(", ");
+    for (first, second) in pairs {
+        values.push("(");
+        values.push_bind_unseparated(first);
+        values.push_unseparated(", ");
+        values.push_bind_unseparated(second);
+        values.push_unseparated(")");
+    }
+    select.push(")");
+}
+
+/// Ends a `… x IN (` query: binds each value, then closes the list.
+pub(crate) fn push_list<'args>(
+    select: &mut sqlx::QueryBuilder<'args, Sqlite>,
+    values: impl IntoIterator<Item = &'args str>,
+) {
+    let mut list = select.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    select.push(")");
+}
+
 /// The already stored messages among a batch's `(sender_id, client_msg_id)`s.
 pub(crate) async fn fetch_stored_duplicates(
     transaction: &mut Transaction<'_, Sqlite>,
@@ -17,15 +45,12 @@ pub(crate) async fn fetch_stored_duplicates(
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (client_msg_id, sender_id) IN (VALUES "
         ));
-        let mut pairs = select.separated(", ");
-        for message in chunk {
-            pairs.push("(");
-            pairs.push_bind_unseparated(message.client_msg_id.as_str());
-            pairs.push_unseparated(", ");
-            pairs.push_bind_unseparated(message.sender_id.as_str());
-            pairs.push_unseparated(")");
-        }
-        select.push(")");
+        push_pair_list(
+            &mut select,
+            chunk
+                .iter()
+                .map(|message| (message.client_msg_id.as_str(), message.sender_id.as_str())),
+        );
         for row in select
             .build()
             .fetch_all(&mut **transaction)
@@ -58,15 +83,7 @@ pub(crate) async fn fetch_memberships(
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(
             "SELECT conversation_id, user_id FROM members WHERE (conversation_id, user_id) IN (VALUES ",
         );
-        let mut values = select.separated(", ");
-        for (conversation_id, user_id) in chunk {
-            values.push("(");
-            values.push_bind_unseparated(*conversation_id);
-            values.push_unseparated(", ");
-            values.push_bind_unseparated(*user_id);
-            values.push_unseparated(")");
-        }
-        select.push(")");
+        push_pair_list(&mut select, chunk.iter().copied());
         for row in select
             .build()
             .fetch_all(&mut **transaction)
@@ -98,11 +115,7 @@ pub(crate) async fn fetch_last_seqs(
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(
             "SELECT conversation_id, last_seq FROM conversations WHERE conversation_id IN (",
         );
-        let mut ids = select.separated(", ");
-        for conversation_id in chunk {
-            ids.push_bind(*conversation_id);
-        }
-        select.push(")");
+        push_list(&mut select, chunk.iter().copied());
         for row in select
             .build()
             .fetch_all(&mut **transaction)

@@ -45,11 +45,7 @@ impl Store for SqliteStore {
             let mut select = sqlx::QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {USER_COLUMNS} FROM users WHERE user_id IN ("
             ));
-            let mut ids = select.separated(", ");
-            for user_id in chunk {
-                ids.push_bind(user_id.as_str());
-            }
-            select.push(")");
+            push_list(&mut select, chunk.iter().map(UserId::as_str));
             let rows = select
                 .build()
                 .fetch_all(&self.reader)
@@ -651,15 +647,12 @@ impl Store for SqliteStore {
                  FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
                  WHERE (m.conversation_id, m.user_id) IN (VALUES ",
             );
-            let mut pairs = select.separated(", ");
-            for update in chunk {
-                pairs.push("(");
-                pairs.push_bind_unseparated(update.conversation_id.as_str());
-                pairs.push_unseparated(", ");
-                pairs.push_bind_unseparated(update.user_id.as_str());
-                pairs.push_unseparated(")");
-            }
-            select.push(")");
+            push_pair_list(
+                &mut select,
+                chunk
+                    .iter()
+                    .map(|update| (update.conversation_id.as_str(), update.user_id.as_str())),
+            );
             let rows = select
                 .build()
                 .fetch_all(&mut *transaction)
