@@ -1,46 +1,220 @@
-//! The message-bus port: how an event reaches the gateways that hold the recipients'
-//! sockets.
+//! The message-bus port: how an event reaches the nodes that hold its recipients' sockets.
 //!
-//! Embedded mode uses [`crate::local::LocalBus`] (one process); cluster mode a NATS
-//! implementation. Frames travel already serialized (`Arc<str>`), so a message is encoded
-//! once, whatever its fan-out. The bus carries no durable state: a lost event costs only
-//! liveness, never data, because every device catches up with `sync`.
+//! Embedded mode uses [`crate::local::LocalBus`] (one process); cluster mode a network
+//! bus (NATS). The store is the truth and the bus only rings the doorbell: a lost event
+//! costs latency, never a message, because every device detects `seq` gaps and catches up
+//! with `sync`. What the bus does promise, and what every implementation is checked for by
+//! the conformance suite in `parley-testkit`:
+//!
+//! - **Addressed.** An event goes only to nodes that hold an [`Interest`] in its
+//!   [`Audience`] (the sockets of one of its users, a watcher of one user's presence), or
+//!   to every node for [`Audience::Everyone`]. A node interested in several of an event's
+//!   users receives it once.
+//! - **Ordered per publisher**: a node receives one publisher's events in publish order.
+//! - **Bounded**: `publish` waits while the bus cannot take more (backpressure), rather
+//!   than queueing without limit.
+//! - **Serializable**: events are plain data (`serde`), so a network bus can carry them.
+//!   Frames travel as typed [`ServerFrame`]s and are encoded once per node.
 
 use async_trait::async_trait;
-use parley_proto::{ConversationId, DeviceId, UserId};
+use parley_proto::{ConversationId, DeviceId, ServerFrame, UserId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BusEvent {
-    /// Send `frame` to every connection of `user_ids`, except `except_connection` (the
-    /// socket a message was sent on: it gets `msg_ack` instead). Other sockets of the
-    /// same device, such as a second browser tab, do get the frame.
-    Deliver {
-        user_ids: Arc<[UserId]>,
-        except_connection: Option<u64>,
-        frame: Arc<str>,
-        /// For messages: the commit time in ms, to measure delivery latency.
-        created_at_ms: Option<i64>,
-    },
-    /// Send `frame` to every connection that subscribed to `user_id`'s presence.
-    Presence { user_id: UserId, frame: Arc<str> },
-    /// The device's token was revoked: close its sockets now.
-    CloseDevice { device_id: DeviceId },
-    /// Membership changed: drop cached member lists of this conversation.
-    MembershipChanged { conversation_id: ConversationId },
+/// The name of a node in a cluster, from configuration (`node_id`). Two live nodes never
+/// share one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(Arc<str>);
+
+impl NodeId {
+    /// A node id is 1-64 characters of `a-z A-Z 0-9 - _` (it appears in bus subjects and
+    /// registry keys).
+    pub fn new(name: &str) -> Result<Self, InvalidNodeId> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+        if valid {
+            Ok(NodeId(name.into()))
+        } else {
+            Err(InvalidNodeId(name.chars().take(80).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("bus unavailable: {0}")]
-pub struct BusError(pub String);
+#[error("invalid node id {0:?}: use 1-64 characters of a-z A-Z 0-9 - _")]
+pub struct InvalidNodeId(String);
 
+/// One WebSocket connection, named across the cluster: its node and a number unique on
+/// that node. The numbers start at the node's start time in microseconds, so a node
+/// restarted under the same id does not reuse the numbers of its previous life (whose
+/// presence leases may not have lapsed yet).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConnectionId {
+    pub node: NodeId,
+    pub serial: u64,
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}/{}", self.node, self.serial)
+    }
+}
+
+/// What a node asks the bus to bring it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Interest {
+    /// Events for this user's sockets (held while the node has one).
+    User(UserId),
+    /// Changes of this user's presence (held while a socket on the node watches it).
+    Presence(UserId),
+}
+
+/// Who an event is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// Nodes holding `Interest::User` for any of these users.
+    Users(&'a [UserId]),
+    /// Nodes holding `Interest::Presence` for this user.
+    PresenceWatchers(&'a UserId),
+    /// Every node.
+    Everyone,
+}
+
+impl Audience<'_> {
+    /// Whether a node holding `interest` should receive the event.
+    pub fn wants(&self, interest: &Interest) -> bool {
+        match (self, interest) {
+            (Audience::Users(user_ids), Interest::User(user_id)) => user_ids.contains(user_id),
+            (Audience::PresenceWatchers(watched), Interest::Presence(user_id)) => {
+                *watched == user_id
+            }
+            (Audience::Everyone, _) => true,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BusEvent {
+    /// Send `frame` to every socket of `user_ids`, except `except_connection` (the socket a
+    /// message was sent on: it gets `msg_ack` instead). Other sockets of the same device,
+    /// such as a second browser tab, do get the frame.
+    Deliver {
+        user_ids: Arc<[UserId]>,
+        except_connection: Option<ConnectionId>,
+        frame: Arc<ServerFrame>,
+        /// For messages: the commit time in ms, to measure delivery latency.
+        created_at_ms: Option<i64>,
+    },
+    /// Send `frame` to every socket that subscribed to `user_id`'s presence.
+    Presence {
+        user_id: UserId,
+        frame: Arc<ServerFrame>,
+    },
+    /// The device's token was revoked: close its sockets now.
+    CloseDevice {
+        user_id: UserId,
+        device_id: DeviceId,
+    },
+    /// Membership changed: drop cached member lists of this conversation. Only a hint: the
+    /// recipients of a message are checked against the `members_version` its commit saw.
+    MembershipChanged { conversation_id: ConversationId },
+}
+
+impl BusEvent {
+    pub fn audience(&self) -> Audience<'_> {
+        match self {
+            BusEvent::Deliver { user_ids, .. } => Audience::Users(user_ids),
+            BusEvent::Presence { user_id, .. } => Audience::PresenceWatchers(user_id),
+            BusEvent::CloseDevice { user_id, .. } => Audience::Users(std::slice::from_ref(user_id)),
+            BusEvent::MembershipChanged { .. } => Audience::Everyone,
+        }
+    }
+}
+
+/// Why the bus could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The bus (or the connection to it) is down; the call may be retried.
+    #[error("message bus unavailable")]
+    Unavailable {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An event could not be encoded or decoded.
+    #[error("message bus event could not be encoded or decoded")]
+    Codec {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// This node's event stream is already open, or was closed.
+    #[error("this node's bus subscription is already taken or closed")]
+    Subscription,
+}
+
+impl BusError {
+    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BusError::Unavailable {
+            source: Box::new(error),
+        }
+    }
+}
+
+/// This node's stream of events, bounded: while the node does not read, publishers wait
+/// (in-process) or the network bus drops (a doorbell missed, caught up by `sync`).
+pub struct BusReceiver(mpsc::Receiver<BusEvent>);
+
+impl BusReceiver {
+    pub fn new(receiver: mpsc::Receiver<BusEvent>) -> Self {
+        Self(receiver)
+    }
+
+    /// The next event; `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<BusEvent> {
+        self.0.recv().await
+    }
+
+    /// Up to `limit` events at once, waiting for the first: fewer wake-ups under load.
+    pub async fn recv_many(&mut self, buffer: &mut Vec<BusEvent>, limit: usize) -> usize {
+        self.0.recv_many(buffer, limit).await
+    }
+}
+
+/// One node's handle on the bus.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Publishes to every node (this one included). Returns once the bus has accepted it.
-    async fn publish(&self, event: BusEvent) -> Result<(), BusError>;
+    /// The node this handle publishes and subscribes for.
+    fn node_id(&self) -> &NodeId;
 
-    /// This node's stream of events. Each call returns a new receiver that gets every
-    /// event published after it.
-    fn subscribe(&self) -> mpsc::UnboundedReceiver<BusEvent>;
+    /// Opens this node's event stream; once per node (`Subscription` after that).
+    async fn subscribe(&self) -> Result<BusReceiver, BusError>;
+
+    /// From now on, events for `interest` reach this node. Returns once that holds, so an
+    /// event published after the call returns is not missed. Idempotent.
+    async fn add_interest(&self, interest: Interest) -> Result<(), BusError>;
+
+    /// Events for `interest` stop reaching this node. Idempotent.
+    async fn remove_interest(&self, interest: Interest) -> Result<(), BusError>;
+
+    /// Publishes events, in order, to the nodes of each one's audience. Returns once the
+    /// bus has taken them; waits while it is full.
+    async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError>;
 }

@@ -20,6 +20,9 @@ pub struct CoreConfig {
     pub writes_per_minute: u32,
     /// User searches a user may make per minute.
     pub searches_per_minute: u32,
+    /// Register/login attempts per minute from one network origin (an IP address, or an
+    /// IPv6 /64, as the gateway names it).
+    pub auth_attempts_per_minute: u32,
     /// An account younger than this has the tighter limits below.
     pub new_account_period: Duration,
     /// New direct chats per hour for a new account.
@@ -33,6 +36,9 @@ pub struct CoreConfig {
     pub sync_uncursored_limit: u32,
     /// Most messages one group commit takes.
     pub max_commit_batch: usize,
+    /// How long a node's connections count as online without a heartbeat: a node that
+    /// dies takes its users offline after at most this long.
+    pub presence_lease: Duration,
     /// Argon2 memory cost in KiB (OWASP: 19456) and passes.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -48,12 +54,14 @@ impl Default for CoreConfig {
             typing_max_group: parley_proto::limits::TYPING_MAX_GROUP,
             writes_per_minute: 30,
             searches_per_minute: 60,
+            auth_attempts_per_minute: 30,
             new_account_period: Duration::from_secs(24 * 3600),
             new_account_direct_chats_per_hour: 20,
             new_account_groups_per_day: 10,
             receipt_flush_interval: Duration::from_millis(250),
             sync_uncursored_limit: 200,
             max_commit_batch: 512,
+            presence_lease: Duration::from_secs(30),
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
         }

@@ -1,14 +1,19 @@
 //! The core's error type, in the domain's words.
 //!
-//! The gateway maps each variant to a wire `ErrorCode` in one place ([`Error::code`]);
-//! internal causes (`Store`, `Bus`) are logged there and never sent to clients verbatim.
+//! The core does not know the wire: the gateway maps each variant to a wire code and a
+//! text for clients in one place (`parley-gateway/src/error.rs`), and logs the internal
+//! causes (the ports' errors) there. Port errors keep their sources.
 
+use crate::bus::BusError;
+use crate::presence::PresenceError;
+use crate::ratelimit::RateLimitError;
 use crate::store::StoreError;
-use parley_proto::ErrorCode;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// The request breaks a rule of its fields; the text says which, for the client.
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("message content is larger than {limit} bytes")]
@@ -23,6 +28,7 @@ pub enum Error {
     ClientMsgIdReused,
     #[error("not a member of this conversation")]
     NotMember,
+    /// A role or ownership rule refuses the change; the text says which.
     #[error("{0}")]
     Forbidden(String),
     #[error("{0} not found")]
@@ -33,61 +39,17 @@ pub enum Error {
     RateLimited { retry_after: Duration },
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Other nodes kept changing the conversation while this change was decided.
+    #[error("the conversation is busy, retry")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("message bus: {0}")]
-    Bus(String),
-}
-
-impl Error {
-    /// The wire code of this error.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Error::Invalid(_) => ErrorCode::InvalidRequest,
-            Error::ContentTooLarge { .. } => ErrorCode::ContentTooLarge,
-            Error::Unauthorized => ErrorCode::Unauthorized,
-            Error::InvalidCredentials => ErrorCode::InvalidCredentials,
-            Error::UsernameTaken => ErrorCode::UsernameTaken,
-            Error::ClientMsgIdReused => ErrorCode::ClientMsgIdReused,
-            Error::NotMember => ErrorCode::NotMember,
-            Error::Forbidden(_) => ErrorCode::Forbidden,
-            Error::NotFound(_) => ErrorCode::NotFound,
-            Error::GroupFull { .. } => ErrorCode::GroupFull,
-            Error::RateLimited { .. } => ErrorCode::RateLimited,
-            Error::ShuttingDown => ErrorCode::Unavailable,
-            Error::Store(StoreError::NotFound) => ErrorCode::NotFound,
-            Error::Store(StoreError::Conflict(_)) => ErrorCode::InvalidRequest,
-            Error::Store(StoreError::Unavailable(_)) => ErrorCode::Unavailable,
-            Error::Bus(_) => ErrorCode::Unavailable,
-        }
-    }
-
-    /// The message safe to show a client: internal causes are replaced by a generic text.
-    pub fn public_message(&self) -> String {
-        match self {
-            Error::Store(StoreError::Unavailable(_)) | Error::Bus(_) => {
-                "storage is temporarily unavailable".to_owned()
-            }
-            Error::Store(StoreError::Conflict(_)) => "conflicting request".to_owned(),
-            Error::Store(StoreError::NotFound) => "not found".to_owned(),
-            other => other.to_string(),
-        }
-    }
-
-    pub fn retry_after_ms(&self) -> Option<u64> {
-        match self {
-            Error::RateLimited { retry_after } => Some(retry_after.as_millis().max(1) as u64),
-            _ => None,
-        }
-    }
-
-    /// Whether the cause is on the server's side and worth a log line.
-    pub fn is_internal(&self) -> bool {
-        matches!(
-            self,
-            Error::Store(StoreError::Unavailable(_)) | Error::Bus(_)
-        )
-    }
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Presence(#[from] PresenceError),
+    #[error(transparent)]
+    RateLimiter(#[from] RateLimitError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -28,10 +28,12 @@ pub mod ratelimit;
 pub mod receipts;
 pub mod rules;
 pub mod store;
+pub mod typing;
 
-pub use bus::{Bus, BusEvent};
-pub use chat::{Chat, Session};
+pub use bus::{Bus, BusEvent, ConnectionId, NodeId};
+pub use chat::{Chat, Ports, Session};
 pub use config::CoreConfig;
 pub use error::Error;
 pub use presence::PresenceRegistry;
+pub use ratelimit::RateLimiter;
 pub use store::{Store, StoreError};

@@ -1,92 +1,385 @@
-//! In-process implementations of the `Bus` and `PresenceRegistry` ports.
+//! In-process implementations of the `Bus`, `PresenceRegistry` and `RateLimiter` ports.
 //!
-//! Used by the embedded mode (one process, no external service) and as the reference
-//! implementation the conformance suites compare cluster adapters against.
+//! Used by the embedded mode (one process, no external service) and as the reference the
+//! conformance suites in `parley-testkit` hold cluster adapters to. Each shared backend
+//! (a bus network, a registry) can hand out handles for several nodes, so the suites can
+//! check the behaviour between nodes in one process. Clocks are tokio's, so tests may
+//! pause and advance time.
 
-use crate::bus::{Bus, BusError, BusEvent};
-use crate::presence::{PresenceError, PresenceRegistry};
+use crate::bus::ConnectionId;
+use crate::bus::{Bus, BusError, BusEvent, BusReceiver, Interest, NodeId};
+use crate::presence::{Departure, Lease, PresenceError, PresenceRegistry};
+use crate::ratelimit::{Admission, Bucket, Quota, RateLimitError, RateLimiter, TokenBucket};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use parley_proto::{DeviceId, UserId};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-/// A bus inside one process: every subscriber gets every event, unbounded, in order.
+/// Events a node's stream holds before publishers wait.
+pub const DEFAULT_BUS_CAPACITY: usize = 16 * 1024;
+
+// ---- bus ----------------------------------------------------------------------------
+
 #[derive(Default)]
+struct NodeSlot {
+    sender: Option<mpsc::Sender<BusEvent>>,
+    subscribed: bool,
+    users: HashSet<UserId>,
+    presence: HashSet<UserId>,
+}
+
+impl NodeSlot {
+    fn wants(&self, event: &BusEvent) -> bool {
+        match event {
+            BusEvent::Deliver { user_ids, .. } => {
+                user_ids.iter().any(|user_id| self.users.contains(user_id))
+            }
+            BusEvent::CloseDevice { user_id, .. } => self.users.contains(user_id),
+            BusEvent::Presence { user_id, .. } => self.presence.contains(user_id),
+            BusEvent::MembershipChanged { .. } => true,
+        }
+    }
+}
+
+struct Network {
+    capacity: usize,
+    nodes: Mutex<HashMap<NodeId, NodeSlot>>,
+}
+
+/// A bus inside one process: one node's handle on a network of nodes in this process
+/// ([`LocalBus::join`] adds one).
 pub struct LocalBus {
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<BusEvent>>>,
+    network: Arc<Network>,
+    node: NodeId,
 }
 
 impl LocalBus {
-    pub fn new() -> Self {
-        Self::default()
+    /// A new network with one node, whose streams hold `capacity` events.
+    pub fn new(node: NodeId, capacity: usize) -> Self {
+        let network = Arc::new(Network {
+            capacity: capacity.max(1),
+            nodes: Mutex::new(HashMap::new()),
+        });
+        network
+            .nodes
+            .lock()
+            .insert(node.clone(), NodeSlot::default());
+        Self { network, node }
+    }
+
+    /// Another node on the same network.
+    pub fn join(&self, node: NodeId) -> Self {
+        self.network.nodes.lock().entry(node.clone()).or_default();
+        Self {
+            network: self.network.clone(),
+            node,
+        }
+    }
+
+    fn with_slot<T>(&self, change: impl FnOnce(&mut NodeSlot) -> T) -> T {
+        let mut nodes = self.network.nodes.lock();
+        change(nodes.entry(self.node.clone()).or_default())
     }
 }
 
 #[async_trait]
 impl Bus for LocalBus {
-    async fn publish(&self, event: BusEvent) -> Result<(), BusError> {
-        let mut subscribers = self.subscribers.lock();
-        subscribers.retain(|subscriber| subscriber.send(event.clone()).is_ok());
+    fn node_id(&self) -> &NodeId {
+        &self.node
+    }
+
+    async fn subscribe(&self) -> Result<BusReceiver, BusError> {
+        let (sender, receiver) = mpsc::channel(self.network.capacity);
+        self.with_slot(|slot| {
+            if slot.subscribed {
+                return Err(BusError::Subscription);
+            }
+            slot.subscribed = true;
+            slot.sender = Some(sender);
+            Ok(BusReceiver::new(receiver))
+        })
+    }
+
+    async fn add_interest(&self, interest: Interest) -> Result<(), BusError> {
+        self.with_slot(|slot| match interest {
+            Interest::User(user_id) => slot.users.insert(user_id),
+            Interest::Presence(user_id) => slot.presence.insert(user_id),
+        });
         Ok(())
     }
 
-    fn subscribe(&self) -> mpsc::UnboundedReceiver<BusEvent> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.subscribers.lock().push(sender);
-        receiver
+    async fn remove_interest(&self, interest: Interest) -> Result<(), BusError> {
+        self.with_slot(|slot| match interest {
+            Interest::User(user_id) => slot.users.remove(&user_id),
+            Interest::Presence(user_id) => slot.presence.remove(&user_id),
+        });
+        Ok(())
+    }
+
+    async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError> {
+        for event in events {
+            let targets: Vec<mpsc::Sender<BusEvent>> = {
+                let nodes = self.network.nodes.lock();
+                nodes
+                    .values()
+                    .filter(|slot| slot.wants(&event))
+                    .filter_map(|slot| slot.sender.clone())
+                    .collect()
+            };
+            // Awaited outside the lock: a full stream makes this publisher wait
+            // (backpressure); a node whose stream is gone is skipped.
+            for target in targets {
+                let _ = target.send(event.clone()).await;
+            }
+        }
+        Ok(())
     }
 }
 
-/// Presence for one process: a set of connection ids per user.
-#[derive(Default)]
+// ---- presence -------------------------------------------------------------------------
+
+struct Registry {
+    lease: Duration,
+    /// Live nodes and when their lease lapses.
+    leases: HashMap<NodeId, Instant>,
+    /// Connections per user, with their device.
+    users: HashMap<UserId, HashMap<ConnectionId, DeviceId>>,
+}
+
+impl Registry {
+    fn is_live(&self, node: &NodeId, now: Instant) -> bool {
+        self.leases.get(node).is_some_and(|until| *until > now)
+    }
+
+    fn live_connections<'a>(
+        &'a self,
+        user_id: &UserId,
+        now: Instant,
+    ) -> impl Iterator<Item = (&'a ConnectionId, &'a DeviceId)> + 'a {
+        self.users
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter(move |(connection, _)| self.is_live(&connection.node, now))
+    }
+
+    fn is_online(&self, user_id: &UserId, now: Instant) -> bool {
+        self.live_connections(user_id, now).next().is_some()
+    }
+}
+
+/// Presence for one process: one node's handle on a registry ([`LocalPresence::join`] adds
+/// one), with leases on tokio's clock.
 pub struct LocalPresence {
-    connections: Mutex<HashMap<UserId, HashSet<u64>>>,
+    registry: Arc<Mutex<Registry>>,
+    node: NodeId,
 }
 
 impl LocalPresence {
+    pub fn new(node: NodeId, lease: Duration) -> Self {
+        Self {
+            registry: Arc::new(Mutex::new(Registry {
+                lease,
+                leases: HashMap::new(),
+                users: HashMap::new(),
+            })),
+            node,
+        }
+    }
+
+    /// Another node's handle on the same registry.
+    pub fn join(&self, node: NodeId) -> Self {
+        Self {
+            registry: self.registry.clone(),
+            node,
+        }
+    }
+}
+
+#[async_trait]
+impl PresenceRegistry for LocalPresence {
+    fn node_id(&self) -> &NodeId {
+        &self.node
+    }
+
+    async fn connect(
+        &self,
+        connection: &ConnectionId,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<bool, PresenceError> {
+        let now = Instant::now();
+        let mut registry = self.registry.lock();
+        if !registry.is_live(&self.node, now) {
+            let until = now + registry.lease;
+            registry.leases.insert(self.node.clone(), until);
+        }
+        let was_offline = !registry.is_online(user_id, now);
+        registry
+            .users
+            .entry(user_id.clone())
+            .or_default()
+            .insert(connection.clone(), device_id.clone());
+        Ok(was_offline)
+    }
+
+    async fn disconnect(
+        &self,
+        connection: &ConnectionId,
+        user_id: &UserId,
+    ) -> Result<bool, PresenceError> {
+        let now = Instant::now();
+        let mut registry = self.registry.lock();
+        let Some(connections) = registry.users.get_mut(user_id) else {
+            return Ok(false);
+        };
+        let removed = connections.remove(connection).is_some();
+        if connections.is_empty() {
+            registry.users.remove(user_id);
+        }
+        Ok(removed && !registry.is_online(user_id, now))
+    }
+
+    async fn heartbeat(&self) -> Result<Lease, PresenceError> {
+        let now = Instant::now();
+        let mut registry = self.registry.lock();
+        let was_live = registry.is_live(&self.node, now);
+        let until = now + registry.lease;
+        registry.leases.insert(self.node.clone(), until);
+        Ok(if was_live {
+            Lease::Renewed
+        } else {
+            Lease::Lost
+        })
+    }
+
+    async fn reap(&self) -> Result<Vec<Departure>, PresenceError> {
+        let now = Instant::now();
+        let mut registry = self.registry.lock();
+        let lapsed: HashSet<NodeId> = registry
+            .leases
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(node, _)| node.clone())
+            .collect();
+        if lapsed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut departures = Vec::new();
+        let registry = &mut *registry;
+        registry.users.retain(|user_id, connections| {
+            let mut gone_from = None;
+            connections.retain(|connection, _| {
+                let keep = !lapsed.contains(&connection.node);
+                if !keep {
+                    gone_from = Some(connection.node.clone());
+                }
+                keep
+            });
+            if let Some(node) = gone_from {
+                let still_live = connections.keys().any(|connection| {
+                    registry
+                        .leases
+                        .get(&connection.node)
+                        .is_some_and(|until| *until > now)
+                });
+                if !still_live {
+                    departures.push(Departure {
+                        user_id: user_id.clone(),
+                        node,
+                    });
+                }
+            }
+            !connections.is_empty()
+        });
+        for node in lapsed {
+            registry.leases.remove(&node);
+        }
+        Ok(departures)
+    }
+
+    async fn online(&self, user_ids: &[UserId]) -> Result<Vec<bool>, PresenceError> {
+        let now = Instant::now();
+        let registry = self.registry.lock();
+        Ok(user_ids
+            .iter()
+            .map(|user_id| registry.is_online(user_id, now))
+            .collect())
+    }
+
+    async fn online_devices(&self, user_id: &UserId) -> Result<Vec<DeviceId>, PresenceError> {
+        let now = Instant::now();
+        let registry = self.registry.lock();
+        let devices: HashSet<&DeviceId> = registry
+            .live_connections(user_id, now)
+            .map(|(_, device)| device)
+            .collect();
+        Ok(devices.into_iter().cloned().collect())
+    }
+}
+
+// ---- rate limits ------------------------------------------------------------------------
+
+/// Above this many buckets, full ones are swept out, so memory follows the number of
+/// recently active keys.
+const SWEEP_THRESHOLD: usize = 50_000;
+
+/// A bucket's limit name and key.
+type BucketKey = (&'static str, String);
+
+/// Rate limits kept in this process's memory: each bucket's level and the quota it was
+/// last used with (to sweep out full ones).
+#[derive(Default)]
+pub struct LocalRateLimiter {
+    buckets: Mutex<HashMap<BucketKey, (TokenBucket, Quota)>>,
+}
+
+impl LocalRateLimiter {
     pub fn new() -> Self {
         Self::default()
     }
 }
 
 #[async_trait]
-impl PresenceRegistry for LocalPresence {
-    async fn connect(
-        &self,
-        user_id: &UserId,
-        _device_id: &DeviceId,
-        connection_id: u64,
-    ) -> Result<bool, PresenceError> {
-        let mut connections = self.connections.lock();
-        let entry = connections.entry(user_id.clone()).or_default();
-        let was_offline = entry.is_empty();
-        entry.insert(connection_id);
-        Ok(was_offline)
-    }
-
-    async fn disconnect(
-        &self,
-        user_id: &UserId,
-        connection_id: u64,
-    ) -> Result<bool, PresenceError> {
-        let mut connections = self.connections.lock();
-        let Some(entry) = connections.get_mut(user_id) else {
-            return Ok(false);
-        };
-        let removed = entry.remove(&connection_id);
-        if entry.is_empty() {
-            connections.remove(user_id);
-            return Ok(removed);
+impl RateLimiter for LocalRateLimiter {
+    async fn acquire(&self, buckets: &[Bucket<'_>]) -> Result<Admission, RateLimitError> {
+        let now = Instant::now();
+        let mut state = self.buckets.lock();
+        if state.len() > SWEEP_THRESHOLD {
+            state.retain(|_, (bucket, quota)| !bucket.is_full(*quota, now));
         }
-        Ok(false)
+        let mut retry_after = Duration::ZERO;
+        for bucket in buckets {
+            if let Some((level, _)) = state.get(&(bucket.limit, bucket.key.to_string())) {
+                retry_after = retry_after.max(level.wait(bucket.quota, now));
+            }
+        }
+        if !retry_after.is_zero() {
+            return Ok(Admission::Denied { retry_after });
+        }
+        for bucket in buckets {
+            let (level, quota) = state
+                .entry((bucket.limit, bucket.key.to_string()))
+                .or_insert_with(|| (TokenBucket::full(bucket.quota, now), bucket.quota));
+            *quota = bucket.quota;
+            // Cannot fail: every bucket was checked above, under the same lock.
+            let _ = level.take(bucket.quota, now);
+        }
+        Ok(Admission::Granted)
     }
 
-    async fn online(&self, user_ids: &[UserId]) -> Result<Vec<bool>, PresenceError> {
-        let connections = self.connections.lock();
-        Ok(user_ids
-            .iter()
-            .map(|user_id| connections.contains_key(user_id))
-            .collect())
+    async fn refund(&self, bucket: &Bucket<'_>) -> Result<(), RateLimitError> {
+        if let Some((level, _)) = self
+            .buckets
+            .lock()
+            .get_mut(&(bucket.limit, bucket.key.to_string()))
+        {
+            level.give_back(bucket.quota);
+        }
+        Ok(())
     }
 }

@@ -15,20 +15,61 @@ use parley_proto::{
 
 /// Errors every backend maps its own into.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule was broken (e.g. a username that exists).
+    /// A rule of uniqueness or a version check refused the write; nothing was written.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(Conflict),
+    /// The write names something that does not exist (a user, a conversation): detected
+    /// by the backend's foreign keys, by error code.
+    #[error("the write refers to a row that does not exist")]
+    MissingReference,
+    /// A stored row could not be read back (it no longer decodes): reported, never
+    /// silently skipped.
+    #[error("stored {what} could not be decoded")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The backend failed or cannot be reached; the operation may be retried.
-    #[error("storage unavailable: {0}")]
-    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    #[error("storage unavailable")]
+    Unavailable {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Which rule a [`StoreError::Conflict`] is about.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Conflict {
+    #[error("the username is taken")]
+    Username,
+    #[error("members_version is {found}, not the expected {expected}")]
+    MembersVersion { expected: i64, found: i64 },
+    /// Another uniqueness rule, named by the backend.
+    #[error("unique rule {0} broken")]
+    Unique(String),
 }
 
 impl StoreError {
     pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        StoreError::Unavailable(Box::new(error))
+        StoreError::Unavailable {
+            source: Box::new(error),
+        }
+    }
+
+    pub fn corrupt(
+        what: &'static str,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Corrupt {
+            what,
+            source: Box::new(error),
+        }
     }
 }
 
@@ -150,6 +191,9 @@ pub struct Appended {
     /// True when `(sender_id, client_msg_id)` had been stored before: nothing new was
     /// written and nothing must be fanned out again.
     pub duplicate: bool,
+    /// The conversation's `members_version` in the transaction that stored the message:
+    /// its recipients are the members at that version (0 for a duplicate).
+    pub members_version: i64,
 }
 
 /// Why one message of a batch was not stored.
@@ -252,6 +296,9 @@ pub struct MessageReceipts {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Answers once the backend can serve reads and writes (`/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
     // ---- users --------------------------------------------------------------------
 
     /// Creates a user. `Conflict` if the username is taken.

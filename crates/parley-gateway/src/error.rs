@@ -36,15 +36,79 @@ impl ApiError {
     }
 }
 
+/// How a core error shows on the wire: its code, the text a client sees and, for rate
+/// limits, when to retry. The ports' errors (storage, bus, presence, limiter) are the
+/// server's own trouble: they are logged with their causes and shown as `unavailable`.
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_ms: Option<u64>,
+}
+
+pub fn to_wire(error: &parley_core::Error, context: &'static str) -> WireError {
+    use parley_core::store::StoreError;
+    use parley_core::Error;
+    let plain = |code: ErrorCode| (code, error.to_string());
+    let (code, message) = match error {
+        Error::Invalid(_) => plain(ErrorCode::InvalidRequest),
+        Error::ContentTooLarge { .. } => plain(ErrorCode::ContentTooLarge),
+        Error::Unauthorized => plain(ErrorCode::Unauthorized),
+        Error::InvalidCredentials => plain(ErrorCode::InvalidCredentials),
+        Error::UsernameTaken => plain(ErrorCode::UsernameTaken),
+        Error::ClientMsgIdReused => plain(ErrorCode::ClientMsgIdReused),
+        Error::NotMember => plain(ErrorCode::NotMember),
+        Error::Forbidden(_) => plain(ErrorCode::Forbidden),
+        Error::NotFound(_) => plain(ErrorCode::NotFound),
+        Error::GroupFull { .. } => plain(ErrorCode::GroupFull),
+        Error::RateLimited { .. } => plain(ErrorCode::RateLimited),
+        Error::ShuttingDown | Error::Busy => plain(ErrorCode::Unavailable),
+        Error::Store(StoreError::NotFound) => (ErrorCode::NotFound, "not found".to_owned()),
+        Error::Store(StoreError::Conflict(_)) => {
+            (ErrorCode::InvalidRequest, "conflicting request".to_owned())
+        }
+        Error::Store(StoreError::MissingReference) => (
+            ErrorCode::NotFound,
+            "a referenced item does not exist".to_owned(),
+        ),
+        // Every port failure, and what a newer core may add: the server's trouble.
+        _ => {
+            tracing::error!(error = %error_chain(error), "{context} failed");
+            (
+                ErrorCode::Unavailable,
+                "storage is temporarily unavailable".to_owned(),
+            )
+        }
+    };
+    let retry_after_ms = match error {
+        Error::RateLimited { retry_after } => Some(retry_after.as_millis().max(1) as u64),
+        _ => None,
+    };
+    WireError {
+        code,
+        message,
+        retry_after_ms,
+    }
+}
+
+/// An error with its causes, for the log.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl From<parley_core::Error> for ApiError {
     fn from(error: parley_core::Error) -> Self {
-        if error.is_internal() {
-            tracing::error!(%error, "request failed");
-        }
+        let wire = to_wire(&error, "request");
         Self {
-            code: error.code(),
-            message: error.public_message(),
-            retry_after_ms: error.retry_after_ms(),
+            code: wire.code,
+            message: wire.message,
+            retry_after_ms: wire.retry_after_ms,
         }
     }
 }
@@ -106,14 +170,12 @@ impl IntoResponse for ApiError {
 
 /// The WebSocket `error` frame for a core error.
 pub fn error_frame(error: &parley_core::Error, client_msg_id: Option<String>) -> ServerFrame {
-    if error.is_internal() {
-        tracing::error!(%error, "frame failed");
-    }
-    metrics::counter!("parley_errors_total", "code" => error.code().as_str()).increment(1);
+    let wire = to_wire(error, "frame");
+    metrics::counter!("parley_errors_total", "code" => wire.code.as_str()).increment(1);
     ServerFrame::Error {
-        code: error.code(),
-        message: error.public_message(),
+        code: wire.code,
+        message: wire.message,
         client_msg_id,
-        retry_after_ms: error.retry_after_ms(),
+        retry_after_ms: wire.retry_after_ms,
     }
 }

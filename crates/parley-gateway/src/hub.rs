@@ -1,16 +1,16 @@
 //! The connection hub: which sockets of this node belong to which user and device, and
 //! who watches whose presence.
 //!
-//! The dispatcher task reads this node's bus events and hands each frame to the matching
-//! connections' outbound queues without waiting: a socket whose queue is full is closed
-//! (its device resumes with `sync`), so one slow reader never stalls anyone else.
+//! The dispatcher task reads this node's bus events (`Chat::events`) and hands each frame
+//! to the matching connections' outbound queues without waiting: a socket whose queue is
+//! full is closed (its device resumes with `sync`), so one slow reader never stalls anyone
+//! else. A frame is serialized once per event on this node, whatever its fan-out.
 
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::RwLock;
-use parley_core::{BusEvent, Chat};
+use parley_core::{BusEvent, Chat, ConnectionId, NodeId};
 use parley_proto::{DeviceId, UserId};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 
@@ -47,25 +47,18 @@ pub struct SocketCaps {
     pub per_device: usize,
 }
 
-#[derive(Default)]
+/// This node's sockets, by the `serial` of their [`ConnectionId`].
 pub struct Hub {
+    node: NodeId,
     registry: RwLock<Registry>,
-    next_id: AtomicU64,
 }
 
 impl Hub {
-    /// A process-unique connection id, mixed with a random node prefix so ids from
-    /// several nodes do not collide in a shared presence registry.
-    pub fn next_connection_id(&self) -> u64 {
-        static NODE_PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let prefix = *NODE_PREFIX.get_or_init(|| {
-            let seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|elapsed| elapsed.as_nanos() as u64)
-                .unwrap_or(0);
-            (seed ^ u64::from(std::process::id())) << 32
-        });
-        prefix ^ self.next_id.fetch_add(1, Ordering::Relaxed)
+    pub fn new(node: NodeId) -> Self {
+        Self {
+            node,
+            registry: RwLock::default(),
+        }
     }
 
     /// Adds a connection, unless its user or device already holds as many as `caps`
@@ -129,15 +122,16 @@ impl Hub {
         metrics::gauge!("parley_connections").set(registry.connections.len() as f64);
     }
 
-    /// Replaces the set of users whose presence this connection receives.
-    pub fn watch_presence(&self, connection_id: u64, user_ids: Vec<UserId>) {
+    /// Replaces the set of users whose presence this connection receives; returns the
+    /// set it replaced.
+    pub fn watch_presence(&self, connection_id: u64, user_ids: Vec<UserId>) -> Vec<UserId> {
         let mut registry = self.registry.write();
         let Some(entry) = registry.connections.get_mut(&connection_id) else {
-            return;
+            return Vec::new();
         };
         let previous = std::mem::replace(&mut entry.watching, user_ids.clone());
-        for watched in previous {
-            unwatch(&mut registry, &watched, connection_id);
+        for watched in &previous {
+            unwatch(&mut registry, watched, connection_id);
         }
         for watched in user_ids {
             registry
@@ -146,6 +140,7 @@ impl Hub {
                 .or_default()
                 .insert(connection_id);
         }
+        previous
     }
 
     pub fn connection_count(&self) -> usize {
@@ -175,7 +170,11 @@ impl Hub {
                 frame,
                 created_at_ms,
             } => {
-                let frame = Utf8Bytes::from(&*frame);
+                let frame = Utf8Bytes::from(frame.to_json());
+                // The sending socket, if it is on this node.
+                let except_connection = except_connection
+                    .filter(|connection| connection.node == self.node)
+                    .map(|connection: ConnectionId| connection.serial);
                 let registry = self.registry.read();
                 for user_id in user_ids.iter() {
                     let Some(connection_ids) = registry.by_user.get(user_id) else {
@@ -193,7 +192,7 @@ impl Hub {
                 }
             }
             BusEvent::Presence { user_id, frame } => {
-                let frame = Utf8Bytes::from(&*frame);
+                let frame = Utf8Bytes::from(frame.to_json());
                 let registry = self.registry.read();
                 if let Some(watchers) = registry.presence_watchers.get(&user_id) {
                     for connection_id in watchers {
@@ -203,9 +202,10 @@ impl Hub {
                     }
                 }
             }
-            BusEvent::CloseDevice { device_id } => {
+            BusEvent::CloseDevice { user_id, device_id } => {
                 let registry = self.registry.read();
-                for entry in registry.connections.values() {
+                let connections = registry.by_user.get(&user_id).into_iter().flatten();
+                for entry in connections.filter_map(|id| registry.connections.get(id)) {
                     if entry.device_id == device_id {
                         offer(entry, Outbound::Close(4001, "token revoked"));
                     }
@@ -237,12 +237,20 @@ fn offer(entry: &ConnectionEntry, outbound: Outbound) {
     }
 }
 
-/// Starts the task that feeds this node's bus events to its connections.
-pub fn spawn_dispatcher(hub: Arc<Hub>, chat: Chat) {
-    let mut events = chat.bus().subscribe();
+/// Most events taken off the bus at once.
+const DISPATCH_BATCH: usize = 256;
+
+/// Opens this node's bus stream and starts the task that feeds it to the connections.
+pub async fn spawn_dispatcher(hub: Arc<Hub>, chat: Chat) -> Result<(), parley_core::Error> {
+    let mut events = chat.events().await?;
     tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            hub.dispatch(&chat, event);
+        let mut batch = Vec::with_capacity(DISPATCH_BATCH);
+        while events.recv_many(&mut batch, DISPATCH_BATCH).await > 0 {
+            for event in batch.drain(..) {
+                hub.dispatch(&chat, event);
+            }
         }
+        tracing::error!("the bus stream ended: this node no longer delivers live frames");
     });
+    Ok(())
 }

@@ -9,7 +9,6 @@ pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod rest;
-pub mod typing;
 pub mod web;
 pub mod ws;
 
@@ -32,8 +31,6 @@ pub struct GatewayConfig {
     pub outbound_queue: usize,
     /// A connection that has not authenticated within this time is closed.
     pub auth_timeout: Duration,
-    /// Register/login attempts per minute from one IP address.
-    pub auth_attempts_per_minute: u32,
     /// WebSocket frames per second one connection may send (bursts of twice that);
     /// beyond it frames are refused with `rate_limited`.
     pub frames_per_second: u32,
@@ -59,7 +56,6 @@ impl Default for GatewayConfig {
             heartbeat_timeout: Duration::from_secs(parley_proto::limits::HEARTBEAT_TIMEOUT_SECS),
             outbound_queue: 1024,
             auth_timeout: Duration::from_secs(10),
-            auth_attempts_per_minute: 30,
             frames_per_second: 100,
             max_sockets_per_ip: 256,
             max_sockets_per_user: 32,
@@ -78,7 +74,6 @@ pub struct AppState {
     pub hub: Arc<hub::Hub>,
     pub config: Arc<GatewayConfig>,
     pub metrics: Option<PrometheusHandle>,
-    auth_limiter: Arc<parley_core::ratelimit::RateLimiter<std::net::IpAddr>>,
     sockets_per_ip: Arc<limits::SocketsPerIp>,
     /// One permit per sync streaming on this node: bounds the memory syncs hold.
     syncs: Arc<tokio::sync::Semaphore>,
@@ -89,13 +84,14 @@ pub struct AppState {
 
 impl AppState {
     /// Wires the gateway to the core and starts dispatching this node's bus events.
-    pub fn new(chat: Chat, config: GatewayConfig, metrics: Option<PrometheusHandle>) -> Self {
-        let hub = Arc::new(hub::Hub::default());
-        hub::spawn_dispatcher(hub.clone(), chat.clone());
-        Self {
-            auth_limiter: Arc::new(parley_core::ratelimit::RateLimiter::per_minute(
-                config.auth_attempts_per_minute,
-            )),
+    pub async fn new(
+        chat: Chat,
+        config: GatewayConfig,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, parley_core::Error> {
+        let hub = Arc::new(hub::Hub::new(chat.node_id().clone()));
+        hub::spawn_dispatcher(hub.clone(), chat.clone()).await?;
+        Ok(Self {
             sockets_per_ip: Arc::default(),
             syncs: Arc::new(tokio::sync::Semaphore::new(
                 config.max_concurrent_syncs.max(1),
@@ -108,7 +104,7 @@ impl AppState {
             config: Arc::new(config),
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
-        }
+        })
     }
 
     pub fn is_shutting_down(&self) -> bool {

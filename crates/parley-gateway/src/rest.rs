@@ -165,13 +165,9 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
 }
 
-fn check_auth_rate(state: &AppState, address: &SocketAddr) -> Result<(), ApiError> {
-    let now = std::time::Instant::now();
-    let ip = crate::limits::ip_key(address.ip());
-    state
-        .auth_limiter
-        .try_take(&ip, now)
-        .map_err(|retry_after| parley_core::Error::RateLimited { retry_after }.into())
+async fn check_auth_rate(state: &AppState, address: &SocketAddr) -> Result<(), ApiError> {
+    let origin = crate::limits::ip_key(address.ip()).to_string();
+    Ok(state.chat.check_auth_attempt(&origin).await?)
 }
 
 /// # `POST /api/v1/auth/register`
@@ -180,7 +176,7 @@ async fn register(
     ConnectInfo(address): ConnectInfo<SocketAddr>,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
-    check_auth_rate(&state, &address)?;
+    check_auth_rate(&state, &address).await?;
     let response = state
         .chat
         .register(
@@ -199,7 +195,7 @@ async fn login(
     ConnectInfo(address): ConnectInfo<SocketAddr>,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
-    check_auth_rate(&state, &address)?;
+    check_auth_rate(&state, &address).await?;
     Ok(Json(
         state
             .chat

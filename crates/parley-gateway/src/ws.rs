@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
 use parley_core::chat::SendRequest;
-use parley_core::{Error, Session};
+use parley_core::ratelimit::{Quota, TokenBucket};
+use parley_core::{ConnectionId, Error, Session};
 use parley_proto::{ClientFrame, ErrorCode, ServerFrame, Timestamp};
 use serde::Deserialize;
 use std::future::Future;
@@ -120,15 +121,15 @@ struct Connection {
     socket: WebSocket,
     state: AppState,
     session: Session,
-    connection_id: u64,
+    connection_id: ConnectionId,
     last_heard: Instant,
     pending_acks: FuturesOrdered<AckFuture>,
     /// What this socket's typing frames relayed, and what is held for the next window;
     /// a socket that drops mid-typing is announced as stopped.
-    typing: crate::typing::TypingThrottle,
-    /// Token bucket of frames this socket may still send (refilled continuously).
-    frame_budget: f64,
-    frame_budget_at: Instant,
+    typing: parley_core::typing::TypingThrottle,
+    /// Frames this socket may still send: `frames_per_second`, bursts of twice that.
+    frame_budget: TokenBucket,
+    frame_quota: Quota,
 }
 
 async fn run(
@@ -145,11 +146,11 @@ async fn run(
         },
     };
     drop(waiting_for_auth);
-    let connection_id = state.hub.next_connection_id();
+    let connection_id = state.chat.new_connection_id();
     let (outbound_sender, outbound) = mpsc::channel(state.config.outbound_queue);
     let evict = Arc::new(Notify::new());
     if let Err(refusal) = state.hub.register(
-        connection_id,
+        connection_id.serial,
         session.user_id.clone(),
         session.device_id.clone(),
         outbound_sender,
@@ -172,22 +173,33 @@ async fn run(
     // A logout that committed between this socket's authentication and its registration
     // dispatched its close before the hub knew the socket: look again now that it does.
     if state.chat.authenticate_session(&session).await.is_err() {
-        state.hub.unregister(connection_id);
+        state.hub.unregister(connection_id.serial);
         let error = ServerFrame::error(ErrorCode::Unauthorized, "token revoked");
         close_with(&mut socket, Some(error), 4001, "token revoked").await;
         return;
     }
-    state.chat.connected(&session, connection_id).await;
+    if let Err(error) = state.chat.connected(&session, &connection_id).await {
+        // The bus would not bring this socket its frames: it is better closed, and the
+        // client retries (on another node, behind a load balancer).
+        state.hub.unregister(connection_id.serial);
+        let frame = error_frame(&error, None);
+        close_with(&mut socket, Some(frame), 1013, "try again later").await;
+        return;
+    }
+    let frame_quota = Quota::per_period(
+        state.config.frames_per_second.max(1).saturating_mul(2),
+        std::time::Duration::from_secs(2),
+    );
     let mut connection = Connection {
         socket,
         state: state.clone(),
         session: session.clone(),
-        connection_id,
+        connection_id: connection_id.clone(),
         last_heard: Instant::now(),
         pending_acks: FuturesOrdered::new(),
         typing: Default::default(),
-        frame_budget: f64::from(state.config.frames_per_second) * 2.0,
-        frame_budget_at: Instant::now(),
+        frame_budget: TokenBucket::full(frame_quota, tokio::time::Instant::now()),
+        frame_quota,
     };
     let ready = ServerFrame::Ready {
         user_id: session.user_id.clone(),
@@ -197,12 +209,12 @@ async fn run(
     if connection.write(&ready).await.is_ok() {
         connection.serve(outbound, evict).await;
     }
-    state.hub.unregister(connection_id);
+    state.hub.unregister(connection_id.serial);
     let typing_ttl = std::time::Duration::from_secs(parley_proto::limits::TYPING_TTL_SECS);
     for conversation_id in connection.typing.still_typing(Instant::now(), typing_ttl) {
         let _ = state.chat.typing(&session, &conversation_id, false).await;
     }
-    state.chat.disconnected(&session, connection_id).await;
+    state.chat.disconnected(&session, &connection_id).await;
 }
 
 /// Waits for `{"type":"auth","token":…}`; anything else is refused and closes.
@@ -405,17 +417,9 @@ impl Connection {
 
     /// Spends one frame from the connection's budget, or answers how long to wait (ms).
     fn spend_frame_budget(&mut self) -> Result<(), u64> {
-        let per_second = f64::from(self.state.config.frames_per_second.max(1));
-        let now = Instant::now();
-        self.frame_budget = (self.frame_budget
-            + now.duration_since(self.frame_budget_at).as_secs_f64() * per_second)
-            .min(per_second * 2.0);
-        self.frame_budget_at = now;
-        if self.frame_budget >= 1.0 {
-            self.frame_budget -= 1.0;
-            return Ok(());
-        }
-        Err((((1.0 - self.frame_budget) / per_second) * 1000.0).ceil() as u64)
+        self.frame_budget
+            .take(self.frame_quota, tokio::time::Instant::now())
+            .map_err(|wait| (wait.as_secs_f64() * 1000.0).ceil() as u64)
     }
 
     /// Relays typing states held back by the throttle whose window has ended.
@@ -556,7 +560,7 @@ impl Connection {
                     content,
                     content_type,
                     reply_to_seq,
-                    origin_connection: Some(self.connection_id),
+                    origin_connection: Some(self.connection_id.clone()),
                 };
                 match self.state.chat.submit_message(&self.session, request).await {
                     Ok(outcome) => {
@@ -612,9 +616,19 @@ impl Connection {
             }
             ClientFrame::Sync { cursors } => self.sync(cursors).await,
             ClientFrame::PresenceSubscribe { user_ids } => {
-                match self.state.chat.presence_snapshot(&user_ids).await {
+                // The hub first, so no change announced from now on is missed.
+                let hub = &self.state.hub;
+                let previous = hub.watch_presence(self.connection_id.serial, user_ids.clone());
+                let watched = self
+                    .state
+                    .chat
+                    .watch_presence(&self.connection_id, user_ids)
+                    .await;
+                if watched.is_err() {
+                    hub.watch_presence(self.connection_id.serial, previous);
+                }
+                match watched {
                     Ok(frames) => {
-                        self.state.hub.watch_presence(self.connection_id, user_ids);
                         for frame in frames {
                             self.feed(Message::Text(frame.to_json().into())).await?;
                         }

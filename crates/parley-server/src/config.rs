@@ -16,6 +16,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded database lives.
     pub data_dir: PathBuf,
+    /// This node's name in a cluster: 1-64 characters of `a-z A-Z 0-9 - _`, different on
+    /// every live node.
+    pub node_id: String,
+    /// Seconds a node's connections count as online without its heartbeat: when a node
+    /// dies, its users go offline after at most this long.
+    pub presence_lease_secs: u64,
     /// Log filter (`RUST_LOG` syntax) when `RUST_LOG` is unset.
     pub log: String,
     /// Serve `/metrics` in Prometheus format.
@@ -74,6 +80,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            node_id: "local".to_owned(),
+            presence_lease_secs: 30,
             log: "info".into(),
             metrics: true,
             shutdown_grace_secs: 10,
@@ -97,7 +105,7 @@ impl Default for Limits {
             typing_max_group: core.typing_max_group,
             heartbeat_timeout_secs: gateway.heartbeat_timeout.as_secs(),
             outbound_queue: gateway.outbound_queue,
-            auth_attempts_per_minute: gateway.auth_attempts_per_minute,
+            auth_attempts_per_minute: core.auth_attempts_per_minute,
             frames_per_second: gateway.frames_per_second,
             request_timeout_secs: 10,
             max_sockets_per_ip: gateway.max_sockets_per_ip,
@@ -152,6 +160,8 @@ impl Config {
             typing_max_group: self.limits.typing_max_group,
             writes_per_minute: self.limits.writes_per_minute,
             searches_per_minute: self.limits.searches_per_minute,
+            auth_attempts_per_minute: self.limits.auth_attempts_per_minute,
+            presence_lease: std::time::Duration::from_secs(self.presence_lease_secs.max(1)),
             new_account_period: std::time::Duration::from_secs(
                 self.limits.new_account_hours * 3600,
             ),
@@ -168,7 +178,6 @@ impl Config {
             max_frame_bytes: self.limits.max_frame_bytes,
             heartbeat_timeout: std::time::Duration::from_secs(self.limits.heartbeat_timeout_secs),
             outbound_queue: self.limits.outbound_queue,
-            auth_attempts_per_minute: self.limits.auth_attempts_per_minute,
             frames_per_second: self.limits.frames_per_second,
             max_sockets_per_ip: self.limits.max_sockets_per_ip,
             max_sockets_per_user: self.limits.max_sockets_per_user,

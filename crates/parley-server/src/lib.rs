@@ -11,8 +11,9 @@ pub use config::Config;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use parley_core::local::{LocalBus, LocalPresence};
+use parley_core::local::{LocalBus, LocalPresence, LocalRateLimiter, DEFAULT_BUS_CAPACITY};
 use parley_core::Chat;
+use parley_core::{NodeId, Ports};
 use parley_gateway::AppState;
 use parley_store_sqlite::SqliteStore;
 use std::net::SocketAddr;
@@ -154,18 +155,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let store = SqliteStore::open(&config.data_dir)
         .await
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
-    let chat = Chat::new(
-        config.core(),
-        Arc::new(store.clone()),
-        Arc::new(LocalBus::new()),
-        Arc::new(LocalPresence::new()),
-    );
+    let node_id = NodeId::new(&config.node_id).context("node_id")?;
+    let core = config.core();
+    let ports = Ports {
+        store: Arc::new(store.clone()),
+        bus: Arc::new(LocalBus::new(node_id.clone(), DEFAULT_BUS_CAPACITY)),
+        presence: Arc::new(LocalPresence::new(node_id, core.presence_lease)),
+        limiter: Arc::new(LocalRateLimiter::new()),
+    };
+    let chat = Chat::new(core, ports);
     let metrics = if config.metrics {
         metrics_handle()
     } else {
         None
     };
-    let state = AppState::new(chat, config.gateway(), metrics);
+    let state = AppState::new(chat, config.gateway(), metrics)
+        .await
+        .context("subscribing to the bus")?;
     let app =
         parley_gateway::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();

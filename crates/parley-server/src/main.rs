@@ -42,6 +42,9 @@ struct ServeArgs {
     /// Directory for the database [default: ./data].
     #[arg(long, env = "PARLEY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// This node's name in a cluster [default: local]: different on every live node.
+    #[arg(long, env = "PARLEY_NODE_ID")]
+    node_id: Option<String>,
     /// TOML configuration file for everything else (see parley.example.toml).
     #[arg(long, env = "PARLEY_CONFIG")]
     config: Option<PathBuf>,
@@ -65,6 +68,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(data_dir) = args.data_dir {
         config.data_dir = data_dir;
+    }
+    if let Some(node_id) = args.node_id {
+        config.node_id = node_id;
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));

@@ -99,11 +99,19 @@ pub(crate) async fn fetch_memberships(
     Ok(memberships)
 }
 
-/// `conversation_id -> (last_seq, 0)` for every conversation of a batch.
+/// Where a conversation stands inside a batch's transaction.
+pub(crate) struct Position {
+    pub(crate) last_seq: i64,
+    /// The newest `created_at` appended (ms), 0 while nothing was.
+    pub(crate) activity: i64,
+    pub(crate) members_version: i64,
+}
+
+/// The position of every conversation of a batch, read once inside its transaction.
 pub(crate) async fn fetch_last_seqs(
     transaction: &mut Transaction<'_, Sqlite>,
     messages: &[NewMessage],
-) -> StoreResult<HashMap<ConversationId, (i64, i64)>> {
+) -> StoreResult<HashMap<ConversationId, Position>> {
     let mut conversation_ids: Vec<&str> = messages
         .iter()
         .map(|m| m.conversation_id.as_str())
@@ -113,7 +121,8 @@ pub(crate) async fn fetch_last_seqs(
     let mut positions = HashMap::with_capacity(conversation_ids.len());
     for chunk in conversation_ids.chunks(INSERT_CHUNK) {
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT conversation_id, last_seq FROM conversations WHERE conversation_id IN (",
+            "SELECT conversation_id, last_seq, members_version FROM conversations \
+             WHERE conversation_id IN (",
         );
         push_list(&mut select, chunk.iter().copied());
         for row in select
@@ -124,7 +133,11 @@ pub(crate) async fn fetch_last_seqs(
         {
             positions.insert(
                 ConversationId(row.get("conversation_id")),
-                (row.get::<i64, _>("last_seq"), 0),
+                Position {
+                    last_seq: row.get("last_seq"),
+                    activity: 0,
+                    members_version: row.get("members_version"),
+                },
             );
         }
     }
@@ -183,16 +196,24 @@ pub(crate) async fn fetch_by_client_id(
     Ok(message_from_row(&row))
 }
 
-pub(crate) async fn last_seq_of(
+/// `(last_seq, members_version)` of a conversation, inside the transaction.
+pub(crate) async fn position_of(
     transaction: &mut Transaction<'_, Sqlite>,
     conversation_id: &ConversationId,
-) -> StoreResult<i64> {
-    sqlx::query_scalar("SELECT last_seq FROM conversations WHERE conversation_id = ?")
+) -> StoreResult<(i64, i64)> {
+    sqlx::query_as("SELECT last_seq, members_version FROM conversations WHERE conversation_id = ?")
         .bind(conversation_id.as_str())
         .fetch_optional(&mut **transaction)
         .await
         .map_err(unavailable)?
         .ok_or(StoreError::NotFound)
+}
+
+pub(crate) async fn last_seq_of(
+    transaction: &mut Transaction<'_, Sqlite>,
+    conversation_id: &ConversationId,
+) -> StoreResult<i64> {
+    Ok(position_of(transaction, conversation_id).await?.0)
 }
 
 pub(crate) async fn set_last_seq(
@@ -219,13 +240,15 @@ pub(crate) async fn append_in_transaction(
     transaction: &mut Transaction<'_, Sqlite>,
     message: NewMessage,
 ) -> StoreResult<Appended> {
-    let seq = last_seq_of(transaction, &message.conversation_id).await? + 1;
+    let (last_seq, members_version) = position_of(transaction, &message.conversation_id).await?;
+    let seq = last_seq + 1;
     if !insert_message(transaction, &message, seq).await? {
         let first =
             fetch_by_client_id(transaction, &message.sender_id, &message.client_msg_id).await?;
         return Ok(Appended {
             message: first,
             duplicate: true,
+            members_version: 0,
         });
     }
     set_last_seq(
@@ -238,6 +261,7 @@ pub(crate) async fn append_in_transaction(
     Ok(Appended {
         message: message.with_seq(seq),
         duplicate: false,
+        members_version,
     })
 }
 

@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 use parley_core::store::{
-    AppendOutcome, AppendRefusal, Appended, ConversationChange, ConversationRecord,
+    AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
     ConversationSummary, ConversationUpdate, ListCursor, MessageReceipts, NewConversation,
     NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate, SeqRange,
     SessionRecord, Store, StoreError, StoreResult, UserRecord,
@@ -119,9 +119,13 @@ async fn run_checkpoints(checkpointer: SqlitePool) {
 fn unavailable(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(ref database_error) if database_error.is_unique_violation() => {
-            StoreError::Conflict(database_error.message().to_owned())
-        }
+        sqlx::Error::Database(ref database_error) => match database_error.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => {
+                StoreError::Conflict(Conflict::Unique(database_error.message().to_owned()))
+            }
+            sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::MissingReference,
+            _ => StoreError::unavailable(error),
+        },
         other => StoreError::unavailable(other),
     }
 }

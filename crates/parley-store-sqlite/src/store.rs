@@ -4,6 +4,20 @@ use super::*;
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// Answers once the backend can serve reads and writes (`/readyz`).
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        // The writer too: a store whose writer is stuck cannot take messages.
+        sqlx::query("SELECT 1")
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     // ---- users --------------------------------------------------------------------
 
     /// Creates a user. `Conflict` if the username is taken.
@@ -22,7 +36,11 @@ impl Store for SqliteStore {
         .bind(user.created_at.millis())
         .execute(&self.writer)
         .await
-        .map_err(unavailable)?;
+        .map_err(|error| match unavailable(error) {
+            // `user_id` is made fresh by the core: the username is the rule broken.
+            StoreError::Conflict(_) => StoreError::Conflict(Conflict::Username),
+            other => other,
+        })?;
         Ok(())
     }
 
@@ -264,9 +282,7 @@ impl Store for SqliteStore {
             .execute(&mut *transaction)
             .await
             .map_err(|error| match unavailable(error) {
-                StoreError::Unavailable(cause) if cause.to_string().contains("FOREIGN KEY") => {
-                    StoreError::NotFound
-                }
+                StoreError::MissingReference => StoreError::NotFound,
                 other => other,
             })?;
         }
@@ -414,10 +430,10 @@ impl Store for SqliteStore {
         .await
         .map_err(unavailable)?;
         if members_version != update.expected_members_version {
-            return Err(StoreError::Conflict(format!(
-                "members_version is {members_version}, not {}",
-                update.expected_members_version
-            )));
+            return Err(StoreError::Conflict(Conflict::MembersVersion {
+                expected: update.expected_members_version,
+                found: members_version,
+            }));
         }
         let last_seq = last_seq_of(&mut transaction, conversation_id).await?;
         let now = update.system_messages.first().map_or_else(
@@ -472,6 +488,7 @@ impl Store for SqliteStore {
                     Ok(Appended {
                         message: first.clone(),
                         duplicate: true,
+                        members_version: 0,
                     })
                 } else {
                     Err(AppendRefusal::ClientMsgIdReused)
@@ -499,13 +516,14 @@ impl Store for SqliteStore {
             let position = positions
                 .get_mut(&message.conversation_id)
                 .ok_or(StoreError::NotFound)?;
-            position.0 += 1;
-            position.1 = position.1.max(message.created_at.millis());
-            let seq = position.0;
+            position.last_seq += 1;
+            position.activity = position.activity.max(message.created_at.millis());
+            let seq = position.last_seq;
             first_in_batch.insert(key, outcomes.len());
             outcomes.push(Ok(Appended {
                 message: message.with_seq(seq),
                 duplicate: false,
+                members_version: position.members_version,
             }));
         }
         let new_messages: Vec<&Message> = outcomes
@@ -541,19 +559,19 @@ impl Store for SqliteStore {
                 .await
                 .map_err(unavailable)?;
         }
-        let moved: Vec<(&ConversationId, &(i64, i64))> = positions
+        let moved: Vec<(&ConversationId, &Position)> = positions
             .iter()
-            .filter(|(_, (_, activity))| *activity > 0)
+            .filter(|(_, position)| position.activity > 0)
             .collect();
         for chunk in moved.chunks(INSERT_CHUNK) {
             let mut update = sqlx::QueryBuilder::<Sqlite>::new(
                 "UPDATE conversations SET last_seq = v.column2, \
                  last_activity_at = MAX(last_activity_at, v.column3) FROM (",
             );
-            update.push_values(chunk, |mut row, (conversation_id, (last_seq, activity))| {
+            update.push_values(chunk, |mut row, (conversation_id, position)| {
                 row.push_bind(conversation_id.as_str())
-                    .push_bind(*last_seq)
-                    .push_bind(*activity);
+                    .push_bind(position.last_seq)
+                    .push_bind(position.activity);
             });
             update.push(") AS v WHERE conversations.conversation_id = v.column1");
             update

@@ -176,23 +176,11 @@ impl Chat {
         }
     }
 
-    /// Whether storage answers (for readiness probes).
-    pub async fn check_ready(&self) -> Result<()> {
-        match self
-            .inner
-            .store
-            .fetch_user(&UserId::from("u_readiness_probe"))
-            .await
-        {
-            Ok(_) | Err(StoreError::NotFound) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
-    }
-
     /// `POST /auth/logout`: revokes the token and closes the device's sockets everywhere.
     pub async fn logout(&self, session: &Session) -> Result<()> {
         self.inner.store.delete_device(&session.device_id).await?;
         self.publish(BusEvent::CloseDevice {
+            user_id: session.user_id.clone(),
             device_id: session.device_id.clone(),
         })
         .await;
@@ -232,7 +220,7 @@ impl Chat {
             },
             last_seen_visible: request.last_seen_visible,
         };
-        self.check_write_rate(session)?;
+        self.check_write_rate(session).await?;
         let user = self
             .inner
             .store
@@ -261,10 +249,7 @@ impl Chat {
         if query.is_empty() || query.chars().count() > 64 {
             return Err(Error::Invalid("query must be 1-64 characters".into()));
         }
-        self.inner
-            .search_limiter
-            .try_take(&session.user_id, Instant::now())
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        self.check_search_rate(session).await?;
         let users = self
             .inner
             .store

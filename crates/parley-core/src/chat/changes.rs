@@ -36,7 +36,8 @@ impl Chat {
                 "nothing to change: give name or description".into(),
             ));
         }
-        self.check_group_change_rate(session, conversation_id)?;
+        self.check_group_change_rate(session, conversation_id)
+            .await?;
         self.change_conversation(session, conversation_id, intent)
             .await?;
         self.conversation(session, conversation_id).await
@@ -61,7 +62,8 @@ impl Chat {
             self.user(user_id).await?;
         }
         let intent = ChangeIntent::AddMembers(joining.clone());
-        self.check_group_change_rate(session, conversation_id)?;
+        self.check_group_change_rate(session, conversation_id)
+            .await?;
         self.change_conversation(session, conversation_id, intent)
             .await?;
         Ok(self.members(conversation_id).await?.members.clone())
@@ -100,7 +102,8 @@ impl Chat {
         if self.plan(&members, session, &intent)?.is_noop() {
             return Ok(members.members.clone());
         }
-        self.check_group_change_rate(session, conversation_id)?;
+        self.check_group_change_rate(session, conversation_id)
+            .await?;
         self.change_conversation(session, conversation_id, intent)
             .await?;
         Ok(self.members(conversation_id).await?.members.clone())
@@ -122,7 +125,8 @@ impl Chat {
         self.plan(&members, session, &intent)?;
         // Leaving is never rate limited: a user must always be able to get out.
         if user_id != &session.user_id {
-            self.check_group_change_rate(session, conversation_id)?;
+            self.check_group_change_rate(session, conversation_id)
+                .await?;
         }
         self.change_conversation(session, conversation_id, intent)
             .await
@@ -169,17 +173,16 @@ impl Chat {
     /// Runs a change in the committer, between batches. Authorizes it against the members
     /// as they are now (a request checked against an older state is decided again) and
     /// stores it only if they have not moved since (`members_version`; another node may
-    /// change them in cluster mode). Then, still in the committer so that everything is
-    /// announced in `seq` order with the sends around it: every node's member cache is
-    /// dropped, the system messages go to old and new members, removed members get
-    /// `conversation_removed`, and the current members get `conversation_updated`. If the
-    /// change is stored but an announcement fails, the caller gets `Error::Bus`.
+    /// change them in cluster mode). Returns what must be announced, which the fan-out
+    /// publishes in `seq` order with the sends around it: every node drops its cached
+    /// members, the system messages go to old and new members, removed members get
+    /// `conversation_removed`, and the current members get `conversation_updated`.
     pub(crate) async fn apply_change(
         &self,
         actor: &Session,
         conversation_id: &ConversationId,
         intent: ChangeIntent,
-    ) -> Result<()> {
+    ) -> Result<Vec<BusEvent>> {
         let mut attempts = 0;
         let (before, plan, appended) = loop {
             let (_, before) = self.fresh_members(conversation_id).await?;
@@ -190,7 +193,7 @@ impl Chat {
                 self.inner.config.max_group_members,
             )?;
             if plan.is_noop() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             let now = Timestamp::now();
             let update = ConversationUpdate {
@@ -211,18 +214,14 @@ impl Chat {
                 Ok(appended) => break (before, plan, appended),
                 Err(StoreError::Conflict(_)) if attempts < MAX_CHANGE_ATTEMPTS => attempts += 1,
                 // Other nodes kept changing the members: busy, not the caller's fault.
-                Err(StoreError::Conflict(reason)) => {
-                    return Err(Error::Store(StoreError::Unavailable(reason.into())))
-                }
+                Err(StoreError::Conflict(_)) => return Err(Error::Busy),
                 Err(error) => return Err(error.into()),
             }
         };
         self.inner.members.invalidate(conversation_id);
-        let mut announced = self
-            .publish_checked(BusEvent::MembershipChanged {
-                conversation_id: conversation_id.clone(),
-            })
-            .await;
+        let mut events = vec![BusEvent::MembershipChanged {
+            conversation_id: conversation_id.clone(),
+        }];
         let (record, after) = self.fresh_members(conversation_id).await?;
         let mut recipients: Vec<UserId> = after.user_ids.to_vec();
         for user_id in before.user_ids.iter() {
@@ -231,34 +230,21 @@ impl Chat {
             }
         }
         let recipients: Arc<[UserId]> = Arc::from(recipients);
-        for appended in &appended {
-            let frame = ServerFrame::NewMessage(appended.message.clone());
-            announced = announced.and(self.deliver_checked(recipients.clone(), &frame).await);
+        for appended in appended {
+            events.push(deliver_event(
+                recipients.clone(),
+                ServerFrame::NewMessage(appended.message),
+            ));
         }
         if !plan.removed.is_empty() {
             let frame = ServerFrame::ConversationRemoved {
                 conversation_id: conversation_id.clone(),
             };
-            announced = announced.and(self.deliver_checked(plan.removed.into(), &frame).await);
+            events.push(deliver_event(plan.removed.into(), frame));
         }
         let conversation = conversation_view(record, Some(after.members), None);
-        announced.and(self.announce_conversation(&conversation).await)
-    }
-
-    pub(super) async fn announce_conversation(&self, conversation: &Conversation) -> Result<()> {
-        let user_ids: Arc<[UserId]> = conversation
-            .members
-            .iter()
-            .flatten()
-            .map(|member| member.user_id.clone())
-            .collect();
-        self.deliver_checked(
-            user_ids,
-            &ServerFrame::ConversationUpdated {
-                conversation: conversation.clone(),
-            },
-        )
-        .await
+        events.push(conversation_updated_event(conversation));
+        Ok(events)
     }
 
     pub(super) fn system_message(
@@ -282,4 +268,15 @@ impl Chat {
             system: Some(event),
         }
     }
+}
+
+/// `conversation_updated` for every member of `conversation`.
+pub(super) fn conversation_updated_event(conversation: Conversation) -> BusEvent {
+    let user_ids: Arc<[UserId]> = conversation
+        .members
+        .iter()
+        .flatten()
+        .map(|member| member.user_id.clone())
+        .collect();
+    deliver_event(user_ids, ServerFrame::ConversationUpdated { conversation })
 }

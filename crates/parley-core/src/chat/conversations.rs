@@ -31,6 +31,22 @@ impl Chat {
         Ok(members)
     }
 
+    /// The members at `members_version` or later: the cached list if it is that recent,
+    /// else read again from the store (and cached).
+    pub(super) async fn members_at_least(
+        &self,
+        conversation_id: &ConversationId,
+        members_version: i64,
+    ) -> Result<Arc<ConversationMembers>> {
+        let cached = self.members(conversation_id).await?;
+        if cached.version >= members_version {
+            return Ok(cached);
+        }
+        metrics::counter!("parley_members_cache_stale_total").increment(1);
+        self.inner.members.invalidate(conversation_id);
+        self.members(conversation_id).await
+    }
+
     /// The members, if `user_id` is one of them; `NotMember` otherwise (also for
     /// conversations that do not exist, so ids cannot be probed).
     pub(super) async fn members_for(
@@ -139,15 +155,15 @@ impl Chat {
         let (record, created) = match self.inner.store.insert_conversation(new_conversation).await {
             Ok(inserted) => inserted,
             Err(error) => {
-                if let Some(limiter) = new_account_limit {
-                    limiter.refund(&session.user_id);
+                if let Some(bucket) = &new_account_limit {
+                    self.refund(bucket).await;
                 }
                 return Err(error.into());
             }
         };
-        if let (false, Some(limiter)) = (created, new_account_limit) {
+        if let (false, Some(bucket)) = (created, &new_account_limit) {
             // Opening an existing direct chat creates nothing.
-            limiter.refund(&session.user_id);
+            self.refund(bucket).await;
         }
         let members = self
             .inner
@@ -167,10 +183,16 @@ impl Chat {
             );
             // `seq` 1 goes out before anyone learns of the conversation, so no member's
             // first send can be announced ahead of it.
+            let mut events = Vec::new();
             if let Some(system_message) = system_message {
-                self.fan_out(&system_message.with_seq(1), None).await;
+                events.extend(
+                    self.message_event(system_message.with_seq(1), None, record_members_version)
+                        .await,
+                );
             }
-            let _ = self.announce_conversation(&conversation).await;
+            events.push(changes::conversation_updated_event(conversation.clone()));
+            // Not fatal: devices catch up with `sync`.
+            let _ = self.publish_checked(events).await;
         }
         let summary = self
             .inner

@@ -102,6 +102,7 @@ impl Chat {
             }
         }
         self.check_send_rate(session, conversation_id, members.kind)
+            .await
     }
 
     /// A refused send may be the retry of one already stored (the sender has since hit
@@ -128,6 +129,7 @@ impl Chat {
                 let _ = reply.send(Ok(Appended {
                     message: first,
                     duplicate: true,
+                    members_version: 0,
                 }));
                 Ok(outcome)
             }
@@ -142,109 +144,39 @@ impl Chat {
         outcome.await.map_err(|_| Error::ShuttingDown)?
     }
 
-    /// Spends one of the user's writes a minute (REST-style changes that store or notify).
-    pub(super) fn check_write_rate(&self, session: &Session) -> Result<()> {
-        self.inner
-            .write_limiter
-            .try_take(&session.user_id, Instant::now())
-            .map_err(|retry_after| Error::RateLimited { retry_after })
-    }
-
-    /// A change to a group stores a system message the members see like a message, so it
-    /// spends from the same per-user-per-group bucket as sends, and one write.
-    pub(super) fn check_group_change_rate(
+    /// After a commit, in the fan-out task: the `new_message` event for every device of
+    /// every member but the sending socket, and the sender's read pointer moves to their
+    /// own message. The recipients are the members at the `members_version` the commit
+    /// saw, or later: a cached list older than that is read again, so a member removed
+    /// on another node never receives, even if the bus lost the invalidation.
+    pub(crate) async fn message_event(
         &self,
-        session: &Session,
-        conversation_id: &ConversationId,
-    ) -> Result<()> {
-        let group_key = (session.user_id.clone(), conversation_id.clone());
-        self.inner
-            .group_limiter
-            .try_take(&group_key, Instant::now())
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
-        self.check_write_rate(session).inspect_err(|_| {
-            self.inner.group_limiter.refund(&group_key);
-        })
-    }
-
-    /// Before creating a conversation: one write, and for an account younger than
-    /// `new_account_period` one of its new direct chats an hour or groups a day. Returns
-    /// the new-account limiter spent from, so a creation that creates nothing refunds it.
-    pub(super) async fn check_creation_rate(
-        &self,
-        session: &Session,
-        kind: ConversationType,
-    ) -> Result<Option<&RateLimiter<UserId>>> {
-        let user = self.inner.store.fetch_user(&session.user_id).await?;
-        let age_ms = Timestamp::now().millis() - user.created_at.millis();
-        let is_new = age_ms < self.inner.config.new_account_period.as_millis() as i64;
-        let limiter = match kind {
-            ConversationType::Direct => &self.inner.new_account_direct_limiter,
-            ConversationType::Group => &self.inner.new_account_group_limiter,
-        };
-        let now = Instant::now();
-        if is_new {
-            limiter
-                .try_take(&session.user_id, now)
-                .map_err(|retry_after| Error::RateLimited { retry_after })?;
-        }
-        if let Err(retry_after) = self.inner.write_limiter.try_take(&session.user_id, now) {
-            if is_new {
-                limiter.refund(&session.user_id);
-            }
-            return Err(Error::RateLimited { retry_after });
-        }
-        Ok(is_new.then_some(limiter))
-    }
-
-    pub(super) fn check_send_rate(
-        &self,
-        session: &Session,
-        conversation_id: &ConversationId,
-        kind: ConversationType,
-    ) -> Result<()> {
-        let now = Instant::now();
-        let group_key = (kind == ConversationType::Group)
-            .then(|| (session.user_id.clone(), conversation_id.clone()));
-        if let Some(group_key) = &group_key {
-            self.inner
-                .group_limiter
-                .try_take(group_key, now)
-                .map_err(|retry_after| Error::RateLimited { retry_after })?;
-        }
-        if let Err(retry_after) = self.inner.user_limiter.try_take(&session.user_id, now) {
-            if let Some(group_key) = &group_key {
-                self.inner.group_limiter.refund(group_key);
-            }
-            return Err(Error::RateLimited { retry_after });
-        }
-        Ok(())
-    }
-
-    /// After a commit: `new_message` to every device of every member but the sending
-    /// device, and the sender's read pointer moves to their own message.
-    pub(crate) async fn fan_out(&self, message: &Message, origin_connection: Option<u64>) {
-        let members = match self.members(&message.conversation_id).await {
+        message: Message,
+        origin_connection: Option<ConnectionId>,
+        members_version: i64,
+    ) -> Option<BusEvent> {
+        let members = match self
+            .members_at_least(&message.conversation_id, members_version)
+            .await
+        {
             Ok(members) => members,
             Err(error) => {
                 tracing::error!(%error, conversation_id = %message.conversation_id, "fan-out skipped: members unavailable");
-                return;
+                return None;
             }
         };
         metrics::counter!("parley_messages_total").increment(1);
-        let frame: Arc<str> = ServerFrame::NewMessage(message.clone()).to_json().into();
-        self.publish(BusEvent::Deliver {
-            user_ids: members.user_ids.clone(),
-            except_connection: origin_connection,
-            frame,
-            created_at_ms: Some(message.created_at.millis()),
-        })
-        .await;
         if message.content_type != "system" {
             self.inner
                 .receipts
                 .note(&message.conversation_id, &message.sender_id, 0, message.seq);
         }
+        Some(BusEvent::Deliver {
+            user_ids: members.user_ids.clone(),
+            except_connection: origin_connection,
+            created_at_ms: Some(message.created_at.millis()),
+            frame: Arc::new(ServerFrame::NewMessage(message)),
+        })
     }
 
     /// `GET /conversations/{id}/messages`: a page in ascending `seq`.

@@ -12,14 +12,14 @@
 //! This file has the service's state, its construction and shutdown, and the bus plumbing.
 
 use crate::auth;
-use crate::bus::{Bus, BusEvent};
+use crate::bus::{Bus, BusEvent, BusReceiver, ConnectionId, Interest, NodeId};
 use crate::commit::{CommitRequest, PendingChange, PendingSend};
 use crate::config::CoreConfig;
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::membership::{ConversationMembers, MembershipCache};
 use crate::presence::PresenceRegistry;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Admission, Bucket, Quota, RateLimiter};
 use crate::receipts::ReceiptTracker;
 use crate::rules::{self, ChangeIntent};
 use crate::store::{
@@ -45,13 +45,18 @@ use tokio::sync::{mpsc, oneshot};
 mod accounts;
 mod changes;
 mod conversations;
+mod limits;
 mod messages;
+mod node;
 mod presence;
 mod receipts;
 mod validation;
 mod views;
 
+use limits::Quotas;
 pub use messages::SyncPlan;
+use node::NodeState;
+pub use node::Ports;
 use receipts::{flush_receipts, run_receipt_flusher};
 use validation::*;
 use views::*;
@@ -69,7 +74,7 @@ pub struct SendRequest {
     pub reply_to_seq: Option<i64>,
     /// The WebSocket connection it came on (`None` for REST): it is answered with
     /// `msg_ack` and skipped by the fan-out.
-    pub origin_connection: Option<u64>,
+    pub origin_connection: Option<ConnectionId>,
 }
 
 /// System messages' `client_msg_id`s start with this; clients may not use it, so a
@@ -98,16 +103,12 @@ struct Inner {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     presence: Arc<dyn PresenceRegistry>,
+    limiter: Arc<dyn RateLimiter>,
+    quotas: Quotas,
+    /// This node's connections and what it asked the bus for.
+    node: NodeState,
     members: MembershipCache,
     receipts: ReceiptTracker,
-    user_limiter: RateLimiter<UserId>,
-    group_limiter: RateLimiter<(UserId, ConversationId)>,
-    /// Other writes (conversations, members, renames, roles, profile) per user.
-    write_limiter: RateLimiter<UserId>,
-    search_limiter: RateLimiter<UserId>,
-    /// New direct chats and new groups of accounts younger than `new_account_period`.
-    new_account_direct_limiter: RateLimiter<UserId>,
-    new_account_group_limiter: RateLimiter<UserId>,
     commit_queue: mpsc::Sender<CommitRequest>,
     shutting_down: AtomicBool,
     /// One receipt flush at a time (ticker, `receipts()`, shutdown): concurrent flushes
@@ -121,33 +122,23 @@ struct Inner {
     hashing_peak: std::sync::atomic::AtomicUsize,
 }
 
+/// Announcements waiting for the bus before the committer waits too.
+const FAN_OUT_QUEUE: usize = 16 * 1024;
+
 impl Chat {
-    /// Builds the service and starts its background tasks (group commit, receipt flush)
-    /// on the current tokio runtime.
-    pub fn new(
-        config: CoreConfig,
-        store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
-        presence: Arc<dyn PresenceRegistry>,
-    ) -> Self {
+    /// Builds the service and starts its background tasks (group commit, fan-out, receipt
+    /// flush, presence lease) on the current tokio runtime.
+    pub fn new(config: CoreConfig, ports: Ports) -> Self {
         let (commit_queue, commit_receiver) = mpsc::channel(64 * 1024);
+        let (announcements, announcement_receiver) = mpsc::channel(FAN_OUT_QUEUE);
         let inner = Arc::new(Inner {
-            user_limiter: RateLimiter::per_minute(config.user_messages_per_minute),
-            group_limiter: RateLimiter::per_minute(config.group_messages_per_minute),
-            write_limiter: RateLimiter::per_minute(config.writes_per_minute),
-            search_limiter: RateLimiter::per_minute(config.searches_per_minute),
-            new_account_direct_limiter: RateLimiter::per_period(
-                config.new_account_direct_chats_per_hour,
-                std::time::Duration::from_secs(3600),
-            ),
-            new_account_group_limiter: RateLimiter::per_period(
-                config.new_account_groups_per_day,
-                std::time::Duration::from_secs(24 * 3600),
-            ),
+            quotas: Quotas::from_config(&config),
+            node: NodeState::new(ports.bus.node_id().clone()),
             config,
-            store,
-            bus,
-            presence,
+            store: ports.store,
+            bus: ports.bus,
+            presence: ports.presence,
+            limiter: ports.limiter,
             members: MembershipCache::default(),
             receipts: ReceiptTracker::default(),
             commit_queue,
@@ -159,22 +150,32 @@ impl Chat {
             hashing_in_flight: Default::default(),
             hashing_peak: Default::default(),
         });
+        let chat = Chat { inner };
         tokio::spawn(crate::commit::run_committer(
-            Chat {
-                inner: inner.clone(),
-            },
+            chat.clone(),
             commit_receiver,
+            announcements,
         ));
-        tokio::spawn(run_receipt_flusher(Arc::downgrade(&inner)));
-        Chat { inner }
+        tokio::spawn(crate::commit::run_fan_out(
+            chat.clone(),
+            announcement_receiver,
+        ));
+        tokio::spawn(run_receipt_flusher(Arc::downgrade(&chat.inner)));
+        tokio::spawn(node::run_lease_keeper(Arc::downgrade(&chat.inner)));
+        chat
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
 
-    pub fn bus(&self) -> &Arc<dyn Bus> {
+    pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
         &self.inner.bus
+    }
+
+    /// This node's name in the cluster.
+    pub fn node_id(&self) -> &NodeId {
+        self.inner.bus.node_id()
     }
 
     /// Most sends one group commit takes.
@@ -182,7 +183,22 @@ impl Chat {
         self.inner.config.max_commit_batch
     }
 
-    /// Stops taking sends, commits what is queued and writes pending receipts.
+    /// This node's stream of bus events, for the gateway to hand to its sockets (once per
+    /// node). Pass each event to [`Chat::on_bus_event`] first.
+    pub async fn events(&self) -> Result<BusReceiver> {
+        Ok(self.inner.bus.subscribe().await?)
+    }
+
+    /// Whether this node can serve: its store answers (`/readyz`).
+    pub async fn check_ready(&self) -> Result<()> {
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(Error::ShuttingDown);
+        }
+        Ok(self.inner.store.ping().await?)
+    }
+
+    /// Stops taking sends, commits and announces what is queued and writes pending
+    /// receipts.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let (done, flushed) = oneshot::channel();
@@ -205,34 +221,33 @@ impl Chat {
         }
     }
 
-    async fn deliver(&self, user_ids: Arc<[UserId]>, frame: &ServerFrame) {
-        let _ = self.deliver_checked(user_ids, frame).await;
-    }
-
-    /// Like `deliver`, answering whether the bus took the frame.
-    async fn deliver_checked(&self, user_ids: Arc<[UserId]>, frame: &ServerFrame) -> Result<()> {
-        if user_ids.is_empty() {
-            return Ok(());
-        }
-        self.publish_checked(BusEvent::Deliver {
-            user_ids,
-            except_connection: None,
-            frame: frame.to_json().into(),
-            created_at_ms: None,
-        })
-        .await
+    async fn deliver(&self, user_ids: Arc<[UserId]>, frame: ServerFrame) {
+        // Not fatal: devices catch up with `sync`.
+        let _ = self
+            .publish_checked(vec![deliver_event(user_ids, frame)])
+            .await;
     }
 
     async fn publish(&self, event: BusEvent) {
         // Not fatal: devices catch up with `sync`.
-        let _ = self.publish_checked(event).await;
+        let _ = self.publish_checked(vec![event]).await;
     }
 
-    async fn publish_checked(&self, event: BusEvent) -> Result<()> {
-        self.inner.bus.publish(event).await.map_err(|error| {
+    async fn publish_checked(&self, events: Vec<BusEvent>) -> Result<()> {
+        self.inner.bus.publish(events).await.map_err(|error| {
             tracing::warn!(%error, "bus publish failed");
-            Error::Bus(error.to_string())
+            Error::Bus(error)
         })
+    }
+}
+
+/// `frame` for every socket of `user_ids`.
+fn deliver_event(user_ids: Arc<[UserId]>, frame: ServerFrame) -> BusEvent {
+    BusEvent::Deliver {
+        user_ids,
+        except_connection: None,
+        frame: Arc::new(frame),
+        created_at_ms: None,
     }
 }
 

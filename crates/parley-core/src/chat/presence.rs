@@ -1,102 +1,64 @@
 //! Presence (multi-device, `last_seen` privacy) and typing relay. Nothing here is stored
-//! but `last_seen`.
+//! but `last_seen`. Which sockets a node holds is in `node.rs`.
 
 use super::*;
 
 impl Chat {
-    /// A device connected. Announces `online` when it is the user's first.
-    pub async fn connected(&self, session: &Session, connection_id: u64) {
-        match self
-            .inner
-            .presence
-            .connect(&session.user_id, &session.device_id, connection_id)
-            .await
-        {
-            Ok(true) => {
-                let frame = ServerFrame::Presence {
-                    user_id: session.user_id.clone(),
-                    status: PresenceStatus::Online,
-                    last_seen: None,
-                };
-                self.publish(BusEvent::Presence {
-                    user_id: session.user_id.clone(),
-                    frame: frame.to_json().into(),
-                })
-                .await;
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "presence connect failed"),
-        }
+    /// Announces that the user has come online.
+    pub(super) async fn announce_online(&self, user_id: &UserId) {
+        let frame = ServerFrame::Presence {
+            user_id: user_id.clone(),
+            status: PresenceStatus::Online,
+            last_seen: None,
+        };
+        self.publish(BusEvent::Presence {
+            user_id: user_id.clone(),
+            frame: Arc::new(frame),
+        })
+        .await;
     }
 
-    /// A device disconnected. Stores `last_seen` and announces `offline` when it was the
-    /// user's last.
-    pub async fn disconnected(&self, session: &Session, connection_id: u64) {
-        match self
+    /// The user's last device went away: stores `last_seen` and announces `offline`.
+    pub(super) async fn went_offline(&self, user_id: &UserId) {
+        let now = Timestamp::now();
+        if let Err(error) = self.inner.store.update_last_seen(user_id, now).await {
+            tracing::warn!(%error, "could not store last_seen");
+        }
+        let visible = self
+            .inner
+            .store
+            .fetch_user(user_id)
+            .await
+            .map(|user| user.last_seen_visible)
+            .unwrap_or(false);
+        // A quick reconnect (a page reload) may have announced `online` while this task
+        // was writing: then `offline` would be the wrong last word.
+        let back_online = self
             .inner
             .presence
-            .disconnect(&session.user_id, connection_id)
+            .online(std::slice::from_ref(user_id))
             .await
-        {
-            Ok(true) => {
-                let now = Timestamp::now();
-                if let Err(error) = self
-                    .inner
-                    .store
-                    .update_last_seen(&session.user_id, now)
-                    .await
-                {
-                    tracing::warn!(%error, "could not store last_seen");
-                }
-                let visible = self
-                    .inner
-                    .store
-                    .fetch_user(&session.user_id)
-                    .await
-                    .map(|user| user.last_seen_visible)
-                    .unwrap_or(false);
-                // A quick reconnect (a page reload) may have announced `online` while
-                // this task was writing: then `offline` would be the wrong last word.
-                let back_online = self
-                    .inner
-                    .presence
-                    .online(std::slice::from_ref(&session.user_id))
-                    .await
-                    .map(|online| online.first().copied().unwrap_or(false))
-                    .unwrap_or(false);
-                if back_online {
-                    return;
-                }
-                let frame = ServerFrame::Presence {
-                    user_id: session.user_id.clone(),
-                    status: PresenceStatus::Offline,
-                    last_seen: visible.then_some(now),
-                };
-                self.publish(BusEvent::Presence {
-                    user_id: session.user_id.clone(),
-                    frame: frame.to_json().into(),
-                })
-                .await;
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "presence disconnect failed"),
+            .map(|online| online.first().copied().unwrap_or(false))
+            .unwrap_or(false);
+        if back_online {
+            return;
         }
+        let frame = ServerFrame::Presence {
+            user_id: user_id.clone(),
+            status: PresenceStatus::Offline,
+            last_seen: visible.then_some(now),
+        };
+        self.publish(BusEvent::Presence {
+            user_id: user_id.clone(),
+            frame: Arc::new(frame),
+        })
+        .await;
     }
 
-    /// `presence_subscribe`: the current presence of each user, to send right away; later
-    /// changes arrive as `BusEvent::Presence`.
-    pub async fn presence_snapshot(&self, user_ids: &[UserId]) -> Result<Vec<ServerFrame>> {
-        if user_ids.len() > MAX_PRESENCE_USERS {
-            return Err(Error::Invalid(format!(
-                "at most {MAX_PRESENCE_USERS} users per presence_subscribe"
-            )));
-        }
-        let online = self
-            .inner
-            .presence
-            .online(user_ids)
-            .await
-            .map_err(|error| Error::Bus(error.to_string()))?;
+    /// The current presence of each user, to send right away; later changes arrive as
+    /// `BusEvent::Presence`.
+    pub(super) async fn presence_snapshot(&self, user_ids: &[UserId]) -> Result<Vec<ServerFrame>> {
+        let online = self.inner.presence.online(user_ids).await?;
         // One query for all of them, not one per user.
         let users: std::collections::HashMap<UserId, UserRecord> = self
             .inner
@@ -147,7 +109,7 @@ impl Chat {
             user_id: session.user_id.clone(),
             is_typing,
         };
-        self.deliver(members.others(&session.user_id), &frame).await;
+        self.deliver(members.others(&session.user_id), frame).await;
         Ok(())
     }
 }

@@ -118,14 +118,14 @@ impl Chat {
             if delivered_moved {
                 self.deliver(
                     members.user_ids.clone(),
-                    &frame(ReceiptStatus::Delivered, change.delivered_seq),
+                    frame(ReceiptStatus::Delivered, change.delivered_seq),
                 )
                 .await;
             }
             if read_moved {
                 self.deliver(
                     members.user_ids.clone(),
-                    &frame(ReceiptStatus::Read, change.read_seq),
+                    frame(ReceiptStatus::Read, change.read_seq),
                 )
                 .await;
             }
@@ -151,7 +151,7 @@ impl Chat {
             }
             self.deliver(
                 Arc::from(recipients),
-                &frame(ReceiptStatus::Read, change.read_seq),
+                frame(ReceiptStatus::Read, change.read_seq),
             )
             .await;
         }
@@ -171,7 +171,7 @@ impl Chat {
             if !recipients.is_empty() {
                 self.deliver(
                     Arc::from(recipients),
-                    &frame(ReceiptStatus::Delivered, change.delivered_seq),
+                    frame(ReceiptStatus::Delivered, change.delivered_seq),
                 )
                 .await;
             }

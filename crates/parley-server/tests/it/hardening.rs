@@ -785,6 +785,8 @@ async fn schema_fuzzing_findings_stay_fixed() {
     assert_eq!(search.status(), 200, "64 characters, not bytes");
 }
 
+use parley_core::bus::BusError;
+
 /// A bus that refuses every event once `failing` is set.
 struct FlakyBus {
     inner: parley_core::local::LocalBus,
@@ -793,18 +795,29 @@ struct FlakyBus {
 
 #[async_trait::async_trait]
 impl parley_core::Bus for FlakyBus {
-    async fn publish(
-        &self,
-        event: parley_core::BusEvent,
-    ) -> Result<(), parley_core::bus::BusError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(parley_core::bus::BusError("the bus is down".into()));
-        }
-        self.inner.publish(event).await
+    fn node_id(&self) -> &parley_core::NodeId {
+        self.inner.node_id()
     }
 
-    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<parley_core::BusEvent> {
-        self.inner.subscribe()
+    async fn subscribe(&self) -> Result<parley_core::bus::BusReceiver, BusError> {
+        self.inner.subscribe().await
+    }
+
+    async fn add_interest(&self, interest: parley_core::bus::Interest) -> Result<(), BusError> {
+        self.inner.add_interest(interest).await
+    }
+
+    async fn remove_interest(&self, interest: parley_core::bus::Interest) -> Result<(), BusError> {
+        self.inner.remove_interest(interest).await
+    }
+
+    async fn publish(&self, events: Vec<parley_core::BusEvent>) -> Result<(), BusError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            let down =
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the bus is down");
+            return Err(BusError::unavailable(down));
+        }
+        self.inner.publish(events).await
     }
 }
 
@@ -812,14 +825,15 @@ impl parley_core::Bus for FlakyBus {
 /// caller, and stays stored: devices catch up with `sync`.
 #[tokio::test]
 async fn a_change_stored_but_not_announced_answers_unavailable() {
-    use parley_core::{Chat, CoreConfig, Error};
+    use parley_core::local::{LocalBus, LocalPresence, LocalRateLimiter};
+    use parley_core::{Chat, CoreConfig, Error, NodeId, Ports};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let store = parley_store_sqlite::SqliteStore::open(dir.path())
         .await
         .unwrap();
     let bus = Arc::new(FlakyBus {
-        inner: parley_core::local::LocalBus::new(),
+        inner: LocalBus::new(NodeId::new("test").unwrap(), 1024),
         failing: Default::default(),
     });
     let config = CoreConfig {
@@ -827,11 +841,15 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
         argon2_iterations: 1,
         ..CoreConfig::default()
     };
+    let presence = LocalPresence::new(NodeId::new("test").unwrap(), config.presence_lease);
     let chat = Chat::new(
         config,
-        Arc::new(store),
-        bus.clone(),
-        Arc::new(parley_core::local::LocalPresence::new()),
+        Ports {
+            store: Arc::new(store),
+            bus: bus.clone(),
+            presence: Arc::new(presence),
+            limiter: Arc::new(LocalRateLimiter::new()),
+        },
     );
     let alice = chat
         .register("alice", "password-123", None, None)
@@ -859,7 +877,8 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
         .await;
     let error = outcome.expect_err("the announcement failed");
     assert!(matches!(error, Error::Bus(_)), "{error:?}");
-    assert_eq!(error.code().http_status(), 503);
+    let wire = parley_gateway::error::to_wire(&error, "test");
+    assert_eq!(wire.code.http_status(), 503);
     bus.failing
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let stored = chat

@@ -5,7 +5,7 @@
 //! window (true → false → true …) is held and relayed when the window ends, only if it
 //! still differs from what others last saw. So a client toggling 100 times a second costs
 //! the others one frame a second, and the final state always arrives. Pure bookkeeping:
-//! the socket task relays and owns the timer.
+//! the gateway's socket task relays through `Chat::typing` and owns the timer.
 
 use parley_proto::ConversationId;
 use std::time::{Duration, Instant};
