@@ -51,6 +51,8 @@ fn core_imports_no_transport_or_storage_crate() {
         "object_store",
         "parley-gateway",
         "parley-store-sqlite",
+        // Encoding for the wire is the gateway's (and a network bus adapter's) job.
+        "serde_json",
     ];
     for dependency in core["dependencies"].as_array().unwrap() {
         let name = dependency["name"].as_str().unwrap();
@@ -59,6 +61,84 @@ fn core_imports_no_transport_or_storage_crate() {
             "parley-core must not depend on {name}"
         );
     }
+}
+
+/// The core speaks the domain's language: what an error is called on the wire, and how a
+/// frame is encoded, are decided in the gateway (ARCHITECTURE.md, "Crates").
+#[test]
+fn core_knows_no_wire_codes_or_encodings() {
+    let mut crossings = Vec::new();
+    let source = workspace_root().join("crates/parley-core/src");
+    visit(&source, &mut |file| {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for needle in ["ErrorCode", ".to_json(", "serde_json", "http_status"] {
+                if code.contains(needle) {
+                    crossings.push(format!(
+                        "{}:{}: {needle}",
+                        file.strip_prefix(&source).unwrap().display(),
+                        number + 1
+                    ));
+                }
+            }
+        }
+    });
+    assert!(
+        crossings.is_empty(),
+        "wire concerns in parley-core: {crossings:?}"
+    );
+}
+
+/// Most lines in one source file. A file past it holds more than one idea and is split
+/// along them (as `chat/` and the SQLite store were); the few that are one long idea are
+/// listed below with the size they may not outgrow.
+const MAX_FILE_LINES: usize = 600;
+const LONG_FILES: &[(&str, usize, &str)] = &[
+    (
+        "parley-testkit/src/store.rs",
+        1300,
+        "the Store conformance cases: one behaviour each",
+    ),
+    (
+        "parley-sdk/src/connection.rs",
+        1150,
+        "the connection actor's state machine (reconnect, outbox, sync); to be split",
+    ),
+    (
+        "parley-gateway/src/ws.rs",
+        820,
+        "one socket's loop; to be made generic over Sink/Stream and split",
+    ),
+    (
+        "parley-store-sqlite/src/store.rs",
+        800,
+        "the `impl Store` in trait order, one method each",
+    ),
+];
+
+#[test]
+fn source_files_stay_small() {
+    let mut too_long = Vec::new();
+    let crates = workspace_root().join("crates");
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let source = entry.unwrap().path().join("src");
+        visit(&source, &mut |file| {
+            let name = file.strip_prefix(&crates).unwrap().display().to_string();
+            let lines = std::fs::read_to_string(file).unwrap().lines().count();
+            let limit = LONG_FILES
+                .iter()
+                .find(|(long, _, _)| *long == name)
+                .map_or(MAX_FILE_LINES, |(_, limit, _)| *limit);
+            if lines > limit {
+                too_long.push(format!("{name}: {lines} lines (at most {limit})"));
+            }
+        });
+    }
+    assert!(
+        too_long.is_empty(),
+        "split these files along their ideas: {too_long:?}"
+    );
 }
 
 /// Every non-test source file opens with a `//!` module doc saying what it is for.

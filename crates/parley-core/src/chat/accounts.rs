@@ -5,7 +5,7 @@
 use super::*;
 
 impl Chat {
-    /// `POST /auth/register`: creates the user and their first device.
+    /// Creates the user and their first device.
     pub async fn register(
         &self,
         username: &str,
@@ -46,7 +46,7 @@ impl Chat {
         self.new_device(user_id, device_name).await
     }
 
-    /// `POST /auth/login`: checks the password and creates a device.
+    /// Checks the password and creates a device.
     pub async fn login(
         &self,
         username: &str,
@@ -176,7 +176,7 @@ impl Chat {
         }
     }
 
-    /// `POST /auth/logout`: revokes the token and closes the device's sockets everywhere.
+    /// Revokes the token and closes the device's sockets on every node.
     pub async fn logout(&self, session: &Session) -> Result<()> {
         self.inner.store.delete_device(&session.device_id).await?;
         self.publish(BusEvent::CloseDevice {
@@ -189,13 +189,13 @@ impl Chat {
 
     // ---- profiles ---------------------------------------------------------------------
 
-    /// `GET /users/me`
+    /// The user's own profile.
     pub async fn me(&self, session: &Session) -> Result<Profile> {
         let user = self.inner.store.fetch_user(&session.user_id).await?;
         Ok(own_profile(user))
     }
 
-    /// `PATCH /users/me`
+    /// Changes the user's own profile.
     pub async fn update_me(
         &self,
         session: &Session,
@@ -229,7 +229,7 @@ impl Chat {
         Ok(own_profile(user))
     }
 
-    /// `GET /users/{id}`
+    /// Another user's public profile.
     pub async fn user(&self, user_id: &UserId) -> Result<PublicProfile> {
         match self.inner.store.fetch_user(user_id).await {
             Ok(user) => Ok(public_profile(user)),
@@ -238,7 +238,7 @@ impl Chat {
         }
     }
 
-    /// `GET /users?query=`: by username or display name prefix.
+    /// Users by username or display name prefix.
     pub async fn search_users(
         &self,
         session: &Session,

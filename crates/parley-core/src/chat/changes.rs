@@ -6,7 +6,7 @@
 use super::*;
 
 impl Chat {
-    /// `PATCH /conversations/{id}`: group admins rename or describe.
+    /// Group admins rename or describe a group.
     pub async fn update_conversation(
         &self,
         session: &Session,
@@ -43,7 +43,7 @@ impl Chat {
         self.conversation(session, conversation_id).await
     }
 
-    /// `POST /conversations/{id}/members`: group admins add users.
+    /// Group admins add users to a group; returns the members after.
     pub async fn add_members(
         &self,
         session: &Session,
@@ -84,7 +84,7 @@ impl Chat {
         )
     }
 
-    /// `PATCH /conversations/{id}/members/{user_id}`: the owner makes a member an admin or
+    /// The owner makes a member an admin or
     /// an admin a member, or hands ownership over (and becomes an admin).
     pub async fn set_role(
         &self,
@@ -109,7 +109,7 @@ impl Chat {
         Ok(self.members(conversation_id).await?.members.clone())
     }
 
-    /// `DELETE /conversations/{id}/members/{user_id}`: admins remove members; anyone
+    /// Admins remove members; anyone
     /// leaves. Only the owner may remove an admin; nobody removes the owner. When the
     /// owner leaves, the longest-standing admin (else member) becomes the owner.
     pub async fn remove_member(

@@ -62,7 +62,8 @@ impl Chat {
         }
     }
 
-    /// `POST /conversations`: returns the conversation and whether it was created now.
+    /// Creates a direct chat (or opens the existing one) or a group; returns the
+    /// conversation and whether it was created now.
     pub async fn create_conversation(
         &self,
         session: &Session,
@@ -202,7 +203,7 @@ impl Chat {
         Ok((self.summary_view(summary).await?, created))
     }
 
-    /// `GET /conversations/{id}`: with members and roles.
+    /// One conversation of the user, with members and roles.
     pub async fn conversation(
         &self,
         session: &Session,
@@ -220,7 +221,7 @@ impl Chat {
         Ok(conversation)
     }
 
-    /// `GET /conversations?cursor=&limit=`: newest activity first.
+    /// The user's conversations, a page at a time, newest activity first.
     pub async fn list_conversations(
         &self,
         session: &Session,

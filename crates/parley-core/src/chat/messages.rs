@@ -179,7 +179,7 @@ impl Chat {
         })
     }
 
-    /// `GET /conversations/{id}/messages`: a page in ascending `seq`.
+    /// A page of a conversation's history, in ascending `seq`.
     pub async fn history(
         &self,
         session: &Session,

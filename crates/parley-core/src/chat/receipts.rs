@@ -22,7 +22,7 @@ impl Chat {
         Ok(())
     }
 
-    /// `read` / `POST /conversations/{id}/read`: the user has read up to `up_to_seq`.
+    /// The user has read up to `up_to_seq`.
     pub async fn read(
         &self,
         session: &Session,
@@ -44,7 +44,7 @@ impl Chat {
         flush_receipts(&self.inner).await;
     }
 
-    /// `GET /conversations/{id}/messages/{seq}/receipts`
+    /// Who has received and read one message.
     pub async fn receipts(
         &self,
         session: &Session,
@@ -69,7 +69,7 @@ impl Chat {
         })
     }
 
-    /// `GET /unread`: unread counts per conversation and in total.
+    /// Unread counts per conversation and in total.
     pub async fn unread(&self, session: &Session) -> Result<UnreadSummary> {
         let mut conversations = Vec::new();
         let mut cursor = None;

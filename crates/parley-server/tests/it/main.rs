@@ -15,6 +15,7 @@ mod crash;
 mod group_races;
 mod hardening;
 mod messaging;
+mod nodes;
 mod presence;
 mod receipts;
 mod refusals;
