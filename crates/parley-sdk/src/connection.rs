@@ -11,7 +11,9 @@ use crate::outbox::{AckWaiter, ErrorOutcome, Outbox};
 use crate::tracker::{CursorTracker, Observation};
 use crate::{CloseReason, Event, MsgAck, SdkError};
 use futures::{SinkExt, Stream, StreamExt};
-use parley_proto::{frames::Cursors, ClientFrame, ConversationId, DeviceId, ServerFrame, UserId};
+use parley_proto::{
+    frames::Cursors, ClientFrame, ContentType, ConversationId, DeviceId, ServerFrame, UserId,
+};
 use rand::{rngs::StdRng, SeedableRng};
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -121,8 +123,8 @@ pub(crate) fn websocket_url(server_url: &str, token: &str) -> Result<url::Url, S
 pub struct OutgoingMessage {
     pub conversation_id: ConversationId,
     pub content: String,
-    /// `None` means `text`.
-    pub content_type: Option<String>,
+    /// `None` means [`ContentType::TEXT`].
+    pub content_type: Option<ContentType>,
     pub reply_to_seq: Option<i64>,
     /// `None` lets the SDK make a ULID. Give one to make a retry across restarts safe.
     pub client_msg_id: Option<String>,

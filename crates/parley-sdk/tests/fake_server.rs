@@ -5,8 +5,8 @@
 
 use futures::{SinkExt, StreamExt};
 use parley_sdk::proto::{
-    frames::Cursors, ClientFrame, ConversationId, DeviceId, ErrorCode, Message, MessageId,
-    ServerFrame, Timestamp, UserId,
+    frames::Cursors, ClientFrame, ContentType, ConversationId, DeviceId, ErrorCode, Message,
+    MessageId, ServerFrame, Timestamp, UserId,
 };
 use parley_sdk::{CloseReason, Connection, ConnectionConfig, Event, SdkError};
 use std::time::Duration;
@@ -76,7 +76,7 @@ fn message(seq: i64) -> ServerFrame {
         sender_device_id: DeviceId::from("d_other"),
         client_msg_id: format!("other-{seq}"),
         content: format!("message {seq}"),
-        content_type: "text".into(),
+        content_type: ContentType::TEXT,
         reply_to_seq: None,
         created_at: Timestamp(0),
         system: None,

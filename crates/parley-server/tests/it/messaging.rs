@@ -28,7 +28,7 @@ async fn direct_chat_delivers_and_acks() {
     assert_eq!(received.seq, 1);
     assert_eq!(received.message_id, ack.message_id);
     assert_eq!(received.sender_id, alice.user_id);
-    assert_eq!(received.content_type, "text");
+    assert_eq!(received.content_type, parley_proto::ContentType::TEXT);
 
     let mut reply = OutgoingMessage::text(conversation.conversation_id.clone(), "Hi!");
     reply.reply_to_seq = Some(1);
