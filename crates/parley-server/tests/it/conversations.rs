@@ -3,7 +3,7 @@
 use crate::harness::*;
 use parley_proto::rest::UpdateConversationRequest;
 use parley_proto::{ConversationType, ErrorCode, Role, SystemEvent};
-use parley_sdk::Event;
+use parley_sdk::{Event, ServerFrame};
 
 fn rename(name: &str, description: Option<&str>) -> UpdateConversationRequest {
     UpdateConversationRequest {
@@ -56,7 +56,7 @@ async fn group_lifecycle_with_roles_and_system_messages() {
     assert_eq!(members[0].role, Role::Owner);
     assert_eq!(group.last_seq, 1, "the creation is message 1");
     expect(&mut bob_connection, "conversation_updated", |event| {
-        matches!(event, Event::ConversationUpdated(c) if c.conversation_id == conversation_id)
+        matches!(event, Event::Frame(ServerFrame::ConversationUpdated { conversation: c }) if c.conversation_id == conversation_id)
     })
     .await;
 
@@ -128,7 +128,7 @@ async fn group_lifecycle_with_roles_and_system_messages() {
     )
     .await;
     expect(&mut bob_connection, "conversation_removed", |event| {
-        matches!(event, Event::ConversationRemoved { conversation_id: id } if id == &conversation_id)
+        matches!(event, Event::Frame(ServerFrame::ConversationRemoved { conversation_id: id }) if id == &conversation_id)
     })
     .await;
     let gone = carol

@@ -8,7 +8,7 @@ use crate::raw::Raw;
 use futures::SinkExt;
 use parley_proto::rest::{CreateConversationRequest, UpdateProfileRequest};
 use parley_proto::PresenceStatus;
-use parley_sdk::Event;
+use parley_sdk::{Event, ServerFrame};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -271,7 +271,7 @@ async fn typing_toggles_are_throttled_and_end_in_the_last_state() {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, bob_connection.next_event()).await
     {
-        if let Event::Typing { is_typing, .. } = event {
+        if let Event::Frame(ServerFrame::Typing { is_typing, .. }) = event {
             seen.push(is_typing);
         }
     }
@@ -522,20 +522,20 @@ async fn offline_after_a_first_session_has_last_seen() {
     expect(
         &mut bob_connection,
         "alice's snapshot",
-        |event| matches!(event, Event::Presence { user_id, .. } if user_id == &alice_id),
+        |event| matches!(event, Event::Frame(ServerFrame::Presence { user_id, .. }) if user_id == &alice_id),
     )
     .await;
     let connection = alice.connect().await;
     expect(&mut bob_connection, "alice online", |event| {
-        matches!(event, Event::Presence { user_id, status: PresenceStatus::Online, .. } if user_id == &alice_id)
+        matches!(event, Event::Frame(ServerFrame::Presence { user_id, status: PresenceStatus::Online, .. }) if user_id == &alice_id)
     })
     .await;
     connection.close().await.unwrap();
     let offline = expect(&mut bob_connection, "alice offline", |event| {
-        matches!(event, Event::Presence { user_id, status: PresenceStatus::Offline, .. } if user_id == &alice_id)
+        matches!(event, Event::Frame(ServerFrame::Presence { user_id, status: PresenceStatus::Offline, .. }) if user_id == &alice_id)
     })
     .await;
-    let Event::Presence { last_seen, .. } = offline else {
+    let Event::Frame(ServerFrame::Presence { last_seen, .. }) = offline else {
         unreachable!()
     };
     assert!(
@@ -580,7 +580,7 @@ async fn conversation_updates_arrive_in_commit_order() {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, bob_connection.next_event()).await
     {
-        if let Event::ConversationUpdated(conversation) = event {
+        if let Event::Frame(ServerFrame::ConversationUpdated { conversation }) = event {
             last_seen_name = conversation.name;
         }
     }
@@ -601,14 +601,14 @@ async fn conversation_updates_arrive_in_commit_order() {
         .unwrap();
     let group_id = group.conversation_id.clone();
     expect(&mut carol_connection, "conversation_removed", |event| {
-        matches!(event, Event::ConversationRemoved { conversation_id } if conversation_id == &group_id)
+        matches!(event, Event::Frame(ServerFrame::ConversationRemoved { conversation_id }) if conversation_id == &group_id)
     })
     .await;
     expect_none(
         &mut carol_connection,
         Duration::from_millis(500),
         "an update after the removal",
-        |event| matches!(event, Event::ConversationUpdated(conversation) if conversation.conversation_id == group_id),
+        |event| matches!(event, Event::Frame(ServerFrame::ConversationUpdated { conversation }) if conversation.conversation_id == group_id),
     )
     .await;
 }

@@ -2,7 +2,7 @@
 
 use crate::harness::*;
 use parley_proto::PresenceStatus;
-use parley_sdk::Event;
+use parley_sdk::{Event, ServerFrame};
 use std::time::Duration;
 
 /// A subscriber gets the current presence at once and every change after; a user goes
@@ -18,7 +18,7 @@ async fn presence_is_multi_device_with_last_seen() {
         .unwrap();
     let is_alice = |status: PresenceStatus| {
         let alice_id = alice.user_id.clone();
-        move |event: &Event| matches!(event, Event::Presence { user_id, status: s, .. } if user_id == &alice_id && *s == status)
+        move |event: &Event| matches!(event, Event::Frame(ServerFrame::Presence { user_id, status: s, .. }) if user_id == &alice_id && *s == status)
     };
     expect(
         &mut bob_connection,
@@ -50,7 +50,7 @@ async fn presence_is_multi_device_with_last_seen() {
         is_alice(PresenceStatus::Offline),
     )
     .await;
-    let Event::Presence { last_seen, .. } = offline else {
+    let Event::Frame(ServerFrame::Presence { last_seen, .. }) = offline else {
         unreachable!()
     };
     assert!(last_seen.is_some(), "last seen is visible by default");
@@ -77,17 +77,17 @@ async fn last_seen_privacy_is_respected() {
         .presence_subscribe(vec![alice.user_id.clone()])
         .unwrap();
     let snapshot = expect(&mut bob_connection, "alice's presence", |event| {
-        matches!(event, Event::Presence { .. })
+        matches!(event, Event::Frame(ServerFrame::Presence { .. }))
     })
     .await;
     assert!(
         matches!(
             snapshot,
-            Event::Presence {
+            Event::Frame(ServerFrame::Presence {
                 status: PresenceStatus::Offline,
                 last_seen: None,
                 ..
-            }
+            })
         ),
         "{snapshot:?}"
     );
@@ -108,7 +108,7 @@ async fn typing_is_relayed_to_others_only() {
         .typing(conversation_id.clone(), true)
         .unwrap();
     expect(&mut bob_connection, "alice typing", |event| {
-        matches!(event, Event::Typing { is_typing: true, user_id, .. } if user_id == &alice.user_id)
+        matches!(event, Event::Frame(ServerFrame::Typing { is_typing: true, user_id, .. }) if user_id == &alice.user_id)
     })
     .await;
     alice_connection
@@ -117,10 +117,10 @@ async fn typing_is_relayed_to_others_only() {
     expect(&mut bob_connection, "alice stopped", |event| {
         matches!(
             event,
-            Event::Typing {
+            Event::Frame(ServerFrame::Typing {
                 is_typing: false,
                 ..
-            }
+            })
         )
     })
     .await;
@@ -128,7 +128,7 @@ async fn typing_is_relayed_to_others_only() {
         &mut alice_connection,
         Duration::from_millis(300),
         "own typing echo",
-        |event| matches!(event, Event::Typing { .. }),
+        |event| matches!(event, Event::Frame(ServerFrame::Typing { .. })),
     )
     .await;
 
@@ -142,7 +142,7 @@ async fn typing_is_relayed_to_others_only() {
         .typing(big.conversation_id.clone(), true)
         .unwrap();
     expect_none(&mut bob_connection, Duration::from_millis(400), "typing in a big group", |event| {
-        matches!(event, Event::Typing { conversation_id, .. } if conversation_id == &big.conversation_id)
+        matches!(event, Event::Frame(ServerFrame::Typing { conversation_id, .. }) if conversation_id == &big.conversation_id)
     })
     .await;
 }
@@ -163,16 +163,16 @@ async fn typing_stops_when_the_typist_disconnects() {
     expect(&mut bob_connection, "typing", |event| {
         matches!(
             event,
-            Event::Typing {
+            Event::Frame(ServerFrame::Typing {
                 is_typing: true,
                 ..
-            }
+            })
         )
     })
     .await;
     alice_connection.close().await.unwrap();
     expect(&mut bob_connection, "typing stopped", |event| {
-        matches!(event, Event::Typing { is_typing: false, user_id, .. } if user_id == &alice.user_id)
+        matches!(event, Event::Frame(ServerFrame::Typing { is_typing: false, user_id, .. }) if user_id == &alice.user_id)
     })
     .await;
 }

@@ -2,7 +2,7 @@
 
 use crate::harness::*;
 use parley_proto::ReceiptStatus;
-use parley_sdk::Event;
+use parley_sdk::{Event, ServerFrame};
 
 /// Direct chat: the recipient's acks become `delivered` and its read becomes `read` for
 /// the sender; the read pointer is echoed to the reader's other devices; unread counts
@@ -26,7 +26,7 @@ async fn direct_receipts_reach_the_sender_and_the_readers_devices() {
     }
     messages(&mut bob_phone, &conversation_id, 2).await;
     expect(&mut alice_connection, "delivered up to 2", |event| {
-        matches!(event, Event::Receipt { status: ReceiptStatus::Delivered, up_to_seq: 2, user_id, .. } if user_id == &bob.user_id)
+        matches!(event, Event::Frame(ServerFrame::Receipt { status: ReceiptStatus::Delivered, up_to_seq: 2, user_id, .. }) if user_id == &bob.user_id)
     })
     .await;
     assert_eq!(alice.client.unread().await.unwrap().total, 0);
@@ -36,16 +36,16 @@ async fn direct_receipts_reach_the_sender_and_the_readers_devices() {
     expect(&mut alice_connection, "read up to 2", |event| {
         matches!(
             event,
-            Event::Receipt {
+            Event::Frame(ServerFrame::Receipt {
                 status: ReceiptStatus::Read,
                 up_to_seq: 2,
                 ..
-            }
+            })
         )
     })
     .await;
     expect(&mut bob_laptop, "read echo on the other device", |event| {
-        matches!(event, Event::Receipt { status: ReceiptStatus::Read, up_to_seq: 2, user_id, .. } if user_id == &bob.user_id)
+        matches!(event, Event::Frame(ServerFrame::Receipt { status: ReceiptStatus::Read, up_to_seq: 2, user_id, .. }) if user_id == &bob.user_id)
     })
     .await;
     assert_eq!(bob.client.unread().await.unwrap().total, 0);
@@ -91,11 +91,11 @@ async fn group_receipts_go_to_senders_and_are_served_by_rest() {
         .await
         .unwrap();
     expect(&mut alice_connection, "bob's read", |event| {
-        matches!(event, Event::Receipt { status: ReceiptStatus::Read, user_id, .. } if user_id == &bob.user_id)
+        matches!(event, Event::Frame(ServerFrame::Receipt { status: ReceiptStatus::Read, user_id, .. }) if user_id == &bob.user_id)
     })
     .await;
     expect_none(&mut carol_connection, std::time::Duration::from_millis(600), "bob's read at carol", |event| {
-        matches!(event, Event::Receipt { user_id, status: ReceiptStatus::Read, .. } if user_id == &bob.user_id)
+        matches!(event, Event::Frame(ServerFrame::Receipt { user_id, status: ReceiptStatus::Read, .. }) if user_id == &bob.user_id)
     })
     .await;
     // Carol's SDK acks on its own schedule: wait until the server has her pointer.

@@ -2,7 +2,7 @@
 
 use crate::harness::*;
 use parley_proto::frames::Cursors;
-use parley_sdk::{Connection, Event};
+use parley_sdk::{Connection, Event, ServerFrame};
 
 /// A device that was offline gets exactly what it missed, in `seq` order, then
 /// `sync_done` with the cursors of all its conversations.
@@ -40,10 +40,10 @@ async fn sync_after_disconnect_returns_exactly_what_was_missed() {
     assert_eq!(seqs, (4..=23).collect::<Vec<_>>());
     assert_eq!(missed[0].content, "missed 0");
     let done = expect(&mut resumed, "sync_done", |event| {
-        matches!(event, Event::SyncDone { .. })
+        matches!(event, Event::Frame(ServerFrame::SyncDone { .. }))
     })
     .await;
-    let Event::SyncDone { cursors } = done else {
+    let Event::Frame(ServerFrame::SyncDone { cursors }) = done else {
         unreachable!()
     };
     assert_eq!(cursors.get(&conversation_id), Some(&23));
@@ -192,18 +192,18 @@ async fn sync_refuses_foreign_cursors_and_goes_on() {
     expect(&mut connection, "not_member error", |event| {
         matches!(
             event,
-            Event::Error {
+            Event::Frame(ServerFrame::Error {
                 code: parley_proto::ErrorCode::NotMember,
                 ..
-            }
+            })
         )
     })
     .await;
     let done = expect(&mut connection, "sync_done", |event| {
-        matches!(event, Event::SyncDone { .. })
+        matches!(event, Event::Frame(ServerFrame::SyncDone { .. }))
     })
     .await;
-    let Event::SyncDone { cursors } = done else {
+    let Event::Frame(ServerFrame::SyncDone { cursors }) = done else {
         unreachable!()
     };
     assert!(cursors.contains_key(&own.conversation_id));
