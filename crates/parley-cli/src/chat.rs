@@ -9,7 +9,7 @@ use crate::output::{self, NameBook};
 use crate::session::Session;
 use anyhow::Context as _;
 use parley_sdk::proto::{frames::Cursors, ConversationId, PresenceStatus, ReceiptStatus, UserId};
-use parley_sdk::{Client, CloseReason, Connection, Event};
+use parley_sdk::{Client, CloseReason, Connection, Event, ServerFrame};
 use tokio::io::AsyncBufReadExt;
 
 pub(crate) async fn run_chat(
@@ -119,7 +119,26 @@ fn describe(
             ack.seq,
             output::clock_time(ack.created_at)
         )),
-        Event::Receipt {
+        Event::Frame(frame) => describe_frame(frame, conversation_id, names, saved),
+        Event::Disconnected { reason } => Some(format!("  ! disconnected: {reason}")),
+        Event::Reconnecting { attempt, delay } => Some(format!(
+            "  ! reconnecting in {:.1} s (attempt {attempt})",
+            delay.as_secs_f64()
+        )),
+        Event::Connected { resumed: true, .. } => Some("  · reconnected".into()),
+        _ => None,
+    }
+}
+
+/// The line to print for a frame the SDK passed on, if it concerns this conversation.
+fn describe_frame(
+    frame: &ServerFrame,
+    conversation_id: &ConversationId,
+    names: &mut NameBook,
+    saved: &Session,
+) -> Option<String> {
+    match frame {
+        ServerFrame::Receipt {
             conversation_id: receipt_conversation,
             user_id,
             status,
@@ -134,14 +153,14 @@ fn describe(
                 names.name(user_id.as_str())
             ))
         }
-        Event::Typing {
+        ServerFrame::Typing {
             conversation_id: typing_conversation,
             user_id,
             is_typing: true,
         } if typing_conversation == conversation_id => {
             Some(format!("  · {} is typing…", names.name(user_id.as_str())))
         }
-        Event::Presence {
+        ServerFrame::Presence {
             user_id, status, ..
         } => {
             let state = match status {
@@ -150,7 +169,7 @@ fn describe(
             };
             Some(format!("  · {} is {state}", names.name(user_id.as_str())))
         }
-        Event::ConversationUpdated(conversation)
+        ServerFrame::ConversationUpdated { conversation }
             if &conversation.conversation_id == conversation_id =>
         {
             if let Some(members) = &conversation.members {
@@ -162,16 +181,12 @@ fn describe(
                 conversation.member_count
             ))
         }
-        Event::ConversationRemoved {
+        ServerFrame::ConversationRemoved {
             conversation_id: removed,
         } if removed == conversation_id => Some("  · you are no longer a member".into()),
-        Event::Error { code, message, .. } => Some(format!("  ! {}: {message}", code.as_str())),
-        Event::Disconnected { reason } => Some(format!("  ! disconnected: {reason}")),
-        Event::Reconnecting { attempt, delay } => Some(format!(
-            "  ! reconnecting in {:.1} s (attempt {attempt})",
-            delay.as_secs_f64()
-        )),
-        Event::Connected { resumed: true, .. } => Some("  · reconnected".into()),
+        ServerFrame::Error { code, message, .. } => {
+            Some(format!("  ! {}: {message}", code.as_str()))
+        }
         _ => None,
     }
 }

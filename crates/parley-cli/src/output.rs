@@ -50,7 +50,7 @@ pub fn clock_time(timestamp: Timestamp) -> String {
 /// `#12 10:00:01 alice: Hello!` (system messages in brackets).
 pub fn message_line(message: &Message, names: &NameBook) -> String {
     let time = clock_time(message.created_at);
-    if message.content_type == "system" {
+    if message.content_type.is_system() {
         return format!("#{} {time} [{}]", message.seq, message.content);
     }
     format!(
@@ -136,7 +136,7 @@ pub fn shorten(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parley_sdk::proto::{ConversationId, DeviceId, MessageId, Role, UserId};
+    use parley_sdk::proto::{ContentType, ConversationId, DeviceId, MessageId, Role, UserId};
 
     fn member(user_id: &str, username: &str) -> Member {
         Member {
@@ -148,7 +148,7 @@ mod tests {
         }
     }
 
-    fn message(seq: i64, sender: &str, content: &str, content_type: &str) -> Message {
+    fn message(seq: i64, sender: &str, content: &str, content_type: ContentType) -> Message {
         Message {
             message_id: MessageId::from("m"),
             conversation_id: ConversationId::from("c_1"),
@@ -157,7 +157,7 @@ mod tests {
             sender_device_id: DeviceId::from("d"),
             client_msg_id: "x".into(),
             content: content.into(),
-            content_type: content_type.into(),
+            content_type,
             reply_to_seq: None,
             created_at: Timestamp(0),
             system: None,
@@ -168,13 +168,13 @@ mod tests {
     #[test]
     fn message_lines_use_names() {
         let names = NameBook::from_members(&[member("u_1", "alice")]);
-        let line = message_line(&message(3, "u_1", "hi", "text"), &names);
+        let line = message_line(&message(3, "u_1", "hi", ContentType::TEXT), &names);
         assert!(line.starts_with("#3 "), "{line}");
         assert!(line.ends_with(" alice: hi"), "{line}");
-        let unknown = message_line(&message(4, "u_9", "yo", "text"), &names);
+        let unknown = message_line(&message(4, "u_9", "yo", ContentType::TEXT), &names);
         assert!(unknown.ends_with(" u_9: yo"), "{unknown}");
         let system = message_line(
-            &message(1, "u_1", "alice created the group", "system"),
+            &message(1, "u_1", "alice created the group", ContentType::SYSTEM),
             &names,
         );
         assert!(system.ends_with("[alice created the group]"), "{system}");
@@ -193,7 +193,7 @@ mod tests {
             created_at: Timestamp(0),
             last_activity_at: Timestamp(0),
             last_seq: 5,
-            last_message: Some(message(5, "u_2", "see you\ntomorrow", "text")),
+            last_message: Some(message(5, "u_2", "see you\ntomorrow", ContentType::TEXT)),
             unread_count: 2,
             last_read_seq: 3,
             muted_until: None,

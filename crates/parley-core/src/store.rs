@@ -9,8 +9,8 @@
 
 use async_trait::async_trait;
 use parley_proto::{
-    ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role, SystemEvent,
-    Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role,
+    SystemEvent, Timestamp, UserId,
 };
 
 /// Errors every backend maps its own into.
@@ -158,7 +158,7 @@ pub struct NewMessage {
     pub sender_device_id: DeviceId,
     pub client_msg_id: String,
     pub content: String,
-    pub content_type: String,
+    pub content_type: ContentType,
     pub reply_to_seq: Option<i64>,
     pub created_at: Timestamp,
     pub system: Option<SystemEvent>,

@@ -4,7 +4,7 @@ use parley_core::commit::{next_batch, CommitRequest, PendingSend};
 use parley_core::ratelimit::{Quota, TokenBucket};
 use parley_core::receipts::ReceiptTracker;
 use parley_core::store::NewMessage;
-use parley_proto::{ConversationId, DeviceId, MessageId, Timestamp, UserId};
+use parley_proto::{ContentType, ConversationId, DeviceId, MessageId, Timestamp, UserId};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +19,7 @@ fn send(index: usize) -> CommitRequest {
             sender_device_id: DeviceId::from("d"),
             client_msg_id: index.to_string(),
             content: String::new(),
-            content_type: "text".into(),
+            content_type: ContentType::TEXT,
             reply_to_seq: None,
             created_at: Timestamp(0),
             system: None,

@@ -16,7 +16,7 @@ use crate::BenchArgs;
 use parking_lot::Mutex;
 use parley_sdk::proto::{ConversationId, DeviceId, ErrorCode};
 use parley_sdk::{
-    ConnectionHandle, CursorTracker, Event, EventStream, Observation, OutgoingMessage,
+    ConnectionHandle, CursorTracker, Event, EventStream, Observation, OutgoingMessage, ServerFrame,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -268,12 +268,12 @@ async fn record_events(mut events: EventStream, own_device_id: DeviceId, context
                         recorder.record_delivery(now_micros.saturating_sub(tag.sent_at_micros));
                     }
                 }
-                Event::Error {
+                Event::Frame(ServerFrame::Error {
                     code,
                     client_msg_id,
                     message,
                     ..
-                } => {
+                }) => {
                     if code == ErrorCode::RateLimited {
                         recorder.rate_limited += 1;
                     } else if client_msg_id.is_some() {

@@ -1,8 +1,8 @@
 //! WebSocket frames: one JSON object per text frame, `type` says which.
 
 use crate::{
-    Conversation, ConversationId, DeviceId, ErrorCode, Message, MessageId, PresenceStatus,
-    ReceiptStatus, Timestamp, UserId,
+    ContentType, Conversation, ConversationId, DeviceId, ErrorCode, Message, MessageId,
+    PresenceStatus, ReceiptStatus, Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,7 +22,7 @@ pub enum ClientFrame {
         conversation_id: ConversationId,
         content: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        content_type: Option<String>,
+        content_type: Option<ContentType>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to_seq: Option<i64>,
     },
@@ -167,7 +167,7 @@ mod tests {
             sender_device_id: DeviceId::from("d_1"),
             client_msg_id: "x".into(),
             content: "Hello!".into(),
-            content_type: "text".into(),
+            content_type: ContentType::TEXT,
             reply_to_seq: None,
             created_at: Timestamp(0),
             system: None,

@@ -1,9 +1,10 @@
 //! The parley wire protocol, v1: every type that crosses a socket.
 //!
 //! This crate is the contract of `shared/protocol.md` (and its compatible extensions in
-//! `docs/protocol.md`) written as serde types. It owns names and shapes only: no I/O, no
-//! validation beyond what serde does, so the SDK, CLI and load generator can use it
-//! without compiling a server. Field and variant names match the protocol text exactly,
+//! `docs/protocol.md`) written as serde types. It owns names and shapes only: no I/O, and
+//! no validation beyond what serde does except pure predicates on a wire value that both
+//! sides must agree on (`ContentType::is_sendable`), so the SDK, CLI and load generator
+//! can use it without compiling a server. Field and variant names match the protocol text exactly,
 //! so one grep finds both.
 
 pub mod error;

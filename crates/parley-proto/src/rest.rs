@@ -1,6 +1,6 @@
 //! REST bodies, prefix `/api/v1`.
 
-use crate::{Conversation, ConversationId, DeviceId, Member, Message, UserId};
+use crate::{ContentType, Conversation, ConversationId, DeviceId, Member, Message, UserId};
 use serde::{Deserialize, Serialize};
 
 /// `POST /auth/register`
@@ -115,7 +115,7 @@ pub struct SendMessageRequest {
     pub client_msg_id: String,
     pub content: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
+    pub content_type: Option<ContentType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to_seq: Option<i64>,
 }

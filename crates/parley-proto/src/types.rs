@@ -2,6 +2,8 @@
 
 use crate::{ConversationId, DeviceId, MessageId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
 
 /// A stored message, as sent in `new_message`, history pages and `sync`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -14,13 +16,70 @@ pub struct Message {
     pub sender_device_id: DeviceId,
     pub client_msg_id: String,
     pub content: String,
-    /// `text` by default; `system` for membership changes (see `system`).
-    pub content_type: String,
+    /// [`ContentType::TEXT`] by default; [`ContentType::SYSTEM`] for membership and
+    /// metadata changes (see `system`).
+    pub content_type: ContentType,
     pub reply_to_seq: Option<i64>,
     pub created_at: Timestamp,
     /// Extension: set on `content_type:"system"` messages, the machine-readable event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemEvent>,
+}
+
+/// A message's `content_type`: a plain string on the wire, named once here.
+///
+/// `text` is the default and `system` is the server's own (membership and metadata
+/// changes, with a [`SystemEvent`]); any other name a client chooses within
+/// [`ContentType::is_sendable`] is stored and passed on unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContentType(Cow<'static, str>);
+
+impl ContentType {
+    /// Plain text: what a send that names no type is.
+    pub const TEXT: ContentType = ContentType(Cow::Borrowed("text"));
+    /// A message the server wrote about the conversation itself; clients cannot send it.
+    pub const SYSTEM: ContentType = ContentType(Cow::Borrowed("system"));
+    /// The longest type a client may send, in bytes.
+    pub const MAX_LEN: usize = 64;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a system message (no sender's words; has a `system` event).
+    pub fn is_system(&self) -> bool {
+        *self == Self::SYSTEM
+    }
+
+    /// Whether a client may send a message of this type: 1-64 characters of
+    /// `a-z 0-9 . / + - _`, and not `system`. The server refuses anything else.
+    pub fn is_sendable(&self) -> bool {
+        !self.0.is_empty()
+            && self.0.len() <= Self::MAX_LEN
+            && !self.is_system()
+            && self.0.bytes().all(|byte| {
+                byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"./+-_".contains(&byte)
+            })
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for ContentType {
+    fn from(value: String) -> Self {
+        Self(Cow::Owned(value))
+    }
+}
+
+impl From<&str> for ContentType {
+    fn from(value: &str) -> Self {
+        Self(Cow::Owned(value.to_owned()))
+    }
 }
 
 /// What a system message records. Membership changes are messages in `seq` order so that
@@ -186,4 +245,36 @@ pub enum ReceiptStatus {
 pub enum PresenceStatus {
     Online,
     Offline,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A content type is a bare JSON string, whether named by a constant or read back.
+    #[test]
+    fn content_type_is_a_plain_string_on_the_wire() {
+        assert_eq!(
+            serde_json::to_string(&ContentType::SYSTEM).unwrap(),
+            r#""system""#
+        );
+        let read: ContentType = serde_json::from_str(r#""text""#).unwrap();
+        assert_eq!(read, ContentType::TEXT);
+        assert!(!read.is_system());
+        let custom: ContentType = serde_json::from_str(r#""image/png""#).unwrap();
+        assert_eq!(custom.as_str(), "image/png");
+    }
+
+    /// What a client may send: the protocol's charset and length, never `system`.
+    #[test]
+    fn sendable_content_types() {
+        for name in ["text", "image/png", "application/vnd.x+json", "a-b_c.1"] {
+            assert!(ContentType::from(name).is_sendable(), "{name}");
+        }
+        let too_long = "a".repeat(ContentType::MAX_LEN + 1);
+        for name in ["", "system", "Text", "a b", "ü", too_long.as_str()] {
+            assert!(!ContentType::from(name).is_sendable(), "{name:?}");
+        }
+        assert!(ContentType::from("a".repeat(ContentType::MAX_LEN)).is_sendable());
+    }
 }

@@ -1,13 +1,16 @@
 //! What a [`Connection`](crate::Connection) tells the app: [`Event`].
 //!
-//! One variant per server frame (minus `ready`, which becomes [`Event::Connected`]) plus
-//! the connection's lifecycle. `new_message` arrives here at most once per
-//! `(conversation_id, seq)`; everything else is passed through as the server sent it.
+//! An event is either the connection's own lifecycle (`Connected`, `Disconnected`,
+//! `Reconnecting`, `Closed`), one of the two frames the SDK reshapes (`msg_ack`, which
+//! settles a send, and `new_message`, delivered at most once per
+//! `(conversation_id, seq)`), or any other server frame carried as the protocol's own
+//! [`ServerFrame`] in [`Event::Frame`], after the SDK applied it to its state.
+//!
+//! So the SDK never restates a frame's fields: a new server frame is one name added to
+//! the pass-through arm of the exhaustive match in `Driver::handle_text`
+//! (`connection.rs`), which the compiler points at.
 
-use parley_proto::{
-    frames::Cursors, Conversation, ConversationId, DeviceId, ErrorCode, Message, MessageId,
-    PresenceStatus, ReceiptStatus, Timestamp, UserId,
-};
+use parley_proto::{ConversationId, DeviceId, Message, MessageId, ServerFrame, Timestamp, UserId};
 use std::time::Duration;
 
 /// The server's `msg_ack`: the message is stored durably.
@@ -55,40 +58,14 @@ pub enum Event {
     /// A message, seen for the first time by this device (`new_message` or `sync`).
     /// This device's own sends are reported by [`Event::MsgAck`] instead.
     NewMessage(Message),
-    /// Someone received / read up to `up_to_seq`.
-    Receipt {
-        conversation_id: ConversationId,
-        user_id: UserId,
-        status: ReceiptStatus,
-        up_to_seq: i64,
-    },
-    Typing {
-        conversation_id: ConversationId,
-        user_id: UserId,
-        is_typing: bool,
-    },
-    Presence {
-        user_id: UserId,
-        status: PresenceStatus,
-        last_seen: Option<Timestamp>,
-    },
-    /// A conversation was created, renamed or its members changed.
-    ConversationUpdated(Conversation),
-    /// This user is no longer a member of the conversation.
-    ConversationRemoved { conversation_id: ConversationId },
-    /// A `sync` is complete; `cursors` holds the last `seq` of every conversation.
-    SyncDone { cursors: Cursors },
-    /// The server refused a frame. For a send, `client_msg_id` says which; a
-    /// `rate_limited` send is retried by the SDK after `retry_after_ms`, any other
-    /// refused send is dropped from the outbox (its `SendHandle` gets the error).
-    Error {
-        code: ErrorCode,
-        message: String,
-        client_msg_id: Option<String>,
-        retry_after_ms: Option<u64>,
-    },
-    /// The answer to a heartbeat `ping`.
-    Pong,
+    /// Any other server frame, as the server sent it: `receipt`, `typing`, `presence`,
+    /// `conversation_updated`, `pong`, and three the SDK acts on first:
+    /// `conversation_removed` (the conversation's cursor is forgotten), `sync_done` (the
+    /// cursors are applied) and `error` (a refused send is retried after
+    /// `retry_after_ms` when `rate_limited`, else its `SendHandle` gets the error;
+    /// `unauthorized` without a `client_msg_id` ends the connection). Never `ready`,
+    /// `msg_ack` or `new_message`, which are the variants above.
+    Frame(ServerFrame),
 }
 
 impl Event {

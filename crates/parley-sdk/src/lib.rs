@@ -42,3 +42,5 @@ pub use tracker::{CursorTracker, Observation};
 
 /// The wire types, re-exported so apps need not depend on `parley-proto` themselves.
 pub use parley_proto as proto;
+/// What [`Event::Frame`] carries: the server frames the SDK passes on as they came.
+pub use parley_proto::ServerFrame;

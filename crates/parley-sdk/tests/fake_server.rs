@@ -5,8 +5,8 @@
 
 use futures::{SinkExt, StreamExt};
 use parley_sdk::proto::{
-    frames::Cursors, ClientFrame, ConversationId, DeviceId, ErrorCode, Message, MessageId,
-    ServerFrame, Timestamp, UserId,
+    frames::Cursors, ClientFrame, ContentType, ConversationId, DeviceId, ErrorCode, Message,
+    MessageId, PresenceStatus, ReceiptStatus, ServerFrame, Timestamp, UserId,
 };
 use parley_sdk::{CloseReason, Connection, ConnectionConfig, Event, SdkError};
 use std::time::Duration;
@@ -76,7 +76,7 @@ fn message(seq: i64) -> ServerFrame {
         sender_device_id: DeviceId::from("d_other"),
         client_msg_id: format!("other-{seq}"),
         content: format!("message {seq}"),
-        content_type: "text".into(),
+        content_type: ContentType::TEXT,
         reply_to_seq: None,
         created_at: Timestamp(0),
         system: None,
@@ -190,7 +190,7 @@ async fn reconnect_resends_syncs_and_deduplicates() {
     assert!(matches!(next_event(&mut connection).await, Event::MsgAck(ref ack) if ack.seq == 3));
     assert!(matches!(
         next_event(&mut connection).await,
-        Event::SyncDone { .. }
+        Event::Frame(ServerFrame::SyncDone { .. })
     ));
     let ack = pending_send.ack().await.unwrap();
     assert_eq!(ack.seq, 3);
@@ -365,4 +365,51 @@ async fn http_401_on_upgrade_is_unauthorized() {
         matches!(outcome, Err(SdkError::Unauthorized)),
         "{outcome:?}"
     );
+}
+
+/// Frames the SDK does not reshape reach the app as [`Event::Frame`], exactly as the
+/// server sent them, in order.
+#[tokio::test]
+async fn other_frames_are_passed_on_as_sent() {
+    let passed_on = vec![
+        ServerFrame::Typing {
+            conversation_id: ConversationId::from("c_1"),
+            user_id: UserId::from("u_other"),
+            is_typing: true,
+        },
+        ServerFrame::Receipt {
+            conversation_id: ConversationId::from("c_1"),
+            user_id: UserId::from("u_other"),
+            status: ReceiptStatus::Read,
+            up_to_seq: 4,
+        },
+        ServerFrame::Presence {
+            user_id: UserId::from("u_other"),
+            status: PresenceStatus::Offline,
+            last_seen: Some(Timestamp(7)),
+        },
+        ServerFrame::ConversationRemoved {
+            conversation_id: ConversationId::from("c_2"),
+        },
+        ServerFrame::Pong {},
+    ];
+    let (listener, base_url) = listen().await;
+    let frames = passed_on.clone();
+    tokio::spawn(async move {
+        let mut socket = accept(&listener).await;
+        ready(&mut socket).await;
+        for frame in frames {
+            send(&mut socket, frame).await;
+        }
+        while socket.next().await.is_some() {}
+    });
+    let mut connection = Connection::connect(fast_config(&base_url)).await.unwrap();
+    assert!(matches!(
+        next_event(&mut connection).await,
+        Event::Connected { .. }
+    ));
+    for frame in passed_on {
+        assert_eq!(next_event(&mut connection).await, Event::Frame(frame));
+    }
+    connection.close().await.unwrap();
 }

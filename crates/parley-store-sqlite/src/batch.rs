@@ -167,7 +167,7 @@ pub(crate) async fn insert_message(
     .bind(message.sender_device_id.as_str())
     .bind(&message.client_msg_id)
     .bind(&message.content)
-    .bind(&message.content_type)
+    .bind(message.content_type.as_str())
     .bind(message.reply_to_seq)
     .bind(system)
     .bind(message.created_at.millis())

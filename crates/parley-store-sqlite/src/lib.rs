@@ -18,7 +18,8 @@ use parley_core::store::{
     SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
-    ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role,
+    Timestamp, UserId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,

@@ -86,7 +86,7 @@ pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> Messag
         sender_device_id: DeviceId(row.get(column("sender_device_id").as_ref())),
         client_msg_id: row.get(column("client_msg_id").as_ref()),
         content: row.get(column("content").as_ref()),
-        content_type: row.get(column("content_type").as_ref()),
+        content_type: ContentType::from(row.get::<String, _>(column("content_type").as_ref())),
         reply_to_seq: row.get(column("reply_to_seq").as_ref()),
         created_at: Timestamp(row.get(column("created_at").as_ref())),
         system: row

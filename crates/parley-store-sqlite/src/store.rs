@@ -638,11 +638,12 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<UserId>> {
         let senders: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT sender_id FROM messages \
-             WHERE conversation_id = ? AND seq > ? AND seq <= ? AND content_type != 'system'",
+             WHERE conversation_id = ? AND seq > ? AND seq <= ? AND content_type != ?",
         )
         .bind(conversation_id.as_str())
         .bind(after_seq)
         .bind(up_to_seq)
+        .bind(ContentType::SYSTEM.as_str())
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;

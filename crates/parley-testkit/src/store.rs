@@ -7,7 +7,7 @@ use parley_core::store::{
 };
 use parley_core::Store;
 use parley_proto::{
-    ConversationId, ConversationType, DeviceId, Role, SystemEvent, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, Role, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub fn text(
         sender_device_id: DeviceId::from("d_test"),
         client_msg_id: client_msg_id.to_owned(),
         content: format!("hello {client_msg_id}"),
-        content_type: "text".to_owned(),
+        content_type: ContentType::TEXT,
         reply_to_seq: None,
         created_at: Timestamp::now(),
         system: None,
@@ -58,7 +58,7 @@ fn system(conversation_id: &ConversationId, actor_id: &UserId, event: SystemEven
         actor_id,
         &format!("system:{}", ids::new_message_id()),
     );
-    message.content_type = "system".to_owned();
+    message.content_type = ContentType::SYSTEM;
     message.system = Some(event);
     message
 }

@@ -262,7 +262,7 @@ impl Chat {
             conversation_id: conversation_id.clone(),
             sender_id: session.user_id.clone(),
             sender_device_id: session.device_id.clone(),
-            content_type: "system".to_owned(),
+            content_type: ContentType::SYSTEM,
             reply_to_seq: None,
             created_at,
             system: Some(event),

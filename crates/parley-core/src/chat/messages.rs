@@ -33,25 +33,13 @@ impl Chat {
                 "client_msg_id must not start with '{SYSTEM_CLIENT_ID_PREFIX}' (reserved)"
             )));
         }
-        let content_type = match request.content_type {
-            None => "text".to_owned(),
-            Some(content_type) => {
-                let valid = !content_type.is_empty()
-                    && content_type.len() <= 64
-                    && content_type != "system"
-                    && content_type.bytes().all(|byte| {
-                        byte.is_ascii_lowercase()
-                            || byte.is_ascii_digit()
-                            || b"./+-_".contains(&byte)
-                    });
-                if !valid {
-                    return Err(Error::Invalid(
-                        "content_type must be 1-64 characters of a-z 0-9 . / + - _, and not 'system'".into(),
-                    ));
-                }
-                content_type
-            }
-        };
+        let content_type = request.content_type.unwrap_or(ContentType::TEXT);
+        if !content_type.is_sendable() {
+            return Err(Error::Invalid(
+                "content_type must be 1-64 characters of a-z 0-9 . / + - _, and not 'system'"
+                    .into(),
+            ));
+        }
         if let Err(refusal) = self
             .admit_send(session, &request.conversation_id, request.reply_to_seq)
             .await
@@ -166,7 +154,7 @@ impl Chat {
             }
         };
         metrics::counter!("parley_messages_total").increment(1);
-        if message.content_type != "system" {
+        if !message.content_type.is_system() {
             self.inner
                 .receipts
                 .note(&message.conversation_id, &message.sender_id, 0, message.seq);

@@ -33,8 +33,8 @@ use parley_proto::rest::{
     UnreadCount, UnreadSummary, UpdateConversationRequest, UpdateProfileRequest,
 };
 use parley_proto::{
-    Conversation, ConversationId, ConversationType, Member, Message, PresenceStatus, Profile,
-    PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
+    ContentType, Conversation, ConversationId, ConversationType, Member, Message, PresenceStatus,
+    Profile, PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,7 +70,7 @@ pub struct SendRequest {
     pub client_msg_id: String,
     pub conversation_id: ConversationId,
     pub content: String,
-    pub content_type: Option<String>,
+    pub content_type: Option<ContentType>,
     pub reply_to_seq: Option<i64>,
     /// The WebSocket connection it came on (`None` for REST): it is answered with
     /// `msg_ack` and skipped by the fan-out.

@@ -88,15 +88,14 @@ async fn the_cli_tour_works_end_to_end() {
         chat_text.contains("Hello Bob!"),
         "chat shows history first: {chat_text}"
     );
-    let alice_history = within("the chat line is stored", async {
-        loop {
+    let alice_history = eventually(
+        "the chat line is stored",
+        std::time::Duration::from_millis(50),
+        || {
             let text = stdout(&parley(&server, alice, &["history", &conversation_id]));
-            if text.contains("hi from the chat command") {
-                break text;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
+            std::future::ready(text.contains("hi from the chat command").then_some(text))
+        },
+    )
     .await;
     assert!(alice_history.contains("Hello Bob!"));
 

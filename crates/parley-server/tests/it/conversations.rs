@@ -3,7 +3,7 @@
 use crate::harness::*;
 use parley_proto::rest::UpdateConversationRequest;
 use parley_proto::{ConversationType, ErrorCode, Role, SystemEvent};
-use parley_sdk::Event;
+use parley_sdk::{Event, ServerFrame};
 
 fn rename(name: &str, description: Option<&str>) -> UpdateConversationRequest {
     UpdateConversationRequest {
@@ -16,11 +16,10 @@ fn rename(name: &str, description: Option<&str>) -> UpdateConversationRequest {
 #[tokio::test]
 async fn direct_conversation_is_created_once() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let first = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let again = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let from_bob = bob.client.create_direct(&alice.user_id).await.unwrap();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let first = alice.direct_with(&bob).await;
+    let again = alice.direct_with(&bob).await;
+    let from_bob = bob.direct_with(&alice).await;
     assert_eq!(first.conversation_id, again.conversation_id);
     assert_eq!(first.conversation_id, from_bob.conversation_id);
     assert_eq!(first.kind, ConversationType::Direct);
@@ -39,24 +38,17 @@ async fn direct_conversation_is_created_once() {
 #[tokio::test]
 async fn group_lifecycle_with_roles_and_system_messages() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
-    let dave = server.user("dave").await;
+    let [alice, bob, carol, dave] = server.users(["alice", "bob", "carol", "dave"]).await;
     let mut bob_connection = bob.connect().await;
 
-    let group = alice
-        .client
-        .create_group("Book club", &[bob.user_id.clone(), carol.user_id.clone()])
-        .await
-        .unwrap();
+    let group = alice.group_with("Book club", &[&bob, &carol]).await;
     let conversation_id = group.conversation_id.clone();
     let members = group.members.clone().unwrap();
     assert_eq!(members[0].user_id, alice.user_id);
     assert_eq!(members[0].role, Role::Owner);
     assert_eq!(group.last_seq, 1, "the creation is message 1");
-    expect(&mut bob_connection, "conversation_updated", |event| {
-        matches!(event, Event::ConversationUpdated(c) if c.conversation_id == conversation_id)
+    expect_frame(&mut bob_connection, "conversation_updated", |frame| {
+        matches!(frame, ServerFrame::ConversationUpdated { conversation: c } if c.conversation_id == conversation_id)
     })
     .await;
 
@@ -127,8 +119,8 @@ async fn group_lifecycle_with_roles_and_system_messages() {
         |event| matches!(event, Event::NewMessage(m) if m.seq == 5),
     )
     .await;
-    expect(&mut bob_connection, "conversation_removed", |event| {
-        matches!(event, Event::ConversationRemoved { conversation_id: id } if id == &conversation_id)
+    expect_frame(&mut bob_connection, "conversation_removed", |frame| {
+        matches!(frame, ServerFrame::ConversationRemoved { conversation_id: id } if id == &conversation_id)
     })
     .await;
     let gone = carol
@@ -158,11 +150,9 @@ async fn group_lifecycle_with_roles_and_system_messages() {
 #[tokio::test]
 async fn conversation_list_orders_by_activity_with_unread_counts() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
-    let with_bob = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let with_carol = alice.client.create_direct(&carol.user_id).await.unwrap();
+    let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
+    let with_bob = alice.direct_with(&bob).await;
+    let with_carol = alice.direct_with(&carol).await;
     let bob_connection = bob.connect().await;
     for text in ["one", "two", "three"] {
         bob_connection
@@ -212,16 +202,9 @@ async fn conversation_list_orders_by_activity_with_unread_counts() {
 #[tokio::test]
 async fn owner_sets_roles_and_hands_over_ownership() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
+    let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
     let mut alice_connection = alice.connect().await;
-    let group = alice
-        .client
-        .create_group("g", &[bob.user_id.clone(), carol.user_id.clone()])
-        .await
-        .unwrap();
-    let conversation_id = group.conversation_id.clone();
+    let conversation_id = alice.group_with("g", &[&bob, &carol]).await.conversation_id;
     expect(&mut alice_connection, "the creation message on the creator's device", |event| {
         matches!(event, Event::NewMessage(m) if m.conversation_id == conversation_id && m.seq == 1)
     })

@@ -4,7 +4,7 @@
 use crate::binary::spawn_binary;
 use crate::harness::*;
 use futures::stream::{FuturesUnordered, StreamExt};
-use parley_sdk::{Client, Connection};
+use parley_sdk::Client;
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,9 +47,7 @@ async fn kill_dash_nine_under_load_loses_no_acknowledged_message() {
             let client = client.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let mut config = client.connection_config().unwrap();
-                config.reconnect = false;
-                let connection = Connection::connect(config).await.unwrap();
+                let connection = connect_with(&client, |config| config.reconnect = false).await;
                 let mut in_flight = FuturesUnordered::new();
                 let mut acked = HashMap::new();
                 let mut counter = 0;
@@ -74,21 +72,13 @@ async fn kill_dash_nine_under_load_loses_no_acknowledged_message() {
         })
         .collect();
     // Let acknowledged traffic build up, then pull the plug mid-stream.
-    within("load builds up", async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let page = owner
-                .history(&conversation_ids[0], None, None, Some(1))
-                .await
-                .unwrap();
-            if page
-                .messages
-                .first()
-                .is_some_and(|message| message.seq >= 200)
-            {
-                break;
-            }
-        }
+    eventually("load builds up", Duration::from_millis(100), || async {
+        let page = owner
+            .history(&conversation_ids[0], None, None, Some(1))
+            .await
+            .unwrap();
+        let last = page.messages.first().map_or(0, |message| message.seq);
+        (last >= 200).then_some(())
     })
     .await;
     child.kill().expect("kill -9");
@@ -161,26 +151,15 @@ async fn sigterm_shuts_down_gracefully() {
         .register("alice", "password-123", None)
         .await
         .unwrap();
-    let mut config = client.connection_config().unwrap();
-    config.reconnect = false;
-    let mut connection = Connection::connect(config).await.unwrap();
-    expect(&mut connection, "connected", |event| {
-        matches!(event, parley_sdk::Event::Connected { .. })
-    })
-    .await;
+    let mut connection = connect_with(&client, |config| config.reconnect = false).await;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     expect(&mut connection, "closed", |event| event.is_terminal()).await;
-    let exit = within("exit", async {
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let exit = eventually("exit", Duration::from_millis(20), || {
+        std::future::ready(child.try_wait().unwrap())
     })
     .await;
     assert!(exit.success(), "exit status {exit:?}");

@@ -8,7 +8,7 @@ use crate::raw::Raw;
 use futures::SinkExt;
 use parley_proto::rest::{CreateConversationRequest, UpdateProfileRequest};
 use parley_proto::PresenceStatus;
-use parley_sdk::Event;
+use parley_sdk::ServerFrame;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -131,13 +131,11 @@ async fn sockets_are_capped_per_address_user_and_device() {
     })
     .await;
     let alice = server.user("alice").await;
-    let bare = format!("{}/ws", server.url.replacen("http", "ws", 1));
+    let bare = server.bare_ws_url();
 
     let mut device_sockets = Vec::new();
     for _ in 0..2 {
-        let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-        assert_eq!(socket.next().await["type"], "ready");
-        device_sockets.push(socket);
+        device_sockets.push(Raw::authenticated(&server.ws_url(&alice.token())).await);
     }
     let mut third = Raw::open(&server.ws_url(&alice.token())).await;
     let error = third.next().await;
@@ -153,8 +151,7 @@ async fn sockets_are_capped_per_address_user_and_device() {
 
     // Another device of alice: the user cap (3) allows one more socket, then refuses.
     let phone = alice.new_device().await;
-    let mut phone_socket = Raw::open(&server.ws_url(&phone.token().unwrap())).await;
-    assert_eq!(phone_socket.next().await["type"], "ready");
+    let phone_socket = Raw::authenticated(&server.ws_url(&phone.token().unwrap())).await;
     let mut over_user = Raw::open(&server.ws_url(&phone.token().unwrap())).await;
     assert_eq!(over_user.next().await["code"], "rate_limited");
     assert_eq!(over_user.next().await["code"], 1008);
@@ -170,16 +167,14 @@ async fn sockets_are_capped_per_address_user_and_device() {
         second_unauthenticated.to_string().contains("429"),
         "one socket may wait for auth on this node: {second_unauthenticated}"
     );
-    let mut phone_socket = Raw::open(&server.ws_url(&phone.token().unwrap())).await;
-    assert_eq!(phone_socket.next().await["type"], "ready");
+    let _phone_socket = Raw::authenticated(&server.ws_url(&phone.token().unwrap())).await;
     let refused = tokio_tungstenite::connect_async(&bare).await.unwrap_err();
     assert!(refused.to_string().contains("429"), "{refused}");
 
     // A closed socket gives its slot back.
     drop(device_sockets.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut again = Raw::open(&server.ws_url(&alice.token())).await;
-    assert_eq!(again.next().await["type"], "ready");
+    Raw::authenticated(&server.ws_url(&alice.token())).await;
 }
 
 /// A frame above the 1 MiB hard limit closes with 1009 (not a TCP reset); text that is
@@ -190,20 +185,18 @@ async fn protocol_violations_get_their_close_codes() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
 
-    let mut huge = Raw::open(&server.ws_url(&alice.token())).await;
-    assert_eq!(huge.next().await["type"], "ready");
+    let mut huge = Raw::authenticated(&server.ws_url(&alice.token())).await;
     let payload = json!({"type":"ping","padding":"x".repeat(2 * 1024 * 1024)}).to_string();
     // The write may fail once the server has closed: what matters is what it read.
     let _ = huge.0.send(Message::Text(payload.into())).await;
     assert_eq!(huge.next().await["code"], 1009);
 
-    let mut not_utf8 = Raw::open(&server.ws_url(&alice.token())).await;
-    assert_eq!(not_utf8.next().await["type"], "ready");
+    let mut not_utf8 = Raw::authenticated(&server.ws_url(&alice.token())).await;
     let frame = Frame::message(vec![b'"', 0xff, 0xfe, b'"'], OpCode::Data(Data::Text), true);
     not_utf8.0.send(Message::Frame(frame)).await.unwrap();
     assert_eq!(not_utf8.next().await["code"], 1007);
 
-    let bare = format!("{}/ws", server.url.replacen("http", "ws", 1));
+    let bare = server.bare_ws_url();
     let mut binary_first = Raw::open(&bare).await;
     binary_first
         .0
@@ -228,8 +221,7 @@ async fn protocol_violations_get_their_close_codes() {
 async fn binary_frames_spend_the_frame_budget() {
     let server = TestServer::start_with(|config| config.limits.frames_per_second = 10).await;
     let alice = server.user("alice").await;
-    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-    assert_eq!(socket.next().await["type"], "ready");
+    let mut socket = Raw::authenticated(&server.ws_url(&alice.token())).await;
     for _ in 0..40 {
         socket
             .0
@@ -256,25 +248,23 @@ async fn binary_frames_spend_the_frame_budget() {
 #[tokio::test]
 async fn typing_toggles_are_throttled_and_end_in_the_last_state() {
     let server = TestServer::start_with(|config| config.limits.frames_per_second = 1000).await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation = alice.direct_with(&bob).await;
     let mut bob_connection = bob.connect().await;
-    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-    assert_eq!(socket.next().await["type"], "ready");
+    let mut socket = Raw::authenticated(&server.ws_url(&alice.token())).await;
     for index in 0..100 {
         let frame = json!({"type":"typing","conversation_id":conversation.conversation_id,"is_typing": index % 2 == 0});
         socket.send(frame.to_string()).await;
     }
     socket.still_alive().await;
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, bob_connection.next_event()).await
-    {
-        if let Event::Typing { is_typing, .. } = event {
-            seen.push(is_typing);
-        }
-    }
+    let seen: Vec<bool> = frames_within(&mut bob_connection, Duration::from_millis(2500))
+        .await
+        .into_iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::Typing { is_typing, .. } => Some(is_typing),
+            _ => None,
+        })
+        .collect();
     assert!(
         !seen.is_empty() && seen.len() <= 4,
         "100 toggles relayed as {} frames: {seen:?}",
@@ -296,8 +286,7 @@ async fn rest_writes_are_rate_limited() {
         config.limits.new_account_groups_per_day = 2;
     })
     .await;
-    let alice = server.user("alice").await;
-    let victim = server.user("victim").await;
+    let [alice, victim] = server.users(["alice", "victim"]).await;
     let make_group = |name: &str| CreateConversationRequest::Group {
         name: name.into(),
         member_ids: vec![victim.user_id.clone()],
@@ -392,9 +381,8 @@ async fn extraction_failures_are_json_errors() {
 #[tokio::test]
 async fn spoofing_and_control_characters_are_refused() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation = alice.direct_with(&bob).await;
     let messages_url = format!(
         "{}/api/v1/conversations/{}/messages",
         server.url, conversation.conversation_id
@@ -461,13 +449,8 @@ async fn spoofing_and_control_characters_are_refused() {
 #[tokio::test]
 async fn system_client_ids_are_reserved() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let group = alice
-        .client
-        .create_group("Team", std::slice::from_ref(&bob.user_id))
-        .await
-        .unwrap();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let group = alice.group_with("Team", &[&bob]).await;
     let history = alice
         .client
         .history(&group.conversation_id, None, None, Some(10))
@@ -512,32 +495,34 @@ async fn user_search_is_rate_limited() {
 #[tokio::test]
 async fn offline_after_a_first_session_has_last_seen() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
     let mut bob_connection = bob.connect().await;
     let mut watched = vec![alice.user_id.clone()];
     watched.extend((0..255).map(|index| parley_proto::UserId(format!("u_nobody{index}"))));
     bob_connection.presence_subscribe(watched).unwrap();
     let alice_id = alice.user_id.clone();
-    expect(
+    expect_frame(
         &mut bob_connection,
         "alice's snapshot",
-        |event| matches!(event, Event::Presence { user_id, .. } if user_id == &alice_id),
+        |frame| matches!(frame, ServerFrame::Presence { user_id, .. } if user_id == &alice_id),
     )
     .await;
     let connection = alice.connect().await;
-    expect(&mut bob_connection, "alice online", |event| {
-        matches!(event, Event::Presence { user_id, status: PresenceStatus::Online, .. } if user_id == &alice_id)
-    })
+    expect_presence(
+        &mut bob_connection,
+        "alice online",
+        &alice_id,
+        PresenceStatus::Online,
+    )
     .await;
     connection.close().await.unwrap();
-    let offline = expect(&mut bob_connection, "alice offline", |event| {
-        matches!(event, Event::Presence { user_id, status: PresenceStatus::Offline, .. } if user_id == &alice_id)
-    })
+    let last_seen = expect_presence(
+        &mut bob_connection,
+        "alice offline",
+        &alice_id,
+        PresenceStatus::Offline,
+    )
     .await;
-    let Event::Presence { last_seen, .. } = offline else {
-        unreachable!()
-    };
     assert!(
         last_seen.is_some(),
         "offline after the first session has last_seen"
@@ -549,14 +534,8 @@ async fn offline_after_a_first_session_has_last_seen() {
 #[tokio::test]
 async fn conversation_updates_arrive_in_commit_order() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
-    let group = alice
-        .client
-        .create_group("Start", &[bob.user_id.clone(), carol.user_id.clone()])
-        .await
-        .unwrap();
+    let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
+    let group = alice.group_with("Start", &[&bob, &carol]).await;
     let mut bob_connection = bob.connect().await;
     let mut carol_connection = carol.connect().await;
     let renames = (0..6).map(|index| {
@@ -576,14 +555,15 @@ async fn conversation_updates_arrive_in_commit_order() {
         .conversation(&group.conversation_id)
         .await
         .unwrap();
-    let mut last_seen_name = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, bob_connection.next_event()).await
-    {
-        if let Event::ConversationUpdated(conversation) = event {
-            last_seen_name = conversation.name;
-        }
-    }
+    let last_seen_name = frames_within(&mut bob_connection, Duration::from_millis(800))
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|frame| match frame {
+            ServerFrame::ConversationUpdated { conversation } => Some(conversation.name),
+            _ => None,
+        })
+        .flatten();
     assert_eq!(
         last_seen_name, stored.name,
         "the last update is the stored state"
@@ -600,15 +580,15 @@ async fn conversation_updates_arrive_in_commit_order() {
         .await
         .unwrap();
     let group_id = group.conversation_id.clone();
-    expect(&mut carol_connection, "conversation_removed", |event| {
-        matches!(event, Event::ConversationRemoved { conversation_id } if conversation_id == &group_id)
+    expect_frame(&mut carol_connection, "conversation_removed", |frame| {
+        matches!(frame, ServerFrame::ConversationRemoved { conversation_id } if conversation_id == &group_id)
     })
     .await;
-    expect_none(
+    expect_no_frame(
         &mut carol_connection,
         Duration::from_millis(500),
         "an update after the removal",
-        |event| matches!(event, Event::ConversationUpdated(conversation) if conversation.conversation_id == group_id),
+        |frame| matches!(frame, ServerFrame::ConversationUpdated { conversation } if conversation.conversation_id == group_id),
     )
     .await;
 }
@@ -733,8 +713,7 @@ async fn new_accounts_open_few_direct_chats() {
 #[tokio::test]
 async fn schema_fuzzing_findings_stay_fixed() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
     let base = format!("{}/api/v1", server.url);
     let array = http()
         .patch(format!("{base}/users/me"))
@@ -752,8 +731,8 @@ async fn schema_fuzzing_findings_stay_fixed() {
         .unwrap();
     assert_eq!(refusal(register).await, (400, "invalid_request".into()));
 
-    let direct = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let own = alice.client.create_direct(&alice.user_id).await.unwrap();
+    let direct = alice.direct_with(&bob).await;
+    let own = alice.direct_with(&alice).await;
     let send = |conversation: String, id: String| {
         let request = http()
             .post(format!("{base}/conversations/{conversation}/messages"))

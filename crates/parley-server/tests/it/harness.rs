@@ -1,6 +1,17 @@
-//! Starting servers and users for the end-to-end tests.
+//! Starting servers, users and connections for the end-to-end tests, and waiting for
+//! what they should see.
+//!
+//! Each helper is one step that scenarios repeat (users, a chat, a connected device,
+//! "the next frame like this", "poll until"), so a test reads as its scenario; the
+//! assertions that make a test's point stay in the test. Every wait is bounded by
+//! [`WAIT`] and fails naming what it waited for. Time is real, never paused: the server
+//! runs in the test's runtime behind real sockets and with its own timeouts, which paused
+//! time would fire at once.
 
-use parley_sdk::{Client, Connection, ConnectionConfig, Event};
+use parley_proto::frames::Cursors;
+use parley_proto::rest::SendMessageRequest;
+use parley_proto::{Conversation, PresenceStatus, Timestamp, UserId};
+use parley_sdk::{Client, Connection, ConnectionConfig, Event, ServerFrame};
 use parley_server::{Config, RunningServer};
 use std::future::Future;
 use std::path::PathBuf;
@@ -78,14 +89,31 @@ impl TestServer {
         }
     }
 
+    /// New registered users, one per name, in that order.
+    pub async fn users<const N: usize>(&self, usernames: [&str; N]) -> [TestUser; N] {
+        let mut users = Vec::with_capacity(N);
+        for username in usernames {
+            users.push(self.user(username).await);
+        }
+        users
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one user per name"))
+    }
+
+    /// The socket URL with `token` in the query (authenticated at the upgrade).
     pub fn ws_url(&self, token: &str) -> String {
-        format!("{}/ws?token={token}", self.url.replacen("http", "ws", 1))
+        format!("{}?token={token}", self.bare_ws_url())
+    }
+
+    /// The socket URL without a token: the first frame must be `auth`.
+    pub fn bare_ws_url(&self) -> String {
+        format!("{}/ws", self.url.replacen("http", "ws", 1))
     }
 }
 
 pub struct TestUser {
     pub client: Client,
-    pub user_id: parley_proto::UserId,
+    pub user_id: UserId,
     pub username: String,
     pub url: String,
 }
@@ -105,17 +133,58 @@ impl TestUser {
         connect(&self.client).await
     }
 
+    /// A connection from another device of this user (a new login).
+    pub async fn connect_new_device(&self) -> Connection {
+        connect(&self.new_device().await).await
+    }
+
     pub fn token(&self) -> String {
         self.client.token().expect("logged in")
+    }
+
+    /// The direct chat with `other` (created, or the existing one).
+    pub async fn direct_with(&self, other: &TestUser) -> Conversation {
+        self.client
+            .create_direct(&other.user_id)
+            .await
+            .expect("create direct")
+    }
+
+    /// A group named `name` that this user owns, with `members`.
+    pub async fn group_with(&self, name: &str, members: &[&TestUser]) -> Conversation {
+        let member_ids: Vec<UserId> = members.iter().map(|user| user.user_id.clone()).collect();
+        self.client
+            .create_group(name, &member_ids)
+            .await
+            .expect("create group")
+    }
+}
+
+/// A REST send of plain text (no content type, no reply).
+pub fn text_request(client_msg_id: &str, content: &str) -> SendMessageRequest {
+    SendMessageRequest {
+        client_msg_id: client_msg_id.into(),
+        content: content.into(),
+        content_type: None,
+        reply_to_seq: None,
     }
 }
 
 /// Connects with test-friendly settings and waits for `Connected`.
 pub async fn connect(client: &Client) -> Connection {
+    connect_with(client, |_| {}).await
+}
+
+/// [`connect`], with `adjust` applied to the settings last (cursors, no reconnect, …).
+pub async fn connect_with(
+    client: &Client,
+    adjust: impl FnOnce(&mut ConnectionConfig),
+) -> Connection {
     let mut config: ConnectionConfig = client.connection_config().unwrap();
     config.backoff_base = Duration::from_millis(50);
     config.backoff_max = Duration::from_millis(500);
     config.ack_interval = Duration::from_millis(10);
+    adjust(&mut config);
     let mut connection = Connection::connect(config).await.expect("connect");
     expect(&mut connection, "connected", |event| {
         matches!(event, Event::Connected { .. })
@@ -140,6 +209,54 @@ pub async fn expect(
             return event;
         }
     }
+}
+
+/// Waits for the first frame the SDK passed on ([`Event::Frame`]) that matches
+/// `predicate`, skipping other events; fails after `WAIT`.
+pub async fn expect_frame(
+    connection: &mut Connection,
+    what: &str,
+    mut predicate: impl FnMut(&ServerFrame) -> bool,
+) -> ServerFrame {
+    let event = expect(
+        connection,
+        what,
+        |event| matches!(event, Event::Frame(frame) if predicate(frame)),
+    )
+    .await;
+    let Event::Frame(frame) = event else {
+        unreachable!("expect returns a matching event")
+    };
+    frame
+}
+
+/// Waits for `sync_done` and returns its cursors.
+pub async fn sync_done(connection: &mut Connection) -> Cursors {
+    let frame = expect_frame(connection, "sync_done", |frame| {
+        matches!(frame, ServerFrame::SyncDone { .. })
+    })
+    .await;
+    let ServerFrame::SyncDone { cursors } = frame else {
+        unreachable!("expect_frame returns a matching frame")
+    };
+    cursors
+}
+
+/// Waits for `user_id`'s presence with `status` and returns its `last_seen`.
+pub async fn expect_presence(
+    connection: &mut Connection,
+    what: &str,
+    user_id: &UserId,
+    status: PresenceStatus,
+) -> Option<Timestamp> {
+    let frame = expect_frame(connection, what, |frame| {
+        matches!(frame, ServerFrame::Presence { user_id: id, status: s, .. } if id == user_id && *s == status)
+    })
+    .await;
+    let ServerFrame::Presence { last_seen, .. } = frame else {
+        unreachable!("expect_frame returns a matching frame")
+    };
+    last_seen
 }
 
 /// Collects `count` new messages of one conversation, in arrival order.
@@ -174,6 +291,53 @@ pub async fn expect_none(
     }
 }
 
+/// [`expect_none`] for the frames the SDK passes on.
+pub async fn expect_no_frame(
+    connection: &mut Connection,
+    window: Duration,
+    what: &str,
+    mut predicate: impl FnMut(&ServerFrame) -> bool,
+) {
+    expect_none(
+        connection,
+        window,
+        what,
+        |event| matches!(event, Event::Frame(frame) if predicate(frame)),
+    )
+    .await;
+}
+
+/// Every frame the SDK passes on during `window`, in order (other events dropped).
+pub async fn frames_within(connection: &mut Connection, window: Duration) -> Vec<ServerFrame> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut frames = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, connection.next_event()).await {
+        if let Event::Frame(frame) = event {
+            frames.push(frame);
+        }
+    }
+    frames
+}
+
+/// Polls `probe` every `interval` until it answers `Some`; fails after `WAIT`. For state
+/// the test can only ask about (a row stored, a process gone, a port free again).
+pub async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    interval: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    within(what, async {
+        loop {
+            if let Some(found) = probe().await {
+                return found;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
+    .await
+}
+
+/// `future`, failing after `WAIT`.
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
         .await

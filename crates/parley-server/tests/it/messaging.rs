@@ -1,7 +1,6 @@
 //! Sending and fan-out: direct, groups, several devices, dedup, ordering.
 
 use crate::harness::*;
-use parley_proto::rest::SendMessageRequest;
 use parley_sdk::{Event, OutgoingMessage};
 use std::collections::HashSet;
 
@@ -10,9 +9,8 @@ use std::collections::HashSet;
 #[tokio::test]
 async fn direct_chat_delivers_and_acks() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation = alice.direct_with(&bob).await;
     let alice_connection = alice.connect().await;
     let mut bob_connection = bob.connect().await;
 
@@ -28,7 +26,7 @@ async fn direct_chat_delivers_and_acks() {
     assert_eq!(received.seq, 1);
     assert_eq!(received.message_id, ack.message_id);
     assert_eq!(received.sender_id, alice.user_id);
-    assert_eq!(received.content_type, "text");
+    assert_eq!(received.content_type, parley_proto::ContentType::TEXT);
 
     let mut reply = OutgoingMessage::text(conversation.conversation_id.clone(), "Hi!");
     reply.reply_to_seq = Some(1);
@@ -62,13 +60,11 @@ async fn direct_chat_delivers_and_acks() {
 #[tokio::test]
 async fn three_devices_of_one_user_all_see_everything() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let conversation_id = conversation.conversation_id.clone();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = alice.direct_with(&bob).await.conversation_id;
     let mut first = alice.connect().await;
-    let mut second = connect(&alice.new_device().await).await;
-    let mut third = connect(&alice.new_device().await).await;
+    let mut second = alice.connect_new_device().await;
+    let mut third = alice.connect_new_device().await;
     let mut bob_connection = bob.connect().await;
 
     first
@@ -104,15 +100,11 @@ async fn three_devices_of_one_user_all_see_everything() {
 #[tokio::test]
 async fn group_chat_fans_out_to_every_member() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
-    let group = alice
-        .client
-        .create_group("trio", &[bob.user_id.clone(), carol.user_id.clone()])
+    let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
+    let conversation_id = alice
+        .group_with("trio", &[&bob, &carol])
         .await
-        .unwrap();
-    let conversation_id = group.conversation_id.clone();
+        .conversation_id;
     let alice_connection = alice.connect().await;
     let mut bob_connection = bob.connect().await;
     let mut carol_connection = carol.connect().await;
@@ -141,10 +133,8 @@ async fn group_chat_fans_out_to_every_member() {
 #[tokio::test]
 async fn dedup_holds_across_transports_and_restarts() {
     let mut server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let conversation_id = conversation.conversation_id.clone();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = alice.direct_with(&bob).await.conversation_id;
     let connection = alice.connect().await;
     let mut message = OutgoingMessage::text(conversation_id.clone(), "only once");
     message.client_msg_id = Some("retry-me".into());
@@ -166,15 +156,7 @@ async fn dedup_holds_across_transports_and_restarts() {
     );
     let over_rest = alice
         .client
-        .send_rest(
-            &conversation_id,
-            &SendMessageRequest {
-                client_msg_id: "retry-me".into(),
-                content: "only once".into(),
-                content_type: None,
-                reply_to_seq: None,
-            },
-        )
+        .send_rest(&conversation_id, &text_request("retry-me", "only once"))
         .await
         .unwrap();
     assert_eq!(over_rest.message_id, first.message_id);
@@ -218,16 +200,8 @@ async fn ordering_under_concurrent_senders() {
         senders.push(server.user(&format!("sender{index}")).await);
     }
     let group = owner
-        .client
-        .create_group(
-            "race",
-            &senders
-                .iter()
-                .map(|sender| sender.user_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .await
-        .unwrap();
+        .group_with("race", &senders.iter().collect::<Vec<_>>())
+        .await;
     let conversation_id = group.conversation_id.clone();
     let mut watcher = owner.connect().await;
     let per_sender = 50;
@@ -293,9 +267,8 @@ async fn ordering_under_concurrent_senders() {
 #[tokio::test]
 async fn a_second_socket_of_the_same_device_gets_the_message() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation = alice.direct_with(&bob).await;
     let first_tab = alice.connect().await;
     let mut second_tab = alice.connect().await;
     first_tab
@@ -311,20 +284,9 @@ async fn a_second_socket_of_the_same_device_gets_the_message() {
 #[tokio::test]
 async fn a_retry_gets_its_first_ack_even_when_a_new_send_would_be_refused() {
     let server = TestServer::start_with(|config| config.limits.user_messages_per_minute = 2).await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let group = bob
-        .client
-        .create_group("g", std::slice::from_ref(&alice.user_id))
-        .await
-        .unwrap();
-    let conversation_id = group.conversation_id.clone();
-    let send = |client_msg_id: &str| parley_proto::rest::SendMessageRequest {
-        client_msg_id: client_msg_id.into(),
-        content: "hello".into(),
-        content_type: None,
-        reply_to_seq: None,
-    };
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = bob.group_with("g", &[&alice]).await.conversation_id;
+    let send = |client_msg_id: &str| text_request(client_msg_id, "hello");
     let first = alice
         .client
         .send_rest(&conversation_id, &send("first"))

@@ -2,7 +2,7 @@
 
 use crate::harness::*;
 use parley_proto::PresenceStatus;
-use parley_sdk::Event;
+use parley_sdk::ServerFrame;
 use std::time::Duration;
 
 /// A subscriber gets the current presence at once and every change after; a user goes
@@ -10,49 +10,45 @@ use std::time::Duration;
 #[tokio::test]
 async fn presence_is_multi_device_with_last_seen() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
     let mut bob_connection = bob.connect().await;
     bob_connection
         .presence_subscribe(vec![alice.user_id.clone()])
         .unwrap();
-    let is_alice = |status: PresenceStatus| {
-        let alice_id = alice.user_id.clone();
-        move |event: &Event| matches!(event, Event::Presence { user_id, status: s, .. } if user_id == &alice_id && *s == status)
-    };
-    expect(
+    let alice_id = &alice.user_id;
+    expect_presence(
         &mut bob_connection,
         "alice offline (snapshot)",
-        is_alice(PresenceStatus::Offline),
+        alice_id,
+        PresenceStatus::Offline,
     )
     .await;
 
     let phone = alice.connect().await;
-    expect(
+    expect_presence(
         &mut bob_connection,
         "alice online",
-        is_alice(PresenceStatus::Online),
+        alice_id,
+        PresenceStatus::Online,
     )
     .await;
-    let laptop = connect(&alice.new_device().await).await;
+    let laptop = alice.connect_new_device().await;
     phone.close().await.unwrap();
-    expect_none(
+    expect_no_frame(
         &mut bob_connection,
         Duration::from_millis(400),
         "offline while the laptop is on",
-        is_alice(PresenceStatus::Offline),
+        |frame| matches!(frame, ServerFrame::Presence { user_id, status: PresenceStatus::Offline, .. } if user_id == alice_id),
     )
     .await;
     laptop.close().await.unwrap();
-    let offline = expect(
+    let last_seen = expect_presence(
         &mut bob_connection,
         "alice offline",
-        is_alice(PresenceStatus::Offline),
+        alice_id,
+        PresenceStatus::Offline,
     )
     .await;
-    let Event::Presence { last_seen, .. } = offline else {
-        unreachable!()
-    };
     assert!(last_seen.is_some(), "last seen is visible by default");
 }
 
@@ -60,8 +56,7 @@ async fn presence_is_multi_device_with_last_seen() {
 #[tokio::test]
 async fn last_seen_privacy_is_respected() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
     alice
         .client
         .update_me(&parley_proto::rest::UpdateProfileRequest {
@@ -76,14 +71,14 @@ async fn last_seen_privacy_is_respected() {
     bob_connection
         .presence_subscribe(vec![alice.user_id.clone()])
         .unwrap();
-    let snapshot = expect(&mut bob_connection, "alice's presence", |event| {
-        matches!(event, Event::Presence { .. })
+    let snapshot = expect_frame(&mut bob_connection, "alice's presence", |frame| {
+        matches!(frame, ServerFrame::Presence { .. })
     })
     .await;
     assert!(
         matches!(
             snapshot,
-            Event::Presence {
+            ServerFrame::Presence {
                 status: PresenceStatus::Offline,
                 last_seen: None,
                 ..
@@ -98,37 +93,35 @@ async fn last_seen_privacy_is_respected() {
 #[tokio::test]
 async fn typing_is_relayed_to_others_only() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let conversation_id = conversation.conversation_id.clone();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = alice.direct_with(&bob).await.conversation_id;
     let mut alice_connection = alice.connect().await;
     let mut bob_connection = bob.connect().await;
     alice_connection
         .typing(conversation_id.clone(), true)
         .unwrap();
-    expect(&mut bob_connection, "alice typing", |event| {
-        matches!(event, Event::Typing { is_typing: true, user_id, .. } if user_id == &alice.user_id)
+    expect_frame(&mut bob_connection, "alice typing", |frame| {
+        matches!(frame, ServerFrame::Typing { is_typing: true, user_id, .. } if user_id == &alice.user_id)
     })
     .await;
     alice_connection
         .typing(conversation_id.clone(), false)
         .unwrap();
-    expect(&mut bob_connection, "alice stopped", |event| {
+    expect_frame(&mut bob_connection, "alice stopped", |frame| {
         matches!(
-            event,
-            Event::Typing {
+            frame,
+            ServerFrame::Typing {
                 is_typing: false,
                 ..
             }
         )
     })
     .await;
-    expect_none(
+    expect_no_frame(
         &mut alice_connection,
         Duration::from_millis(300),
         "own typing echo",
-        |event| matches!(event, Event::Typing { .. }),
+        |frame| matches!(frame, ServerFrame::Typing { .. }),
     )
     .await;
 
@@ -141,8 +134,8 @@ async fn typing_is_relayed_to_others_only() {
     alice_connection
         .typing(big.conversation_id.clone(), true)
         .unwrap();
-    expect_none(&mut bob_connection, Duration::from_millis(400), "typing in a big group", |event| {
-        matches!(event, Event::Typing { conversation_id, .. } if conversation_id == &big.conversation_id)
+    expect_no_frame(&mut bob_connection, Duration::from_millis(400), "typing in a big group", |frame| {
+        matches!(frame, ServerFrame::Typing { conversation_id, .. } if conversation_id == &big.conversation_id)
     })
     .await;
 }
@@ -152,18 +145,17 @@ async fn typing_is_relayed_to_others_only() {
 #[tokio::test]
 async fn typing_stops_when_the_typist_disconnects() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation = alice.direct_with(&bob).await;
     let alice_connection = alice.connect().await;
     let mut bob_connection = bob.connect().await;
     alice_connection
         .typing(conversation.conversation_id.clone(), true)
         .unwrap();
-    expect(&mut bob_connection, "typing", |event| {
+    expect_frame(&mut bob_connection, "typing", |frame| {
         matches!(
-            event,
-            Event::Typing {
+            frame,
+            ServerFrame::Typing {
                 is_typing: true,
                 ..
             }
@@ -171,8 +163,8 @@ async fn typing_stops_when_the_typist_disconnects() {
     })
     .await;
     alice_connection.close().await.unwrap();
-    expect(&mut bob_connection, "typing stopped", |event| {
-        matches!(event, Event::Typing { is_typing: false, user_id, .. } if user_id == &alice.user_id)
+    expect_frame(&mut bob_connection, "typing stopped", |frame| {
+        matches!(frame, ServerFrame::Typing { is_typing: false, user_id, .. } if user_id == &alice.user_id)
     })
     .await;
 }

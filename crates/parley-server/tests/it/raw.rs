@@ -19,6 +19,14 @@ impl Raw {
         Raw(socket)
     }
 
+    /// Opens with the token in `url` and reads the `ready` frame.
+    pub async fn authenticated(url: &str) -> Self {
+        let mut socket = Self::open(url).await;
+        let ready = socket.next().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        socket
+    }
+
     pub async fn send(&mut self, text: impl Into<String>) {
         self.0
             .send(Message::Text(text.into().into()))

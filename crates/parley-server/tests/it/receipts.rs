@@ -2,7 +2,8 @@
 
 use crate::harness::*;
 use parley_proto::ReceiptStatus;
-use parley_sdk::Event;
+use parley_sdk::ServerFrame;
+use std::time::Duration;
 
 /// Direct chat: the recipient's acks become `delivered` and its read becomes `read` for
 /// the sender; the read pointer is echoed to the reader's other devices; unread counts
@@ -10,13 +11,11 @@ use parley_sdk::Event;
 #[tokio::test]
 async fn direct_receipts_reach_the_sender_and_the_readers_devices() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let conversation_id = conversation.conversation_id.clone();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = alice.direct_with(&bob).await.conversation_id;
     let mut alice_connection = alice.connect().await;
     let mut bob_phone = bob.connect().await;
-    let mut bob_laptop = connect(&bob.new_device().await).await;
+    let mut bob_laptop = bob.connect_new_device().await;
 
     for text in ["one", "two"] {
         alice_connection
@@ -25,18 +24,18 @@ async fn direct_receipts_reach_the_sender_and_the_readers_devices() {
             .unwrap();
     }
     messages(&mut bob_phone, &conversation_id, 2).await;
-    expect(&mut alice_connection, "delivered up to 2", |event| {
-        matches!(event, Event::Receipt { status: ReceiptStatus::Delivered, up_to_seq: 2, user_id, .. } if user_id == &bob.user_id)
+    expect_frame(&mut alice_connection, "delivered up to 2", |frame| {
+        matches!(frame, ServerFrame::Receipt { status: ReceiptStatus::Delivered, up_to_seq: 2, user_id, .. } if user_id == &bob.user_id)
     })
     .await;
     assert_eq!(alice.client.unread().await.unwrap().total, 0);
     assert_eq!(bob.client.unread().await.unwrap().total, 2);
 
     bob_phone.read(conversation_id.clone(), 2).unwrap();
-    expect(&mut alice_connection, "read up to 2", |event| {
+    expect_frame(&mut alice_connection, "read up to 2", |frame| {
         matches!(
-            event,
-            Event::Receipt {
+            frame,
+            ServerFrame::Receipt {
                 status: ReceiptStatus::Read,
                 up_to_seq: 2,
                 ..
@@ -44,8 +43,8 @@ async fn direct_receipts_reach_the_sender_and_the_readers_devices() {
         )
     })
     .await;
-    expect(&mut bob_laptop, "read echo on the other device", |event| {
-        matches!(event, Event::Receipt { status: ReceiptStatus::Read, up_to_seq: 2, user_id, .. } if user_id == &bob.user_id)
+    expect_frame(&mut bob_laptop, "read echo on the other device", |frame| {
+        matches!(frame, ServerFrame::Receipt { status: ReceiptStatus::Read, up_to_seq: 2, user_id, .. } if user_id == &bob.user_id)
     })
     .await;
     assert_eq!(bob.client.unread().await.unwrap().total, 0);
@@ -71,14 +70,8 @@ async fn direct_receipts_reach_the_sender_and_the_readers_devices() {
 #[tokio::test]
 async fn group_receipts_go_to_senders_and_are_served_by_rest() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
-    let group = alice
-        .client
-        .create_group("g", &[bob.user_id.clone(), carol.user_id.clone()])
-        .await
-        .unwrap();
+    let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
+    let group = alice.group_with("g", &[&bob, &carol]).await;
     let conversation_id = group.conversation_id.clone();
     let mut alice_connection = alice.connect().await;
     let mut carol_connection = carol.connect().await;
@@ -90,28 +83,30 @@ async fn group_receipts_go_to_senders_and_are_served_by_rest() {
         .mark_read(&conversation_id, ack.seq)
         .await
         .unwrap();
-    expect(&mut alice_connection, "bob's read", |event| {
-        matches!(event, Event::Receipt { status: ReceiptStatus::Read, user_id, .. } if user_id == &bob.user_id)
+    expect_frame(&mut alice_connection, "bob's read", |frame| {
+        matches!(frame, ServerFrame::Receipt { status: ReceiptStatus::Read, user_id, .. } if user_id == &bob.user_id)
     })
     .await;
-    expect_none(&mut carol_connection, std::time::Duration::from_millis(600), "bob's read at carol", |event| {
-        matches!(event, Event::Receipt { user_id, status: ReceiptStatus::Read, .. } if user_id == &bob.user_id)
+    expect_no_frame(&mut carol_connection, Duration::from_millis(600), "bob's read at carol", |frame| {
+        matches!(frame, ServerFrame::Receipt { user_id, status: ReceiptStatus::Read, .. } if user_id == &bob.user_id)
     })
     .await;
     // Carol's SDK acks on its own schedule: wait until the server has her pointer.
-    let receipts = within("carol's delivery receipt", async {
-        loop {
+    let receipts = eventually(
+        "carol's delivery receipt",
+        Duration::from_millis(20),
+        || async {
             let receipts = alice
                 .client
                 .receipts(&conversation_id, ack.seq)
                 .await
                 .unwrap();
-            if receipts.delivered_to.contains(&carol.user_id) {
-                break receipts;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
+            receipts
+                .delivered_to
+                .contains(&carol.user_id)
+                .then_some(receipts)
+        },
+    )
     .await;
     assert_eq!(receipts.read_by, vec![bob.user_id.clone()]);
     assert!(

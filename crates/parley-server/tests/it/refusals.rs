@@ -13,8 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn bad_frames_are_refused_and_the_connection_survives() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-    assert_eq!(socket.next().await["type"], "ready");
+    let mut socket = Raw::authenticated(&server.ws_url(&alice.token())).await;
 
     socket.send("{not json").await;
     socket.expect_error("malformed_json").await;
@@ -45,13 +44,10 @@ async fn bad_frames_are_refused_and_the_connection_survives() {
 #[tokio::test]
 async fn refused_sends_name_their_client_msg_id() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let mallory = server.user("mallory").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let [alice, bob, mallory] = server.users(["alice", "bob", "mallory"]).await;
+    let conversation = alice.direct_with(&bob).await;
     let conversation_id = conversation.conversation_id.as_str();
-    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-    socket.next().await;
+    let mut socket = Raw::authenticated(&server.ws_url(&alice.token())).await;
 
     let too_big = json!({"type":"send_message","client_msg_id":"big","conversation_id":conversation_id,"content":"x".repeat(70 * 1024)});
     socket.send(too_big.to_string()).await;
@@ -69,8 +65,7 @@ async fn refused_sends_name_their_client_msg_id() {
     socket.send(spoofed.to_string()).await;
     socket.expect_error("invalid_request").await;
 
-    let mut intruder = Raw::open(&server.ws_url(&mallory.token())).await;
-    intruder.next().await;
+    let mut intruder = Raw::authenticated(&server.ws_url(&mallory.token())).await;
     let foreign = json!({"type":"send_message","client_msg_id":"in","conversation_id":conversation_id,"content":"hi"});
     intruder.send(foreign.to_string()).await;
     assert_eq!(
@@ -106,16 +101,10 @@ async fn rate_limits_say_when_to_retry() {
         config.limits.group_messages_per_minute = 2;
     })
     .await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let group = alice
-        .client
-        .create_group("g", std::slice::from_ref(&bob.user_id))
-        .await
-        .unwrap();
-    let direct = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-    socket.next().await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let group = alice.group_with("g", &[&bob]).await;
+    let direct = alice.direct_with(&bob).await;
+    let mut socket = Raw::authenticated(&server.ws_url(&alice.token())).await;
     let send = |conversation_id: &str, id: &str| {
         json!({"type":"send_message","client_msg_id":id,"conversation_id":conversation_id,"content":"hi"}).to_string()
     };
@@ -170,7 +159,7 @@ async fn websocket_authentication() {
         .unwrap_err();
     assert!(refused.to_string().contains("401"), "{refused}");
 
-    let bare = format!("{}/ws", server.url.replacen("http", "ws", 1));
+    let bare = server.bare_ws_url();
     let mut socket = Raw::open(&bare).await;
     socket
         .send(json!({"type":"auth","token":alice.token()}).to_string())
@@ -191,10 +180,8 @@ async fn websocket_authentication() {
 #[tokio::test]
 async fn rest_refusals_have_status_and_json_body() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let mallory = server.user("mallory").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
+    let [alice, bob, mallory] = server.users(["alice", "bob", "mallory"]).await;
+    let conversation = alice.direct_with(&bob).await;
     let http = reqwest::Client::new();
     let api = |path: &str| format!("{}/api/v1{path}", server.url);
     let conversation_path = format!("/conversations/{}", conversation.conversation_id);
@@ -301,11 +288,9 @@ async fn rest_refusals_have_status_and_json_body() {
 #[tokio::test]
 async fn shutdown_closes_sockets_with_a_close_frame() {
     let mut server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-    socket.next().await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation = alice.direct_with(&bob).await;
+    let mut socket = Raw::authenticated(&server.ws_url(&alice.token())).await;
     socket
         .send(json!({"type":"send_message","client_msg_id":"last","conversation_id":conversation.conversation_id,"content":"bye"}).to_string())
         .await;
@@ -323,8 +308,7 @@ async fn shutdown_closes_sockets_with_a_close_frame() {
 async fn a_flooding_connection_is_throttled_not_dropped() {
     let server = TestServer::start_with(|config| config.limits.frames_per_second = 5).await;
     let alice = server.user("alice").await;
-    let mut socket = Raw::open(&server.ws_url(&alice.token())).await;
-    socket.next().await;
+    let mut socket = Raw::authenticated(&server.ws_url(&alice.token())).await;
     for _ in 0..30 {
         socket.send(r#"{"type":"ping"}"#).await;
     }

@@ -2,17 +2,16 @@
 
 use crate::harness::*;
 use parley_proto::frames::Cursors;
-use parley_sdk::{Connection, Event};
+use parley_sdk::ServerFrame;
+use std::time::Duration;
 
 /// A device that was offline gets exactly what it missed, in `seq` order, then
 /// `sync_done` with the cursors of all its conversations.
 #[tokio::test]
 async fn sync_after_disconnect_returns_exactly_what_was_missed() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let conversation_id = conversation.conversation_id.clone();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = alice.direct_with(&bob).await.conversation_id;
     let alice_connection = alice.connect().await;
     let mut bob_connection = bob.connect().await;
     for index in 0..3 {
@@ -32,20 +31,12 @@ async fn sync_after_disconnect_returns_exactly_what_was_missed() {
             .await
             .unwrap();
     }
-    let mut config = bob.client.connection_config().unwrap();
-    config.initial_cursors = cursors;
-    let mut resumed = Connection::connect(config).await.unwrap();
+    let mut resumed = connect_with(&bob.client, |config| config.initial_cursors = cursors).await;
     let missed = messages(&mut resumed, &conversation_id, 20).await;
     let seqs: Vec<i64> = missed.iter().map(|message| message.seq).collect();
     assert_eq!(seqs, (4..=23).collect::<Vec<_>>());
     assert_eq!(missed[0].content, "missed 0");
-    let done = expect(&mut resumed, "sync_done", |event| {
-        matches!(event, Event::SyncDone { .. })
-    })
-    .await;
-    let Event::SyncDone { cursors } = done else {
-        unreachable!()
-    };
+    let cursors = sync_done(&mut resumed).await;
     assert_eq!(cursors.get(&conversation_id), Some(&23));
 }
 
@@ -54,10 +45,8 @@ async fn sync_after_disconnect_returns_exactly_what_was_missed() {
 #[tokio::test]
 async fn sdk_resumes_across_a_server_restart() {
     let mut server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let conversation_id = conversation.conversation_id.clone();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = alice.direct_with(&bob).await.conversation_id;
     let address = server.server.as_ref().unwrap().address;
     // Restart on the same port so the SDK's reconnect finds it.
     let mut bob_connection = bob.connect().await;
@@ -71,14 +60,14 @@ async fn sdk_resumes_across_a_server_restart() {
     server.server.take().unwrap().shutdown().await.unwrap();
     let mut config = crate::harness::test_config(server.data_dir.clone());
     config.listen = address;
-    let restarted = within("restart on the same port", async {
-        loop {
-            match parley_server::start(config.clone()).await {
-                Ok(server) => break server,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            }
-        }
-    })
+    let restarted = eventually(
+        "restart on the same port",
+        Duration::from_millis(50),
+        || {
+            let config = config.clone();
+            async move { parley_server::start(config).await.ok() }
+        },
+    )
     .await;
     let handle = alice_connection
         .send(conversation_id.clone(), "during the restart")
@@ -102,10 +91,8 @@ async fn sdk_resumes_across_a_server_restart() {
 async fn a_new_device_pages_back_through_history() {
     let server =
         TestServer::start_with(|config| config.limits.user_messages_per_minute = 1000).await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let conversation_id = conversation.conversation_id.clone();
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let conversation_id = alice.direct_with(&bob).await.conversation_id;
     let connection = alice.connect().await;
     for index in 1..=250 {
         connection
@@ -115,18 +102,13 @@ async fn a_new_device_pages_back_through_history() {
             ))
             .unwrap();
     }
-    within("250 sends acked", async {
-        loop {
-            let page = alice
-                .client
-                .history(&conversation_id, None, None, Some(1))
-                .await
-                .unwrap();
-            if page.messages.first().map(|m| m.seq) == Some(250) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    eventually("250 sends acked", Duration::from_millis(20), || async {
+        let page = alice
+            .client
+            .history(&conversation_id, None, None, Some(1))
+            .await
+            .unwrap();
+        (page.messages.first().map(|m| m.seq) == Some(250)).then_some(())
     })
     .await;
     let new_device = bob.new_device().await;
@@ -178,34 +160,25 @@ async fn a_new_device_pages_back_through_history() {
 #[tokio::test]
 async fn sync_refuses_foreign_cursors_and_goes_on() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let mallory = server.user("mallory").await;
-    let conversation = alice.client.create_direct(&bob.user_id).await.unwrap();
-    let own = mallory.client.create_direct(&alice.user_id).await.unwrap();
-    let mut config = mallory.client.connection_config().unwrap();
+    let [alice, bob, mallory] = server.users(["alice", "bob", "mallory"]).await;
+    let conversation = alice.direct_with(&bob).await;
+    let own = mallory.direct_with(&alice).await;
     let mut cursors = Cursors::new();
     cursors.insert(conversation.conversation_id.clone(), 0);
     cursors.insert(own.conversation_id.clone(), 0);
-    config.initial_cursors = cursors;
-    let mut connection = Connection::connect(config).await.unwrap();
-    expect(&mut connection, "not_member error", |event| {
+    let mut connection =
+        connect_with(&mallory.client, |config| config.initial_cursors = cursors).await;
+    expect_frame(&mut connection, "not_member error", |frame| {
         matches!(
-            event,
-            Event::Error {
+            frame,
+            ServerFrame::Error {
                 code: parley_proto::ErrorCode::NotMember,
                 ..
             }
         )
     })
     .await;
-    let done = expect(&mut connection, "sync_done", |event| {
-        matches!(event, Event::SyncDone { .. })
-    })
-    .await;
-    let Event::SyncDone { cursors } = done else {
-        unreachable!()
-    };
+    let cursors = sync_done(&mut connection).await;
     assert!(cursors.contains_key(&own.conversation_id));
     assert!(
         !cursors.contains_key(&conversation.conversation_id),
