@@ -4,13 +4,19 @@
 #   scripts/bench.sh traffic RATE      1:1 traffic at RATE msg/s for 30 s
 #   scripts/bench.sh idle N            N idle connections, server RSS per connection
 #   scripts/bench.sh fanout RATE       one 500-member group, 10 senders, RATE msg/s
+# BENCH_BIN=path runs that binary instead of building this checkout (before/after runs of
+# two builds in one sitting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:-traffic}
 amount=${2:-5000}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p parley-server
-bin="$CARGO_TARGET_DIR/release/parley"
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  bin="$BENCH_BIN"
+else
+  cargo build --release -q -p parley-server
+  bin="$CARGO_TARGET_DIR/release/parley"
+fi
 data=$(mktemp -d)
 port=${BENCH_PORT:-19000}
 PARLEY_LIMITS__USER_MESSAGES_PER_MINUTE=100000000 \
