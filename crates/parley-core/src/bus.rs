@@ -11,8 +11,9 @@
 //!   to every node for [`Audience::Everyone`]. A node interested in several of an event's
 //!   users receives it once.
 //! - **Ordered per publisher**: a node receives one publisher's events in publish order.
-//! - **Bounded**: `publish` waits while the bus cannot take more (backpressure), rather
-//!   than queueing without limit.
+//! - **Bounded**: nothing queues without limit. In one process `publish` waits while a
+//!   node's stream is full (backpressure); a network bus may instead drop for a node that
+//!   does not keep up (a missed doorbell), but never waits on it forever.
 //! - **Serializable**: events are plain data (`serde`), so a network bus can carry them.
 //!   Frames travel as typed [`ServerFrame`]s and are encoded once per node.
 
@@ -97,7 +98,9 @@ pub enum Audience<'a> {
 }
 
 impl Audience<'_> {
-    /// Whether a node holding `interest` should receive the event.
+    /// Whether a node holding `interest` should receive the event. `Everyone` reaches
+    /// every node, also those that hold no interest at all: check it before looking at a
+    /// node's interests.
     pub fn wants(&self, interest: &Interest) -> bool {
         match (self, interest) {
             (Audience::Users(user_ids), Interest::User(user_id)) => user_ids.contains(user_id),
@@ -215,6 +218,6 @@ pub trait Bus: Send + Sync + 'static {
     async fn remove_interest(&self, interest: Interest) -> Result<(), BusError>;
 
     /// Publishes events, in order, to the nodes of each one's audience. Returns once the
-    /// bus has taken them; waits while it is full.
+    /// bus has taken them (see "Bounded" above).
     async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError>;
 }

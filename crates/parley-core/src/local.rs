@@ -142,17 +142,29 @@ impl Bus for LocalBus {
 
 // ---- presence -------------------------------------------------------------------------
 
+/// One term of a node's lease. A node whose lease lapsed starts a new term, and the
+/// connections of the old term never count again (they are reaped), so a node restarted
+/// under the same id, or one that was cut off for a while, cannot bring dead connections
+/// back to life.
+#[derive(Clone, Copy)]
+struct Term {
+    number: u64,
+    until: Instant,
+}
+
 struct Registry {
     lease: Duration,
-    /// Live nodes and when their lease lapses.
-    leases: HashMap<NodeId, Instant>,
-    /// Connections per user, with their device.
-    users: HashMap<UserId, HashMap<ConnectionId, DeviceId>>,
+    /// Every node's current lease term (also lapsed ones not reaped yet).
+    leases: HashMap<NodeId, Term>,
+    /// Connections per user: their device and the lease term they were registered in.
+    users: HashMap<UserId, HashMap<ConnectionId, (DeviceId, u64)>>,
 }
 
 impl Registry {
-    fn is_live(&self, node: &NodeId, now: Instant) -> bool {
-        self.leases.get(node).is_some_and(|until| *until > now)
+    fn is_live(&self, connection: &ConnectionId, term: u64, now: Instant) -> bool {
+        self.leases
+            .get(&connection.node)
+            .is_some_and(|lease| lease.number == term && lease.until > now)
     }
 
     fn live_connections<'a>(
@@ -164,11 +176,33 @@ impl Registry {
             .get(user_id)
             .into_iter()
             .flatten()
-            .filter(move |(connection, _)| self.is_live(&connection.node, now))
+            .filter(move |(connection, (_, term))| self.is_live(connection, *term, now))
+            .map(|(connection, (device, _))| (connection, device))
     }
 
     fn is_online(&self, user_id: &UserId, now: Instant) -> bool {
         self.live_connections(user_id, now).next().is_some()
+    }
+
+    /// The node's current term, renewed; a new term if the last one lapsed. Answers
+    /// whether the previous term was still live.
+    fn renew(&mut self, node: &NodeId, now: Instant) -> (u64, bool) {
+        let until = now + self.lease;
+        match self.leases.get_mut(node) {
+            Some(term) if term.until > now => {
+                term.until = until;
+                (term.number, true)
+            }
+            Some(term) => {
+                term.number += 1;
+                term.until = until;
+                (term.number, false)
+            }
+            None => {
+                self.leases.insert(node.clone(), Term { number: 0, until });
+                (0, false)
+            }
+        }
     }
 }
 
@@ -214,16 +248,16 @@ impl PresenceRegistry for LocalPresence {
     ) -> Result<bool, PresenceError> {
         let now = Instant::now();
         let mut registry = self.registry.lock();
-        if !registry.is_live(&self.node, now) {
-            let until = now + registry.lease;
-            registry.leases.insert(self.node.clone(), until);
-        }
+        let term = match registry.leases.get(&self.node) {
+            Some(term) if term.until > now => term.number,
+            _ => registry.renew(&self.node, now).0,
+        };
         let was_offline = !registry.is_online(user_id, now);
         registry
             .users
             .entry(user_id.clone())
             .or_default()
-            .insert(connection.clone(), device_id.clone());
+            .insert(connection.clone(), (device_id.clone(), term));
         Ok(was_offline)
     }
 
@@ -241,15 +275,13 @@ impl PresenceRegistry for LocalPresence {
         if connections.is_empty() {
             registry.users.remove(user_id);
         }
+        // A connection of a lapsed term not reaped yet is announced here, not by `reap`.
         Ok(removed && !registry.is_online(user_id, now))
     }
 
     async fn heartbeat(&self) -> Result<Lease, PresenceError> {
         let now = Instant::now();
-        let mut registry = self.registry.lock();
-        let was_live = registry.is_live(&self.node, now);
-        let until = now + registry.lease;
-        registry.leases.insert(self.node.clone(), until);
+        let (_, was_live) = self.registry.lock().renew(&self.node, now);
         Ok(if was_live {
             Lease::Renewed
         } else {
@@ -260,34 +292,22 @@ impl PresenceRegistry for LocalPresence {
     async fn reap(&self) -> Result<Vec<Departure>, PresenceError> {
         let now = Instant::now();
         let mut registry = self.registry.lock();
-        let lapsed: HashSet<NodeId> = registry
-            .leases
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(node, _)| node.clone())
-            .collect();
-        if lapsed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut departures = Vec::new();
         let registry = &mut *registry;
+        let leases = &registry.leases;
+        let mut departures = Vec::new();
         registry.users.retain(|user_id, connections| {
             let mut gone_from = None;
-            connections.retain(|connection, _| {
-                let keep = !lapsed.contains(&connection.node);
-                if !keep {
+            connections.retain(|connection, (_, term)| {
+                let live = leases
+                    .get(&connection.node)
+                    .is_some_and(|lease| lease.number == *term && lease.until > now);
+                if !live {
                     gone_from = Some(connection.node.clone());
                 }
-                keep
+                live
             });
             if let Some(node) = gone_from {
-                let still_live = connections.keys().any(|connection| {
-                    registry
-                        .leases
-                        .get(&connection.node)
-                        .is_some_and(|until| *until > now)
-                });
-                if !still_live {
+                if connections.is_empty() {
                     departures.push(Departure {
                         user_id: user_id.clone(),
                         node,
@@ -296,9 +316,8 @@ impl PresenceRegistry for LocalPresence {
             }
             !connections.is_empty()
         });
-        for node in lapsed {
-            registry.leases.remove(&node);
-        }
+        // Lapsed leases with nothing left under them are forgotten.
+        registry.leases.retain(|_, lease| lease.until > now);
         Ok(departures)
     }
 
@@ -366,7 +385,8 @@ impl RateLimiter for LocalRateLimiter {
                 .entry((bucket.limit, bucket.key.to_string()))
                 .or_insert_with(|| (TokenBucket::full(bucket.quota, now), bucket.quota));
             *quota = bucket.quota;
-            // Cannot fail: every bucket was checked above, under the same lock.
+            // Cannot fail: every bucket was checked above, under the same lock. (A bucket
+            // named twice in one call is checked once and spends one token.)
             let _ = level.take(bucket.quota, now);
         }
         Ok(Admission::Granted)

@@ -5,7 +5,9 @@
 //! every node renews it with [`PresenceRegistry::heartbeat`] well within the lease period.
 //! When a node dies, its lease lapses, its connections stop counting at once, and the next
 //! [`PresenceRegistry::reap`] on any node removes them and reports their users as gone
-//! offline, to exactly one caller, who announces it. The registry keeps no history:
+//! offline, to exactly one caller, who announces it. A node that starts a new lease after
+//! its last one lapsed (it was cut off, or restarted under the same id) does not revive the
+//! connections of the old one: only what it registers again counts. The registry keeps no history:
 //! `last_seen` is stored by the core through the `Store`.
 
 use crate::bus::{ConnectionId, NodeId};
@@ -63,8 +65,9 @@ pub trait PresenceRegistry: Send + Sync + 'static {
         device_id: &DeviceId,
     ) -> Result<bool, PresenceError>;
 
-    /// Unregisters a connection; `true` if it was the user's last live one. Unknown
-    /// connections are not an error (`false`).
+    /// Unregisters a connection; `true` if the user has no live connection left and this
+    /// one was not reaped yet (so an offline is announced once, by `disconnect` or by
+    /// `reap`). Unknown connections are not an error (`false`).
     async fn disconnect(
         &self,
         connection: &ConnectionId,

@@ -88,7 +88,8 @@ impl RateLimitError {
 
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Takes one token from each bucket, all or none, in one atomic step (two callers
+    /// Takes one token from each bucket (each named at most once), all or none, in one
+    /// atomic step (two callers
     /// cannot both take the last token; a refusal by the second bucket leaves the first
     /// untouched).
     async fn acquire(&self, buckets: &[Bucket<'_>]) -> Result<Admission, RateLimitError>;

@@ -229,6 +229,7 @@ pub struct NewConversation {
 pub enum ConversationChange {
     AddMembers(Vec<(UserId, Role)>),
     RemoveMember(UserId),
+    /// `None` leaves a field as it is; `Some("")` clears the description.
     Rename {
         name: Option<String>,
         description: Option<String>,
@@ -353,7 +354,8 @@ pub trait Store: Send + Sync + 'static {
         conversation_id: &ConversationId,
     ) -> StoreResult<ConversationRecord>;
 
-    /// Members with their roles and names, owners first then by join time.
+    /// Members with their roles and names: the owner, then admins, then members, each by
+    /// join time.
     async fn fetch_members(&self, conversation_id: &ConversationId) -> StoreResult<Vec<Member>>;
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.

@@ -502,6 +502,7 @@ impl Store for SqliteStore {
                     }
                     first => first.map(|appended| Appended {
                         duplicate: true,
+                        members_version: 0,
                         ..appended
                     }),
                 };

@@ -1,11 +1,26 @@
 //! Conformance suites: one `pub async fn` per behaviour, run against every backend.
 //!
-//! A backend's `tests/conformance.rs` calls [`store_conformance!`] with a function that
-//! makes a fresh, empty store; the macro turns each behaviour into a named test. The
-//! behaviours are `protocol.md`'s guarantees as the `Store` trait states them: gap-free
-//! `seq` under concurrency, dedup of `(sender_id, client_msg_id)`, exact history ranges,
-//! receipts that never go back, membership changes that commit with their system message.
+//! A backend's `tests/conformance.rs` calls the suite's macro with a factory that makes a
+//! fresh backend; the macro turns each behaviour into a named `#[tokio::test]`:
+//!
+//! - [`store_conformance!`] ([`store`]): `protocol.md`'s guarantees as the `Store` trait
+//!   states them: gap-free `seq` under concurrency, dedup of `(sender_id, client_msg_id)`,
+//!   exact history ranges, receipts that never go back, membership changes that commit
+//!   with their system message and at the `members_version` they were decided on.
+//! - [`bus_conformance!`] ([`bus`]), [`presence_conformance!`] ([`presence`]): the
+//!   behaviour *between nodes* of one backend (addressing, per-publisher order, leases,
+//!   exactly-once departures), so the factory hands out handles for several nodes.
+//! - [`rate_limiter_conformance!`] ([`ratelimit`]): bursts, refill, all-or-none, refunds,
+//!   no over-grant under concurrency.
+//!
+//! `tests/local.rs` runs the port suites against `parley_core::local`, the reference; the
+//! cluster adapters run the same ones. Timing cases use the real clock with short
+//! periods, never paused time (a network backend keeps its own), and prove an absence
+//! with a marker or a short quiet period rather than a long sleep.
 
+pub mod bus;
+pub mod presence;
+pub mod ratelimit;
 pub mod store;
 
 /// Defines one `#[tokio::test]` per store behaviour. `$new_store` is an async fn returning
@@ -29,6 +44,12 @@ macro_rules! store_conformance {
             list_is_newest_first_with_cursor_and_unread,
             receipts_never_go_back_or_past_the_end,
             non_members_see_nothing,
+            a_ready_store_answers_ping,
+            last_seen_is_stored_and_read_back,
+            members_are_ordered_owner_admins_then_by_join_time,
+            rename_changes_only_what_it_names,
+            owner_succession_is_a_change_the_store_is_given,
+            appends_carry_the_members_version_they_were_stored_at,
         );
     };
     (@tests $new_store:path; $($name:ident),* $(,)?) => {
@@ -37,6 +58,105 @@ macro_rules! store_conformance {
             async fn $name() {
                 let (store, _guard) = $new_store().await;
                 $crate::store::$name(store).await;
+            }
+        )*
+    };
+}
+
+/// Defines one `#[tokio::test]` per bus behaviour. `$new_buses` is an async fn taking
+/// `&[NodeId]` (see [`bus::node_ids`]) and returning `(Vec<Arc<dyn Bus>>, Guard)`: one
+/// handle per node, in that order, all on one fresh bus that no other test shares (a
+/// subject prefix per call on a shared server), none subscribed yet. `$when_full` is the
+/// backend's [`bus::WhenFull`]: what it does while a node does not read.
+#[macro_export]
+macro_rules! bus_conformance {
+    ($new_buses:path, $when_full:expr) => {
+        $crate::bus_conformance!(@tests $new_buses;
+            deliver_reaches_only_nodes_interested_in_one_of_its_users,
+            presence_reaches_only_its_watchers,
+            membership_changes_reach_every_node,
+            a_node_interested_in_several_users_receives_an_event_once,
+            one_publishers_events_arrive_in_publish_order,
+            remove_interest_stops_delivery,
+            add_interest_is_effective_when_it_returns,
+            events_round_trip_unchanged,
+            subscribing_twice_is_refused,
+            publishing_nothing_is_ok,
+            a_dropped_stream_does_not_stall_publishers,
+        );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_node_that_does_not_read() {
+            let (buses, _guard) = $new_buses(&$crate::bus::node_ids()).await;
+            $crate::bus::a_node_that_does_not_read(buses, $when_full).await;
+        }
+    };
+    (@tests $new_buses:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (buses, _guard) = $new_buses(&$crate::bus::node_ids()).await;
+                $crate::bus::$name(buses).await;
+            }
+        )*
+    };
+}
+
+/// Defines one `#[tokio::test]` per presence behaviour. `$new_registries` is an async fn
+/// taking `&[NodeId]` and the lease ([`presence::LEASE`]) and returning
+/// `(Vec<Arc<dyn PresenceRegistry>>, Guard)`: one handle per node, in that order, on one
+/// fresh registry that no other test shares.
+#[macro_export]
+macro_rules! presence_conformance {
+    ($new_registries:path) => {
+        $crate::presence_conformance!(@tests $new_registries;
+            connect_reports_only_the_first_live_connection,
+            disconnect_reports_only_the_last_live_connection,
+            disconnecting_an_unknown_connection_is_not_an_error,
+            online_answers_in_the_order_asked,
+            online_devices_lists_each_device_once,
+            heartbeats_keep_connections_alive_past_the_lease,
+            a_silent_nodes_users_are_offline_after_its_lease,
+            reap_reports_each_departure_once,
+            a_departure_is_reported_by_disconnect_or_reap_not_both,
+            a_lapsed_node_gets_lost_then_a_new_lease,
+            a_new_lease_does_not_revive_old_connections,
+        );
+    };
+    (@tests $new_registries:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let lease = $crate::presence::LEASE;
+                let (registries, _guard) =
+                    $new_registries(&$crate::bus::node_ids(), lease).await;
+                $crate::presence::$name(registries, lease).await;
+            }
+        )*
+    };
+}
+
+/// Defines one `#[tokio::test]` per rate-limit behaviour. `$new_limiter` is an async fn
+/// returning `(Arc<dyn RateLimiter>, Guard)`: a fresh limiter no other test shares.
+#[macro_export]
+macro_rules! rate_limiter_conformance {
+    ($new_limiter:path) => {
+        $crate::rate_limiter_conformance!(@tests $new_limiter;
+            a_burst_up_to_the_quota_then_denied,
+            keys_and_limits_are_independent,
+            acquire_is_all_or_none,
+            retry_after_is_the_longest_wait,
+            refund_restores_one_token_up_to_capacity,
+            concurrent_acquires_never_exceed_capacity,
+            tokens_refill_over_time,
+        );
+    };
+    (@tests $new_limiter:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (limiter, _guard) = $new_limiter().await;
+                $crate::ratelimit::$name(limiter).await;
             }
         )*
     };

@@ -871,3 +871,341 @@ pub async fn non_members_see_nothing(store: Arc<dyn Store>) {
         .collect();
     assert!(!members.contains(&mallory));
 }
+
+/// `ping` answers `Ok` on a store that serves reads and writes (`/readyz` asks it), before
+/// and after a write.
+pub async fn a_ready_store_answers_ping(store: Arc<dyn Store>) {
+    store.ping().await.expect("a fresh store answers");
+    user(&store, "alice").await;
+    store
+        .ping()
+        .await
+        .expect("a store that has written answers");
+}
+
+/// `update_last_seen` stores when the user's last device went offline: `fetch_user` and
+/// `fetch_users` read it back, a later call replaces it, and nothing else of the user
+/// changes (the `offline` presence frame carries it).
+pub async fn last_seen_is_stored_and_read_back(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let before = store.fetch_user(&alice).await.unwrap();
+    assert_eq!(before.last_seen_at, None, "never seen");
+    let first = Timestamp::from_millis(1_790_000_000_123);
+    store.update_last_seen(&alice, first).await.unwrap();
+    assert_eq!(
+        store.fetch_user(&alice).await.unwrap(),
+        UserRecord {
+            last_seen_at: Some(first),
+            ..before.clone()
+        }
+    );
+    let later = Timestamp::from_millis(first.millis() + 60_000);
+    store.update_last_seen(&alice, later).await.unwrap();
+    let mut both = store
+        .fetch_users(&[alice.clone(), bob.clone()])
+        .await
+        .unwrap();
+    both.sort_by(|one, other| one.username.cmp(&other.username));
+    let seen: Vec<(&str, Option<Timestamp>)> = both
+        .iter()
+        .map(|record| (record.username.as_str(), record.last_seen_at))
+        .collect();
+    assert_eq!(seen, vec![("alice", Some(later)), ("bob", None)]);
+}
+
+/// `fetch_members` lists the owner first, then admins, then members, each group by join
+/// time (the order clients show, `protocol.md`), whatever the order of ids or of
+/// role changes.
+pub async fn members_are_ordered_owner_admins_then_by_join_time(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let carol = user(&store, "carol").await;
+    let dave = user(&store, "dave").await;
+    let erin = user(&store, "erin").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    // Joins a few milliseconds apart, in an order unrelated to the ids.
+    for joining in [&erin, &carol, &dave] {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        change(
+            &store,
+            &conversation_id,
+            ConversationChange::AddMembers(vec![(joining.clone(), Role::Member)]),
+            system(
+                &conversation_id,
+                &alice,
+                SystemEvent::MembersAdded {
+                    actor_id: alice.clone(),
+                    user_ids: vec![joining.clone()],
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    // The last to join becomes owner; the first owner and a later joiner become admins.
+    change(
+        &store,
+        &conversation_id,
+        ConversationChange::SetRoles(vec![
+            (carol.clone(), Role::Admin),
+            (dave.clone(), Role::Owner),
+            (alice.clone(), Role::Admin),
+        ]),
+        system(
+            &conversation_id,
+            &alice,
+            SystemEvent::RoleChanged {
+                actor_id: alice.clone(),
+                user_id: dave.clone(),
+                role: Role::Owner,
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    let members: Vec<(UserId, Role)> = store
+        .fetch_members(&conversation_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| (member.user_id, member.role))
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            (dave, Role::Owner),
+            (alice, Role::Admin),
+            (carol, Role::Admin),
+            (bob, Role::Member),
+            (erin, Role::Member),
+        ]
+    );
+}
+
+/// `Rename` sets what it names and keeps what it leaves `None` (a `PATCH` with only a
+/// description keeps the name), with its system message and a new `members_version`.
+pub async fn rename_changes_only_what_it_names(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let conversation_id = group(&store, std::slice::from_ref(&alice)).await;
+    let rename = |name: Option<&str>, description: Option<&str>| {
+        (
+            ConversationChange::Rename {
+                name: name.map(str::to_owned),
+                description: description.map(str::to_owned),
+            },
+            system(
+                &conversation_id,
+                &alice,
+                SystemEvent::ConversationRenamed {
+                    actor_id: alice.clone(),
+                    name: name.map(str::to_owned),
+                    description: description.map(str::to_owned),
+                },
+            ),
+        )
+    };
+    let before = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(
+        (before.name.as_deref(), before.description.as_deref()),
+        (Some("team"), None)
+    );
+
+    let (described, message) = rename(None, Some("release crew"));
+    let appended = change(&store, &conversation_id, described, message)
+        .await
+        .unwrap();
+    let record = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(
+        (record.name.as_deref(), record.description.as_deref()),
+        (Some("team"), Some("release crew")),
+        "no name given: the name stays"
+    );
+    assert_eq!(appended.message.seq, before.last_seq + 1);
+    assert_eq!(record.members_version, before.members_version + 1);
+
+    let (renamed, message) = rename(Some("crew"), None);
+    change(&store, &conversation_id, renamed, message)
+        .await
+        .unwrap();
+    let record = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(
+        (record.name.as_deref(), record.description.as_deref()),
+        (Some("crew"), Some("release crew")),
+        "no description given: the description stays"
+    );
+
+    let (both, message) = rename(Some("ops"), Some("on call"));
+    change(&store, &conversation_id, both, message)
+        .await
+        .unwrap();
+    let record = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(
+        (record.name.as_deref(), record.description.as_deref()),
+        (Some("ops"), Some("on call"))
+    );
+    assert_eq!(record.last_seq, before.last_seq + 3);
+}
+
+/// Owner succession is decided in `core` and given to the store as changes: removing the
+/// owner and promoting a successor in one update leaves exactly one owner, and a role
+/// for a member removed earlier in the same update is ignored, not a re-add. The store
+/// adds no rule of its own: removing an owner alone names no successor.
+pub async fn owner_succession_is_a_change_the_store_is_given(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let carol = user(&store, "carol").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone(), carol.clone()]).await;
+    let before = store.fetch_conversation(&conversation_id).await.unwrap();
+    let appended = store
+        .update_conversation(
+            &conversation_id,
+            ConversationUpdate {
+                expected_members_version: before.members_version,
+                changes: vec![
+                    ConversationChange::RemoveMember(alice.clone()),
+                    ConversationChange::SetRoles(vec![
+                        (bob.clone(), Role::Owner),
+                        (alice.clone(), Role::Admin),
+                    ]),
+                ],
+                system_messages: vec![
+                    system(
+                        &conversation_id,
+                        &alice,
+                        SystemEvent::MemberLeft {
+                            user_id: alice.clone(),
+                        },
+                    ),
+                    system(
+                        &conversation_id,
+                        &alice,
+                        SystemEvent::RoleChanged {
+                            actor_id: alice.clone(),
+                            user_id: bob.clone(),
+                            role: Role::Owner,
+                        },
+                    ),
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.len(), 2);
+    let members: Vec<(UserId, Role)> = store
+        .fetch_members(&conversation_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| (member.user_id, member.role))
+        .collect();
+    assert_eq!(
+        members,
+        vec![(bob.clone(), Role::Owner), (carol.clone(), Role::Member)]
+    );
+    let after = store.fetch_conversation(&conversation_id).await.unwrap();
+    assert_eq!(
+        (after.member_count, after.members_version),
+        (2, before.members_version + 1),
+        "one update, one version"
+    );
+    assert!(matches!(
+        store
+            .fetch_conversation_summary(&conversation_id, &alice)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    remove_member(&store, &conversation_id, &bob, &bob).await;
+    let members = store.fetch_members(&conversation_id).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        (members[0].user_id.clone(), members[0].role),
+        (carol, Role::Member),
+        "the store promotes nobody by itself"
+    );
+}
+
+/// Each new message carries the `members_version` of its conversation in the transaction
+/// that stored it: its recipients are the members at that version. Appends after a
+/// membership change (the change's own system messages included) carry the moved
+/// version; a retry of a stored message is a duplicate and carries 0.
+pub async fn appends_carry_the_members_version_they_were_stored_at(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let carol = user(&store, "carol").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    let other_id = group(&store, &[bob.clone(), alice.clone()]).await;
+    let version = store
+        .fetch_conversation(&conversation_id)
+        .await
+        .unwrap()
+        .members_version;
+    let first = store
+        .append_messages(vec![text(&conversation_id, &alice, "v1")])
+        .await
+        .unwrap()
+        .remove(0)
+        .expect("members may send");
+    assert_eq!(first.members_version, version);
+
+    let added = change(
+        &store,
+        &conversation_id,
+        ConversationChange::AddMembers(vec![(carol.clone(), Role::Member)]),
+        system(
+            &conversation_id,
+            &alice,
+            SystemEvent::MembersAdded {
+                actor_id: alice.clone(),
+                user_ids: vec![carol.clone()],
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    let moved = store
+        .fetch_conversation(&conversation_id)
+        .await
+        .unwrap()
+        .members_version;
+    assert_eq!(moved, version + 1);
+    assert_eq!(
+        added.members_version, moved,
+        "the change's system message goes to the members after it (carol included)"
+    );
+
+    let other_version = store
+        .fetch_conversation(&other_id)
+        .await
+        .unwrap()
+        .members_version;
+    let outcomes = store
+        .append_messages(vec![
+            text(&conversation_id, &alice, "v2"),
+            text(&other_id, &bob, "elsewhere"),
+            text(&conversation_id, &carol, "v2 from carol"),
+            text(&conversation_id, &alice, "v1"),
+            text(&conversation_id, &alice, "v2"),
+        ])
+        .await
+        .unwrap();
+    let versions: Vec<(i64, bool)> = outcomes
+        .iter()
+        .map(|outcome| {
+            let appended = outcome.as_ref().expect("members may send");
+            (appended.members_version, appended.duplicate)
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            (moved, false),
+            (other_version, false),
+            (moved, false),
+            (0, true),
+            (0, true),
+        ],
+        "each conversation's own version; 0 for a duplicate, stored before or in the batch"
+    );
+}
