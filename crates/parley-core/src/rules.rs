@@ -11,9 +11,23 @@
 
 use crate::error::{Error, Result};
 use crate::membership::ConversationMembers;
-use crate::store::ConversationChange;
-use parley_proto::{ConversationType, Member, Role, SystemEvent, UserId};
+use crate::store::{ConversationChange, Counting};
+use parley_proto::{ContentType, ConversationType, Member, Role, SystemEvent, UserId};
 use std::collections::HashSet;
+
+/// What is unread for a member: the messages after their read pointer, except their own
+/// (system messages count: "bob added carol" is news).
+pub const UNREAD: Counting<'static> = Counting {
+    except_types: &[],
+    except_own: true,
+};
+
+/// Who hears that a pointer passed some messages in a group: their senders, except the
+/// senders of system messages (an announcement is nobody's message to have read).
+pub const RECEIPT_SENDERS: Counting<'static> = Counting {
+    except_types: &[ContentType::SYSTEM],
+    except_own: false,
+};
 
 /// A change as its actor asked for it, before it is authorized.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -288,6 +288,16 @@ pub struct ReceiptChange {
     pub read_seq: i64,
 }
 
+/// Which messages count, for a count or a list the store answers: the rule is the core's
+/// (`rules::UNREAD`, `rules::RECEIPT_SENDERS`), the query the store's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counting<'a> {
+    /// Messages of these content types do not count.
+    pub except_types: &'a [ContentType],
+    /// The asking user's own messages do not count.
+    pub except_own: bool,
+}
+
 /// Who has received and read one message (its sender excluded).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageReceipts {
@@ -359,18 +369,23 @@ pub trait Store: Send + Sync + 'static {
     async fn fetch_members(&self, conversation_id: &ConversationId) -> StoreResult<Vec<Member>>;
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
+    /// `unread_count` counts the messages after the user's read pointer that `unread`
+    /// lets count.
     async fn fetch_conversation_summary(
         &self,
         conversation_id: &ConversationId,
         user_id: &UserId,
+        unread: Counting<'_>,
     ) -> StoreResult<ConversationSummary>;
 
-    /// The user's conversations, newest activity first, strictly after `cursor`.
+    /// The user's conversations, newest activity first, strictly after `cursor`, with
+    /// `unread_count` as in `fetch_conversation_summary`.
     async fn list_conversations(
         &self,
         user_id: &UserId,
         cursor: Option<ListCursor>,
         limit: u32,
+        unread: Counting<'_>,
     ) -> StoreResult<Vec<ConversationSummary>>;
 
     /// Every conversation of the user with its `last_seq` and the user's read pointer.
@@ -419,12 +434,14 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
 
-    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq`.
+    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq` that
+    /// `counting` lets count (`except_own` does not apply: there is no asking user).
     async fn fetch_senders(
         &self,
         conversation_id: &ConversationId,
         after_seq: i64,
         up_to_seq: i64,
+        counting: Counting<'_>,
     ) -> StoreResult<Vec<UserId>>;
 
     // ---- receipts -----------------------------------------------------------------

@@ -57,7 +57,7 @@ pub(crate) async fn fetch_stored_duplicates(
             .await
             .map_err(unavailable)?
         {
-            let message = message_from_row(&row);
+            let message = message_from_row(&row)?;
             stored.insert(
                 (message.sender_id.clone(), message.client_msg_id.clone()),
                 message,
@@ -193,7 +193,7 @@ pub(crate) async fn fetch_by_client_id(
         .fetch_one(&mut **transaction)
         .await
         .map_err(unavailable)?;
-    Ok(message_from_row(&row))
+    message_from_row(&row)
 }
 
 /// `(last_seq, members_version)` of a conversation, inside the transaction.

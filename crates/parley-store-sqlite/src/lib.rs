@@ -13,9 +13,9 @@
 use async_trait::async_trait;
 use parley_core::store::{
     AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
-    ConversationSummary, ConversationUpdate, ListCursor, MessageReceipts, NewConversation,
-    NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate, SeqRange,
-    SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    ConversationSummary, ConversationUpdate, Counting, ListCursor, MessageReceipts,
+    NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate,
+    SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
     ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role,
@@ -163,5 +163,49 @@ mod tests {
             assert!(!plan.contains("SCAN users"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
+    }
+
+    /// A row that no longer decodes is an error the caller sees, never a message quietly
+    /// left out or read with a made-up value.
+    #[tokio::test]
+    async fn a_row_that_does_not_decode_is_reported() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(directory.path()).await.unwrap();
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
+        let alice = parley_testkit::store::user(&store, "alice").await;
+        let bob = parley_testkit::store::user(&store, "bob").await;
+        let group = parley_testkit::store::group(&store, &[alice, bob]).await;
+        let writer = SqliteStore::open(directory.path()).await.unwrap().writer;
+        sqlx::query("UPDATE messages SET system = '{not json' WHERE seq = 1")
+            .execute(&writer)
+            .await
+            .unwrap();
+        let page = store
+            .fetch_messages(&group, SeqRange::default(), PageFrom::Oldest, 10)
+            .await;
+        assert!(
+            matches!(
+                page,
+                Err(StoreError::Corrupt {
+                    what: "system event",
+                    ..
+                })
+            ),
+            "{page:?}"
+        );
+        // The schema's CHECK keeps such roles out; a file written by other hands may not.
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&writer)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE members SET role = 'emperor'")
+            .execute(&writer)
+            .await
+            .unwrap();
+        let members = store.fetch_members(&group).await;
+        assert!(
+            matches!(members, Err(StoreError::Corrupt { what: "member", .. })),
+            "{members:?}"
+        );
     }
 }

@@ -3,6 +3,43 @@
 
 use super::*;
 
+/// One column of a row, or `Corrupt` if it is missing or does not decode: a row is never
+/// silently skipped or half-read.
+pub(crate) fn column<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name)
+        .map_err(|error| StoreError::corrupt("row", error))
+}
+
+/// A stored value outside its column's domain (an unknown role or kind).
+#[derive(Debug)]
+pub(crate) struct UnknownValue {
+    pub(crate) column: &'static str,
+    pub(crate) value: String,
+}
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "unknown {} {:?}", self.column, self.value)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+pub(crate) fn role_from(value: &str) -> StoreResult<Role> {
+    Role::parse(value).ok_or_else(|| {
+        StoreError::corrupt(
+            "member",
+            UnknownValue {
+                column: "role",
+                value: value.to_owned(),
+            },
+        )
+    })
+}
+
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
      avatar_url, last_seen_visible, last_seen_at, created_at";
@@ -43,80 +80,126 @@ pub(crate) fn search_users_sql(by: SearchBy) -> String {
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version";
 
-pub(crate) fn conversation_from_row(row: &SqliteRow) -> ConversationRecord {
-    ConversationRecord {
-        conversation_id: ConversationId(row.get("conversation_id")),
-        kind: if row.get::<&str, _>("kind") == "direct" {
-            ConversationType::Direct
-        } else {
-            ConversationType::Group
-        },
-        name: row.get("name"),
-        description: row.get("description"),
-        created_at: Timestamp(row.get("created_at")),
-        last_seq: row.get("last_seq"),
-        last_activity_at: Timestamp(row.get("last_activity_at")),
-        member_count: row.get::<i64, _>("member_count") as u32,
-        members_version: row.get("members_version"),
-    }
+pub(crate) fn conversation_from_row(row: &SqliteRow) -> StoreResult<ConversationRecord> {
+    let kind = match column::<&str>(row, "kind")? {
+        "direct" => ConversationType::Direct,
+        "group" => ConversationType::Group,
+        other => {
+            return Err(StoreError::corrupt(
+                "conversation",
+                UnknownValue {
+                    column: "kind",
+                    value: other.to_owned(),
+                },
+            ))
+        }
+    };
+    Ok(ConversationRecord {
+        conversation_id: ConversationId(column(row, "conversation_id")?),
+        kind,
+        name: column(row, "name")?,
+        description: column(row, "description")?,
+        created_at: Timestamp(column(row, "created_at")?),
+        last_seq: column(row, "last_seq")?,
+        last_activity_at: Timestamp(column(row, "last_activity_at")?),
+        member_count: column::<i64>(row, "member_count")? as u32,
+        members_version: column(row, "members_version")?,
+    })
 }
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, message_id, sender_id, sender_device_id, \
      client_msg_id, content, content_type, reply_to_seq, system, created_at";
 
-pub(crate) fn message_from_row(row: &SqliteRow) -> Message {
+pub(crate) fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
     prefixed_message_from_row(row, "")
 }
 
 /// A message whose columns carry `prefix` (`l_seq`, … for a joined last message).
-pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> Message {
-    let column = |name: &'static str| -> std::borrow::Cow<'static, str> {
+pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> StoreResult<Message> {
+    let get = |name: &'static str| -> std::borrow::Cow<'static, str> {
         if prefix.is_empty() {
             name.into()
         } else {
             format!("{prefix}{name}").into()
         }
     };
-    Message {
-        message_id: MessageId(row.get(column("message_id").as_ref())),
-        conversation_id: ConversationId(row.get(column("conversation_id").as_ref())),
-        seq: row.get(column("seq").as_ref()),
-        sender_id: UserId(row.get(column("sender_id").as_ref())),
-        sender_device_id: DeviceId(row.get(column("sender_device_id").as_ref())),
-        client_msg_id: row.get(column("client_msg_id").as_ref()),
-        content: row.get(column("content").as_ref()),
-        content_type: ContentType::from(row.get::<String, _>(column("content_type").as_ref())),
-        reply_to_seq: row.get(column("reply_to_seq").as_ref()),
-        created_at: Timestamp(row.get(column("created_at").as_ref())),
-        system: row
-            .get::<Option<&str>, _>(column("system").as_ref())
-            .and_then(|text| serde_json::from_str(text).ok()),
-    }
+    let system = match column::<Option<&str>>(row, &get("system"))? {
+        Some(text) => Some(
+            serde_json::from_str(text)
+                .map_err(|error| StoreError::corrupt("system event", error))?,
+        ),
+        None => None,
+    };
+    Ok(Message {
+        message_id: MessageId(column(row, &get("message_id"))?),
+        conversation_id: ConversationId(column(row, &get("conversation_id"))?),
+        seq: column(row, &get("seq"))?,
+        sender_id: UserId(column(row, &get("sender_id"))?),
+        sender_device_id: DeviceId(column(row, &get("sender_device_id"))?),
+        client_msg_id: column(row, &get("client_msg_id"))?,
+        content: column(row, &get("content"))?,
+        content_type: ContentType::from(column::<String>(row, &get("content_type"))?),
+        reply_to_seq: column(row, &get("reply_to_seq"))?,
+        created_at: Timestamp(column(row, &get("created_at"))?),
+        system,
+    })
 }
 
-pub(crate) const SUMMARY_SELECT: &str = "SELECT c.conversation_id, c.kind, c.name, c.description, \
+/// The summary query up to its `WHERE`: `unread_count` counts what `unread` lets count,
+/// with the excluded content types bound as `?first_param`, `?first_param+1`, … (bind
+/// them with [`bind_types`] after the query's own parameters).
+pub(crate) fn summary_select(unread: Counting<'_>, first_param: usize) -> String {
+    let mut counted = String::new();
+    if unread.except_own {
+        counted.push_str(" AND u.sender_id != m.user_id");
+    }
+    if !unread.except_types.is_empty() {
+        let params: Vec<String> = (0..unread.except_types.len())
+            .map(|index| format!("?{}", first_param + index))
+            .collect();
+        counted.push_str(&format!(
+            " AND u.content_type NOT IN ({})",
+            params.join(", ")
+        ));
+    }
+    format!(
+        "SELECT c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
      m.read_seq, m.muted_until, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
-        AND u.seq > m.read_seq AND u.sender_id != m.user_id) AS unread_count, \
+        AND u.seq > m.read_seq{counted}) AS unread_count, \
      l.conversation_id AS l_conversation_id, l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, \
      l.sender_device_id AS l_sender_device_id, l.client_msg_id AS l_client_msg_id, \
      l.content AS l_content, l.content_type AS l_content_type, \
      l.reply_to_seq AS l_reply_to_seq, l.system AS l_system, l.created_at AS l_created_at \
      FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
-     LEFT JOIN messages l ON l.conversation_id = c.conversation_id AND l.seq = c.last_seq";
+     LEFT JOIN messages l ON l.conversation_id = c.conversation_id AND l.seq = c.last_seq"
+    )
+}
 
-pub(crate) fn summary_from_row(row: &SqliteRow) -> ConversationSummary {
-    let conversation = conversation_from_row(row);
-    let last_message = row
-        .get::<Option<i64>, _>("l_seq")
-        .map(|_| prefixed_message_from_row(row, "l_"));
-    ConversationSummary {
+/// Binds the content types of a [`Counting`], in order.
+pub(crate) fn bind_types<'q>(
+    mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    counting: Counting<'q>,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for content_type in counting.except_types {
+        query = query.bind(content_type.as_str());
+    }
+    query
+}
+
+pub(crate) fn summary_from_row(row: &SqliteRow) -> StoreResult<ConversationSummary> {
+    let conversation = conversation_from_row(row)?;
+    let last_message = match column::<Option<i64>>(row, "l_seq")? {
+        Some(_) => Some(prefixed_message_from_row(row, "l_")?),
+        None => None,
+    };
+    Ok(ConversationSummary {
         conversation,
         last_message,
-        read_seq: row.get("read_seq"),
-        unread_count: row.get("unread_count"),
-        muted_until: row.get::<Option<i64>, _>("muted_until").map(Timestamp),
-    }
+        read_seq: column(row, "read_seq")?,
+        unread_count: column(row, "unread_count")?,
+        muted_until: column::<Option<i64>>(row, "muted_until")?.map(Timestamp),
+    })
 }

@@ -308,7 +308,7 @@ impl Store for SqliteStore {
         .fetch_one(&self.reader)
         .await
         .map_err(unavailable)?;
-        Ok(conversation_from_row(&row))
+        conversation_from_row(&row)
     }
 
     /// Members with their roles and names, owners first then by join time.
@@ -324,16 +324,17 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
-        Ok(rows
-            .iter()
-            .map(|row| Member {
-                user_id: UserId(row.get("user_id")),
-                role: Role::parse(row.get("role")).unwrap_or(Role::Member),
-                joined_at: Timestamp(row.get("joined_at")),
-                username: Some(row.get("username")),
-                display_name: Some(row.get("display_name")),
+        rows.iter()
+            .map(|row| {
+                Ok(Member {
+                    user_id: UserId(column(row, "user_id")?),
+                    role: role_from(column(row, "role")?)?,
+                    joined_at: Timestamp(column(row, "joined_at")?),
+                    username: Some(column(row, "username")?),
+                    display_name: Some(column(row, "display_name")?),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
@@ -341,16 +342,20 @@ impl Store for SqliteStore {
         &self,
         conversation_id: &ConversationId,
         user_id: &UserId,
+        unread: Counting<'_>,
     ) -> StoreResult<ConversationSummary> {
-        let row = sqlx::query(&format!(
-            "{SUMMARY_SELECT} WHERE m.user_id = ? AND m.conversation_id = ?"
-        ))
-        .bind(user_id.as_str())
-        .bind(conversation_id.as_str())
-        .fetch_one(&self.reader)
-        .await
-        .map_err(unavailable)?;
-        Ok(summary_from_row(&row))
+        let sql = format!(
+            "{} WHERE m.user_id = ?1 AND m.conversation_id = ?2",
+            summary_select(unread, 3)
+        );
+        let query = sqlx::query(&sql)
+            .bind(user_id.as_str())
+            .bind(conversation_id.as_str());
+        let row = bind_types(query, unread)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        summary_from_row(&row)
     }
 
     /// The user's conversations, newest activity first, strictly after `cursor`.
@@ -359,6 +364,7 @@ impl Store for SqliteStore {
         user_id: &UserId,
         cursor: Option<ListCursor>,
         limit: u32,
+        unread: Counting<'_>,
     ) -> StoreResult<Vec<ConversationSummary>> {
         let (cursor_at, cursor_id) = match &cursor {
             Some(cursor) => (
@@ -367,20 +373,23 @@ impl Store for SqliteStore {
             ),
             None => (None, None),
         };
-        let rows = sqlx::query(&format!(
-            "{SUMMARY_SELECT} WHERE m.user_id = ?1 \
+        let sql = format!(
+            "{} WHERE m.user_id = ?1 \
              AND (?2 IS NULL OR c.last_activity_at < ?2 \
                   OR (c.last_activity_at = ?2 AND c.conversation_id < ?3)) \
-             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT ?4"
-        ))
-        .bind(user_id.as_str())
-        .bind(cursor_at)
-        .bind(cursor_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(unavailable)?;
-        Ok(rows.iter().map(summary_from_row).collect())
+             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT ?4",
+            summary_select(unread, 5)
+        );
+        let query = sqlx::query(&sql)
+            .bind(user_id.as_str())
+            .bind(cursor_at)
+            .bind(cursor_id)
+            .bind(i64::from(limit));
+        let rows = bind_types(query, unread)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(summary_from_row).collect()
     }
 
     /// Every conversation of the user with its `last_seq` and the user's read pointer.
@@ -597,7 +606,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(unavailable)?;
-        Ok(row.as_ref().map(message_from_row))
+        row.as_ref().map(message_from_row).transpose()
     }
 
     /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
@@ -623,7 +632,10 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
-        let mut messages: Vec<Message> = rows.iter().map(message_from_row).collect();
+        let mut messages: Vec<Message> = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<_>>()?;
         if from == PageFrom::Newest {
             messages.reverse();
         }
@@ -636,18 +648,29 @@ impl Store for SqliteStore {
         conversation_id: &ConversationId,
         after_seq: i64,
         up_to_seq: i64,
+        counting: Counting<'_>,
     ) -> StoreResult<Vec<UserId>> {
-        let senders: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT sender_id FROM messages \
-             WHERE conversation_id = ? AND seq > ? AND seq <= ? AND content_type != ?",
-        )
-        .bind(conversation_id.as_str())
-        .bind(after_seq)
-        .bind(up_to_seq)
-        .bind(ContentType::SYSTEM.as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(unavailable)?;
+        let mut select = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT DISTINCT sender_id FROM messages WHERE conversation_id = ",
+        );
+        select
+            .push_bind(conversation_id.as_str())
+            .push(" AND seq > ")
+            .push_bind(after_seq)
+            .push(" AND seq <= ")
+            .push_bind(up_to_seq);
+        if !counting.except_types.is_empty() {
+            select.push(" AND content_type NOT IN (");
+            push_list(
+                &mut select,
+                counting.except_types.iter().map(ContentType::as_str),
+            );
+        }
+        let senders: Vec<String> = select
+            .build_query_scalar()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
         Ok(senders.into_iter().map(UserId).collect())
     }
 

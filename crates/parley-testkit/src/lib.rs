@@ -30,6 +30,7 @@ macro_rules! store_conformance {
     ($new_store:path) => {
         $crate::store_conformance!(@tests $new_store;
             users_are_unique_and_searchable,
+            counts_follow_the_rule_they_are_given,
             sessions_resolve_until_revoked,
             direct_conversations_are_created_once,
             groups_start_with_their_system_message,

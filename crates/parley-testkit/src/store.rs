@@ -1,9 +1,10 @@
 //! The `Store` conformance suite. Each function checks one behaviour on an empty store.
 
 use parley_core::ids;
+use parley_core::rules::{RECEIPT_SENDERS, UNREAD};
 use parley_core::store::{
-    ConversationChange, ConversationUpdate, ListCursor, NewConversation, NewDevice, NewMessage,
-    PageFrom, ProfileUpdate, ReceiptUpdate, SeqRange, StoreError, UserRecord,
+    ConversationChange, ConversationUpdate, Counting, ListCursor, NewConversation, NewDevice,
+    NewMessage, PageFrom, ProfileUpdate, ReceiptUpdate, SeqRange, StoreError, UserRecord,
 };
 use parley_core::Store;
 use parley_proto::{
@@ -511,7 +512,10 @@ pub async fn history_ranges_are_exact(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(tail.is_empty());
-    let senders = store.fetch_senders(&conversation_id, 0, 21).await.unwrap();
+    let senders = store
+        .fetch_senders(&conversation_id, 0, 21, RECEIPT_SENDERS)
+        .await
+        .unwrap();
     assert_eq!(
         senders,
         vec![alice],
@@ -545,7 +549,7 @@ pub async fn membership_changes_commit_with_their_system_message(store: Arc<dyn 
     .unwrap();
     assert_eq!(added.message.seq, 3);
     let summary = store
-        .fetch_conversation_summary(&conversation_id, &carol)
+        .fetch_conversation_summary(&conversation_id, &carol, UNREAD)
         .await
         .unwrap();
     assert_eq!(summary.conversation.member_count, 3);
@@ -756,7 +760,10 @@ pub async fn list_is_newest_first_with_cursor_and_unread(store: Arc<dyn Store>) 
         ])
         .await
         .unwrap();
-    let first_page = store.list_conversations(&alice, None, 2).await.unwrap();
+    let first_page = store
+        .list_conversations(&alice, None, 2, UNREAD)
+        .await
+        .unwrap();
     let ids: Vec<&ConversationId> = first_page
         .iter()
         .map(|summary| &summary.conversation.conversation_id)
@@ -776,6 +783,7 @@ pub async fn list_is_newest_first_with_cursor_and_unread(store: Arc<dyn Store>) 
                 conversation_id: last.conversation_id.clone(),
             }),
             2,
+            UNREAD,
         )
         .await
         .unwrap();
@@ -848,12 +856,12 @@ pub async fn non_members_see_nothing(store: Arc<dyn Store>) {
     let conversation_id = group(&store, std::slice::from_ref(&alice)).await;
     assert!(matches!(
         store
-            .fetch_conversation_summary(&conversation_id, &mallory)
+            .fetch_conversation_summary(&conversation_id, &mallory, UNREAD)
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(store
-        .list_conversations(&mallory, None, 10)
+        .list_conversations(&mallory, None, 10, UNREAD)
         .await
         .unwrap()
         .is_empty());
@@ -1111,7 +1119,7 @@ pub async fn owner_succession_is_a_change_the_store_is_given(store: Arc<dyn Stor
     );
     assert!(matches!(
         store
-            .fetch_conversation_summary(&conversation_id, &alice)
+            .fetch_conversation_summary(&conversation_id, &alice, UNREAD)
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1208,4 +1216,84 @@ pub async fn appends_carry_the_members_version_they_were_stored_at(store: Arc<dy
         ],
         "each conversation's own version; 0 for a duplicate, stored before or in the batch"
     );
+}
+
+/// Counts and sender lists follow the rule the core gives (`Counting`), whatever it is:
+/// the store holds no rule of its own about own or system messages.
+pub async fn counts_follow_the_rule_they_are_given(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    // seq 1: alice's system message ("created the group").
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    store
+        .append_messages(vec![
+            text(&conversation_id, &alice, "from alice"),
+            text(&conversation_id, &bob, "from bob"),
+        ])
+        .await
+        .unwrap();
+    let system = [ContentType::SYSTEM];
+    let rules = [
+        (
+            Counting {
+                except_types: &[],
+                except_own: false,
+            },
+            3,
+        ),
+        (
+            Counting {
+                except_types: &[],
+                except_own: true,
+            },
+            2,
+        ),
+        (
+            Counting {
+                except_types: &system,
+                except_own: false,
+            },
+            2,
+        ),
+        (
+            Counting {
+                except_types: &system,
+                except_own: true,
+            },
+            1,
+        ),
+    ];
+    for (rule, expected) in rules {
+        let summary = store
+            .fetch_conversation_summary(&conversation_id, &bob, rule)
+            .await
+            .unwrap();
+        assert_eq!(summary.unread_count, expected, "{rule:?}");
+        let listed = store
+            .list_conversations(&bob, None, 10, rule)
+            .await
+            .unwrap();
+        assert_eq!(listed[0].unread_count, expected, "{rule:?} in the list");
+    }
+    let everyone = Counting {
+        except_types: &[],
+        except_own: false,
+    };
+    let mut senders = store
+        .fetch_senders(&conversation_id, 0, 3, everyone)
+        .await
+        .unwrap();
+    senders.sort();
+    let mut both = vec![alice.clone(), bob.clone()];
+    both.sort();
+    assert_eq!(senders, both);
+    let no_system = Counting {
+        except_types: &system,
+        except_own: false,
+    };
+    assert!(store
+        .fetch_senders(&conversation_id, 0, 1, no_system)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -198,7 +198,11 @@ impl Chat {
         let summary = self
             .inner
             .store
-            .fetch_conversation_summary(&conversation.conversation_id, &session.user_id)
+            .fetch_conversation_summary(
+                &conversation.conversation_id,
+                &session.user_id,
+                rules::UNREAD,
+            )
             .await?;
         Ok((self.summary_view(summary).await?, created))
     }
@@ -213,7 +217,7 @@ impl Chat {
         let summary = self
             .inner
             .store
-            .fetch_conversation_summary(conversation_id, &session.user_id)
+            .fetch_conversation_summary(conversation_id, &session.user_id, rules::UNREAD)
             .await
             .map_err(not_found_is_not_member)?;
         let mut conversation = summary_to_conversation(summary);
@@ -236,7 +240,7 @@ impl Chat {
         let summaries = self
             .inner
             .store
-            .list_conversations(&session.user_id, cursor, limit + 1)
+            .list_conversations(&session.user_id, cursor, limit + 1, rules::UNREAD)
             .await?;
         let has_more = summaries.len() > limit as usize;
         let mut conversations = Vec::with_capacity(summaries.len().min(limit as usize));

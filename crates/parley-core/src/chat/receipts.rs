@@ -77,7 +77,7 @@ impl Chat {
             let page = self
                 .inner
                 .store
-                .list_conversations(&session.user_id, cursor.clone(), 100)
+                .list_conversations(&session.user_id, cursor.clone(), 100, rules::UNREAD)
                 .await?;
             let done = page.len() < 100;
             cursor = page.last().map(|summary| ListCursor {
@@ -141,6 +141,7 @@ impl Chat {
                     &change.conversation_id,
                     change.old_read_seq,
                     change.read_seq,
+                    rules::RECEIPT_SENDERS,
                 )
                 .await?
                 .into_iter()
@@ -163,6 +164,7 @@ impl Chat {
                     &change.conversation_id,
                     change.old_delivered_seq,
                     change.delivered_seq,
+                    rules::RECEIPT_SENDERS,
                 )
                 .await?
                 .into_iter()
