@@ -5,6 +5,7 @@
 //! limits, heartbeats, the connection [`hub`], the embedded web client and `/metrics`.
 //! Holds no durable state: a gateway can die at any time and clients resume with `sync`.
 
+pub mod bodies;
 pub mod error;
 pub mod hub;
 pub mod limits;

@@ -4,6 +4,7 @@
 //! answers JSON. Request bodies go through [`JsonBody`], so malformed JSON, wrong fields
 //! and oversize bodies all get the protocol's `{"error":{…}}` with the right status.
 
+use crate::bodies;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, State};
@@ -186,7 +187,7 @@ async fn register(
             request.device_name,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(response)))
+    Ok((StatusCode::CREATED, Json(bodies::auth_response(response))))
 }
 
 /// # `POST /api/v1/auth/login`
@@ -196,12 +197,11 @@ async fn login(
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
     check_auth_rate(&state, &address).await?;
-    Ok(Json(
-        state
-            .chat
-            .login(&request.username, &request.password, request.device_name)
-            .await?,
-    ))
+    let credentials = state
+        .chat
+        .login(&request.username, &request.password, request.device_name)
+        .await?;
+    Ok(Json(bodies::auth_response(credentials)))
 }
 
 /// # `POST /api/v1/auth/logout`
@@ -224,7 +224,8 @@ async fn update_me(
     Auth(session): Auth,
     JsonBody(request): JsonBody<UpdateProfileRequest>,
 ) -> Result<Json<Profile>, ApiError> {
-    Ok(Json(state.chat.update_me(&session, request).await?))
+    let changes = bodies::profile_changes(request);
+    Ok(Json(state.chat.update_me(&session, changes).await?))
 }
 
 #[derive(Deserialize)]
@@ -264,7 +265,10 @@ async fn create_conversation(
     Auth(session): Auth,
     JsonBody(request): JsonBody<CreateConversationRequest>,
 ) -> Result<(StatusCode, Json<Conversation>), ApiError> {
-    let (conversation, created) = state.chat.create_conversation(&session, request).await?;
+    let (conversation, created) = state
+        .chat
+        .create_conversation(&session, bodies::new_chat(request))
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -285,12 +289,11 @@ async fn list_conversations(
     Auth(session): Auth,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<ConversationList>, ApiError> {
-    Ok(Json(
-        state
-            .chat
-            .list_conversations(&session, query.cursor.as_deref(), query.limit.unwrap_or(50))
-            .await?,
-    ))
+    let page = state
+        .chat
+        .list_conversations(&session, query.cursor.as_deref(), query.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(bodies::conversation_list(page)))
 }
 
 /// # `GET /api/v1/conversations/{conversation_id}`
@@ -317,7 +320,11 @@ async fn update_conversation(
     Ok(Json(
         state
             .chat
-            .update_conversation(&session, &ConversationId(conversation_id), request)
+            .update_conversation(
+                &session,
+                &ConversationId(conversation_id),
+                bodies::group_details(request),
+            )
             .await?,
     ))
 }
@@ -384,18 +391,17 @@ async fn history(
     PathParams(conversation_id): PathParams<String>,
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
-    Ok(Json(
-        state
-            .chat
-            .history(
-                &session,
-                &ConversationId(conversation_id),
-                query.before_seq,
-                query.after_seq,
-                query.limit.unwrap_or(50),
-            )
-            .await?,
-    ))
+    let page = state
+        .chat
+        .history(
+            &session,
+            &ConversationId(conversation_id),
+            query.before_seq,
+            query.after_seq,
+            query.limit.unwrap_or(50),
+        )
+        .await?;
+    Ok(Json(bodies::message_page(page)))
 }
 
 /// # `POST /api/v1/conversations/{conversation_id}/messages`
@@ -453,12 +459,11 @@ async fn receipts(
     Auth(session): Auth,
     PathParams((conversation_id, seq)): PathParams<(String, i64)>,
 ) -> Result<Json<ReceiptsResponse>, ApiError> {
-    Ok(Json(
-        state
-            .chat
-            .receipts(&session, &ConversationId(conversation_id), seq)
-            .await?,
-    ))
+    let receipts = state
+        .chat
+        .receipts(&session, &ConversationId(conversation_id), seq)
+        .await?;
+    Ok(Json(bodies::receipts_response(receipts)))
 }
 
 /// # `GET /api/v1/unread`
@@ -466,7 +471,9 @@ async fn unread(
     State(state): State<AppState>,
     Auth(session): Auth,
 ) -> Result<Json<UnreadSummary>, ApiError> {
-    Ok(Json(state.chat.unread(&session).await?))
+    Ok(Json(bodies::unread_summary(
+        state.chat.unread(&session).await?,
+    )))
 }
 
 /// # `GET /api/v1/openapi.json`

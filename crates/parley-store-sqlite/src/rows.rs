@@ -28,6 +28,17 @@ impl std::fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
+/// A member row (with `username` and `display_name` joined from `users`).
+pub(crate) fn member_from_row(row: &SqliteRow) -> StoreResult<Member> {
+    Ok(Member {
+        user_id: UserId(column(row, "user_id")?),
+        role: role_from(column(row, "role")?)?,
+        joined_at: Timestamp(column(row, "joined_at")?),
+        username: Some(column(row, "username")?),
+        display_name: Some(column(row, "display_name")?),
+    })
+}
+
 pub(crate) fn role_from(value: &str) -> StoreResult<Role> {
     Role::parse(value).ok_or_else(|| {
         StoreError::corrupt(

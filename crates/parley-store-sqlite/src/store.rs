@@ -324,17 +324,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| {
-                Ok(Member {
-                    user_id: UserId(column(row, "user_id")?),
-                    role: role_from(column(row, "role")?)?,
-                    joined_at: Timestamp(column(row, "joined_at")?),
-                    username: Some(column(row, "username")?),
-                    display_name: Some(column(row, "display_name")?),
-                })
-            })
-            .collect()
+        rows.iter().map(member_from_row).collect()
     }
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.

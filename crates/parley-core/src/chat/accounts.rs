@@ -12,7 +12,7 @@ impl Chat {
         password: &str,
         display_name: Option<String>,
         device_name: Option<String>,
-    ) -> Result<AuthResponse> {
+    ) -> Result<Credentials> {
         auth::validate_username(username).map_err(Error::Invalid)?;
         auth::validate_password(password).map_err(Error::Invalid)?;
         let display_name = match display_name {
@@ -52,7 +52,7 @@ impl Chat {
         username: &str,
         password: &str,
         device_name: Option<String>,
-    ) -> Result<AuthResponse> {
+    ) -> Result<Credentials> {
         let device_name = optional_text("device_name", device_name, MAX_DISPLAY_NAME)?;
         let user = match self.inner.store.fetch_user_by_username(username).await {
             Ok(user) => Some(user),
@@ -124,7 +124,7 @@ impl Chat {
         &self,
         user_id: UserId,
         name: Option<String>,
-    ) -> Result<AuthResponse> {
+    ) -> Result<Credentials> {
         let token = auth::new_token();
         let device_id = ids::new_device_id();
         self.inner
@@ -137,7 +137,7 @@ impl Chat {
                 created_at: Timestamp::now(),
             })
             .await?;
-        Ok(AuthResponse {
+        Ok(Credentials {
             user_id,
             device_id,
             token,
@@ -196,11 +196,7 @@ impl Chat {
     }
 
     /// Changes the user's own profile.
-    pub async fn update_me(
-        &self,
-        session: &Session,
-        request: UpdateProfileRequest,
-    ) -> Result<Profile> {
+    pub async fn update_me(&self, session: &Session, request: ProfileChanges) -> Result<Profile> {
         let update = ProfileUpdate {
             display_name: match request.display_name {
                 Some(name) => Some(checked_name("display_name", name, MAX_DISPLAY_NAME)?),

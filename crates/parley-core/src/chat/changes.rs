@@ -11,7 +11,7 @@ impl Chat {
         &self,
         session: &Session,
         conversation_id: &ConversationId,
-        request: UpdateConversationRequest,
+        request: GroupDetails,
     ) -> Result<Conversation> {
         let members = self.members_for(conversation_id, &session.user_id).await?;
         let name = match request.name {

@@ -67,11 +67,11 @@ impl Chat {
     pub async fn create_conversation(
         &self,
         session: &Session,
-        request: CreateConversationRequest,
+        request: NewChat,
     ) -> Result<(Conversation, bool)> {
         let now = Timestamp::now();
         let new_conversation = match request {
-            CreateConversationRequest::Direct { participant_ids } => {
+            NewChat::Direct { participant_ids } => {
                 let others: Vec<UserId> = participant_ids
                     .into_iter()
                     .filter(|user_id| user_id != &session.user_id)
@@ -103,7 +103,7 @@ impl Chat {
                     system_message: None,
                 }
             }
-            CreateConversationRequest::Group {
+            NewChat::Group {
                 name,
                 member_ids,
                 description,
@@ -231,7 +231,7 @@ impl Chat {
         session: &Session,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<ConversationList> {
+    ) -> Result<ConversationPage> {
         let cursor = match cursor {
             Some(text) if !text.is_empty() => Some(parse_list_cursor(text)?),
             _ => None,
@@ -258,7 +258,7 @@ impl Chat {
         } else {
             None
         };
-        Ok(ConversationList {
+        Ok(ConversationPage {
             conversations,
             next_cursor,
         })

@@ -175,7 +175,7 @@ impl Chat {
         before_seq: Option<i64>,
         after_seq: Option<i64>,
         limit: u32,
-    ) -> Result<MessagePage> {
+    ) -> Result<HistoryPage> {
         self.members_for(conversation_id, &session.user_id).await?;
         let limit = limit.clamp(1, parley_proto::limits::MAX_HISTORY_PAGE);
         // Scrolling back takes the newest end; reading forward (only after_seq) the oldest.
@@ -208,7 +208,7 @@ impl Chat {
                 }
             }
         }
-        Ok(MessagePage { messages, has_more })
+        Ok(HistoryPage { messages, has_more })
     }
 
     /// One page of `sync` for one conversation: messages after `after_seq`, oldest first.

@@ -24,14 +24,10 @@ use crate::receipts::ReceiptTracker;
 use crate::rules::{self, ChangeIntent};
 use crate::store::{
     Appended, ConversationRecord, ConversationSummary, ConversationUpdate, ListCursor,
-    NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, SeqRange,
-    Store, StoreError, UserRecord,
+    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
+    ReceiptChange, SeqRange, Store, StoreError, UserRecord,
 };
 use parley_proto::frames::Cursors;
-use parley_proto::rest::{
-    AuthResponse, ConversationList, CreateConversationRequest, MessagePage, ReceiptsResponse,
-    UnreadCount, UnreadSummary, UpdateConversationRequest, UpdateProfileRequest,
-};
 use parley_proto::{
     ContentType, Conversation, ConversationId, ConversationType, Member, Message, PresenceStatus,
     Profile, PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
@@ -50,6 +46,7 @@ mod messages;
 mod node;
 mod presence;
 mod receipts;
+mod types;
 mod validation;
 mod views;
 
@@ -58,6 +55,7 @@ pub use messages::SyncPlan;
 use node::NodeState;
 pub use node::Ports;
 use receipts::{flush_receipts, run_receipt_flusher};
+pub use types::*;
 use validation::*;
 use views::*;
 

@@ -50,7 +50,7 @@ impl Chat {
         session: &Session,
         conversation_id: &ConversationId,
         seq: i64,
-    ) -> Result<ReceiptsResponse> {
+    ) -> Result<MessageReceipts> {
         self.members_for(conversation_id, &session.user_id).await?;
         let record = self.inner.store.fetch_conversation(conversation_id).await?;
         if seq < 1 || seq > record.last_seq {
@@ -58,19 +58,15 @@ impl Chat {
         }
         // Pointers still in memory count too: flush so the answer is current.
         flush_receipts(&self.inner).await;
-        let receipts = self
+        Ok(self
             .inner
             .store
             .fetch_receipts(conversation_id, seq)
-            .await?;
-        Ok(ReceiptsResponse {
-            delivered_to: receipts.delivered_to,
-            read_by: receipts.read_by,
-        })
+            .await?)
     }
 
     /// Unread counts per conversation and in total.
-    pub async fn unread(&self, session: &Session) -> Result<UnreadSummary> {
+    pub async fn unread(&self, session: &Session) -> Result<UnreadCounts> {
         let mut conversations = Vec::new();
         let mut cursor = None;
         loop {
@@ -87,17 +83,14 @@ impl Chat {
             conversations.extend(
                 page.into_iter()
                     .filter(|summary| summary.unread_count > 0)
-                    .map(|summary| UnreadCount {
-                        conversation_id: summary.conversation.conversation_id,
-                        unread_count: summary.unread_count,
-                    }),
+                    .map(|summary| (summary.conversation.conversation_id, summary.unread_count)),
             );
             if done {
                 break;
             }
         }
-        Ok(UnreadSummary {
-            total: conversations.iter().map(|count| count.unread_count).sum(),
+        Ok(UnreadCounts {
+            total: conversations.iter().map(|(_, count)| count).sum(),
             conversations,
         })
     }

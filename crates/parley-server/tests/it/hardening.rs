@@ -842,7 +842,7 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
     let (group, _) = chat
         .create_conversation(
             &session,
-            CreateConversationRequest::Group {
+            parley_core::chat::NewChat::Group {
                 name: "Team".into(),
                 member_ids: vec![bob.user_id.clone()],
                 description: None,
@@ -852,7 +852,14 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
         .unwrap();
     bus.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let outcome = chat
-        .update_conversation(&session, &group.conversation_id, rename("Renamed"))
+        .update_conversation(
+            &session,
+            &group.conversation_id,
+            parley_core::chat::GroupDetails {
+                name: Some("Renamed".into()),
+                description: None,
+            },
+        )
         .await;
     let error = outcome.expect_err("the announcement failed");
     assert!(matches!(error, Error::Bus(_)), "{error:?}");

@@ -8,7 +8,6 @@ use parley_core::bus::{BusError, BusReceiver, Interest};
 use parley_core::chat::SendRequest;
 use parley_core::local::{LocalBus, LocalPresence, LocalRateLimiter};
 use parley_core::{Bus, BusEvent, Chat, CoreConfig, NodeId, Ports, PresenceRegistry, Session};
-use parley_proto::rest::CreateConversationRequest;
 use parley_proto::{PresenceStatus, ServerFrame, UserId};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -149,7 +148,7 @@ async fn a_removed_member_receives_nothing_when_the_invalidation_is_lost() {
         .chat
         .create_conversation(
             &alice,
-            CreateConversationRequest::Group {
+            parley_core::chat::NewChat::Group {
                 name: "Team".into(),
                 member_ids: vec![bob.user_id.clone(), carol.user_id.clone()],
                 description: None,
