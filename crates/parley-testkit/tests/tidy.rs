@@ -113,11 +113,6 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
         "the connection actor's state machine (reconnect, outbox, sync); to be split",
     ),
     (
-        "parley-gateway/src/ws.rs",
-        820,
-        "one socket's loop; to be made generic over Sink/Stream and split",
-    ),
-    (
         "parley-store-sqlite/src/store.rs",
         800,
         "the `impl Store` in trait order, one method each",
