@@ -227,6 +227,10 @@ pub struct NewConversation {
 /// A change of membership or metadata, stored with its system message in one transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConversationChange {
+    /// Joiners start with their delivered and read pointers at the conversation's
+    /// `last_seq` before the change: the history is theirs to read, none of it is unread.
+    /// (The store applies this because only it knows `last_seq` at commit, when other
+    /// nodes may be appending; the suite checks it.)
     AddMembers(Vec<(UserId, Role)>),
     RemoveMember(UserId),
     /// `None` leaves a field as it is; `Some("")` clears the description.

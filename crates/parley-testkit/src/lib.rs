@@ -31,6 +31,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@tests $new_store;
             users_are_unique_and_searchable,
             counts_follow_the_rule_they_are_given,
+            joiners_start_with_the_history_read,
             sessions_resolve_until_revoked,
             direct_conversations_are_created_once,
             groups_start_with_their_system_message,

@@ -111,6 +111,29 @@ pub async fn change(
     Ok(appended.remove(0))
 }
 
+/// `actor` adds `joining` as a member, with its `members_added` system message.
+pub async fn add_member(
+    store: &Arc<dyn Store>,
+    conversation_id: &ConversationId,
+    actor: &UserId,
+    joining: &UserId,
+) -> Result<parley_core::store::Appended, StoreError> {
+    change(
+        store,
+        conversation_id,
+        ConversationChange::AddMembers(vec![(joining.clone(), Role::Member)]),
+        system(
+            conversation_id,
+            actor,
+            SystemEvent::MembersAdded {
+                actor_id: actor.clone(),
+                user_ids: vec![joining.clone()],
+            },
+        ),
+    )
+    .await
+}
+
 /// A group owned by the first user with the others as members.
 pub async fn group(store: &Arc<dyn Store>, users: &[UserId]) -> ConversationId {
     let conversation_id = ids::new_conversation_id();
@@ -532,21 +555,9 @@ pub async fn membership_changes_commit_with_their_system_message(store: Arc<dyn 
         .append_messages(vec![text(&conversation_id, &alice, "before carol")])
         .await
         .unwrap();
-    let added = change(
-        &store,
-        &conversation_id,
-        ConversationChange::AddMembers(vec![(carol.clone(), Role::Member)]),
-        system(
-            &conversation_id,
-            &alice,
-            SystemEvent::MembersAdded {
-                actor_id: alice.clone(),
-                user_ids: vec![carol.clone()],
-            },
-        ),
-    )
-    .await
-    .unwrap();
+    let added = add_member(&store, &conversation_id, &alice, &carol)
+        .await
+        .unwrap();
     assert_eq!(added.message.seq, 3);
     let summary = store
         .fetch_conversation_summary(&conversation_id, &carol, UNREAD)
@@ -935,21 +946,9 @@ pub async fn members_are_ordered_owner_admins_then_by_join_time(store: Arc<dyn S
     // Joins a few milliseconds apart, in an order unrelated to the ids.
     for joining in [&erin, &carol, &dave] {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        change(
-            &store,
-            &conversation_id,
-            ConversationChange::AddMembers(vec![(joining.clone(), Role::Member)]),
-            system(
-                &conversation_id,
-                &alice,
-                SystemEvent::MembersAdded {
-                    actor_id: alice.clone(),
-                    user_ids: vec![joining.clone()],
-                },
-            ),
-        )
-        .await
-        .unwrap();
+        add_member(&store, &conversation_id, &alice, joining)
+            .await
+            .unwrap();
     }
     // The last to join becomes owner; the first owner and a later joiner become admins.
     change(
@@ -1157,21 +1156,9 @@ pub async fn appends_carry_the_members_version_they_were_stored_at(store: Arc<dy
         .expect("members may send");
     assert_eq!(first.members_version, version);
 
-    let added = change(
-        &store,
-        &conversation_id,
-        ConversationChange::AddMembers(vec![(carol.clone(), Role::Member)]),
-        system(
-            &conversation_id,
-            &alice,
-            SystemEvent::MembersAdded {
-                actor_id: alice.clone(),
-                user_ids: vec![carol.clone()],
-            },
-        ),
-    )
-    .await
-    .unwrap();
+    let added = add_member(&store, &conversation_id, &alice, &carol)
+        .await
+        .unwrap();
     let moved = store
         .fetch_conversation(&conversation_id)
         .await
@@ -1296,4 +1283,33 @@ pub async fn counts_follow_the_rule_they_are_given(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A joiner's pointers start at the end of the history before they joined: nothing of it
+/// is unread, and what comes after (their own `members_added` included) is.
+pub async fn joiners_start_with_the_history_read(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let carol = user(&store, "carol").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    store
+        .append_messages(vec![
+            text(&conversation_id, &alice, "one"),
+            text(&conversation_id, &bob, "two"),
+        ])
+        .await
+        .unwrap();
+    let added = add_member(&store, &conversation_id, &alice, &carol)
+        .await
+        .unwrap();
+    assert_eq!(added.message.seq, 4);
+    let summary = store
+        .fetch_conversation_summary(&conversation_id, &carol, UNREAD)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.read_seq, 3,
+        "read up to the last message before joining"
+    );
+    assert_eq!(summary.unread_count, 1, "the members_added message is news");
 }
