@@ -16,6 +16,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded database lives.
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded SQLite, e.g.
+    /// `postgres://parley@127.0.0.1:5432/parley`: the store several nodes share.
+    pub database_url: Option<String>,
     /// This node's name in a cluster: 1-64 characters of `a-z A-Z 0-9 - _`, different on
     /// every live node.
     pub node_id: String,
@@ -80,6 +83,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            database_url: None,
             node_id: "local".to_owned(),
             presence_lease_secs: 30,
             log: "info".into(),

@@ -1,7 +1,8 @@
 //! The parley server as a library: configuration and wiring of the embedded mode.
 //!
-//! [`start`] opens the SQLite store, builds the core with the in-process bus and presence
-//! registry, and serves the gateway; the returned [`RunningServer`] shuts down gracefully
+//! [`start`] opens the store (SQLite in the data directory, or PostgreSQL when
+//! `database_url` is set), builds the core with the in-process bus, presence registry and
+//! rate limiter, and serves the gateway; the returned [`RunningServer`] shuts down gracefully
 //! (stop accepting, finish in-flight sends, close sockets with a close frame, flush).
 //! `main.rs` adds the command line and signals; integration tests call [`start`] directly.
 
@@ -150,15 +151,65 @@ async fn tls_config(tls: &config::Tls) -> anyhow::Result<axum_server::tls_rustls
     Ok(rustls_config)
 }
 
-/// Opens storage, wires the embedded mode and starts serving.
+/// The store the configuration names.
+#[derive(Clone)]
+enum Storage {
+    /// The embedded default: SQLite in the data directory.
+    Sqlite(SqliteStore),
+    /// `database_url`: PostgreSQL, which several nodes may share.
+    #[cfg(feature = "cluster")]
+    Postgres(parley_store_postgres::PgStore),
+}
+
+impl Storage {
+    async fn open(config: &Config) -> anyhow::Result<Self> {
+        match &config.database_url {
+            None => {
+                let store = SqliteStore::open(&config.data_dir).await.with_context(|| {
+                    format!("opening the database in {}", config.data_dir.display())
+                })?;
+                Ok(Storage::Sqlite(store))
+            }
+            #[cfg(feature = "cluster")]
+            Some(url) => {
+                // The URL may hold a password: it is not repeated in the error.
+                let store = parley_store_postgres::PgStore::connect(url)
+                    .await
+                    .context("connecting to PostgreSQL (database_url)")?;
+                Ok(Storage::Postgres(store))
+            }
+            #[cfg(not(feature = "cluster"))]
+            Some(_) => anyhow::bail!(
+                "database_url is set, but this parley was built without PostgreSQL support \
+                 (the `cluster` feature)"
+            ),
+        }
+    }
+
+    fn port(&self) -> Arc<dyn parley_core::Store> {
+        match self {
+            Storage::Sqlite(store) => Arc::new(store.clone()),
+            #[cfg(feature = "cluster")]
+            Storage::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Storage::Sqlite(store) => store.close().await,
+            #[cfg(feature = "cluster")]
+            Storage::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens storage, wires the ports and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    let store = SqliteStore::open(&config.data_dir)
-        .await
-        .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    let store = Storage::open(&config).await?;
     let node_id = NodeId::new(&config.node_id).context("node_id")?;
     let core = config.core();
     let ports = Ports {
-        store: Arc::new(store.clone()),
+        store: store.port(),
         bus: Arc::new(LocalBus::new(node_id.clone(), DEFAULT_BUS_CAPACITY)),
         presence: Arc::new(LocalPresence::new(node_id, core.presence_lease)),
         limiter: Arc::new(LocalRateLimiter::new()),

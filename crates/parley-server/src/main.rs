@@ -42,6 +42,9 @@ struct ServeArgs {
     /// Directory for the database [default: ./data].
     #[arg(long, env = "PARLEY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL instead of the embedded SQLite (postgres://user@host:port/database).
+    #[arg(long, env = "PARLEY_DATABASE_URL")]
+    database_url: Option<String>,
     /// This node's name in a cluster [default: local]: different on every live node.
     #[arg(long, env = "PARLEY_NODE_ID")]
     node_id: Option<String>,
@@ -69,6 +72,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(data_dir) = args.data_dir {
         config.data_dir = data_dir;
     }
+    if let Some(database_url) = args.database_url {
+        config.database_url = Some(database_url);
+    }
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
     }
@@ -83,11 +89,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut server = parley_server::start(config.clone()).await?;
     let url = server.url();
-    tracing::info!(data_dir = %config.data_dir.display(), "listening on {url}");
-    println!(
-        "parley listening on {url} (data in {})",
-        config.data_dir.display()
-    );
+    let data = match &config.database_url {
+        Some(_) => "data in PostgreSQL".to_owned(),
+        None => format!("data in {}", config.data_dir.display()),
+    };
+    tracing::info!(node_id = %config.node_id, "listening on {url} ({data})");
+    println!("parley listening on {url} ({data})");
     let stop = server.take_stop();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -24,6 +24,8 @@ pub struct TestServer {
     pub server: Option<RunningServer>,
     pub url: String,
     pub data_dir: PathBuf,
+    /// What it was started with, to start again the same way.
+    config: Config,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -49,21 +51,24 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path().to_path_buf());
         adjust(&mut config);
-        let server = parley_server::start(config).await.expect("server starts");
+        let server = parley_server::start(config.clone())
+            .await
+            .expect("server starts");
         Self {
             url: server.url(),
             data_dir: dir.path().to_path_buf(),
             server: Some(server),
+            config,
             _dir: Some(dir),
         }
     }
 
-    /// Shuts down gracefully and starts again on the same data (a new port).
+    /// Shuts down gracefully and starts again on the same data and settings (a new port).
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
-        let server = parley_server::start(test_config(self.data_dir.clone()))
+        let server = parley_server::start(self.config.clone())
             .await
             .expect("server restarts");
         self.url = server.url();

@@ -16,6 +16,7 @@ mod group_races;
 mod hardening;
 mod messaging;
 mod nodes;
+mod postgres;
 mod presence;
 mod receipts;
 mod refusals;

@@ -1,0 +1,593 @@
+//! `impl Store for PgStore`, in the trait's order with the trait's doc comments.
+//!
+//! Reads are single statements on the pool. Writes of several statements run through
+//! `PgStore::write` (one transaction, tried again whole if it lost a race to another
+//! node); those that give out a `seq` or change the members first lock the rows of the
+//! conversations they touch, and hold them until they commit.
+
+use super::*;
+
+#[async_trait]
+impl Store for PgStore {
+    /// Answers once the backend can serve reads and writes (`/readyz`).
+    async fn ping(&self) -> StoreResult<()> {
+        // A server in recovery (a standby after a failover) answers reads but refuses
+        // every write: not ready for a node that must commit messages.
+        let read_only: bool = sqlx::query_scalar(
+            "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::boolean",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if read_only {
+            return Err(StoreError::unavailable(ReadOnly));
+        }
+        Ok(())
+    }
+
+    // ---- users --------------------------------------------------------------------
+
+    /// Creates a user. `Conflict` if the username is taken.
+    async fn insert_user(&self, user: UserRecord) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(user.user_id.as_str())
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(&user.status_message)
+        .bind(&user.avatar_url)
+        .bind(user.last_seen_visible)
+        .bind(user.last_seen_at.map(Timestamp::millis))
+        .bind(user.created_at.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| match store_error(error) {
+            // `user_id` is made fresh by the core: the username is the rule broken.
+            StoreError::Conflict(_) => StoreError::Conflict(Conflict::Username),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    /// `NotFound` if there is no such user.
+    async fn fetch_user(&self, user_id: &UserId) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE user_id = $1"
+        ))
+        .bind(user_id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        user_from_row(&row)
+    }
+
+    /// The users that exist among `user_ids` (at most a few hundred), in no set order.
+    async fn fetch_users(&self, user_ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        let user_ids: Vec<&str> = user_ids.iter().map(UserId::as_str).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE user_id = ANY($1)"
+        ))
+        .bind(&user_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// `NotFound` if there is no such username.
+    async fn fetch_user_by_username(&self, username: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        user_from_row(&row)
+    }
+
+    /// Users whose username or display name starts with `query` (case-insensitive),
+    /// usernames first, at most `limit`.
+    async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<UserRecord>> {
+        // Two range scans, each on its `text_pattern_ops` index; PostgreSQL lower-cases
+        // both the prefix and the names, so they fold case by the same rules.
+        let mut users: Vec<UserRecord> = Vec::new();
+        for by in [SearchBy::Username, SearchBy::DisplayName] {
+            if users.len() >= limit as usize {
+                break;
+            }
+            let rows = sqlx::query(&search_users_sql(by))
+                .bind(query)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?;
+            for row in &rows {
+                let user = user_from_row(row)?;
+                if users.len() < limit as usize
+                    && !users.iter().any(|known| known.user_id == user.user_id)
+                {
+                    users.push(user);
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    /// Applies a profile change and returns the new profile.
+    async fn update_user(
+        &self,
+        user_id: &UserId,
+        update: ProfileUpdate,
+    ) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "UPDATE users SET display_name = COALESCE($2, display_name), \
+             status_message = CASE WHEN $3 THEN $4 ELSE status_message END, \
+             avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END, \
+             last_seen_visible = COALESCE($7, last_seen_visible) \
+             WHERE user_id = $1 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(user_id.as_str())
+        .bind(update.display_name)
+        .bind(update.status_message.is_some())
+        .bind(update.status_message.flatten())
+        .bind(update.avatar_url.is_some())
+        .bind(update.avatar_url.flatten())
+        .bind(update.last_seen_visible)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        user_from_row(&row)
+    }
+
+    /// Records when the user's last device went offline.
+    async fn update_last_seen(&self, user_id: &UserId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen_at = $1 WHERE user_id = $2")
+            .bind(at.millis())
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    // ---- devices and sessions -----------------------------------------------------
+
+    async fn insert_device(&self, device: NewDevice) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO devices (device_id, user_id, name, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(device.device_id.as_str())
+        .bind(device.user_id.as_str())
+        .bind(&device.name)
+        .bind(&device.token_hash)
+        .bind(device.created_at.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The session a token hash belongs to; `NotFound` if unknown or revoked.
+    async fn fetch_session(&self, token_hash: &[u8]) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(
+            "SELECT user_id, device_id FROM devices WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        session_from_row(&row)
+    }
+
+    /// The session of a device whose token still stands; `NotFound` if revoked.
+    async fn fetch_session_by_device(&self, device_id: &DeviceId) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(
+            "SELECT user_id, device_id FROM devices WHERE device_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(device_id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        session_from_row(&row)
+    }
+
+    /// Revokes a device's token at once. Revoking twice is not an error.
+    async fn delete_device(&self, device_id: &DeviceId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE devices SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(Timestamp::now().millis())
+        .bind(device_id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    // ---- conversations ------------------------------------------------------------
+
+    /// Creates a conversation with its members (and system message, whose `seq` is 1).
+    /// For a direct chat whose `direct_key` exists already, stores nothing and returns the
+    /// existing conversation with `false`.
+    async fn insert_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<(ConversationRecord, bool)> {
+        let conversation = &conversation;
+        self.write("insert_conversation", |mut transaction| async move {
+            if !insert_conversation_rows(&mut transaction, conversation).await? {
+                // A direct chat that exists, perhaps committed by another node a moment ago.
+                let direct_key = conversation.direct_key.as_deref().unwrap_or_default();
+                let record =
+                    fetch_conversation_where(&mut transaction, "direct_key", direct_key).await?;
+                transaction.rollback().await.map_err(store_error)?;
+                return Ok(Attempt::Done((record, false)));
+            }
+            if let Some(system_message) = &conversation.system_message {
+                let mut positions = HashMap::from([(
+                    conversation.conversation_id.clone(),
+                    Position {
+                        last_seq: 0,
+                        members_version: 0,
+                        appended_at: None,
+                    },
+                )]);
+                let messages = std::slice::from_ref(system_message);
+                match append_locked(&mut transaction, messages, &mut positions, None).await? {
+                    Some(outcomes) => only_appended(outcomes)?,
+                    None => return Ok(Attempt::Again),
+                };
+            }
+            let conversation_id = conversation.conversation_id.as_str();
+            let record =
+                fetch_conversation_where(&mut transaction, "conversation_id", conversation_id)
+                    .await?;
+            transaction.commit().await.map_err(store_error)?;
+            Ok(Attempt::Done((record, true)))
+        })
+        .await
+    }
+
+    /// `NotFound` if there is no such conversation.
+    async fn fetch_conversation(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> StoreResult<ConversationRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.conversation_id = $1"
+        ))
+        .bind(conversation_id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        conversation_from_row(&row)
+    }
+
+    /// Members with their roles and names: the owner, then admins, then members, each by
+    /// join time.
+    async fn fetch_members(&self, conversation_id: &ConversationId) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.user_id, m.role, m.joined_at, u.username, u.display_name \
+             FROM members m JOIN users u ON u.user_id = m.user_id \
+             WHERE m.conversation_id = $1 \
+             ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, \
+                      m.joined_at, m.user_id",
+        )
+        .bind(conversation_id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
+    /// `unread_count` counts the messages after the user's read pointer that `unread`
+    /// lets count.
+    async fn fetch_conversation_summary(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+        unread: Counting<'_>,
+    ) -> StoreResult<ConversationSummary> {
+        let sql = format!("{SUMMARY_SELECT} WHERE m.user_id = $3 AND m.conversation_id = $4");
+        let row = bind_counting(sqlx::query(&sql), unread)
+            .bind(user_id.as_str())
+            .bind(conversation_id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        summary_from_row(&row)
+    }
+
+    /// The user's conversations, newest activity first, strictly after `cursor`, with
+    /// `unread_count` as in `fetch_conversation_summary`.
+    async fn list_conversations(
+        &self,
+        user_id: &UserId,
+        cursor: Option<ListCursor>,
+        limit: u32,
+        unread: Counting<'_>,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        let sql = format!(
+            "{SUMMARY_SELECT} WHERE m.user_id = $3 AND ($4::bigint IS NULL \
+             OR (c.last_activity_at, c.conversation_id) < ($4::bigint, $5::text)) \
+             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT $6"
+        );
+        let rows = bind_counting(sqlx::query(&sql), unread)
+            .bind(user_id.as_str())
+            .bind(
+                cursor
+                    .as_ref()
+                    .map(|cursor| cursor.last_activity_at.millis()),
+            )
+            .bind(
+                cursor
+                    .as_ref()
+                    .map(|cursor| cursor.conversation_id.as_str()),
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    /// Every conversation of the user with its `last_seq` and the user's read pointer.
+    async fn list_conversation_positions(
+        &self,
+        user_id: &UserId,
+    ) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT c.conversation_id, c.last_seq, m.read_seq FROM members m \
+             JOIN conversations c ON c.conversation_id = m.conversation_id WHERE m.user_id = $1",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    ConversationId(column(row, "conversation_id")?),
+                    column(row, "last_seq")?,
+                    column(row, "read_seq")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Applies membership or metadata changes and appends their system messages in the
+    /// same transaction, if `members_version` is still `expected_members_version`, and
+    /// moves `members_version` on by one; otherwise `Conflict` and nothing is written.
+    /// Adding a present member or removing an absent one changes nothing for that user.
+    /// The store applies no rules of its own (owner succession is one of the changes it is
+    /// given). `NotFound` if the conversation does not exist.
+    async fn update_conversation(
+        &self,
+        conversation_id: &ConversationId,
+        update: ConversationUpdate,
+    ) -> StoreResult<Vec<Appended>> {
+        let update = &update;
+        self.write("update_conversation", |mut transaction| async move {
+            // The row lock makes the version check and the bump one step for every node.
+            let mut positions =
+                lock_positions(&mut transaction, &[conversation_id.as_str()]).await?;
+            let position = positions
+                .get_mut(conversation_id)
+                .ok_or(StoreError::NotFound)?;
+            if position.members_version != update.expected_members_version {
+                return Err(StoreError::Conflict(Conflict::MembersVersion {
+                    expected: update.expected_members_version,
+                    found: position.members_version,
+                }));
+            }
+            let now = update.system_messages.first().map_or_else(
+                || Timestamp::now().millis(),
+                |message| message.created_at.millis(),
+            );
+            for change in &update.changes {
+                apply_change(
+                    &mut transaction,
+                    conversation_id,
+                    change,
+                    position.last_seq,
+                    now,
+                )
+                .await?;
+            }
+            // The system messages go to the members after the change: the new version.
+            position.members_version =
+                bump_members_version(&mut transaction, conversation_id).await?;
+            let messages = &update.system_messages;
+            let appended =
+                match append_locked(&mut transaction, messages, &mut positions, None).await? {
+                    Some(outcomes) => only_appended(outcomes)?,
+                    None => return Ok(Attempt::Again),
+                };
+            transaction.commit().await.map_err(store_error)?;
+            Ok(Attempt::Done(appended))
+        })
+        .await
+    }
+
+    // ---- messages -----------------------------------------------------------------
+
+    /// Appends messages in one transaction (group commit), in the given order, and returns
+    /// one outcome each, in the same order. Gives each new message the next `seq` of its
+    /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
+    /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
+    /// and the first message is returned, if it is in the same conversation (else
+    /// `AppendRefusal::ClientMsgIdReused`). A new message whose sender is not a member at
+    /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
+    /// once durably committed.
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Five statements whatever the batch size: lock the conversations, read the
+        // memberships, read the duplicates, insert the messages, write the positions.
+        let messages = &messages[..];
+        self.write("append_messages", |mut transaction| async move {
+            let conversation_ids: Vec<&str> = messages
+                .iter()
+                .map(|message| message.conversation_id.as_str())
+                .collect();
+            let mut positions = lock_positions(&mut transaction, &conversation_ids).await?;
+            let memberships = fetch_memberships(&mut transaction, messages).await?;
+            let memberships = Some(&memberships);
+            match append_locked(&mut transaction, messages, &mut positions, memberships).await? {
+                Some(outcomes) => {
+                    transaction.commit().await.map_err(store_error)?;
+                    Ok(Attempt::Done(outcomes))
+                }
+                None => Ok(Attempt::Again),
+            }
+        })
+        .await
+    }
+
+    /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
+    async fn fetch_message_by_client_id(
+        &self,
+        sender_id: &UserId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE client_msg_id = $1 AND sender_id = $2"
+        ))
+        .bind(client_msg_id)
+        .bind(sender_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
+    async fn fetch_messages(
+        &self,
+        conversation_id: &ConversationId,
+        range: SeqRange,
+        from: PageFrom,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let order = match from {
+            PageFrom::Oldest => "ASC",
+            PageFrom::Newest => "DESC",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 \
+             AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
+        ))
+        .bind(conversation_id.as_str())
+        .bind(range.after_seq.unwrap_or(0))
+        .bind(range.before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut messages: Vec<Message> = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<_>>()?;
+        if from == PageFrom::Newest {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq` that
+    /// `counting` lets count (`except_own` does not apply: there is no asking user).
+    async fn fetch_senders(
+        &self,
+        conversation_id: &ConversationId,
+        after_seq: i64,
+        up_to_seq: i64,
+        counting: Counting<'_>,
+    ) -> StoreResult<Vec<UserId>> {
+        let except_types: Vec<&str> = counting
+            .except_types
+            .iter()
+            .map(ContentType::as_str)
+            .collect();
+        let rows = sqlx::query(
+            "SELECT DISTINCT sender_id FROM messages WHERE conversation_id = $1 \
+             AND seq > $2 AND seq <= $3 AND content_type <> ALL($4::text[])",
+        )
+        .bind(conversation_id.as_str())
+        .bind(after_seq)
+        .bind(up_to_seq)
+        .bind(&except_types)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| Ok(UserId(column(row, "sender_id")?)))
+            .collect()
+    }
+
+    // ---- receipts -----------------------------------------------------------------
+
+    /// Moves pointers forward (never back; read implies delivered) and returns those that
+    /// moved. Updates for users no longer members are ignored.
+    async fn update_receipts(
+        &self,
+        updates: Vec<ReceiptUpdate>,
+    ) -> StoreResult<Vec<ReceiptChange>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Three statements: lock and read the pointers, write those that moved, commit.
+        let updates = &updates[..];
+        self.write("update_receipts", |mut transaction| async move {
+            let stored = lock_pointers(&mut transaction, updates).await?;
+            let changes = move_pointers(updates, &stored);
+            if !changes.is_empty() {
+                store_pointers(&mut transaction, &changes).await?;
+            }
+            transaction.commit().await.map_err(store_error)?;
+            Ok(Attempt::Done(changes))
+        })
+        .await
+    }
+
+    /// Who has received and read the message `seq` (the sender excluded).
+    async fn fetch_receipts(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<MessageReceipts> {
+        let sender: String = sqlx::query_scalar(
+            "SELECT sender_id FROM messages WHERE conversation_id = $1 AND seq = $2",
+        )
+        .bind(conversation_id.as_str())
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let rows = sqlx::query(
+            "SELECT user_id, read_seq >= $2 AS read FROM members \
+             WHERE conversation_id = $1 AND user_id <> $3 AND delivered_seq >= $2 \
+             AND joined_seq <= $2 ORDER BY user_id",
+        )
+        .bind(conversation_id.as_str())
+        .bind(seq)
+        .bind(&sender)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut receipts = MessageReceipts::default();
+        for row in &rows {
+            let user_id = UserId(column(row, "user_id")?);
+            if column::<bool>(row, "read")? {
+                receipts.read_by.push(user_id.clone());
+            }
+            receipts.delivered_to.push(user_id);
+        }
+        Ok(receipts)
+    }
+}
