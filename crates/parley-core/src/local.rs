@@ -366,23 +366,28 @@ impl LocalRateLimiter {
 #[async_trait]
 impl RateLimiter for LocalRateLimiter {
     async fn acquire(&self, buckets: &[Bucket<'_>]) -> Result<Admission, RateLimitError> {
+        // The keys are made before taking the lock, once each.
+        let keys: Vec<BucketKey> = buckets
+            .iter()
+            .map(|bucket| (bucket.limit, bucket.key.to_string()))
+            .collect();
         let now = Instant::now();
         let mut state = self.buckets.lock();
         if state.len() > SWEEP_THRESHOLD {
             state.retain(|_, (bucket, quota)| !bucket.is_full(*quota, now));
         }
         let mut retry_after = Duration::ZERO;
-        for bucket in buckets {
-            if let Some((level, _)) = state.get(&(bucket.limit, bucket.key.to_string())) {
+        for (key, bucket) in keys.iter().zip(buckets) {
+            if let Some((level, _)) = state.get(key) {
                 retry_after = retry_after.max(level.wait(bucket.quota, now));
             }
         }
         if !retry_after.is_zero() {
             return Ok(Admission::Denied { retry_after });
         }
-        for bucket in buckets {
+        for (key, bucket) in keys.into_iter().zip(buckets) {
             let (level, quota) = state
-                .entry((bucket.limit, bucket.key.to_string()))
+                .entry(key)
                 .or_insert_with(|| (TokenBucket::full(bucket.quota, now), bucket.quota));
             *quota = bucket.quota;
             // Cannot fail: every bucket was checked above, under the same lock. (A bucket
