@@ -86,7 +86,7 @@ pub(crate) async fn run_idle(server: &str, args: &BenchArgs) -> anyhow::Result<R
                 let (handle, events) = connection.into_parts();
                 tokio::spawn(count_disconnects(events, Arc::clone(&disconnected)));
                 handles.push(handle);
-                if handles.len() % 1000 == 0 {
+                if handles.len().is_multiple_of(1000) {
                     tracing::info!(opened = handles.len(), "idle connections");
                 }
             }

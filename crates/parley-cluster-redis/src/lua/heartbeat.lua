@@ -1,0 +1,11 @@
+-- heartbeat: renews the node's lease if it is current (1), or starts the node's next
+-- term (0: the lease was lost, and connections of the old term never count again).
+-- KEYS[1] = lease:<node>. ARGV: prefix, node, lease_ms.
+local node, lease_ms = ARGV[2], tonumber(ARGV[3])
+local now = now_ms()
+if lease_is_current(lease_of(node), now) then
+  redis.call('HSET', KEYS[1], 'until_ms', decimal(now + lease_ms))
+  return 1
+end
+start_term(node, now, lease_ms)
+return 0
