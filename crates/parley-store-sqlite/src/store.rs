@@ -328,6 +328,8 @@ impl Store for SqliteStore {
     }
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
+    /// `unread_count` counts the messages after the user's read pointer that `unread`
+    /// lets count.
     async fn fetch_conversation_summary(
         &self,
         conversation_id: &ConversationId,
@@ -348,7 +350,8 @@ impl Store for SqliteStore {
         summary_from_row(&row)
     }
 
-    /// The user's conversations, newest activity first, strictly after `cursor`.
+    /// The user's conversations, newest activity first, strictly after `cursor`, with
+    /// `unread_count` as in `fetch_conversation_summary`.
     async fn list_conversations(
         &self,
         user_id: &UserId,
@@ -632,7 +635,8 @@ impl Store for SqliteStore {
         Ok(messages)
     }
 
-    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq`.
+    /// The distinct senders of the messages with `after_seq < seq <= up_to_seq` that
+    /// `counting` lets count (`except_own` does not apply: there is no asking user).
     async fn fetch_senders(
         &self,
         conversation_id: &ConversationId,
