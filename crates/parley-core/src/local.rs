@@ -272,11 +272,14 @@ impl PresenceRegistry for LocalPresence {
             return Ok(false);
         };
         let removed = connections.remove(connection).is_some();
-        if connections.is_empty() {
+        // A connection of a lapsed term not reaped yet is announced here, not by `reap`:
+        // when this leaves the user offline, what is left of them (dead connections only)
+        // goes too, so `reap` cannot report them a second time.
+        let offline = removed && !registry.is_online(user_id, now);
+        if offline || registry.users.get(user_id).is_some_and(HashMap::is_empty) {
             registry.users.remove(user_id);
         }
-        // A connection of a lapsed term not reaped yet is announced here, not by `reap`.
-        Ok(removed && !registry.is_online(user_id, now))
+        Ok(offline)
     }
 
     async fn heartbeat(&self) -> Result<Lease, PresenceError> {
@@ -366,18 +369,25 @@ impl LocalRateLimiter {
 #[async_trait]
 impl RateLimiter for LocalRateLimiter {
     async fn acquire(&self, buckets: &[Bucket<'_>]) -> Result<Admission, RateLimitError> {
-        // The keys are made before taking the lock, once each.
-        let keys: Vec<BucketKey> = buckets
-            .iter()
-            .map(|bucket| (bucket.limit, bucket.key.to_string()))
-            .collect();
+        // The keys are made before taking the lock, once each; a bucket named twice counts
+        // once.
+        let mut keys: Vec<BucketKey> = Vec::with_capacity(buckets.len());
+        let mut named = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let key = (bucket.limit, bucket.key.to_string());
+            if !keys.contains(&key) {
+                keys.push(key);
+                named.push(bucket);
+            }
+        }
+        let buckets = named;
         let now = Instant::now();
         let mut state = self.buckets.lock();
         if state.len() > SWEEP_THRESHOLD {
             state.retain(|_, (bucket, quota)| !bucket.is_full(*quota, now));
         }
         let mut retry_after = Duration::ZERO;
-        for (key, bucket) in keys.iter().zip(buckets) {
+        for (key, bucket) in keys.iter().zip(&buckets) {
             if let Some((level, _)) = state.get(key) {
                 retry_after = retry_after.max(level.wait(bucket.quota, now));
             }
@@ -390,8 +400,7 @@ impl RateLimiter for LocalRateLimiter {
                 .entry(key)
                 .or_insert_with(|| (TokenBucket::full(bucket.quota, now), bucket.quota));
             *quota = bucket.quota;
-            // Cannot fail: every bucket was checked above, under the same lock. (A bucket
-            // named twice in one call is checked once and spends one token.)
+            // Cannot fail: every bucket was checked above, under the same lock.
             let _ = level.take(bucket.quota, now);
         }
         Ok(Admission::Granted)

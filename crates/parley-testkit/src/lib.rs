@@ -123,6 +123,7 @@ macro_rules! presence_conformance {
             a_departure_is_reported_by_disconnect_or_reap_not_both,
             a_lapsed_node_gets_lost_then_a_new_lease,
             a_new_lease_does_not_revive_old_connections,
+            an_offline_is_announced_once_with_a_dead_connection_left,
         );
     };
     (@tests $new_registries:path; $($name:ident),* $(,)?) => {

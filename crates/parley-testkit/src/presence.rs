@@ -495,3 +495,35 @@ pub async fn a_new_lease_does_not_revive_old_connections(
     assert!(c.reap().await.unwrap().is_empty());
     heartbeats.stop().await;
 }
+
+/// A user with a live connection on one node and a dead one on a lapsed node: when the
+/// live one closes, the offline is announced there, and `reap` does not report the user
+/// again for the dead one.
+pub async fn an_offline_is_announced_once_with_a_dead_connection_left(
+    registries: Vec<Arc<dyn PresenceRegistry>>,
+    lease: Duration,
+) {
+    let (a, b, c) = (&registries[0], &registries[1], &registries[2]);
+    let alice = user("u_alice");
+    a.connect(&connection(a, 1), &alice, &device("d_phone"))
+        .await
+        .unwrap();
+    b.connect(&connection(b, 1), &alice, &device("d_desk"))
+        .await
+        .unwrap();
+    let heartbeats = keep_alive(b, lease);
+    tokio::time::sleep(lease + LAPSE).await;
+    assert!(
+        b.disconnect(&connection(b, 1), &alice).await.unwrap(),
+        "her last live connection"
+    );
+    assert!(
+        c.reap().await.unwrap().is_empty(),
+        "already announced by disconnect"
+    );
+    assert_eq!(
+        c.online(std::slice::from_ref(&alice)).await.unwrap(),
+        [false]
+    );
+    heartbeats.stop().await;
+}
