@@ -47,6 +47,12 @@ pub(crate) async fn open(url: &str, timeouts: Timeouts) -> Result<ConnectionMana
     ConnectionManager::new_with_config(client, config).await
 }
 
+/// One `PING`, answered within the response timeout, or the error that kept it.
+pub(crate) async fn ping(redis: &ConnectionManager) -> Result<(), RedisError> {
+    let mut redis = redis.clone();
+    redis::cmd("PING").query_async::<()>(&mut redis).await
+}
+
 /// A key prefix that cannot be used: it must be 1-64 characters of `a-z A-Z 0-9 - _ .`.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid Redis key prefix {0:?}: use 1-64 characters of a-z A-Z 0-9 - _ .")]

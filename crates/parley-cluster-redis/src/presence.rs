@@ -226,4 +226,10 @@ impl PresenceRegistry for RedisPresence {
         let devices: Vec<String> = self.run(&invocation).await?;
         Ok(devices.into_iter().map(DeviceId::from).collect())
     }
+
+    async fn ping(&self) -> Result<(), PresenceError> {
+        crate::connection::ping(&self.redis)
+            .await
+            .map_err(PresenceError::unavailable)
+    }
 }

@@ -137,6 +137,12 @@ impl RateLimiter for RedisRateLimiter {
         let _refunded: bool = self.run(&invocation).await?;
         Ok(())
     }
+
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        crate::connection::ping(&self.redis)
+            .await
+            .map_err(RateLimitError::unavailable)
+    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@
 //!
 //! - **Addressed.** An event goes only to nodes that hold an [`Interest`] in its
 //!   [`Audience`] (the sockets of one of its users, a watcher of one user's presence), or
-//!   to every node for [`Audience::Everyone`]. A node interested in several of an event's
-//!   users receives it once.
-//! - **Ordered per publisher**: a node receives one publisher's events in publish order.
+//!   to every node for [`Audience::Everyone`]. Each user of a `Deliver` is served once per
+//!   node: the node receives the event whole, or split into events for parts of its
+//!   users (a bus routing per user, like NATS subjects, does that), never one user twice.
+//! - **Ordered per publisher and addressee**: a node receives one publisher's events for
+//!   one user (`Deliver`, `CloseDevice`), or about one user's presence, in publish order.
+//!   Events for everyone (`MembershipChanged`, a cache hint) may overtake others.
 //! - **Bounded**: nothing queues without limit. In one process `publish` waits while a
 //!   node's stream is full (backpressure); a network bus may instead drop for a node that
 //!   does not keep up (a missed doorbell), but never waits on it forever.
@@ -22,7 +25,7 @@ use parley_proto::{ConversationId, DeviceId, ServerFrame, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// The name of a node in a cluster, from configuration (`node_id`). Two live nodes never
 /// share one.
@@ -183,21 +186,42 @@ impl BusError {
 
 /// This node's stream of events, bounded: while the node does not read, publishers wait
 /// (in-process) or the network bus drops (a doorbell missed, caught up by `sync`).
-pub struct BusReceiver(mpsc::Receiver<BusEvent>);
+///
+/// A bus that can lose events (a full stream, a connection to the bus that broke and came
+/// back) counts the occasions in [`BusReceiver::losses`], so the node can look for what
+/// its sockets missed instead of waiting for their next message to reveal the gap.
+pub struct BusReceiver {
+    events: mpsc::Receiver<BusEvent>,
+    losses: watch::Receiver<u64>,
+}
 
 impl BusReceiver {
-    pub fn new(receiver: mpsc::Receiver<BusEvent>) -> Self {
-        Self(receiver)
+    /// A stream that never loses events (the in-process bus waits instead).
+    pub fn new(events: mpsc::Receiver<BusEvent>) -> Self {
+        let (_never, losses) = watch::channel(0);
+        Self { events, losses }
+    }
+
+    /// A stream whose bus bumps `losses` each time events for this node may have been
+    /// lost.
+    pub fn with_losses(events: mpsc::Receiver<BusEvent>, losses: watch::Receiver<u64>) -> Self {
+        Self { events, losses }
     }
 
     /// The next event; `None` once the bus is gone.
     pub async fn recv(&mut self) -> Option<BusEvent> {
-        self.0.recv().await
+        self.events.recv().await
     }
 
     /// Up to `limit` events at once, waiting for the first: fewer wake-ups under load.
     pub async fn recv_many(&mut self, buffer: &mut Vec<BusEvent>, limit: usize) -> usize {
-        self.0.recv_many(buffer, limit).await
+        self.events.recv_many(buffer, limit).await
+    }
+
+    /// A counter of the occasions on which events for this node may have been lost; it
+    /// changes (`watch::Receiver::changed`) on each one.
+    pub fn losses(&self) -> watch::Receiver<u64> {
+        self.losses.clone()
     }
 }
 
@@ -220,4 +244,7 @@ pub trait Bus: Send + Sync + 'static {
     /// Publishes events, in order, to the nodes of each one's audience. Returns once the
     /// bus has taken them (see "Bounded" above).
     async fn publish(&self, events: Vec<BusEvent>) -> Result<(), BusError>;
+
+    /// Whether the bus can be reached now (for `/readyz`); returns within a second or so.
+    async fn ping(&self) -> Result<(), BusError>;
 }

@@ -138,6 +138,11 @@ impl Bus for LocalBus {
         }
         Ok(())
     }
+
+    /// In one process the bus is always there.
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 // ---- presence -------------------------------------------------------------------------
@@ -342,6 +347,10 @@ impl PresenceRegistry for LocalPresence {
             .collect();
         Ok(devices.into_iter().cloned().collect())
     }
+
+    async fn ping(&self) -> Result<(), PresenceError> {
+        Ok(())
+    }
 }
 
 // ---- rate limits ------------------------------------------------------------------------
@@ -414,6 +423,10 @@ impl RateLimiter for LocalRateLimiter {
         {
             level.give_back(bucket.quota);
         }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), RateLimitError> {
         Ok(())
     }
 }

@@ -88,4 +88,7 @@ pub trait PresenceRegistry: Send + Sync + 'static {
     /// The devices of `user_id` with a live connection, each once, in no set order
     /// (push goes to the others).
     async fn online_devices(&self, user_id: &UserId) -> Result<Vec<DeviceId>, PresenceError>;
+
+    /// Whether the registry can be reached now (for `/readyz`).
+    async fn ping(&self) -> Result<(), PresenceError>;
 }

@@ -97,6 +97,9 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Gives back a token taken by `acquire` (an operation that then did nothing), up to
     /// the bucket's capacity.
     async fn refund(&self, bucket: &Bucket<'_>) -> Result<(), RateLimitError>;
+
+    /// Whether the limiter's backend can be reached now (for `/readyz`).
+    async fn ping(&self) -> Result<(), RateLimitError>;
 }
 
 /// A token bucket's level at one moment. Pure arithmetic: the caller keeps the clock.

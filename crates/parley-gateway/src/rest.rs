@@ -499,7 +499,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => "ready".into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready");
-            ApiError::new(ErrorCode::Unavailable, "storage unavailable").into_response()
+            // The top-level message names the backend ("message bus unavailable"), not
+            // its address.
+            ApiError::new(ErrorCode::Unavailable, error.to_string()).into_response()
         }
     }
 }

@@ -187,12 +187,17 @@ impl Chat {
         Ok(self.inner.bus.subscribe().await?)
     }
 
-    /// Whether this node can serve: its store answers (`/readyz`).
+    /// Whether this node can serve: its store, bus, presence registry and rate limiter
+    /// all answer (`/readyz`). The first that does not is the error.
     pub async fn check_ready(&self) -> Result<()> {
         if self.inner.shutting_down.load(Ordering::Relaxed) {
             return Err(Error::ShuttingDown);
         }
-        Ok(self.inner.store.ping().await?)
+        self.inner.store.ping().await?;
+        self.inner.bus.ping().await?;
+        self.inner.presence.ping().await?;
+        self.inner.limiter.ping().await?;
+        Ok(())
     }
 
     /// Stops taking sends, commits and announces what is queued and writes pending

@@ -798,6 +798,15 @@ impl parley_core::Bus for FlakyBus {
         }
         self.inner.publish(events).await
     }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            let down =
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the bus is down");
+            return Err(BusError::unavailable(down));
+        }
+        self.inner.ping().await
+    }
 }
 
 /// A change that is stored but cannot be announced answers `unavailable` (503) to its
@@ -865,8 +874,14 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
     assert!(matches!(error, Error::Bus(_)), "{error:?}");
     let wire = parley_gateway::error::to_wire(&error, "test");
     assert_eq!(wire.code.http_status(), 503);
+    let not_ready = chat
+        .check_ready()
+        .await
+        .expect_err("not ready without a bus");
+    assert_eq!(not_ready.to_string(), "message bus unavailable");
     bus.failing
         .store(false, std::sync::atomic::Ordering::SeqCst);
+    chat.check_ready().await.expect("ready again");
     let stored = chat
         .conversation(&session, &group.conversation_id)
         .await

@@ -43,6 +43,10 @@ impl Bus for LossyBus {
         }
         self.inner.publish(events).await
     }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.inner.ping().await
+    }
 }
 
 struct Node {
