@@ -9,7 +9,7 @@
 use crate::connection::{key_space, open, Timeouts};
 use async_trait::async_trait;
 use parley_core::bus::{ConnectionId, NodeId};
-use parley_core::presence::{Departure, Lease, PresenceError, PresenceRegistry};
+use parley_core::presence::{Departure, Lease, PresenceError, PresenceRegistry, TermWatch};
 use parley_proto::{DeviceId, UserId};
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -50,6 +50,8 @@ pub struct RedisPresence {
     /// Whole milliseconds, as the scripts count; at least one.
     lease_ms: u64,
     reap_batch: usize,
+    /// This node's terms, shared by the clones of one node's handle.
+    terms: Arc<TermWatch>,
 }
 
 impl RedisPresence {
@@ -83,6 +85,7 @@ impl RedisPresence {
             node,
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1),
             reap_batch: DEFAULT_REAP_BATCH,
+            terms: Arc::default(),
         })
     }
 
@@ -90,6 +93,7 @@ impl RedisPresence {
     pub fn join(&self, node: NodeId) -> Self {
         Self {
             node,
+            terms: Arc::default(),
             ..self.clone()
         }
     }
@@ -147,7 +151,9 @@ impl PresenceRegistry for RedisPresence {
             .arg(user_id.as_str())
             .arg(device_id.as_str())
             .arg(self.lease_ms);
-        self.run(&invocation).await
+        let (was_offline, term): (bool, u64) = self.run(&invocation).await?;
+        self.terms.registered(term);
+        Ok(was_offline)
     }
 
     /// Unregisters a connection; `true` if the user has no live connection left and this
@@ -176,8 +182,8 @@ impl PresenceRegistry for RedisPresence {
             .arg(&*self.keys)
             .arg(self.node.as_str())
             .arg(self.lease_ms);
-        let renewed: bool = self.run(&invocation).await?;
-        Ok(if renewed { Lease::Renewed } else { Lease::Lost })
+        let (renewed, term): (bool, u64) = self.run(&invocation).await?;
+        Ok(self.terms.heartbeat(term, renewed))
     }
 
     /// Removes the connections of every node whose lease has lapsed and returns the users

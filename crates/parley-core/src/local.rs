@@ -8,7 +8,7 @@
 
 use crate::bus::ConnectionId;
 use crate::bus::{Bus, BusError, BusEvent, BusReceiver, Interest, NodeId};
-use crate::presence::{Departure, Lease, PresenceError, PresenceRegistry};
+use crate::presence::{Departure, Lease, PresenceError, PresenceRegistry, TermWatch};
 use crate::ratelimit::{Admission, Bucket, Quota, RateLimitError, RateLimiter, TokenBucket};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -216,6 +216,7 @@ impl Registry {
 pub struct LocalPresence {
     registry: Arc<Mutex<Registry>>,
     node: NodeId,
+    terms: TermWatch,
 }
 
 impl LocalPresence {
@@ -227,6 +228,7 @@ impl LocalPresence {
                 users: HashMap::new(),
             })),
             node,
+            terms: TermWatch::default(),
         }
     }
 
@@ -235,6 +237,7 @@ impl LocalPresence {
         Self {
             registry: self.registry.clone(),
             node,
+            terms: TermWatch::default(),
         }
     }
 }
@@ -263,6 +266,8 @@ impl PresenceRegistry for LocalPresence {
             .entry(user_id.clone())
             .or_default()
             .insert(connection.clone(), (device_id.clone(), term));
+        drop(registry);
+        self.terms.registered(term);
         Ok(was_offline)
     }
 
@@ -289,12 +294,8 @@ impl PresenceRegistry for LocalPresence {
 
     async fn heartbeat(&self) -> Result<Lease, PresenceError> {
         let now = Instant::now();
-        let (_, was_live) = self.registry.lock().renew(&self.node, now);
-        Ok(if was_live {
-            Lease::Renewed
-        } else {
-            Lease::Lost
-        })
+        let (term, was_live) = self.registry.lock().renew(&self.node, now);
+        Ok(self.terms.heartbeat(term, was_live))
     }
 
     async fn reap(&self) -> Result<Vec<Departure>, PresenceError> {
@@ -324,8 +325,8 @@ impl PresenceRegistry for LocalPresence {
             }
             !connections.is_empty()
         });
-        // Lapsed leases with nothing left under them are forgotten.
-        registry.leases.retain(|_, lease| lease.until > now);
+        // Lapsed leases are kept (one small entry per node id ever seen), so a node's
+        // term numbers never repeat and a heartbeat can tell a new term from its own.
         Ok(departures)
     }
 

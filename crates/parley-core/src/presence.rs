@@ -44,6 +44,49 @@ pub enum Lease {
     Lost,
 }
 
+/// What a node's handle remembers of its lease terms, so a heartbeat can tell the node to
+/// register its sockets again whenever some of them sit in a term that is not current.
+///
+/// That happens when the lease lapses (the heartbeat finds it so: `Lost`), but also when a
+/// `connect` arrives after a lapse and before the next heartbeat: it starts the new term,
+/// so the heartbeat after it finds a live lease, though the sockets registered in the old
+/// term no longer count. Backends call [`TermWatch::registered`] with the term each
+/// `connect` used and [`TermWatch::heartbeat`] with what each heartbeat found.
+#[derive(Debug, Default)]
+pub struct TermWatch(parking_lot::Mutex<TermState>);
+
+#[derive(Debug, Default)]
+struct TermState {
+    /// The term this node's sockets were last registered or renewed in.
+    term: Option<u64>,
+    /// A `connect` moved to a new term: the next heartbeat answers `Lost`.
+    moved: bool,
+}
+
+impl TermWatch {
+    /// A connection was registered under `term`.
+    pub fn registered(&self, term: u64) {
+        let mut state = self.0.lock();
+        if state.term.is_some_and(|known| known != term) {
+            state.moved = true;
+        }
+        state.term = Some(term);
+    }
+
+    /// A heartbeat found the lease `was_live` and now in `term`: `Renewed` only if the
+    /// node's sockets all sit in that term.
+    pub fn heartbeat(&self, term: u64, was_live: bool) -> Lease {
+        let mut state = self.0.lock();
+        let known = state.term.replace(term);
+        let moved = std::mem::take(&mut state.moved);
+        if was_live && !moved && known.is_none_or(|known| known == term) {
+            Lease::Renewed
+        } else {
+            Lease::Lost
+        }
+    }
+}
+
 /// One user who went offline because their node's lease lapsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Departure {

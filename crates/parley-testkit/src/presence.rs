@@ -409,6 +409,46 @@ pub async fn a_departure_is_reported_by_disconnect_or_reap_not_both(
     assert!(c.reap().await.unwrap().is_empty());
 }
 
+/// A `connect` that arrives after the lease lapsed, before the next heartbeat, starts a
+/// new term: the connections of the old one no longer count, so that heartbeat answers
+/// `Lost` although it finds a live lease. Registering them again brings them back.
+pub async fn a_connect_after_a_lapse_makes_the_next_heartbeat_lost(
+    registries: Vec<Arc<dyn PresenceRegistry>>,
+    lease: Duration,
+) {
+    let (a, b) = (&registries[0], &registries[1]);
+    let (alice, bob) = (user("u_alice"), user("u_bob"));
+    a.connect(&connection(a, 1), &alice, &device("d_phone"))
+        .await
+        .unwrap();
+    assert_eq!(a.heartbeat().await.unwrap(), Lease::Renewed);
+    tokio::time::sleep(lease + LAPSE).await;
+    assert!(
+        a.connect(&connection(a, 2), &bob, &device("d_desk"))
+            .await
+            .unwrap(),
+        "bob's first connection"
+    );
+    assert_eq!(
+        b.online(&[alice.clone(), bob.clone()]).await.unwrap(),
+        [false, true],
+        "alice's connection sits in the lapsed term"
+    );
+    assert_eq!(
+        a.heartbeat().await.unwrap(),
+        Lease::Lost,
+        "the node must register alice's socket again"
+    );
+    a.connect(&connection(a, 1), &alice, &device("d_phone"))
+        .await
+        .unwrap();
+    assert_eq!(a.heartbeat().await.unwrap(), Lease::Renewed);
+    assert_eq!(
+        b.online(&[alice.clone(), bob.clone()]).await.unwrap(),
+        [true, true]
+    );
+}
+
 /// A node whose lease lapsed learns it on its next heartbeat (`Lost`), whether or not it
 /// was reaped meanwhile, and then has a new lease: once it registers its connections
 /// again they count, and its next heartbeat is `Renewed`.
