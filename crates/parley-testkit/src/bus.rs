@@ -5,13 +5,21 @@
 //! The cases hold for a network bus too: they wait for an event with a deadline
 //! ([`PATIENCE`]) and never prove an absence by sleeping long. An event that must not
 //! arrive is checked either by a short quiet period ([`QUIET`]) or, better, by a marker
-//! published after it by the same publisher: per-publisher order means the marker comes
-//! second, so receiving the marker first proves the event was not delivered.
+//! published after it by the same publisher *to the same addressee* (the same user, the
+//! same user's presence): order holds per publisher and addressee, so receiving the
+//! marker first proves the event was not delivered. A marker for everyone
+//! (`MembershipChanged`) may overtake other events, so it closes only checks about
+//! everyone's events.
+//!
+//! A node may receive a `Deliver` whole or split per user (a bus routing per user does
+//! that), so cases compare what the node's users are [`served`], however it was cut.
 //!
 //! What happens when a node stops reading differs by backend and is declared by it
 //! ([`WhenFull`]): the in-process bus makes publishers wait, a network bus drops.
 
-use parley_core::bus::{Bus, BusError, BusEvent, BusReceiver, ConnectionId, Interest, NodeId};
+use parley_core::bus::{
+    Audience, Bus, BusError, BusEvent, BusReceiver, ConnectionId, Interest, NodeId,
+};
 use parley_proto::{
     ConversationId, DeviceId, Message, MessageId, PresenceStatus, ServerFrame, SystemEvent,
     Timestamp, UserId,
@@ -55,6 +63,11 @@ pub fn deliver(user_ids: &[UserId], number: i64) -> BusEvent {
     }
 }
 
+/// A deliver event for `user_id` alone.
+pub fn deliver_to(user_id: &UserId, number: i64) -> BusEvent {
+    deliver(std::slice::from_ref(user_id), number)
+}
+
 /// A presence event about `user_id`.
 pub fn presence(user_id: &UserId) -> BusEvent {
     BusEvent::Presence {
@@ -67,7 +80,10 @@ pub fn presence(user_id: &UserId) -> BusEvent {
     }
 }
 
-/// An event for every node; also the marker that closes a negative check.
+/// Numbers the marker `Deliver`s that close negative checks.
+pub const MARKER: i64 = -1;
+
+/// An event for every node.
 pub fn membership_changed(conversation: &str) -> BusEvent {
     BusEvent::MembershipChanged {
         conversation_id: ConversationId::from(conversation),
@@ -119,38 +135,95 @@ fn user(name: &str) -> UserId {
     UserId::from(name)
 }
 
+async fn add(bus: &Arc<dyn Bus>, interests: impl IntoIterator<Item = Interest>) {
+    for interest in interests {
+        bus.add_interest(interest).await.expect("add_interest");
+    }
+}
+
+/// What `event` serves a node interested in `users`: a `Deliver` becomes one copy per
+/// user of it among `users`, with that user alone in `user_ids`; any other event stays
+/// as it is. Equal for a bus that delivers whole events and one that splits them.
+pub fn served(event: &BusEvent, users: &[UserId]) -> Vec<BusEvent> {
+    let BusEvent::Deliver { user_ids, .. } = event else {
+        return vec![event.clone()];
+    };
+    let alone = |user_id: &UserId| {
+        let mut copy = event.clone();
+        if let BusEvent::Deliver { user_ids, .. } = &mut copy {
+            *user_ids = Arc::from([user_id.clone()]);
+        }
+        copy
+    };
+    let ours = user_ids.iter().filter(|id| users.contains(id));
+    ours.map(alone).collect()
+}
+
+/// Receives events until they serve `count` copies (see [`served`]) to a node
+/// interested in `users`; a `Deliver` for none of them is misaddressed.
+pub async fn receive_served(
+    receiver: &mut BusReceiver,
+    users: &[UserId],
+    count: usize,
+) -> Vec<BusEvent> {
+    let mut copies = Vec::with_capacity(count);
+    while copies.len() < count {
+        let event = next_event(receiver).await;
+        let more = served(&event, users);
+        assert!(!more.is_empty(), "not for this node's users: {event:?}");
+        copies.extend(more);
+    }
+    copies
+}
+
+fn assert_same_copies(mut got: Vec<BusEvent>, expected: Vec<BusEvent>, what: &str) {
+    for copy in &expected {
+        let index = got.iter().position(|event| event == copy);
+        got.remove(index.unwrap_or_else(|| panic!("{what}: no {copy:?} in {got:?}")));
+    }
+    assert!(got.is_empty(), "{what}: more than expected: {got:?}");
+}
+
+/// A node interested in `users` is served `event` once for each of them: all its copies
+/// arrive, then a marker `Deliver` to the same users from the same publisher is the next
+/// thing each one is served (a second copy for a user would come before its marker).
+pub async fn assert_served_once(
+    receiver: &mut BusReceiver,
+    users: &[UserId],
+    event: &BusEvent,
+    publisher: &Arc<dyn Bus>,
+) {
+    let expected = served(event, users);
+    let got = receive_served(receiver, users, expected.len()).await;
+    assert_same_copies(got, expected, "the event's copies");
+    let marker = deliver(users, MARKER);
+    publish(publisher, vec![marker.clone()]).await;
+    let got = receive_served(receiver, users, users.len()).await;
+    let markers = served(&marker, users);
+    assert_same_copies(got, markers, "nothing twice, then the marker");
+}
+
 /// Addressing of `Deliver` and `CloseDevice`: only nodes holding `Interest::User` for one
-/// of the event's users get it, the publisher's own node included; a presence interest
-/// in the same user does not attract it. This is what keeps fan-out off nodes without a
-/// recipient.
+/// of the event's users get it, the publisher's own node included, served once for each
+/// of those users; a presence interest in the same user does not attract it. This is
+/// what keeps fan-out off nodes without a recipient.
 pub async fn deliver_reaches_only_nodes_interested_in_one_of_its_users(buses: Vec<Arc<dyn Bus>>) {
     let mut receivers = subscribe_all(&buses).await;
     let (alice, bob, dave) = (user("u_alice"), user("u_bob"), user("u_dave"));
-    buses[0]
-        .add_interest(Interest::User(alice.clone()))
-        .await
-        .unwrap();
-    buses[1]
-        .add_interest(Interest::User(bob.clone()))
-        .await
-        .unwrap();
-    buses[2]
-        .add_interest(Interest::Presence(alice.clone()))
-        .await
-        .unwrap();
+    add(&buses[0], [Interest::User(alice.clone())]).await;
+    add(&buses[1], [Interest::User(bob.clone())]).await;
+    add(&buses[2], [Interest::Presence(alice.clone())]).await;
+    let (only_alice, only_bob) = ([alice.clone()], [bob.clone()]);
 
-    let for_bob_and_dave = deliver(&[bob.clone(), dave], 1);
-    publish(&buses[2], vec![for_bob_and_dave.clone()]).await;
-    assert_eq!(next_event(&mut receivers[1]).await, for_bob_and_dave);
+    let bob_dave = deliver(&[bob.clone(), dave], 1);
+    publish(&buses[2], vec![bob_dave.clone()]).await;
+    assert_served_once(&mut receivers[1], &only_bob, &bob_dave, &buses[2]).await;
 
-    let for_alice_and_bob = deliver(&[alice.clone(), bob.clone()], 2);
-    publish(&buses[0], vec![for_alice_and_bob.clone()]).await;
-    assert_eq!(
-        next_event(&mut receivers[0]).await,
-        for_alice_and_bob,
-        "the publisher's own node is interested in alice"
-    );
-    assert_eq!(next_event(&mut receivers[1]).await, for_alice_and_bob);
+    let alice_bob = deliver(&[alice.clone(), bob.clone()], 2);
+    publish(&buses[0], vec![alice_bob.clone()]).await;
+    // The publisher's own node is interested in alice.
+    assert_served_once(&mut receivers[0], &only_alice, &alice_bob, &buses[0]).await;
+    assert_served_once(&mut receivers[1], &only_bob, &alice_bob, &buses[0]).await;
 
     let close = BusEvent::CloseDevice {
         user_id: alice.clone(),
@@ -168,18 +241,9 @@ pub async fn deliver_reaches_only_nodes_interested_in_one_of_its_users(buses: Ve
 pub async fn presence_reaches_only_its_watchers(buses: Vec<Arc<dyn Bus>>) {
     let mut receivers = subscribe_all(&buses).await;
     let (alice, bob) = (user("u_alice"), user("u_bob"));
-    buses[0]
-        .add_interest(Interest::Presence(alice.clone()))
-        .await
-        .unwrap();
-    buses[1]
-        .add_interest(Interest::User(alice.clone()))
-        .await
-        .unwrap();
-    buses[2]
-        .add_interest(Interest::Presence(bob.clone()))
-        .await
-        .unwrap();
+    add(&buses[0], [Interest::Presence(alice.clone())]).await;
+    add(&buses[1], [Interest::User(alice.clone())]).await;
+    add(&buses[2], [Interest::Presence(bob.clone())]).await;
     let event = presence(&alice);
     publish(&buses[2], vec![event.clone()]).await;
     assert_eq!(next_event(&mut receivers[0]).await, event);
@@ -191,10 +255,7 @@ pub async fn presence_reaches_only_its_watchers(buses: Vec<Arc<dyn Bus>>) {
 /// list, including nodes with no interest at all and the publisher's own node.
 pub async fn membership_changes_reach_every_node(buses: Vec<Arc<dyn Bus>>) {
     let mut receivers = subscribe_all(&buses).await;
-    buses[0]
-        .add_interest(Interest::User(user("u_alice")))
-        .await
-        .unwrap();
+    add(&buses[0], [Interest::User(user("u_alice"))]).await;
     let event = membership_changed("c_team");
     publish(&buses[0], vec![event.clone()]).await;
     for receiver in &mut receivers {
@@ -202,29 +263,18 @@ pub async fn membership_changes_reach_every_node(buses: Vec<Arc<dyn Bus>>) {
     }
 }
 
-/// A node interested in several users of one `Deliver` gets it once: each socket gets
-/// the frame once. Checked with a marker published after it, not by waiting.
+/// A node interested in several users of one `Deliver` is served it once per user
+/// (whole, or split per user), never twice for one: each socket gets the frame once; a
+/// presence interest in one of them adds nothing. Checked with a marker to the same users
+/// published after it, not by waiting.
 pub async fn a_node_interested_in_several_users_receives_an_event_once(buses: Vec<Arc<dyn Bus>>) {
     let mut receivers = subscribe_all(&buses).await;
-    let (alice, bob, carol) = (user("u_alice"), user("u_bob"), user("u_carol"));
-    for interest in [
-        Interest::User(alice.clone()),
-        Interest::User(bob.clone()),
-        Interest::User(carol.clone()),
-        Interest::Presence(alice.clone()),
-    ] {
-        buses[1].add_interest(interest).await.unwrap();
-    }
-    let event = deliver(&[alice, bob, carol], 1);
-    let marker = membership_changed("c_marker");
+    let users = [user("u_alice"), user("u_bob"), user("u_carol")];
+    add(&buses[1], users.iter().cloned().map(Interest::User)).await;
+    add(&buses[1], [Interest::Presence(users[0].clone())]).await;
+    let event = deliver(&users, 1);
     publish(&buses[0], vec![event.clone()]).await;
-    publish(&buses[0], vec![marker.clone()]).await;
-    assert_eq!(next_event(&mut receivers[1]).await, event);
-    assert_eq!(
-        next_event(&mut receivers[1]).await,
-        marker,
-        "the deliver came once, then the marker"
-    );
+    assert_served_once(&mut receivers[1], &users, &event, &buses[0]).await;
 }
 
 /// Per-publisher order: a node receives each publisher's events in publish order, across
@@ -235,14 +285,8 @@ pub async fn one_publishers_events_arrive_in_publish_order(buses: Vec<Arc<dyn Bu
     const SECOND_PUBLISHER: i64 = 1_000_000;
     let mut receivers = subscribe_all(&buses).await;
     let bob = user("u_bob");
-    buses[1]
-        .add_interest(Interest::User(bob.clone()))
-        .await
-        .unwrap();
-    buses[2]
-        .add_interest(Interest::User(bob.clone()))
-        .await
-        .unwrap();
+    add(&buses[1], [Interest::User(bob.clone())]).await;
+    add(&buses[2], [Interest::User(bob.clone())]).await;
     let readers: Vec<_> = receivers
         .drain(1..)
         .map(|mut receiver| {
@@ -270,9 +314,7 @@ pub async fn one_publishers_events_arrive_in_publish_order(buses: Vec<Arc<dyn Bu
             let mut batch_size = 1;
             while number < PER_PUBLISHER {
                 let end = (number + batch_size).min(PER_PUBLISHER);
-                let batch = (number..end)
-                    .map(|n| deliver(std::slice::from_ref(&bob), base + n))
-                    .collect();
+                let batch = (number..end).map(|n| deliver_to(&bob, base + n)).collect();
                 publish(&bus, batch).await;
                 number = end;
                 batch_size += 1;
@@ -283,17 +325,11 @@ pub async fn one_publishers_events_arrive_in_publish_order(buses: Vec<Arc<dyn Bu
         finished(publisher).await;
     }
     for reader in readers {
-        let numbers = finished(reader).await;
-        let first: Vec<i64> = numbers
-            .iter()
-            .copied()
-            .filter(|n| *n < SECOND_PUBLISHER)
-            .collect();
-        let second: Vec<i64> = numbers
-            .iter()
-            .map(|n| n - SECOND_PUBLISHER)
-            .filter(|n| *n >= 0)
-            .collect();
+        let (first, second): (Vec<i64>, Vec<i64>) = finished(reader)
+            .await
+            .into_iter()
+            .partition(|n| *n < SECOND_PUBLISHER);
+        let second: Vec<i64> = second.iter().map(|n| n - SECOND_PUBLISHER).collect();
         assert_eq!(first, (0..PER_PUBLISHER).collect::<Vec<_>>());
         assert_eq!(second, (0..PER_PUBLISHER).collect::<Vec<_>>());
     }
@@ -301,49 +337,44 @@ pub async fn one_publishers_events_arrive_in_publish_order(buses: Vec<Arc<dyn Bu
 
 /// `remove_interest` stops delivery for that interest only; adding twice then removing
 /// once stops it too (interests are a set, not a count), and removing one not held is
-/// not an error.
+/// not an error. The proof that a deliver published after the removal did not come: a
+/// witness node got it, and once node-b takes the user again, a marker to the same user
+/// from the same publisher is the first thing it receives.
 pub async fn remove_interest_stops_delivery(buses: Vec<Arc<dyn Bus>>) {
     let mut receivers = subscribe_all(&buses).await;
     let bob = user("u_bob");
-    buses[1]
-        .add_interest(Interest::User(bob.clone()))
-        .await
-        .unwrap();
-    buses[1]
-        .add_interest(Interest::User(bob.clone()))
-        .await
-        .unwrap();
-    buses[1]
-        .add_interest(Interest::Presence(bob.clone()))
-        .await
-        .unwrap();
-    let before = deliver(std::slice::from_ref(&bob), 1);
-    publish(&buses[0], vec![before.clone()]).await;
-    assert_eq!(next_event(&mut receivers[1]).await, before);
+    let for_bob = |number| deliver_to(&bob, number);
+    let (bobs, watch_bob) = (Interest::User(bob.clone()), Interest::Presence(bob.clone()));
+    add(&buses[1], [bobs.clone(), bobs.clone(), watch_bob.clone()]).await;
+    add(&buses[2], [bobs.clone()]).await;
+    publish(&buses[0], vec![for_bob(1)]).await;
+    assert_eq!(next_event(&mut receivers[1]).await, for_bob(1));
+    assert_eq!(next_event(&mut receivers[2]).await, for_bob(1));
 
+    buses[1].remove_interest(bobs.clone()).await.unwrap();
+    let never_added = Interest::User(user("u_never_added"));
     buses[1]
-        .remove_interest(Interest::User(bob.clone()))
+        .remove_interest(never_added)
         .await
-        .unwrap();
-    buses[1]
-        .remove_interest(Interest::User(user("u_never_added")))
-        .await
-        .expect("removing an interest not held is not an error");
-    let after = deliver(std::slice::from_ref(&bob), 2);
-    let marker = presence(&bob);
-    publish(&buses[0], vec![after, marker.clone()]).await;
+        .expect("not held: no error");
+    publish(&buses[0], vec![for_bob(2)]).await;
+    assert_eq!(next_event(&mut receivers[2]).await, for_bob(2), "witness");
+    add(&buses[1], [bobs]).await;
+    publish(&buses[0], vec![for_bob(MARKER)]).await;
+    let next = next_event(&mut receivers[1]).await;
     assert_eq!(
-        next_event(&mut receivers[1]).await,
-        marker,
-        "the deliver published after the removal did not come; the presence interest stands"
+        next,
+        for_bob(MARKER),
+        "the deliver after the removal did not come"
     );
 
-    buses[1]
-        .remove_interest(Interest::Presence(bob.clone()))
-        .await
-        .unwrap();
+    let watched = presence(&bob);
+    publish(&buses[0], vec![watched.clone()]).await;
+    let stands = next_event(&mut receivers[1]).await;
+    assert_eq!(stands, watched, "the presence interest stands");
+    buses[1].remove_interest(watch_bob).await.unwrap();
     publish(&buses[0], vec![presence(&bob)]).await;
-    assert_quiet(&mut receivers[1], "node-b (no interest left)").await;
+    assert_quiet(&mut receivers[1], "node-b (no presence interest left)").await;
 }
 
 /// `add_interest` is effective when it returns: an event published right after, from
@@ -353,18 +384,12 @@ pub async fn add_interest_is_effective_when_it_returns(buses: Vec<Arc<dyn Bus>>)
     let mut receivers = subscribe_all(&buses).await;
     for round in 0..20 {
         let user_id = user(&format!("u_{round}"));
-        buses[1]
-            .add_interest(Interest::User(user_id.clone()))
-            .await
-            .unwrap();
-        let event = deliver(std::slice::from_ref(&user_id), round);
+        add(&buses[1], [Interest::User(user_id.clone())]).await;
+        let event = deliver_to(&user_id, round);
         publish(&buses[0], vec![event.clone()]).await;
         assert_eq!(next_event(&mut receivers[1]).await, event, "round {round}");
         let watched = user(&format!("u_watched_{round}"));
-        buses[2]
-            .add_interest(Interest::Presence(watched.clone()))
-            .await
-            .unwrap();
+        add(&buses[2], [Interest::Presence(watched.clone())]).await;
         let event = presence(&watched);
         publish(&buses[0], vec![event.clone()]).await;
         assert_eq!(next_event(&mut receivers[2]).await, event, "round {round}");
@@ -372,18 +397,13 @@ pub async fn add_interest_is_effective_when_it_returns(buses: Vec<Arc<dyn Bus>>)
 }
 
 /// Events are plain data: every kind, with every optional field set or not, arrives equal
-/// to what was published (a network bus encodes and decodes them).
+/// to what was published (a network bus encodes and decodes them), a `Deliver` as the
+/// node's users are [`served`] it; one user's events in publish order.
 pub async fn events_round_trip_unchanged(buses: Vec<Arc<dyn Bus>>) {
     let mut receivers = subscribe_all(&buses).await;
     let (alice, bob) = (user("u_alice"), user("u_bob"));
-    buses[1]
-        .add_interest(Interest::User(bob.clone()))
-        .await
-        .unwrap();
-    buses[1]
-        .add_interest(Interest::Presence(alice.clone()))
-        .await
-        .unwrap();
+    add(&buses[1], [Interest::User(bob.clone())]).await;
+    add(&buses[1], [Interest::Presence(alice.clone())]).await;
     let message = Message {
         message_id: MessageId::from("m_01"),
         conversation_id: ConversationId::from("c_team"),
@@ -440,9 +460,17 @@ pub async fn events_round_trip_unchanged(buses: Vec<Arc<dyn Bus>>) {
         membership_changed("c_team"),
     ];
     publish(&buses[0], events.clone()).await;
-    for expected in events {
-        assert_eq!(next_event(&mut receivers[1]).await, expected);
-    }
+    let only_bob = [bob];
+    let expected: Vec<BusEvent> = events.iter().flat_map(|e| served(e, &only_bob)).collect();
+    let got = receive_served(&mut receivers[1], &only_bob, expected.len()).await;
+    // Bob's events (the first two and the fourth) keep their order; the others may
+    // come anywhere.
+    let bobs = |events: &[BusEvent]| -> Vec<BusEvent> {
+        let for_users = |e: &&BusEvent| matches!(e.audience(), Audience::Users(_));
+        events.iter().filter(for_users).cloned().collect()
+    };
+    assert_eq!(bobs(&got), bobs(&expected), "bob's events, in order");
+    assert_same_copies(got, expected, "every event");
 }
 
 /// A node's stream opens once: a second `subscribe` is `BusError::Subscription` (two
@@ -450,11 +478,8 @@ pub async fn events_round_trip_unchanged(buses: Vec<Arc<dyn Bus>>) {
 pub async fn subscribing_twice_is_refused(buses: Vec<Arc<dyn Bus>>) {
     let mut first = buses[0].subscribe().await.expect("first subscription");
     let second = buses[0].subscribe().await;
-    assert!(
-        matches!(second, Err(BusError::Subscription)),
-        "{:?}",
-        second.err()
-    );
+    let refused = matches!(second, Err(BusError::Subscription));
+    assert!(refused, "{:?}", second.err());
     let event = membership_changed("c_team");
     publish(&buses[1], vec![event.clone()]).await;
     assert_eq!(next_event(&mut first).await, event);
@@ -467,11 +492,18 @@ pub async fn publishing_nothing_is_ok(buses: Vec<Arc<dyn Bus>>) {
     publish(&buses[0], Vec::new()).await;
     let event = membership_changed("c_team");
     publish(&buses[0], vec![event.clone()]).await;
-    assert_eq!(
-        next_event(&mut receivers[1]).await,
-        event,
-        "nothing came before the next real event"
-    );
+    let next = next_event(&mut receivers[1]).await;
+    assert_eq!(next, event, "nothing came before the next real event");
+}
+
+/// A bus that is up answers `ping` (for `/readyz`), promptly.
+pub async fn a_ready_bus_answers_ping(buses: Vec<Arc<dyn Bus>>) {
+    for bus in &buses {
+        let answer = tokio::time::timeout(Duration::from_secs(2), bus.ping()).await;
+        answer
+            .expect("ping answers within a second or so")
+            .expect("ping");
+    }
 }
 
 /// A node whose stream is gone (its dispatcher ended) does not stall publishers, and
@@ -480,25 +512,19 @@ pub async fn a_dropped_stream_does_not_stall_publishers(buses: Vec<Arc<dyn Bus>>
     let mut receivers = subscribe_all(&buses).await;
     let bob = user("u_bob");
     for bus in &buses[1..] {
-        bus.add_interest(Interest::User(bob.clone())).await.unwrap();
+        add(bus, [Interest::User(bob.clone())]).await;
     }
     drop(receivers.remove(1));
-    let reader = {
-        let mut receiver = receivers.remove(1);
-        tokio::spawn(async move {
-            for number in 0..1000 {
-                match next_event(&mut receiver).await {
-                    BusEvent::Deliver { created_at_ms, .. } => {
-                        assert_eq!(created_at_ms, Some(number))
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        })
-    };
-    let events = (0..1000)
-        .map(|number| deliver(std::slice::from_ref(&bob), number))
-        .collect();
+    let (mut receiver, for_bob) = (receivers.remove(1), bob.clone());
+    let reader = tokio::spawn(async move {
+        for number in 0..1000 {
+            assert_eq!(
+                next_event(&mut receiver).await,
+                deliver_to(&for_bob, number)
+            );
+        }
+    });
+    let events = (0..1000).map(|number| deliver_to(&bob, number)).collect();
     tokio::time::timeout(PATIENCE, buses[0].publish(events))
         .await
         .expect("publish does not wait for a node whose stream is gone")
@@ -509,22 +535,19 @@ pub async fn a_dropped_stream_does_not_stall_publishers(buses: Vec<Arc<dyn Bus>>
 /// A node that does not read its stream, as the backend declares it ([`WhenFull`]).
 ///
 /// `Wait`: once the stream holds `capacity` events, `publish` waits (backpressure, no
-/// unbounded queue) and nothing is lost; reading lets it finish, in order.
-/// `Drop`: `publish` never waits for the slow node; after it reads again it gets new
-/// events (the stream is not broken), though some in between may be gone.
+/// unbounded queue) and nothing is lost (`losses` stays 0); reading lets it finish, in
+/// order. `Drop`: `publish` never waits for the slow node; after it reads again it gets
+/// new events for the same user (the route is not broken), though some in between may be
+/// gone, which `losses` counts.
 pub async fn a_node_that_does_not_read(buses: Vec<Arc<dyn Bus>>, when_full: WhenFull) {
     let mut receivers = subscribe_all(&buses).await;
     let bob = user("u_bob");
-    buses[1]
-        .add_interest(Interest::User(bob.clone()))
-        .await
-        .unwrap();
+    add(&buses[1], [Interest::User(bob.clone())]).await;
+    let losses = receivers[1].losses();
     match when_full {
         WhenFull::Wait { capacity } => {
             let total = capacity as i64 + 10;
-            let events = (0..total)
-                .map(|number| deliver(std::slice::from_ref(&bob), number))
-                .collect();
+            let events = (0..total).map(|number| deliver_to(&bob, number)).collect();
             let publisher = buses[0].clone();
             let mut publishing = tokio::spawn(async move { publisher.publish(events).await });
             assert!(
@@ -532,43 +555,42 @@ pub async fn a_node_that_does_not_read(buses: Vec<Arc<dyn Bus>>, when_full: When
                 "publish waits while node-b's stream is full"
             );
             for number in 0..total {
-                match next_event(&mut receivers[1]).await {
-                    BusEvent::Deliver { created_at_ms, .. } => {
-                        assert_eq!(created_at_ms, Some(number), "nothing lost, in order")
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
+                let event = next_event(&mut receivers[1]).await;
+                assert_eq!(event, deliver_to(&bob, number), "nothing lost, in order");
             }
             tokio::time::timeout(PATIENCE, publishing)
                 .await
                 .expect("publish finishes once node-b reads")
                 .unwrap()
                 .unwrap();
+            assert_eq!(*losses.borrow(), 0, "a bus that waits loses nothing");
         }
         WhenFull::Drop => {
             const FLOOD: i64 = 100_000;
-            let events = (0..FLOOD)
-                .map(|number| deliver(std::slice::from_ref(&bob), number))
-                .collect();
+            let events = (0..FLOOD).map(|number| deliver_to(&bob, number)).collect();
             tokio::time::timeout(6 * PATIENCE, buses[0].publish(events))
                 .await
                 .expect("publish does not wait for a slow node")
                 .unwrap();
             // Drain what was kept, then the stream has room again.
+            let mut kept = 0;
             while tokio::time::timeout(QUIET, receivers[1].recv())
                 .await
                 .is_ok_and(|event| event.is_some())
-            {}
-            let marker = membership_changed("c_marker");
+            {
+                kept += 1;
+            }
+            let counted = *losses.borrow() > 0;
+            assert!(kept == FLOOD || counted, "{kept} of {FLOOD} kept: a loss");
+            // Bob's route still works: a marker to him comes after what is left of the flood.
+            let marker = deliver_to(&bob, MARKER);
             publish(&buses[0], vec![marker.clone()]).await;
             loop {
-                match next_event(&mut receivers[1]).await {
-                    BusEvent::Deliver { .. } => continue,
-                    event => {
-                        assert_eq!(event, marker);
-                        break;
-                    }
+                let event = next_event(&mut receivers[1]).await;
+                if event == marker {
+                    break;
                 }
+                assert!(matches!(event, BusEvent::Deliver { .. }), "{event:?}");
             }
         }
     }

@@ -21,6 +21,7 @@
 pub mod bus;
 pub mod presence;
 pub mod ratelimit;
+pub mod services;
 pub mod store;
 
 /// Defines one `#[tokio::test]` per store behaviour. `$new_store` is an async fn returning
@@ -85,6 +86,7 @@ macro_rules! bus_conformance {
             subscribing_twice_is_refused,
             publishing_nothing_is_ok,
             a_dropped_stream_does_not_stall_publishers,
+            a_ready_bus_answers_ping,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +124,7 @@ macro_rules! presence_conformance {
             reap_reports_each_departure_once,
             a_departure_is_reported_by_disconnect_or_reap_not_both,
             a_lapsed_node_gets_lost_then_a_new_lease,
+            a_connect_after_a_lapse_makes_the_next_heartbeat_lost,
             a_new_lease_does_not_revive_old_connections,
             an_offline_is_announced_once_with_a_dead_connection_left,
         );
