@@ -9,7 +9,7 @@
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::RwLock;
 use parley_core::{BusEvent, Chat, ConnectionId, NodeId};
-use parley_proto::{DeviceId, UserId};
+use parley_proto::{ConversationId, DeviceId, ServerFrame, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
@@ -18,11 +18,15 @@ use tokio::sync::{mpsc, Notify};
 #[derive(Debug)]
 pub enum Outbound {
     /// A serialized server frame; for messages, with its commit time (ms) for the
-    /// delivery-latency histogram.
-    Frame(Utf8Bytes, Option<i64>),
+    /// delivery-latency histogram and its place in its conversation (for the socket's
+    /// position check).
+    Frame(Utf8Bytes, Option<i64>, Option<Position>),
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
 }
+
+/// A message's conversation and `seq`, shared by every socket it is queued for.
+pub type Position = Arc<(ConversationId, i64)>;
 
 struct ConnectionEntry {
     user_id: UserId,
@@ -170,6 +174,12 @@ impl Hub {
                 frame,
                 created_at_ms,
             } => {
+                let position = match &*frame {
+                    ServerFrame::NewMessage(message) => {
+                        Some(Arc::new((message.conversation_id.clone(), message.seq)))
+                    }
+                    _ => None,
+                };
                 let frame = Utf8Bytes::from(frame.to_json());
                 // The sending socket, if it is on this node.
                 let except_connection = except_connection
@@ -187,7 +197,10 @@ impl Hub {
                         if except_connection == Some(*connection_id) {
                             continue;
                         }
-                        offer(entry, Outbound::Frame(frame.clone(), created_at_ms));
+                        offer(
+                            entry,
+                            Outbound::Frame(frame.clone(), created_at_ms, position.clone()),
+                        );
                     }
                 }
             }
@@ -197,7 +210,7 @@ impl Hub {
                 if let Some(watchers) = registry.presence_watchers.get(&user_id) {
                     for connection_id in watchers {
                         if let Some(entry) = registry.connections.get(connection_id) {
-                            offer(entry, Outbound::Frame(frame.clone(), None));
+                            offer(entry, Outbound::Frame(frame.clone(), None, None));
                         }
                     }
                 }
@@ -240,9 +253,14 @@ fn offer(entry: &ConnectionEntry, outbound: Outbound) {
 /// Most events taken off the bus at once.
 const DISPATCH_BATCH: usize = 256;
 
-/// Opens this node's bus stream and starts the task that feeds it to the connections.
-pub async fn spawn_dispatcher(hub: Arc<Hub>, chat: Chat) -> Result<(), parley_core::Error> {
+/// Opens this node's bus stream and starts the task that feeds it to the connections;
+/// answers the bus's count of possible losses (see `BusReceiver::losses`).
+pub async fn spawn_dispatcher(
+    hub: Arc<Hub>,
+    chat: Chat,
+) -> Result<tokio::sync::watch::Receiver<u64>, parley_core::Error> {
     let mut events = chat.events().await?;
+    let losses = events.losses();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(DISPATCH_BATCH);
         while events.recv_many(&mut batch, DISPATCH_BATCH).await > 0 {
@@ -252,5 +270,5 @@ pub async fn spawn_dispatcher(hub: Arc<Hub>, chat: Chat) -> Result<(), parley_co
         }
         tracing::error!("the bus stream ended: this node no longer delivers live frames");
     });
-    Ok(())
+    Ok(losses)
 }

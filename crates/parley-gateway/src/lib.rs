@@ -46,8 +46,15 @@ pub struct GatewayConfig {
     /// WebSockets on this node that have not sent their `auth` frame yet (each may buffer
     /// up to the 1 MiB hard frame limit until its 10 s are up).
     pub max_unauthenticated_sockets: usize,
+    /// New WebSockets this node accepts per second (bursts of twice that): when a node
+    /// dies and its clients all reconnect to the others, the survivors take them at this
+    /// pace and refuse the rest with 429 and `Retry-After` (clients back off with jitter).
+    pub accepts_per_second: u32,
     /// A request body must arrive within this time.
     pub request_timeout: Duration,
+    /// How often each socket checks that it missed no message (`ws/positions.rs`);
+    /// `None`: only when the bus reports a possible loss.
+    pub position_check_interval: Option<Duration>,
 }
 
 impl Default for GatewayConfig {
@@ -63,7 +70,9 @@ impl Default for GatewayConfig {
             max_sockets_per_device: 8,
             max_concurrent_syncs: 32,
             max_unauthenticated_sockets: 512,
+            accepts_per_second: 500,
             request_timeout: Duration::from_secs(10),
+            position_check_interval: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -78,9 +87,14 @@ pub struct AppState {
     sockets_per_ip: Arc<limits::SocketsPerIp>,
     /// One permit per sync streaming on this node: bounds the memory syncs hold.
     syncs: Arc<tokio::sync::Semaphore>,
+    /// The node-wide budget of new WebSockets (`accepts_per_second`).
+    accepts: Arc<parking_lot::Mutex<parley_core::ratelimit::TokenBucket>>,
     /// One permit per socket waiting for its `auth` frame, node-wide.
     unauthenticated: Arc<tokio::sync::Semaphore>,
     shutting_down: Arc<AtomicBool>,
+    /// The bus's count of occasions on which this node may have lost events: each bump
+    /// makes every socket check its positions soon.
+    bus_losses: tokio::sync::watch::Receiver<u64>,
 }
 
 impl AppState {
@@ -91,9 +105,15 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, parley_core::Error> {
         let hub = Arc::new(hub::Hub::new(chat.node_id().clone()));
-        hub::spawn_dispatcher(hub.clone(), chat.clone()).await?;
+        let bus_losses = hub::spawn_dispatcher(hub.clone(), chat.clone()).await?;
         Ok(Self {
             sockets_per_ip: Arc::default(),
+            accepts: Arc::new(parking_lot::Mutex::new(
+                parley_core::ratelimit::TokenBucket::full(
+                    accept_quota(&config),
+                    tokio::time::Instant::now(),
+                ),
+            )),
             syncs: Arc::new(tokio::sync::Semaphore::new(
                 config.max_concurrent_syncs.max(1),
             )),
@@ -105,7 +125,14 @@ impl AppState {
             config: Arc::new(config),
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
+            bus_losses,
         })
+    }
+
+    /// Spends one new WebSocket from the node's budget, or answers how long to wait.
+    pub fn admit_socket(&self) -> Result<(), Duration> {
+        let quota = accept_quota(&self.config);
+        self.accepts.lock().take(quota, tokio::time::Instant::now())
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -129,6 +156,14 @@ impl AppState {
         }
         self.chat.shutdown().await;
     }
+}
+
+/// `accepts_per_second`, in bursts of up to twice that.
+fn accept_quota(config: &GatewayConfig) -> parley_core::ratelimit::Quota {
+    parley_core::ratelimit::Quota::per_period(
+        config.accepts_per_second.max(1).saturating_mul(2),
+        Duration::from_secs(2),
+    )
 }
 
 async fn method_not_allowed() -> axum::response::Response {

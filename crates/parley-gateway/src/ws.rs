@@ -12,6 +12,7 @@
 mod close;
 mod connection;
 mod frames;
+mod positions;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -81,6 +82,14 @@ pub async fn upgrade(
     if state.is_shutting_down() {
         return crate::error::ApiError::new(ErrorCode::Unavailable, "server shutting down")
             .into_response();
+    }
+    if let Err(wait) = state.admit_socket() {
+        metrics::counter!("parley_sockets_refused_total", "limit" => "accept_rate").increment(1);
+        return crate::error::ApiError::from(Error::RateLimited {
+            retry_after: wait.max(std::time::Duration::from_millis(100)),
+        })
+        .with_message("this server is taking new connections slowly; retry")
+        .into_response();
     }
     // Counted from before authentication, so unauthenticated sockets are capped too.
     let Some(ip_slot) = state

@@ -241,17 +241,36 @@ impl Chat {
     /// `sync_uncursored_limit`. Also returns cursors the user gave for conversations they
     /// are not in, and the final `sync_done` cursors.
     pub async fn plan_sync(&self, session: &Session, cursors: &Cursors) -> Result<SyncPlan> {
+        let mut plan = self
+            .plan_catch_up(session, |conversation_id| {
+                cursors.get(conversation_id).copied()
+            })
+            .await?;
+        plan.not_member = cursors
+            .keys()
+            .filter(|conversation_id| !plan.done.contains_key(*conversation_id))
+            .cloned()
+            .collect();
+        Ok(plan)
+    }
+
+    /// What a device holding each conversation up to `cursor_of` (if it names one) is
+    /// missing, by the rules of `sync`, in one read: the plan of a `sync` and of the
+    /// gateway's position check. `not_member` stays empty.
+    pub async fn plan_catch_up(
+        &self,
+        session: &Session,
+        cursor_of: impl Fn(&ConversationId) -> Option<i64>,
+    ) -> Result<SyncPlan> {
         let positions = self
             .inner
             .store
             .list_conversation_positions(&session.user_id)
             .await?;
         let mut plan = SyncPlan::default();
-        let mut known = HashSet::new();
         for (conversation_id, last_seq, read_seq) in positions {
-            known.insert(conversation_id.clone());
-            let start = match cursors.get(&conversation_id) {
-                Some(cursor) => (*cursor).clamp(0, last_seq),
+            let start = match cursor_of(&conversation_id) {
+                Some(cursor) => cursor.clamp(0, last_seq),
                 None => read_seq.max(last_seq - i64::from(self.inner.config.sync_uncursored_limit)),
             };
             if start < last_seq {
@@ -259,11 +278,6 @@ impl Chat {
             }
             plan.done.insert(conversation_id, last_seq);
         }
-        plan.not_member = cursors
-            .keys()
-            .filter(|conversation_id| !known.contains(*conversation_id))
-            .cloned()
-            .collect();
         Ok(plan)
     }
 }

@@ -8,6 +8,7 @@
 
 use super::close::drain_after_close;
 use super::frames::{decode_error, protocol_violation, too_many_frames};
+use super::positions::{Check, Positions};
 use super::{Socket, WRITE_TIMEOUT};
 use crate::error::error_frame;
 use crate::hub::Outbound;
@@ -23,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Sends awaiting their commit per connection; more are refused with `rate_limited`.
 const MAX_IN_FLIGHT_SENDS: usize = 1024;
@@ -45,6 +46,13 @@ pub(super) struct Connection<S> {
     /// Frames this socket may still send: `frames_per_second`, bursts of twice that.
     frame_budget: TokenBucket,
     frame_quota: Quota,
+    /// How far this socket holds each conversation, and the next step of its position
+    /// check (`positions.rs`).
+    pub(super) positions: Positions,
+    pub(super) check: Option<Check>,
+    /// Bumped when the bus may have lost events for this node; `None` once the bus is
+    /// gone (or never loses any).
+    bus_losses: Option<watch::Receiver<u64>>,
 }
 
 /// Why the loop ended.
@@ -64,7 +72,12 @@ impl<S: Socket> Connection<S> {
             state.config.frames_per_second.max(1).saturating_mul(2),
             std::time::Duration::from_secs(2),
         );
-        Self {
+        let mut bus_losses = state.bus_losses.clone();
+        bus_losses.mark_unchanged();
+        let mut connection = Self {
+            bus_losses: Some(bus_losses),
+            positions: Positions::new(),
+            check: None,
             socket,
             state,
             session,
@@ -74,7 +87,9 @@ impl<S: Socket> Connection<S> {
             typing: Default::default(),
             frame_budget: TokenBucket::full(frame_quota, tokio::time::Instant::now()),
             frame_quota,
-        }
+        };
+        connection.check = connection.first_check();
+        connection
     }
 
     /// Serves until the socket breaks or closes, the hub evicts or closes it, or the
@@ -90,6 +105,7 @@ impl<S: Socket> Connection<S> {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ending = loop {
             let typing_due = self.typing.next_due();
+            let check_due = self.check.as_ref().map(|check| check.due().into_std());
             tokio::select! {
                 biased;
                 _ = evict.notified() => break Ending::Close(1013, "too slow: reconnect and sync"),
@@ -127,6 +143,15 @@ impl<S: Socket> Connection<S> {
                         }
                         Message::Close(_) => break Ending::Closed,
                         Message::Ping(_) | Message::Pong(_) => {}
+                    }
+                }
+                _ = sleep_until_due(check_due) => {
+                    if self.run_check().await.is_err() { break Ending::Closed; }
+                }
+                changed = watch_losses(&mut self.bus_losses) => {
+                    match changed {
+                        Ok(()) => self.check_after_loss(),
+                        Err(_) => self.bus_losses = None,
                     }
                 }
                 _ = sleep_until_due(typing_due) => {
@@ -217,7 +242,10 @@ impl<S: Socket> Connection<S> {
         let mut written = 0;
         while let Some(item) = next.take() {
             match item {
-                Outbound::Frame(frame, created_at_ms) => {
+                Outbound::Frame(frame, created_at_ms, position) => {
+                    if let Some(position) = position {
+                        self.positions.received(&position.0, position.1);
+                    }
                     if let Some(created_at_ms) = created_at_ms {
                         let latency_ms = (Timestamp::now().millis() - created_at_ms).max(0);
                         metrics::histogram!("parley_delivery_latency_seconds")
@@ -240,6 +268,14 @@ impl<S: Socket> Connection<S> {
     }
 
     pub(super) async fn write(&mut self, frame: &ServerFrame) -> Result<(), ()> {
+        if let ServerFrame::MsgAck {
+            conversation_id,
+            seq,
+            ..
+        } = frame
+        {
+            self.positions.received(conversation_id, *seq);
+        }
         self.feed(Message::Text(frame.to_json().into())).await?;
         self.flush().await
     }
@@ -411,6 +447,16 @@ impl<S: Socket> Connection<S> {
 async fn sleep_until_due(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The bus's next report of a possible loss; never, once it is gone.
+async fn watch_losses(
+    losses: &mut Option<watch::Receiver<u64>>,
+) -> Result<(), watch::error::RecvError> {
+    match losses {
+        Some(losses) => losses.changed().await,
         None => std::future::pending().await,
     }
 }

@@ -45,43 +45,58 @@ impl<S: Socket> Connection<S> {
             self.write(&refusal).await?;
         }
         let mut done = plan.done;
-        for (conversation_id, mut after_seq, up_to_seq) in plan.ranges {
-            while after_seq < up_to_seq {
-                // Held while the page is read and written: bounds sync memory per node.
-                let permit = tokio::time::timeout(
-                    SYNC_PAGE_DEADLINE,
-                    self.state.syncs.clone().acquire_owned(),
-                )
-                .await;
-                let Ok(Ok(_permit)) = permit else {
-                    let busy = ServerFrame::error(
-                        ErrorCode::Unavailable,
-                        "too many syncs on this server: reconnect and sync again",
-                    );
-                    let _ = self.write(&busy).await;
-                    return Err(());
-                };
-                // One deadline for reading and writing the whole page, so a client that
-                // reads slowly cannot hold a permit for long (each write alone has 10 s).
-                let page = tokio::time::timeout(
-                    SYNC_PAGE_DEADLINE,
-                    self.sync_one_page(&conversation_id, after_seq),
-                )
-                .await
-                .map_err(|_| ())??;
-                match page {
-                    PageOutcome::Sent(last_seq) => after_seq = last_seq,
-                    PageOutcome::Empty => break,
-                    PageOutcome::Failed => {
-                        // Say only how far this conversation really got, so the client
-                        // does not skip what it never received.
-                        done.insert(conversation_id.clone(), after_seq);
-                        break;
-                    }
-                }
+        for (conversation_id, after_seq, up_to_seq) in plan.ranges {
+            let reached = self
+                .stream_range(&conversation_id, after_seq, up_to_seq)
+                .await?;
+            if reached < up_to_seq {
+                // Say only how far this conversation really got, so the client does not
+                // skip what it never received.
+                done.insert(conversation_id, reached);
             }
         }
+        self.positions.synced(&done);
         self.write(&ServerFrame::SyncDone { cursors: done }).await
+    }
+
+    /// Streams the messages of `conversation_id` after `after_seq` up to `up_to_seq` (or
+    /// until a read fails, after an `error` frame), page by page; answers how far it got.
+    /// `Err` when the socket broke or must close.
+    pub(super) async fn stream_range(
+        &mut self,
+        conversation_id: &parley_proto::ConversationId,
+        mut after_seq: i64,
+        up_to_seq: i64,
+    ) -> Result<i64, ()> {
+        while after_seq < up_to_seq {
+            // Held while the page is read and written: bounds sync memory per node.
+            let permit =
+                tokio::time::timeout(SYNC_PAGE_DEADLINE, self.state.syncs.clone().acquire_owned())
+                    .await;
+            let Ok(Ok(_permit)) = permit else {
+                let busy = ServerFrame::error(
+                    ErrorCode::Unavailable,
+                    "too many syncs on this server: reconnect and sync again",
+                );
+                let _ = self.write(&busy).await;
+                return Err(());
+            };
+            // One deadline for reading and writing the whole page, so a client that
+            // reads slowly cannot hold a permit for long (each write alone has 10 s).
+            let page = tokio::time::timeout(
+                SYNC_PAGE_DEADLINE,
+                self.sync_one_page(conversation_id, after_seq),
+            )
+            .await
+            .map_err(|_| ())??;
+            match page {
+                PageOutcome::Sent(last_seq) => after_seq = last_seq,
+                // Nothing left to send: the range is done.
+                PageOutcome::Empty => return Ok(up_to_seq),
+                PageOutcome::Failed => break,
+            }
+        }
+        Ok(after_seq)
     }
 
     /// Reads one page of `sync` after `after_seq` and writes it.
@@ -106,6 +121,8 @@ impl<S: Socket> Connection<S> {
             return Ok(PageOutcome::Empty);
         };
         for message in page {
+            self.positions
+                .received(&message.conversation_id, message.seq);
             let frame = ServerFrame::NewMessage(message).to_json();
             self.feed(Message::Text(frame.into())).await?;
         }

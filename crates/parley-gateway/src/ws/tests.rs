@@ -7,6 +7,7 @@
 //! paused clock jumps to the next timer whenever the runtime is left waiting for them.
 
 mod harness;
+mod positions;
 
 use crate::GatewayConfig;
 use axum::extract::ws::Message;

@@ -177,6 +177,42 @@ async fn sockets_are_capped_per_address_user_and_device() {
     Raw::authenticated(&server.ws_url(&alice.token())).await;
 }
 
+/// A node takes new WebSockets at `accepts_per_second` (bursts of twice that): past the
+/// burst, an upgrade is refused with 429 and `Retry-After` before any work is done, and
+/// once the budget refills, sockets are accepted again. This is what keeps survivors
+/// healthy when a dead node's clients all reconnect at once.
+#[tokio::test]
+async fn new_sockets_beyond_the_accept_rate_get_429_with_retry_after() {
+    let server = TestServer::start_with(|config| config.limits.accepts_per_second = 2).await;
+    let alice = server.user("alice").await;
+    let url = server.ws_url(&alice.token());
+    let mut accepted = Vec::new();
+    let refusal = loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((socket, _)) => accepted.push(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => break response,
+            Err(error) => panic!("unexpected failure: {error}"),
+        }
+        assert!(accepted.len() <= 5, "the burst is 4 sockets");
+    };
+    assert!(
+        accepted.len() >= 3,
+        "a burst of 4 is taken first, got {}",
+        accepted.len()
+    );
+    assert_eq!(refusal.status(), 429);
+    let retry_after: u64 = refusal.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("accepted again once the budget refilled");
+}
+
 /// A frame above the 1 MiB hard limit closes with 1009 (not a TCP reset); text that is
 /// not UTF-8 closes with 1007; a binary frame or a ping before `auth` gets the promised
 /// `error` and 4001.

@@ -12,7 +12,7 @@ use futures::channel::mpsc;
 use futures::{Sink, Stream, StreamExt};
 use parley_core::chat::NewChat;
 use parley_core::local::{LocalBus, LocalPresence, LocalRateLimiter};
-use parley_core::{Chat, CoreConfig, NodeId, Ports, Session};
+use parley_core::{Bus, Chat, CoreConfig, NodeId, Ports, Session};
 use parley_proto::ConversationId;
 use serde_json::{json, Value};
 use std::pin::Pin;
@@ -160,6 +160,12 @@ pub(super) struct Node {
 }
 
 pub(super) async fn node(config: GatewayConfig) -> Node {
+    let bus = Arc::new(LocalBus::new(NodeId::new("test").unwrap(), 1024));
+    node_with_bus(config, bus).await
+}
+
+/// A node whose bus is `bus` (a test double around `LocalBus`, say).
+pub(super) async fn node_with_bus(config: GatewayConfig, bus: Arc<dyn Bus>) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let store = parley_store_sqlite::SqliteStore::open(dir.path())
         .await
@@ -172,7 +178,7 @@ pub(super) async fn node(config: GatewayConfig) -> Node {
     };
     let ports = Ports {
         store: Arc::new(store),
-        bus: Arc::new(LocalBus::new(node_id.clone(), 1024)),
+        bus,
         presence: Arc::new(LocalPresence::new(node_id, core.presence_lease)),
         limiter: Arc::new(LocalRateLimiter::new()),
     };
