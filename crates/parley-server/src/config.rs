@@ -19,6 +19,20 @@ pub struct Config {
     /// PostgreSQL instead of the embedded SQLite, e.g.
     /// `postgres://parley@127.0.0.1:5432/parley`: the store several nodes share.
     pub database_url: Option<String>,
+    /// NATS (`nats://host:4222`) to route events between nodes; needs `database_url`.
+    /// Unset: events stay in this process (one node).
+    pub nats_url: Option<String>,
+    /// Redis (`redis://host:6379`) for presence, the connection registry and rate limits
+    /// shared by every node; needs `database_url`. Unset: kept in this process.
+    pub redis_url: Option<String>,
+    /// The cluster's name: NATS subjects and Redis keys start with it, so several
+    /// clusters can share one NATS and one Redis. 1-64 characters of `a-z A-Z 0-9 - _`,
+    /// the same on every node of a cluster.
+    pub cluster_name: String,
+    /// Seconds between a node's checks that its sockets missed no message (the safety net
+    /// under a lost NATS event); the check also runs at once when the node knows it may
+    /// have missed events. 0 turns the periodic check off.
+    pub position_check_secs: u64,
     /// This node's name in a cluster: 1-64 characters of `a-z A-Z 0-9 - _`, different on
     /// every live node.
     pub node_id: String,
@@ -56,6 +70,7 @@ pub struct Limits {
     pub max_sockets_per_device: usize,
     pub max_concurrent_syncs: usize,
     pub max_unauthenticated_sockets: usize,
+    pub accepts_per_second: u32,
     pub writes_per_minute: u32,
     pub searches_per_minute: u32,
     pub new_account_hours: u64,
@@ -84,6 +99,10 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            nats_url: None,
+            redis_url: None,
+            cluster_name: "parley".to_owned(),
+            position_check_secs: 30,
             node_id: "local".to_owned(),
             presence_lease_secs: 30,
             log: "info".into(),
@@ -117,6 +136,7 @@ impl Default for Limits {
             max_sockets_per_device: gateway.max_sockets_per_device,
             max_concurrent_syncs: gateway.max_concurrent_syncs,
             max_unauthenticated_sockets: gateway.max_unauthenticated_sockets,
+            accepts_per_second: gateway.accepts_per_second,
             writes_per_minute: core.writes_per_minute,
             searches_per_minute: core.searches_per_minute,
             new_account_hours: core.new_account_period.as_secs() / 3600,
@@ -149,10 +169,38 @@ impl Config {
             );
             figment = figment.merge(Toml::file(file));
         }
+        // Variables that are not settings: the client's, and the test suites' service
+        // addresses (PARLEY_TEST_*), which a server started by a test inherits.
         let env = Env::prefixed("PARLEY_")
             .ignore(&["CONFIG", "SERVER", "PASSWORD", "CONFIG_DIR", "BIN"])
+            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
             .split("__");
         Ok(figment.merge(env).extract()?)
+    }
+
+    /// Refuses combinations that cannot work, before anything is opened.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.database_url.is_none() {
+            for (flag, set) in [
+                ("--nats-url", self.nats_url.is_some()),
+                ("--redis-url", self.redis_url.is_some()),
+            ] {
+                anyhow::ensure!(
+                    !set,
+                    "{flag} needs --database-url: nodes that share NATS or Redis must share \
+                     one PostgreSQL database (the embedded SQLite belongs to one process)"
+                );
+            }
+        }
+        parley_core::NodeId::new(&self.node_id)
+            .map_err(|error| anyhow::anyhow!("node_id: {error}"))?;
+        parley_core::NodeId::new(&self.cluster_name).map_err(|_| {
+            anyhow::anyhow!(
+                "cluster_name {:?}: use 1-64 characters of a-z A-Z 0-9 - _",
+                self.cluster_name.chars().take(80).collect::<String>()
+            )
+        })?;
+        Ok(())
     }
 
     pub fn core(&self) -> parley_core::CoreConfig {
@@ -188,7 +236,10 @@ impl Config {
             max_sockets_per_device: self.limits.max_sockets_per_device,
             max_concurrent_syncs: self.limits.max_concurrent_syncs,
             max_unauthenticated_sockets: self.limits.max_unauthenticated_sockets,
+            accepts_per_second: self.limits.accepts_per_second,
             request_timeout: std::time::Duration::from_secs(self.limits.request_timeout_secs),
+            position_check_interval: (self.position_check_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.position_check_secs)),
             ..parley_gateway::GatewayConfig::default()
         }
     }

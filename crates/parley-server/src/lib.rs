@@ -1,22 +1,20 @@
 //! The parley server as a library: configuration and wiring of the embedded mode.
 //!
-//! [`start`] opens the store (SQLite in the data directory, or PostgreSQL when
-//! `database_url` is set), builds the core with the in-process bus, presence registry and
-//! rate limiter, and serves the gateway; the returned [`RunningServer`] shuts down gracefully
+//! [`start`] opens the backends the configuration names (`backends`: SQLite or PostgreSQL,
+//! the in-process bus or NATS, in-process presence and limits or Redis), builds the core
+//! on them and serves the gateway; the returned [`RunningServer`] shuts down gracefully
 //! (stop accepting, finish in-flight sends, close sockets with a close frame, flush).
 //! `main.rs` adds the command line and signals; integration tests call [`start`] directly.
 
+mod backends;
 pub mod config;
 
 pub use config::Config;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use parley_core::local::{LocalBus, LocalPresence, LocalRateLimiter, DEFAULT_BUS_CAPACITY};
 use parley_core::Chat;
-use parley_core::{NodeId, Ports};
 use parley_gateway::AppState;
-use parley_store_sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -151,69 +149,12 @@ async fn tls_config(tls: &config::Tls) -> anyhow::Result<axum_server::tls_rustls
     Ok(rustls_config)
 }
 
-/// The store the configuration names.
-#[derive(Clone)]
-enum Storage {
-    /// The embedded default: SQLite in the data directory.
-    Sqlite(SqliteStore),
-    /// `database_url`: PostgreSQL, which several nodes may share.
-    #[cfg(feature = "cluster")]
-    Postgres(parley_store_postgres::PgStore),
-}
-
-impl Storage {
-    async fn open(config: &Config) -> anyhow::Result<Self> {
-        match &config.database_url {
-            None => {
-                let store = SqliteStore::open(&config.data_dir).await.with_context(|| {
-                    format!("opening the database in {}", config.data_dir.display())
-                })?;
-                Ok(Storage::Sqlite(store))
-            }
-            #[cfg(feature = "cluster")]
-            Some(url) => {
-                // The URL may hold a password: it is not repeated in the error.
-                let store = parley_store_postgres::PgStore::connect(url)
-                    .await
-                    .context("connecting to PostgreSQL (database_url)")?;
-                Ok(Storage::Postgres(store))
-            }
-            #[cfg(not(feature = "cluster"))]
-            Some(_) => anyhow::bail!(
-                "database_url is set, but this parley was built without PostgreSQL support \
-                 (the `cluster` feature)"
-            ),
-        }
-    }
-
-    fn port(&self) -> Arc<dyn parley_core::Store> {
-        match self {
-            Storage::Sqlite(store) => Arc::new(store.clone()),
-            #[cfg(feature = "cluster")]
-            Storage::Postgres(store) => Arc::new(store.clone()),
-        }
-    }
-
-    async fn close(&self) {
-        match self {
-            Storage::Sqlite(store) => store.close().await,
-            #[cfg(feature = "cluster")]
-            Storage::Postgres(store) => store.close().await,
-        }
-    }
-}
-
 /// Opens storage, wires the ports and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    let store = Storage::open(&config).await?;
-    let node_id = NodeId::new(&config.node_id).context("node_id")?;
+    config.validate()?;
+    let store = backends::Storage::open(&config).await?;
     let core = config.core();
-    let ports = Ports {
-        store: store.port(),
-        bus: Arc::new(LocalBus::new(node_id.clone(), DEFAULT_BUS_CAPACITY)),
-        presence: Arc::new(LocalPresence::new(node_id, core.presence_lease)),
-        limiter: Arc::new(LocalRateLimiter::new()),
-    };
+    let ports = backends::ports(&config, &store, core.presence_lease).await?;
     let chat = Chat::new(core, ports);
     let metrics = if config.metrics {
         metrics_handle()

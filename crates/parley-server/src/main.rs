@@ -45,6 +45,15 @@ struct ServeArgs {
     /// PostgreSQL instead of the embedded SQLite (postgres://user@host:port/database).
     #[arg(long, env = "PARLEY_DATABASE_URL")]
     database_url: Option<String>,
+    /// NATS for routing between nodes (nats://host:4222); needs --database-url.
+    #[arg(long, env = "PARLEY_NATS_URL")]
+    nats_url: Option<String>,
+    /// Redis for presence and cluster-wide limits (redis://host:6379); needs --database-url.
+    #[arg(long, env = "PARLEY_REDIS_URL")]
+    redis_url: Option<String>,
+    /// The cluster's name [default: parley]: the same on every node of one cluster.
+    #[arg(long, env = "PARLEY_CLUSTER_NAME")]
+    cluster_name: Option<String>,
     /// This node's name in a cluster [default: local]: different on every live node.
     #[arg(long, env = "PARLEY_NODE_ID")]
     node_id: Option<String>,
@@ -78,6 +87,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
     }
+    if let Some(nats_url) = args.nats_url {
+        config.nats_url = Some(nats_url);
+    }
+    if let Some(redis_url) = args.redis_url {
+        config.redis_url = Some(redis_url);
+    }
+    if let Some(cluster_name) = args.cluster_name {
+        config.cluster_name = cluster_name;
+    }
+    config.validate()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
     tracing_subscriber::fmt().with_env_filter(filter).init();
@@ -89,9 +108,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut server = parley_server::start(config.clone()).await?;
     let url = server.url();
-    let data = match &config.database_url {
-        Some(_) => "data in PostgreSQL".to_owned(),
-        None => format!("data in {}", config.data_dir.display()),
+    let data = match (&config.database_url, &config.nats_url, &config.redis_url) {
+        (None, ..) => format!("data in {}", config.data_dir.display()),
+        (Some(_), None, None) => "data in PostgreSQL".to_owned(),
+        (Some(_), nats, redis) => format!(
+            "data in PostgreSQL, cluster {:?}{}{}",
+            config.cluster_name,
+            if nats.is_some() { ", NATS" } else { "" },
+            if redis.is_some() { ", Redis" } else { "" }
+        ),
     };
     tracing::info!(node_id = %config.node_id, "listening on {url} ({data})");
     println!("parley listening on {url} ({data})");

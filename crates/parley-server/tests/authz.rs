@@ -13,6 +13,9 @@
 //! Sockets of callers who must not hear about a conversation also fail the run if any
 //! frame about it reaches them (messages, typing, receipts, updates, sync cursors).
 
+#[path = "it/backends.rs"]
+#[allow(dead_code)]
+mod backends;
 #[path = "it/harness.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -8,6 +8,7 @@
 //! runs in the test's runtime behind real sockets and with its own timeouts, which paused
 //! time would fire at once.
 
+use crate::backends::{cluster_mode, ClusterBackends};
 use parley_proto::frames::Cursors;
 use parley_proto::rest::SendMessageRequest;
 use parley_proto::{Conversation, PresenceStatus, Timestamp, UserId};
@@ -23,9 +24,11 @@ pub const WAIT: Duration = Duration::from_secs(15);
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub url: String,
-    pub data_dir: PathBuf,
     /// What it was started with, to start again the same way.
     config: Config,
+    /// In cluster mode, the services it runs on (shared with the other nodes of its
+    /// cluster); dropped after the server.
+    _backends: Option<std::sync::Arc<ClusterBackends>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -47,20 +50,43 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
+    /// A server with the test defaults changed by `adjust`: embedded, or in the cluster
+    /// run (`PARLEY_TEST_MODE=cluster`) a one-node cluster on services of its own.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let backends = match cluster_mode() {
+            true => Some(std::sync::Arc::new(ClusterBackends::create().await)),
+            false => None,
+        };
+        Self::start_node(backends, "n1", adjust).await
+    }
+
+    /// A server on `backends` (a cluster's node named `node_id`), or embedded without.
+    pub async fn start_node(
+        backends: Option<std::sync::Arc<ClusterBackends>>,
+        node_id: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path().to_path_buf());
+        if let Some(backends) = &backends {
+            backends.apply(&mut config, node_id);
+        }
         adjust(&mut config);
         let server = parley_server::start(config.clone())
             .await
             .expect("server starts");
         Self {
             url: server.url(),
-            data_dir: dir.path().to_path_buf(),
             server: Some(server),
             config,
+            _backends: backends,
             _dir: Some(dir),
         }
+    }
+
+    /// What it was started with (in cluster mode, a node of its cluster).
+    pub fn config(&self) -> Config {
+        self.config.clone()
     }
 
     /// Shuts down gracefully and starts again on the same data and settings (a new port).

@@ -4,12 +4,14 @@
 //! Scenarios are functions over a [`harness::TestServer`], so the same ones can run
 //! against every deployment mode.
 
+mod backends;
 mod binary;
 mod harness;
 mod raw;
 
 mod accounts;
 mod cli;
+mod cluster;
 mod conversations;
 mod crash;
 mod group_races;

@@ -1,61 +1,9 @@
-//! The server on PostgreSQL (`database_url`) instead of the embedded SQLite: the same
-//! scenarios over real sockets, on a schema of its own in the machine's PostgreSQL
-//! (`PARLEY_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`). These
-//! fail, never skip, when PostgreSQL cannot be reached.
+//! The server on PostgreSQL alone (`database_url`, one node, no NATS or Redis) instead of
+//! the embedded SQLite, on a schema of its own (`backends.rs`). These fail, never skip,
+//! when PostgreSQL cannot be reached.
 
+use crate::backends::Schema;
 use crate::harness::*;
-use sqlx::Connection as _;
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh schema, dropped when the test ends.
-struct Schema {
-    admin_url: String,
-    name: String,
-}
-
-impl Schema {
-    async fn create() -> Self {
-        let admin_url =
-            std::env::var("PARLEY_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
-        let mut connection = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "PostgreSQL is required for these tests: cannot connect to {admin_url} \
-                     ({error}); start it or set PARLEY_TEST_DATABASE_URL"
-                )
-            });
-        let name = format!("it_{}", ulid::Ulid::new().to_string().to_lowercase());
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        connection.close().await.unwrap();
-        Self { admin_url, name }
-    }
-
-    /// The URL of the database with this schema first on the search path.
-    fn database_url(&self) -> String {
-        let separator = if self.admin_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        format!(
-            "{}{separator}options=-c%20search_path%3D{}",
-            self.admin_url, self.name
-        )
-    }
-
-    async fn drop(self) {
-        let mut connection = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-    }
-}
 
 /// Register, chat, receipts and history on PostgreSQL; after a restart of the server
 /// everything is still there and `seq` goes on where it was.
@@ -100,5 +48,5 @@ async fn the_server_runs_on_postgresql() {
     assert_eq!(contents, ["on postgres", "after the restart"]);
     drop(alice_connection);
     server.server.take().unwrap().shutdown().await.unwrap();
-    schema.drop().await;
+    drop(schema);
 }

@@ -58,7 +58,7 @@ async fn sdk_resumes_across_a_server_restart() {
     messages(&mut bob_connection, &conversation_id, 1).await;
 
     server.server.take().unwrap().shutdown().await.unwrap();
-    let mut config = crate::harness::test_config(server.data_dir.clone());
+    let mut config = server.config();
     config.listen = address;
     let restarted = eventually(
         "restart on the same port",
