@@ -181,20 +181,22 @@ async fn run<S: Socket>(
         close_with(&mut socket, Some(error), 1008, "too many connections").await;
         return;
     }
-    // A logout that committed between this socket's authentication and its registration
-    // dispatched its close before the hub knew the socket: look again now that it does.
-    if state.chat.authenticate_session(&session).await.is_err() {
-        state.hub.unregister(connection_id.serial);
-        let error = ServerFrame::error(ErrorCode::Unauthorized, "token revoked");
-        close_with(&mut socket, Some(error), 4001, "token revoked").await;
-        return;
-    }
     if let Err(error) = state.chat.connected(&session, &connection_id).await {
         // The bus would not bring this socket its frames: it is better closed, and the
         // client retries (on another node, behind a load balancer).
         state.hub.unregister(connection_id.serial);
         let frame = error_frame(&error, None);
         close_with(&mut socket, Some(frame), 1013, "try again later").await;
+        return;
+    }
+    // A logout that committed between this socket's authentication and now announced its
+    // close before this node asked the bus for the user's events (`connected`), so the
+    // close may never come: look again now that any later one would.
+    if state.chat.authenticate_session(&session).await.is_err() {
+        state.hub.unregister(connection_id.serial);
+        state.chat.disconnected(&session, &connection_id).await;
+        let error = ServerFrame::error(ErrorCode::Unauthorized, "token revoked");
+        close_with(&mut socket, Some(error), 4001, "token revoked").await;
         return;
     }
     let mut connection = Connection::new(
