@@ -47,7 +47,16 @@ pub struct NatsOptions {
     /// How often the client pings the server; two unanswered pings drop the connection,
     /// so a server that vanished without closing the socket is noticed within about three.
     pub ping_interval: Duration,
+    /// A `Deliver` to at least this many users is published once, whole, on the subject
+    /// every node reads, and each node keeps the users it holds; smaller ones go to each
+    /// user's subject. Per-user subjects are exact but cost a NATS message per user; for a
+    /// big group one message per node is far cheaper (`LAYOUT.md`).
+    pub broadcast_at: usize,
 }
+
+/// See [`NatsOptions::broadcast_at`]: from 32 users, publishing per user costs more than
+/// the nodes' filtering on any cluster of up to 32 nodes.
+pub const DEFAULT_BROADCAST_AT: usize = 32;
 
 impl Default for NatsOptions {
     fn default() -> Self {
@@ -59,6 +68,7 @@ impl Default for NatsOptions {
             connect_timeout: Duration::from_secs(2),
             max_reconnect_delay: Duration::from_secs(2),
             ping_interval: Duration::from_secs(10),
+            broadcast_at: DEFAULT_BROADCAST_AT,
         }
     }
 }
@@ -406,8 +416,9 @@ impl Bus for NatsBus {
         // down (backpressure on the fan-out) instead of failing it.
         let limit = self.options.timeout;
         for event in &events {
-            let payload = wire::encode(event)?;
-            for subject in self.link.subjects.for_event(event)? {
+            let broadcast = wire::is_broadcast(event, self.options.broadcast_at);
+            let payload = wire::encode(event, broadcast)?;
+            for subject in self.link.subjects.for_event(event, broadcast)? {
                 let sent = self.link.client.publish(subject, payload.clone());
                 bounded(limit, async { sent.await.map_err(publish_error) }).await?;
             }

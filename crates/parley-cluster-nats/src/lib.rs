@@ -15,9 +15,9 @@
 //!
 //! | subject | who subscribes | what is published there |
 //! |---|---|---|
-//! | `u.<user_id>` | nodes with `Interest::User` (a socket of the user) | `Deliver`, once per user of the event; `CloseDevice` |
+//! | `u.<user_id>` | nodes with `Interest::User` (a socket of the user) | `Deliver` to fewer than `broadcast_at` users (32), once per user; `CloseDevice` |
 //! | `p.<user_id>` | nodes with `Interest::Presence` (a socket watching the user) | `Presence` about the user |
-//! | `all` | every node, from `subscribe` | `MembershipChanged` |
+//! | `all` | every node, from `subscribe` | `MembershipChanged`; `Deliver` to `broadcast_at` users or more, once, whole |
 //! | `barrier.<node>.<n>` | that node, for one round trip | nothing but the round trip's empty message |
 //!
 //! A subject per user makes NATS do the addressing: a message goes exactly to the nodes
@@ -25,8 +25,11 @@
 //! `SUB`/`UNSUB`. The price is that a group message is `M` NATS messages for `M` members
 //! (all with the one payload encoded once, see `wire`); the alternative, one subject all
 //! nodes read and filter, would cost every 1:1 message `N - 1` useless deliveries and
-//! every node the decoding of the whole cluster's traffic. `LAYOUT.md` has the
-//! measurements. User ids go into subjects as they are, so an id that is not exactly one
+//! every node the decoding of the whole cluster's traffic. So both are used: per user
+//! below `NatsOptions::broadcast_at` users (32: 1:1 chats and small groups, the bulk of
+//! traffic), and from there one message on `all` that each node narrows to the users it
+//! holds (a subscription it has, not aborted) or drops, since a big group has members on
+//! most nodes anyway. `LAYOUT.md` has the measurements. User ids go into subjects as they are, so an id that is not exactly one
 //! subject token (empty, or with `.`, `*`, `>`, whitespace) is refused as `Codec` before
 //! anything is sent: a bad id can never become a wildcard.
 //!
@@ -37,7 +40,9 @@
 //!   each with that one user in `user_ids`: split, as the port allows.
 //! - **Ordered per publisher and addressee.** NATS keeps one connection's messages to one
 //!   subscription in order, and each node publishes on its own connection. Events on
-//!   different subjects (two users, a user and `all`) have no order between them.
+//!   different subjects (two users, a user and `all`) have no order between them: one
+//!   conversation's messages keep their order while its audience stays on one side of
+//!   `broadcast_at`.
 //! - **Effective when it returns.** `add_interest` subscribes, then waits for a round trip
 //!   through the server on the same connection: the server handles one connection's
 //!   commands in order, so it has the `SUB` before anything published later. That holds

@@ -9,6 +9,11 @@
 //! stream ends at its next poll, `SelectAll` drops it, and dropping an async-nats
 //! `Subscriber` closes its channel and sends `UNSUB` to the server.
 //!
+//! A `Deliver` to a big audience comes once on the subject every node reads, with all its
+//! users: this task keeps the users the node holds a subscription for (it sees every
+//! subscription come in, and an aborted one no longer counts) and passes the event on
+//! for those only, or not at all, as if it had come on their subjects.
+//!
 //! The node's stream is bounded and this task uses `try_send`: a node that does not read
 //! loses events (counted in `parley_bus_dropped_total` and in the stream's `losses`),
 //! and neither NATS nor any other node is held up by it.
@@ -19,6 +24,7 @@ use futures::stream::{AbortHandle, AbortRegistration, Abortable, BoxStream, Sele
 use futures::StreamExt;
 use parley_core::bus::BusEvent;
 use parley_proto::UserId;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
@@ -76,6 +82,10 @@ pub(crate) enum Command {
     Open(mpsc::Sender<BusEvent>),
 }
 
+/// How many subscriptions may come in before `held` is swept of ended ones (or as many as
+/// it holds, whichever is more: sweeping stays linear in the subscriptions added).
+const SWEEP_EVERY: usize = 1024;
+
 type Routed = BoxStream<'static, (Arc<Route>, async_nats::Message)>;
 
 /// Runs until every sender of `commands` is gone (the `NatsBus` was dropped); then its
@@ -87,6 +97,8 @@ pub(crate) async fn run(mut commands: mpsc::UnboundedReceiver<Command>, losses: 
         decoder: Decoder::default(),
         dropping: false,
         losses,
+        held: HashMap::new(),
+        added: 0,
     };
     loop {
         tokio::select! {
@@ -94,6 +106,7 @@ pub(crate) async fn run(mut commands: mpsc::UnboundedReceiver<Command>, losses: 
             biased;
             command = commands.recv() => match command {
                 Some(Command::Add { route, subscriber, registration }) => {
+                    forwarder.hold(&route);
                     let tagged = route.clone();
                     let stream = Abortable::new(subscriber, registration)
                         .map(move |message| (tagged.clone(), message));
@@ -117,9 +130,52 @@ struct Forwarder {
     /// Whether the last event was dropped for a full stream: a run of drops is one loss.
     dropping: bool,
     losses: Arc<Losses>,
+    /// The users this node has a subscription for, by the handle that ends it: what a
+    /// broadcast `Deliver` is narrowed to.
+    held: HashMap<UserId, AbortHandle>,
+    /// Subscriptions added since `held` was last swept of ended ones.
+    added: usize,
 }
 
 impl Forwarder {
+    /// Remembers a user subscription; now and then forgets the ended ones.
+    fn hold(&mut self, route: &Route) {
+        if let Target::User(user_id) = &route.target {
+            self.held.insert(user_id.clone(), route.abort.clone());
+            self.added += 1;
+            if self.added >= SWEEP_EVERY.max(self.held.len()) {
+                self.held.retain(|_, abort| !abort.is_aborted());
+                self.added = 0;
+            }
+        }
+    }
+
+    /// A broadcast `Deliver` with only the users this node holds, or `None` if it holds
+    /// none of them.
+    fn narrow(&self, event: BusEvent) -> Option<BusEvent> {
+        let BusEvent::Deliver {
+            user_ids,
+            except_connection,
+            frame,
+            created_at_ms,
+        } = event
+        else {
+            return Some(event);
+        };
+        let held = |user_id: &&UserId| {
+            self.held
+                .get(*user_id)
+                .is_some_and(|abort| !abort.is_aborted())
+        };
+        let ours: Arc<[UserId]> = user_ids.iter().filter(held).cloned().collect();
+        (!ours.is_empty()).then_some(BusEvent::Deliver {
+            user_ids: ours,
+            except_connection,
+            frame,
+            created_at_ms,
+        })
+    }
+
     fn forward(&mut self, route: &Route, payload: &bytes::Bytes) {
         // Aborted since it yielded: `remove_interest` has returned, and what the
         // subscription still holds is not for this node any more.
@@ -130,6 +186,10 @@ impl Forwarder {
             return;
         };
         let event = match self.decoder.decode(payload, &route.target, &route.user) {
+            Ok(event) if matches!(route.target, Target::All) => match self.narrow(event) {
+                Some(event) => event,
+                None => return,
+            },
             Ok(event) => event,
             Err(error) => {
                 metrics::counter!("parley_bus_dropped_total", "reason" => "undecodable")

@@ -106,9 +106,19 @@ impl Subjects {
 
     /// The subjects `event` is published on, checked before anything is sent: one per user
     /// of a `Deliver`, in its order (so one user's events keep their order on their
-    /// subject), one for the others.
-    pub(crate) fn for_event(&self, event: &BusEvent) -> Result<Vec<String>, BusError> {
+    /// subject), or the one every node reads for a `broadcast` one; one for the others.
+    pub(crate) fn for_event(
+        &self,
+        event: &BusEvent,
+        broadcast: bool,
+    ) -> Result<Vec<String>, BusError> {
         match event {
+            BusEvent::Deliver { user_ids, .. } if broadcast => {
+                for user_id in user_ids.iter() {
+                    token(user_id)?;
+                }
+                Ok(vec![self.all()])
+            }
             BusEvent::Deliver { user_ids, .. } => {
                 user_ids.iter().map(|user_id| self.user(user_id)).collect()
             }
@@ -186,7 +196,7 @@ mod tests {
             created_at_ms: None,
         };
         assert_eq!(
-            subjects.for_event(&event).unwrap(),
+            subjects.for_event(&event, false).unwrap(),
             ["parley.p.u.u_b", "parley.p.u.u_a"]
         );
     }

@@ -29,9 +29,17 @@ pub(crate) enum WireError {
     },
 }
 
-/// `event`'s payload, the same for every subject it is published on.
-pub(crate) fn encode(event: &BusEvent) -> Result<Bytes, BusError> {
+/// Whether `event` goes whole to every node rather than to each user's subject (see
+/// `NatsOptions::broadcast_at`).
+pub(crate) fn is_broadcast(event: &BusEvent, broadcast_at: usize) -> bool {
+    matches!(event, BusEvent::Deliver { user_ids, .. } if user_ids.len() >= broadcast_at.max(1))
+}
+
+/// `event`'s payload, the same for every subject it is published on; a `broadcast`
+/// `Deliver` keeps its users (every node picks out its own).
+pub(crate) fn encode(event: &BusEvent, broadcast: bool) -> Result<Bytes, BusError> {
     let encoded = match event {
+        BusEvent::Deliver { .. } if broadcast => serde_json::to_vec(event),
         BusEvent::Deliver {
             except_connection,
             frame,
@@ -87,7 +95,7 @@ fn address(event: BusEvent, target: &Target, user: &Arc<[UserId]>) -> Result<Bus
         | (BusEvent::Presence { user_id, .. }, Target::Presence(subject_user)) => {
             user_id == subject_user
         }
-        (BusEvent::MembershipChanged { .. }, Target::All) => true,
+        (BusEvent::MembershipChanged { .. } | BusEvent::Deliver { .. }, Target::All) => true,
         _ => false,
     };
     if !fits {
@@ -106,6 +114,8 @@ fn address(event: BusEvent, target: &Target, user: &Arc<[UserId]>) -> Result<Bus
         });
     }
     Ok(match event {
+        // A broadcast keeps its users: the receiver keeps those the node holds.
+        deliver @ BusEvent::Deliver { .. } if matches!(target, Target::All) => deliver,
         BusEvent::Deliver {
             except_connection,
             frame,
@@ -135,9 +145,26 @@ mod tests {
         }
     }
 
+    fn encode_split(event: &BusEvent) -> Result<Bytes, BusError> {
+        encode(event, false)
+    }
+
+    #[test]
+    fn a_broadcast_keeps_its_users_on_the_all_subject() {
+        let event = deliver(&["u_a", "u_b"]);
+        assert!(is_broadcast(&event, 2) && !is_broadcast(&event, 3));
+        let payload = encode(&event, true).unwrap();
+        let none: Arc<[UserId]> = Arc::from([]);
+        let mut decoder = Decoder::default();
+        assert_eq!(
+            decoder.decode(&payload, &Target::All, &none).unwrap(),
+            event
+        );
+    }
+
     #[test]
     fn a_deliver_is_encoded_without_its_users_and_decoded_with_the_subjects() {
-        let payload = encode(&deliver(&["u_a", "u_b"])).unwrap();
+        let payload = encode_split(&deliver(&["u_a", "u_b"])).unwrap();
         assert!(!payload.windows(3).any(|window| window == b"u_a"));
         let user: Arc<[UserId]> = Arc::from([UserId::from("u_b")]);
         let target = Target::User(UserId::from("u_b"));
@@ -150,7 +177,7 @@ mod tests {
 
     #[test]
     fn equal_payloads_share_one_decoded_frame() {
-        let payload = encode(&deliver(&["u_a", "u_b"])).unwrap();
+        let payload = encode_split(&deliver(&["u_a", "u_b"])).unwrap();
         let copy = Bytes::copy_from_slice(&payload);
         let mut decoder = Decoder::default();
         let frames: Vec<_> = ["u_a", "u_b"]
@@ -172,10 +199,10 @@ mod tests {
     fn events_on_the_wrong_subject_or_garbage_are_refused() {
         let user: Arc<[UserId]> = Arc::from([UserId::from("u_a")]);
         let mut decoder = Decoder::default();
-        let payload = encode(&deliver(&["u_a"])).unwrap();
+        let payload = encode_split(&deliver(&["u_a"])).unwrap();
         let presence = Target::Presence(UserId::from("u_a"));
         assert!(decoder.decode(&payload, &presence, &user).is_err());
-        let close = encode(&BusEvent::CloseDevice {
+        let close = encode_split(&BusEvent::CloseDevice {
             user_id: UserId::from("u_other"),
             device_id: "d_1".into(),
         })

@@ -365,3 +365,63 @@ async fn subscriptions_come_back_by_themselves_after_nats_restarts() {
         .await
         .unwrap();
 }
+
+/// A `Deliver` to `broadcast_at` users or more is one NATS message on the subject every
+/// node reads: a node gets it once, with only the users it holds (a user it let go no
+/// longer counts), and a node holding none of them gets nothing; smaller ones still go
+/// per user.
+#[tokio::test]
+async fn a_big_audience_is_one_message_narrowed_by_each_node() {
+    let (url, prefix) = (nats_url(), fresh_prefix());
+    let options = || NatsOptions {
+        broadcast_at: 4,
+        ..NatsOptions::default()
+    };
+    let node_a = connect_with(&url, &prefix, "node-a", options()).await;
+    let node_b = connect_with(&url, &prefix, "node-b", options()).await;
+    let node_c = connect_with(&url, &prefix, "node-c", options()).await;
+    let mut events_b = node_b.subscribe().await.unwrap();
+    let mut events_c = node_c.subscribe().await.unwrap();
+    let members: Vec<UserId> = (0..6).map(|index| user(&format!("u_{index}"))).collect();
+    for member in &members[..3] {
+        node_b
+            .add_interest(Interest::User(member.clone()))
+            .await
+            .unwrap();
+    }
+    node_b
+        .remove_interest(Interest::User(members[2].clone()))
+        .await
+        .unwrap();
+    let outsider = user("u_outsider");
+    node_c
+        .add_interest(Interest::User(outsider.clone()))
+        .await
+        .unwrap();
+    let observer = raw_client(&url).await;
+    let mut wire = observe(&observer, &prefix).await;
+
+    node_a.publish(vec![deliver(&members, 1)]).await.unwrap();
+    let on_the_wire = next_message(&mut wire).await;
+    assert_eq!(on_the_wire.subject.as_str(), format!("parley.{prefix}.all"));
+    assert_eq!(
+        next_event(&mut events_b).await,
+        deliver(&members[..2], 1),
+        "node-b's two held users, once"
+    );
+
+    // Below the threshold: per user, as before; and node-c, holding none of the group,
+    // got nothing before its own user's marker.
+    node_a
+        .publish(vec![deliver(&members[..2], 2), deliver_to(&outsider, 3)])
+        .await
+        .unwrap();
+    for expected in [deliver_to(&members[0], 2), deliver_to(&members[1], 2)] {
+        assert_eq!(next_event(&mut events_b).await, expected);
+    }
+    assert_eq!(next_event(&mut events_c).await, deliver_to(&outsider, 3));
+    for _ in 0..3 {
+        let subject = next_message(&mut wire).await.subject;
+        assert!(subject.as_str().contains(".u."), "per user: {subject}");
+    }
+}

@@ -13,7 +13,9 @@
 //!   users (a bus routing per user, like NATS subjects, does that), never one user twice.
 //! - **Ordered per publisher and addressee**: a node receives one publisher's events for
 //!   one user (`Deliver`, `CloseDevice`), or about one user's presence, in publish order.
-//!   Events for everyone (`MembershipChanged`, a cache hint) may overtake others.
+//!   Events for everyone (`MembershipChanged`, a cache hint) may overtake others, and a
+//!   network bus may carry `Deliver`s to big audiences on a path of their own, ordered
+//!   among themselves (one conversation's messages have one audience).
 //! - **Bounded**: nothing queues without limit. In one process `publish` waits while a
 //!   node's stream is full (backpressure); a network bus may instead drop for a node that
 //!   does not keep up (a missed doorbell), but never waits on it forever.
