@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 mod conversations;
 mod crash;
+mod faults;
 mod group_races;
 mod hardening;
 mod messaging;
