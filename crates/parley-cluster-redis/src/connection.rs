@@ -47,6 +47,57 @@ pub(crate) async fn open(url: &str, timeouts: Timeouts) -> Result<ConnectionMana
     ConnectionManager::new_with_config(client, config).await
 }
 
+/// Whether Redis is known to be down, so calls fail at once instead of each waiting out
+/// the reconnect attempts (about half a second): a socket whose sends check a rate limit
+/// must get its refusals at the pace it sends, not two a second.
+///
+/// A call that fails for the connection (refused, dropped, I/O, timeout) marks Redis
+/// down; until [`PROBE_INTERVAL`] has passed, calls fail at once with [`RedisDown`]; then
+/// one call goes through as a probe (the others keep failing at once), and a success
+/// clears the mark. Errors of a command itself (a script's) say nothing about the link.
+#[derive(Debug, Default)]
+pub(crate) struct Health(parking_lot::Mutex<Option<tokio::time::Instant>>);
+
+/// How often a call probes a Redis that is known to be down.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The error of a call refused at once because Redis is known to be down.
+#[derive(Debug, thiserror::Error)]
+#[error("Redis is down (a recent call could not reach it); retrying every {PROBE_INTERVAL:?}")]
+pub(crate) struct RedisDown;
+
+impl Health {
+    /// `Err` while Redis is known to be down and it is not yet time to probe.
+    pub(crate) fn admit(&self) -> Result<(), RedisDown> {
+        let mut down = self.0.lock();
+        match *down {
+            Some(probe_at) if tokio::time::Instant::now() < probe_at => Err(RedisDown),
+            Some(_) => {
+                // This call probes; the others wait for its answer by failing at once.
+                *down = Some(tokio::time::Instant::now() + PROBE_INTERVAL);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// What a call that was admitted found.
+    pub(crate) fn record<T>(&self, outcome: &Result<T, RedisError>) {
+        match outcome {
+            Ok(_) => *self.0.lock() = None,
+            Err(error)
+                if error.is_io_error()
+                    || error.is_timeout()
+                    || error.is_connection_refusal()
+                    || error.is_connection_dropped() =>
+            {
+                *self.0.lock() = Some(tokio::time::Instant::now() + PROBE_INTERVAL);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// One `PING`, answered within the response timeout, or the error that kept it.
 pub(crate) async fn ping(redis: &ConnectionManager) -> Result<(), RedisError> {
     let mut redis = redis.clone();

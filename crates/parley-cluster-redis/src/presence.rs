@@ -44,6 +44,8 @@ pub const DEFAULT_REAP_BATCH: usize = 10_000;
 #[derive(Clone)]
 pub struct RedisPresence {
     redis: ConnectionManager,
+    /// Whether Redis is known to be down (shared by every handle on this connection).
+    health: Arc<crate::connection::Health>,
     /// `parley:{<prefix>}:presence:`, the start of every key of this registry.
     keys: Arc<str>,
     node: NodeId,
@@ -82,6 +84,7 @@ impl RedisPresence {
         Ok(Self {
             redis,
             keys: keys.into(),
+            health: Arc::default(),
             node,
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1),
             reap_batch: DEFAULT_REAP_BATCH,
@@ -113,11 +116,11 @@ impl RedisPresence {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, PresenceError> {
+        self.health.admit().map_err(PresenceError::unavailable)?;
         let mut redis = self.redis.clone();
-        invocation
-            .invoke_async(&mut redis)
-            .await
-            .map_err(PresenceError::unavailable)
+        let outcome = invocation.invoke_async(&mut redis).await;
+        self.health.record(&outcome);
+        outcome.map_err(PresenceError::unavailable)
     }
 }
 
@@ -234,8 +237,9 @@ impl PresenceRegistry for RedisPresence {
     }
 
     async fn ping(&self) -> Result<(), PresenceError> {
-        crate::connection::ping(&self.redis)
-            .await
-            .map_err(PresenceError::unavailable)
+        self.health.admit().map_err(PresenceError::unavailable)?;
+        let outcome = crate::connection::ping(&self.redis).await;
+        self.health.record(&outcome);
+        outcome.map_err(PresenceError::unavailable)
     }
 }

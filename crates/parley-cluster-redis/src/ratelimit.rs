@@ -33,6 +33,8 @@ static REFUND: LazyLock<Script> = bucket_script!("refund.lua");
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     redis: ConnectionManager,
+    /// Whether Redis is known to be down (shared by every handle on this connection).
+    health: Arc<crate::connection::Health>,
     /// `parley:{<prefix>}:rate:`, the start of every bucket's key.
     keys: Arc<str>,
 }
@@ -58,6 +60,7 @@ impl RedisRateLimiter {
         Ok(Self {
             redis,
             keys: keys.into(),
+            health: Arc::default(),
         })
     }
 
@@ -65,11 +68,11 @@ impl RedisRateLimiter {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RateLimitError> {
+        self.health.admit().map_err(RateLimitError::unavailable)?;
         let mut redis = self.redis.clone();
-        invocation
-            .invoke_async(&mut redis)
-            .await
-            .map_err(RateLimitError::unavailable)
+        let outcome = invocation.invoke_async(&mut redis).await;
+        self.health.record(&outcome);
+        outcome.map_err(RateLimitError::unavailable)
     }
 }
 
@@ -139,9 +142,10 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn ping(&self) -> Result<(), RateLimitError> {
-        crate::connection::ping(&self.redis)
-            .await
-            .map_err(RateLimitError::unavailable)
+        self.health.admit().map_err(RateLimitError::unavailable)?;
+        let outcome = crate::connection::ping(&self.redis).await;
+        self.health.record(&outcome);
+        outcome.map_err(RateLimitError::unavailable)
     }
 }
 
