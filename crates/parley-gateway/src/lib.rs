@@ -72,7 +72,7 @@ impl Default for GatewayConfig {
             max_unauthenticated_sockets: 512,
             accepts_per_second: 500,
             request_timeout: Duration::from_secs(10),
-            position_check_interval: Some(Duration::from_secs(30)),
+            position_check_interval: Some(Duration::from_secs(60)),
         }
     }
 }

@@ -29,9 +29,10 @@ pub struct Config {
     /// clusters can share one NATS and one Redis. 1-64 characters of `a-z A-Z 0-9 - _`,
     /// the same on every node of a cluster.
     pub cluster_name: String,
-    /// Seconds between a node's checks that its sockets missed no message (the safety net
-    /// under a lost NATS event); the check also runs at once when the node knows it may
-    /// have missed events. 0 turns the periodic check off.
+    /// Seconds between each socket's checks that it missed no message (the safety net
+    /// under a lost NATS event: one store read per socket per period); the check also
+    /// runs soon after the node knows it may have missed events. 0 turns the periodic
+    /// check off. Only with `nats_url`: in one process no event is lost.
     pub position_check_secs: u64,
     /// This node's name in a cluster: 1-64 characters of `a-z A-Z 0-9 - _`, different on
     /// every live node.
@@ -102,7 +103,7 @@ impl Default for Config {
             nats_url: None,
             redis_url: None,
             cluster_name: "parley".to_owned(),
-            position_check_secs: 30,
+            position_check_secs: 60,
             node_id: "local".to_owned(),
             presence_lease_secs: 30,
             log: "info".into(),
@@ -238,7 +239,7 @@ impl Config {
             max_unauthenticated_sockets: self.limits.max_unauthenticated_sockets,
             accepts_per_second: self.limits.accepts_per_second,
             request_timeout: std::time::Duration::from_secs(self.limits.request_timeout_secs),
-            position_check_interval: (self.position_check_secs > 0)
+            position_check_interval: (self.position_check_secs > 0 && self.nats_url.is_some())
                 .then(|| std::time::Duration::from_secs(self.position_check_secs)),
             ..parley_gateway::GatewayConfig::default()
         }
