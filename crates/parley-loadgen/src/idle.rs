@@ -1,7 +1,8 @@
 //! `--mode idle`: open many authenticated connections, hold them, weigh the server.
 //!
 //! Connections are spread round-robin over `--users` users (sharing each user's token
-//! unless `--fresh-devices`), opened `--connect-concurrency` at a time. The report
+//! unless `--fresh-devices`) and over the nodes (connection j on node j % nodes), opened
+//! `--connect-concurrency` at a time. The report
 //! gives the server's RSS growth per connection and the generator's own cost, and how
 //! many connections broke while held. It sends no messages.
 
@@ -9,7 +10,7 @@ use crate::rss::{own_rss_kib, rss_kib};
 use crate::setup::{device_config, random_prefix, register_users};
 use crate::stats::{IdleReport, Report, RssReport};
 use crate::traffic::RssSampler;
-use crate::BenchArgs;
+use crate::{node_for, BenchArgs};
 use anyhow::Context as _;
 use futures::StreamExt;
 use parley_sdk::{Connection, ConnectionHandle, Event};
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) async fn run_idle(server: &str, args: &BenchArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run_idle(nodes: &[String], args: &BenchArgs) -> anyhow::Result<Report> {
     let wanted_descriptors = args.connections as u64 + 1024;
     match rlimit::increase_nofile_limit(wanted_descriptors) {
         Ok(limit) if limit < wanted_descriptors => tracing::warn!(
@@ -30,6 +31,8 @@ pub(crate) async fn run_idle(server: &str, args: &BenchArgs) -> anyhow::Result<R
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
 
+    // REST setup goes to the first node; connection j then opens on node j % nodes.
+    let server = nodes[0].as_str();
     let mut random = StdRng::from_os_rng();
     let prefix = random_prefix(&mut random);
     let user_count = args.users.min(args.connections).max(1);
@@ -77,8 +80,10 @@ pub(crate) async fn run_idle(server: &str, args: &BenchArgs) -> anyhow::Result<R
     let mut handles: Vec<ConnectionHandle> = Vec::with_capacity(args.connections);
     let mut failed = 0usize;
     let mut first_error = None;
-    let mut attempts = futures::stream::iter(tokens)
-        .map(|token| Connection::connect(device_config(server, &token)))
+    let mut attempts = futures::stream::iter(tokens.into_iter().enumerate())
+        .map(|(connection_index, token)| {
+            Connection::connect(device_config(node_for(nodes, connection_index), &token))
+        })
         .buffer_unordered(args.connect_concurrency.max(1));
     while let Some(attempt) = attempts.next().await {
         match attempt {

@@ -88,6 +88,12 @@ pub struct BenchArgs {
     /// Password of the generated users.
     #[arg(long, default_value = "loadgen-password-1")]
     pub password: String,
+    /// Cluster mode: a node's URL (repeat the flag, or give a comma-separated list).
+    /// Users (traffic) or connections (idle) are assigned to the nodes round-robin;
+    /// registration and conversation setup go to the first node. Without it, the
+    /// global `--server` is used, which may itself be a comma-separated list.
+    #[arg(long = "node", value_name = "URL", value_delimiter = ',')]
+    pub nodes: Vec<String>,
 }
 
 impl Default for BenchArgs {
@@ -111,26 +117,55 @@ impl Default for BenchArgs {
             setup_concurrency: 8,
             connect_concurrency: 64,
             password: "loadgen-password-1".into(),
+            nodes: Vec::new(),
         }
     }
 }
 
-/// Runs one benchmark against the server at `server` (`http://host:port`).
+/// Runs one benchmark against the server at `server` (`http://host:port`), or against
+/// the nodes of a cluster (`args.nodes`, or `server` as a comma-separated list).
 ///
 /// Errors only when the run cannot be set up (server unreachable, registration
 /// refused); problems during the run (loss, refusals) are counted in the report.
 pub async fn run(server: &str, args: BenchArgs) -> anyhow::Result<Report> {
     anyhow::ensure!(args.users >= 1, "--users must be at least 1");
+    let nodes = node_urls(server, &args.nodes);
+    anyhow::ensure!(!nodes.is_empty(), "no server URL given");
+    if nodes.len() > 1 {
+        tracing::info!(nodes = nodes.len(), setup = %nodes[0], "spreading clients over nodes");
+    }
     match args.mode {
         Mode::Traffic => {
             anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
-            traffic::run_traffic(server, &args).await
+            traffic::run_traffic(&nodes, &args).await
         }
         Mode::Idle => {
             anyhow::ensure!(args.connections >= 1, "--connections must be at least 1");
-            idle::run_idle(server, &args).await
+            idle::run_idle(&nodes, &args).await
         }
     }
+}
+
+/// The node URLs of a run: `--node` values when given, otherwise `server` split at
+/// commas. Each is trimmed of blanks and trailing slashes; empty entries are dropped.
+/// A single server gives a one-element list, so single-server runs are unchanged.
+pub fn node_urls(server: &str, nodes: &[String]) -> Vec<String> {
+    let listed: Vec<&str> = if nodes.is_empty() {
+        server.split(',').collect()
+    } else {
+        nodes.iter().flat_map(|node| node.split(',')).collect()
+    };
+    listed
+        .into_iter()
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+        .filter(|url| !url.is_empty())
+        .collect()
+}
+
+/// The node that client number `index` (a user in traffic mode, a connection in idle
+/// mode) talks to: round-robin over `nodes`, which must not be empty.
+pub fn node_for(nodes: &[String], index: usize) -> &str {
+    &nodes[index % nodes.len()]
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds (`1.5`).
@@ -204,5 +239,60 @@ mod tests {
         assert_eq!(fanout.server_pid, Some(42));
         let idle = Harness::parse_from(["bench", "--mode", "idle", "--connections", "10000"]).bench;
         assert_eq!((idle.mode, idle.connections), (Mode::Idle, 10000));
+        let cluster = Harness::parse_from([
+            "bench",
+            "--node",
+            "http://a:1",
+            "--node",
+            "http://b:2,http://c:3",
+        ])
+        .bench;
+        assert_eq!(cluster.nodes, ["http://a:1", "http://b:2", "http://c:3"]);
+    }
+
+    /// One server stays one node; lists come from `--node` first, else from `--server`.
+    #[test]
+    fn node_urls_from_server_or_flags() {
+        assert_eq!(
+            node_urls("http://127.0.0.1:8080", &[]),
+            ["http://127.0.0.1:8080"]
+        );
+        assert_eq!(
+            node_urls(" http://a:1/, http://b:2 ,,http://c:3", &[]),
+            ["http://a:1", "http://b:2", "http://c:3"]
+        );
+        let flagged = vec!["http://b:2/".to_owned(), "http://c:3".to_owned()];
+        assert_eq!(
+            node_urls("http://ignored:9", &flagged),
+            ["http://b:2", "http://c:3"]
+        );
+        assert!(node_urls(" , ", &[]).is_empty());
+    }
+
+    /// Clients go round-robin: with 3 nodes, 7 clients land 3/2/2, client i on node i % 3;
+    /// with one node every client lands on it.
+    #[test]
+    fn clients_are_assigned_round_robin() {
+        let nodes = node_urls("http://n1,http://n2,http://n3", &[]);
+        let assigned: Vec<&str> = (0..7).map(|index| node_for(&nodes, index)).collect();
+        assert_eq!(
+            assigned,
+            [
+                "http://n1",
+                "http://n2",
+                "http://n3",
+                "http://n1",
+                "http://n2",
+                "http://n3",
+                "http://n1"
+            ]
+        );
+        let per_node: Vec<usize> = nodes
+            .iter()
+            .map(|node| assigned.iter().filter(|&&url| url == node).count())
+            .collect();
+        assert_eq!(per_node, [3, 2, 2]);
+        let single = node_urls("http://only", &[]);
+        assert!((0..5).all(|index| node_for(&single, index) == "http://only"));
     }
 }

@@ -12,7 +12,7 @@ use crate::setup::{
     connect_all, create_conversations, device_config, random_prefix, register_users,
 };
 use crate::stats::{Recorder, Report, RssReport};
-use crate::BenchArgs;
+use crate::{node_for, BenchArgs};
 use parking_lot::Mutex;
 use parley_sdk::proto::{ConversationId, DeviceId, ErrorCode};
 use parley_sdk::{
@@ -31,7 +31,7 @@ struct RunContext {
     recorder: Mutex<Recorder>,
 }
 
-pub(crate) async fn run_traffic(server: &str, args: &BenchArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run_traffic(nodes: &[String], args: &BenchArgs) -> anyhow::Result<Report> {
     let mut random = StdRng::from_os_rng();
     let (plan, user_count): (Vec<PlannedConversation>, usize) = match args.group_size {
         Some(group_size) => {
@@ -61,6 +61,8 @@ pub(crate) async fn run_traffic(server: &str, args: &BenchArgs) -> anyhow::Resul
     };
     anyhow::ensure!(!plan.is_empty(), "the plan has no conversations");
 
+    // REST setup goes to the first node; user i then connects to node i % nodes.
+    let server = nodes[0].as_str();
     let prefix = random_prefix(&mut random);
     tracing::info!(users = user_count, conversations = plan.len(), %prefix, "registering");
     let users = register_users(
@@ -74,7 +76,13 @@ pub(crate) async fn run_traffic(server: &str, args: &BenchArgs) -> anyhow::Resul
     let conversation_ids = create_conversations(&users, &plan, args.setup_concurrency).await?;
     let configs = users
         .iter()
-        .map(|user| device_config(server, &user.client.token().unwrap_or_default()))
+        .enumerate()
+        .map(|(index, user)| {
+            device_config(
+                node_for(nodes, index),
+                &user.client.token().unwrap_or_default(),
+            )
+        })
         .collect();
     tracing::info!("connecting {} devices", users.len());
     let connections = connect_all(configs, args.connect_concurrency).await?;
