@@ -13,9 +13,10 @@ use parley_proto::UserId;
 use parley_testkit::bus::{
     deliver, deliver_to, membership_changed, next_event, presence, PATIENCE, QUIET,
 };
+use parley_testkit::services::{free_port, PrivateNats};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{connect, connect_with, fresh_prefix, nats_url, raw_client, PrivateServer};
+use support::{connect, connect_with, fresh_prefix, nats_url, raw_client};
 
 fn user(id: &str) -> UserId {
     UserId::from(id)
@@ -265,7 +266,7 @@ async fn foreign_messages_on_our_subjects_are_dropped() {
 /// connect), naming the server without the credentials in the URL.
 #[tokio::test]
 async fn connecting_to_no_server_fails_at_once_without_the_password() {
-    let port = support::free_port();
+    let port = free_port();
     let url = format!("nats://parley:s3cret@127.0.0.1:{port}");
     let started = Instant::now();
     let result = tokio::time::timeout(
@@ -298,7 +299,7 @@ async fn connecting_to_no_server_fails_at_once_without_the_password() {
 /// themselves (events flow again with no call from the node) and `losses` has moved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_come_back_by_themselves_after_nats_restarts() {
-    let mut server = PrivateServer::start();
+    let mut server = PrivateNats::start().await;
     let prefix = fresh_prefix();
     let node_a = connect(&server.url(), &prefix, "node-a").await;
     let node_b = connect(&server.url(), &prefix, "node-b").await;
@@ -337,7 +338,7 @@ async fn subscriptions_come_back_by_themselves_after_nats_restarts() {
     let pinged = bounded(node_b.ping()).await;
     assert!(matches!(pinged, Err(BusError::Unavailable { .. })));
 
-    server.start_again();
+    server.start_again().await;
     tokio::time::timeout(2 * PATIENCE, losses.changed())
         .await
         .expect("the reconnect counts as a loss")
