@@ -14,6 +14,8 @@
 #   PARLEY_CLUSTER_NAME         parley-cluster (prefix of NATS subjects and Redis keys)
 #   PARLEY_LB_ADDR              127.0.0.1:8080 (HAProxy; clients use this)
 #   PARLEY_LB_STATS_ADDR        127.0.0.1:8404 (HAProxy's stats page, /metrics)
+#   PARLEY_LB_CONN_PER_SOURCE   256 (HAProxy's cap on concurrent connections per client
+#                               address; a load generator on one address needs more)
 #   PARLEY_CLUSTER_FIRST_PORT   8081 (node i listens on FIRST_PORT + i - 1)
 #   PARLEY_CLUSTER_DIR          /tmp/parley-cluster (logs, pid files, generated haproxy.cfg)
 #   PARLEY_CLUSTER_START_TIMEOUT 60, PARLEY_CLUSTER_STOP_TIMEOUT 20 (seconds)
@@ -31,6 +33,8 @@ redis_url="${PARLEY_REDIS_URL:-redis://127.0.0.1:6379}"
 cluster_name="${PARLEY_CLUSTER_NAME:-parley-cluster}"
 lb_addr="${PARLEY_LB_ADDR:-127.0.0.1:8080}"
 stats_addr="${PARLEY_LB_STATS_ADDR:-127.0.0.1:8404}"
+conn_per_source="${PARLEY_LB_CONN_PER_SOURCE:-256}"
+[[ "$conn_per_source" =~ ^[1-9][0-9]*$ ]] || die "PARLEY_LB_CONN_PER_SOURCE must be a positive number"
 first_port="${PARLEY_CLUSTER_FIRST_PORT:-8081}"
 start_timeout="${PARLEY_CLUSTER_START_TIMEOUT:-60}"
 stop_timeout="${PARLEY_CLUSTER_STOP_TIMEOUT:-20}"
@@ -245,8 +249,9 @@ ensure_database() {
 write_haproxy_cfg() {
   local count=$1 maxconn=$2
   awk -v count="$count" -v first="$first_port" -v lb="$lb_addr" -v stats="$stats_addr" \
-      -v maxconn="$maxconn" '
+      -v maxconn="$maxconn" -v per_source="$conn_per_source" '
     /# cluster.sh: PARLEY_LB_ADDR/       { sub(/bind [^ ]+/, "bind " lb) }
+    /# cluster.sh: PARLEY_LB_CONN_PER_SOURCE/ { sub(/conn_cur gt [0-9]+/, "conn_cur gt " per_source) }
     /# cluster.sh: PARLEY_LB_STATS_ADDR/ { sub(/bind [^ ]+/, "bind " stats) }
     /# cluster.sh: maxconn/              { sub(/maxconn [0-9]+/, "maxconn " maxconn) }
     /^[ \t]*server n[0-9]+ / {
@@ -299,7 +304,7 @@ cmd_up() {
   # Same cluster already up: say so. Anything else left running: stop it first.
   local wanted
   wanted=$(printf '%s\n' "count=$count" "bin=$bin" "first_port=$first_port" \
-    "lb_addr=$lb_addr" "stats_addr=$stats_addr" "flags=${flags[*]}")
+    "lb_addr=$lb_addr" "stats_addr=$stats_addr" "per_source=$conn_per_source" "flags=${flags[*]}")
   local running=0 id
   for id in $(known_nodes); do node_pid "$id" >/dev/null && running=1; done
   haproxy_pid >/dev/null && running=1

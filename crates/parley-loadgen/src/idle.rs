@@ -82,7 +82,7 @@ pub(crate) async fn run_idle(nodes: &[String], args: &BenchArgs) -> anyhow::Resu
     let mut first_error = None;
     let mut attempts = futures::stream::iter(tokens.into_iter().enumerate())
         .map(|(connection_index, token)| {
-            Connection::connect(device_config(node_for(nodes, connection_index), &token))
+            connect_retrying(device_config(node_for(nodes, connection_index), &token))
         })
         .buffer_unordered(args.connect_concurrency.max(1));
     while let Some(attempt) = attempts.next().await {
@@ -153,6 +153,28 @@ pub(crate) async fn run_idle(nodes: &[String], args: &BenchArgs) -> anyhow::Resu
         idle: Some(idle),
         ..Report::default()
     })
+}
+
+/// Opens a connection as a client app would: a refusal (a node's accept rate, a
+/// handshake that timed out) is tried again after a growing, jittered pause, up to ten
+/// times.
+async fn connect_retrying(
+    config: parley_sdk::ConnectionConfig,
+) -> Result<Connection, parley_sdk::SdkError> {
+    let mut pause = Duration::from_millis(250);
+    let mut attempts = 0;
+    loop {
+        match Connection::connect(config.clone()).await {
+            Ok(connection) => return Ok(connection),
+            Err(error) if attempts >= 10 => return Err(error),
+            Err(_) => {
+                attempts += 1;
+                let jitter = rand::random_range(0.5..1.5);
+                tokio::time::sleep(pause.mul_f64(jitter)).await;
+                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+        }
+    }
 }
 
 /// Drains one idle connection's events, counting breaks.
