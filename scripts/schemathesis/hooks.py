@@ -16,7 +16,8 @@
 
 3. A 404 that names something in the *body* is not a missing resource. `POST
    /conversations/{id}/members` answers 404 `not_found` for an unknown user in `user_ids`
-   (and `POST …/messages` for a `reply_to_seq` that names no message), while the
+   (and `POST …/messages` for a `reply_to_seq` that names no message, `not_found`, or for a
+   change whose `target_seq` names none or a deleted one, `target_not_found`), while the
    conversation in the path exists. schemathesis' `ensure_resource_availability` reads any
    404 after a creating POST as "the resource just created is gone"; those reports are
    dropped for these two operations (conversations never answer 404 here: a conversation
@@ -29,6 +30,15 @@
    knowing the caller. A report that such a body was accepted is dropped when the ids,
    less the caller's (`PARLEY_ST_USER_ID`), name at most one user; two different other
    users must still be refused.
+
+5. Valid requests about things the schema cannot see. Three 400 `invalid_request`s of the
+   message API are about the state of the server, not the shape of the request:
+   `mentions` naming a user who is not a member, a change (`reaction`/`edit`/`delete`) whose
+   `target_seq` is a system message or another change entry, and a forward whose source
+   (`from_conversation_id`/`seq`) is one. Such a report of `positive_data_acceptance` is
+   dropped only after the server confirmed the reason: the hook reads the conversation's
+   members (`GET /conversations/{id}`) or the named message (`GET …/messages?after_seq=`)
+   with the fuzzing token. Any other 400 to valid data stays a failure.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import math
 import os
 from typing import Any
 
+import requests
 import schemathesis
 
 _OUT_OF_RANGE = 2**64
@@ -76,9 +87,62 @@ def _body_reference_404(case, response) -> bool:
     if (case.method.upper(), case.operation.path) not in _BODY_REFERENCE_404:
         return False
     try:
-        return response.json()["error"]["code"] == "not_found"
+        return response.json()["error"]["code"] in ("not_found", "target_not_found")
     except Exception:  # noqa: BLE001 - anything else is a real failure
         return False
+
+
+# Kinds of messages that cannot be changed or forwarded: system messages and change entries.
+_NOT_ORDINARY = {"system", "reaction", "edit", "delete"}
+
+
+def _server_get(response, path: str):
+    """GET `/api/v1{path}` on the server under test, as the fuzzing user; the JSON or None."""
+    url = response.request.url
+    base = url[: url.index("/api/v1/")]
+    token = os.environ.get("PARLEY_ST_TOKEN", "")
+    answer = requests.get(f"{base}/api/v1{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return answer.json() if answer.status_code == 200 else None
+
+
+def _is_not_ordinary(response, conversation_id, seq) -> bool:
+    """Whether message `seq` of the conversation exists and is a system message or a change."""
+    if not isinstance(conversation_id, str) or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        return False
+    page = _server_get(response, f"/conversations/{conversation_id}/messages?after_seq={seq - 1}&limit=1")
+    messages = (page or {}).get("messages") or []
+    return bool(messages) and messages[0].get("seq") == seq and messages[0].get("content_type") in _NOT_ORDINARY
+
+
+def _mentions_a_stranger(response, conversation_id, mentions) -> bool:
+    if not isinstance(conversation_id, str) or not isinstance(mentions, list) or not mentions:
+        return False
+    conversation = _server_get(response, f"/conversations/{conversation_id}")
+    if conversation is None:
+        return False
+    members = {member["user_id"] for member in conversation.get("members", [])}
+    return any(user_id not in members for user_id in mentions)
+
+
+def _state_refusal(case, response) -> bool:
+    """A 400 to valid data whose reason is the server's state, confirmed with the server (5)."""
+    if response.status_code != 400:
+        return False
+    try:
+        if response.json()["error"]["code"] != "invalid_request":
+            return False
+        body = case.body if isinstance(case.body, dict) else {}
+        operation = (case.method.upper(), case.operation.path)
+        if operation == ("POST", "/api/v1/conversations/{conversation_id}/messages"):
+            conversation_id = (case.path_parameters or {}).get("conversation_id")
+            if body.get("content_type") in ("reaction", "edit", "delete"):
+                return _is_not_ordinary(response, conversation_id, body.get("target_seq"))
+            return _mentions_a_stranger(response, conversation_id, body.get("mentions"))
+        if operation == ("POST", "/api/v1/messages/forward"):
+            return _is_not_ordinary(response, body.get("from_conversation_id"), body.get("seq"))
+    except Exception:  # noqa: BLE001 - when in doubt, keep the failure
+        return False
+    return False
 
 
 def _tolerated_direct_participants(case) -> bool:
@@ -115,5 +179,7 @@ def filter_failure(context, failure, case, response):  # noqa: ARG001 - the hook
     if kind == "EnsureResourceAvailability" and _body_reference_404(case, response):
         return False
     if kind == "AcceptedNegativeData" and _tolerated_direct_participants(case):
+        return False
+    if kind == "RejectedPositiveData" and _state_refusal(case, response):
         return False
     return True

@@ -6,6 +6,7 @@
 //! `parley-sdk`, so the CLI holds no protocol logic of its own.
 
 mod chat;
+mod messages;
 pub mod output;
 pub mod session;
 
@@ -83,6 +84,53 @@ pub enum Command {
     },
     /// Mark a conversation read up to a seq.
     Read { conversation_id: String, seq: i64 },
+    /// React to a message with an emoji (`--remove` takes your reaction back).
+    React {
+        conversation_id: String,
+        seq: i64,
+        /// One emoji, e.g. 👍.
+        #[arg(required_unless_present = "remove")]
+        emoji: Option<String>,
+        #[arg(long, conflicts_with = "emoji")]
+        remove: bool,
+    },
+    /// Replace the text of one of your messages (within 48 hours).
+    Edit {
+        conversation_id: String,
+        seq: i64,
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Delete a message for everyone, or only for you (`--for-me`).
+    Delete {
+        conversation_id: String,
+        seq: i64,
+        #[arg(long)]
+        for_me: bool,
+    },
+    /// Copy a message into up to five other conversations.
+    Forward {
+        conversation_id: String,
+        seq: i64,
+        /// The conversations to copy it to.
+        #[arg(required = true, num_args = 1..=5)]
+        to: Vec<String>,
+    },
+    /// Search your messages (every word matches words it starts, any case or accent).
+    Search {
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
+        /// Only in this conversation.
+        #[arg(long = "in")]
+        conversation_id: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// The `next_cursor` of a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Open a conversation live: print what arrives, send each line typed.
     Chat {
         conversation_id: String,
@@ -273,6 +321,8 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
                 content: text.join(" "),
                 content_type: None,
                 reply_to_seq: None,
+                target_seq: None,
+                mentions: Vec::new(),
             };
             let message = client
                 .send_rest(&ConversationId::from(conversation_id), &request)
@@ -317,6 +367,34 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
                 .context("marking read")?;
             println!("read up to #{seq}");
         }
+        Command::React {
+            conversation_id,
+            seq,
+            emoji,
+            remove,
+        } => messages::react(&server, conversation_id, seq, emoji, remove).await?,
+        Command::Edit {
+            conversation_id,
+            seq,
+            text,
+        } => messages::edit(&server, conversation_id, seq, text).await?,
+        Command::Delete {
+            conversation_id,
+            seq,
+            for_me,
+        } => messages::delete(&server, conversation_id, seq, for_me).await?,
+        Command::Forward {
+            conversation_id,
+            seq,
+            to,
+        } => messages::forward(&server, conversation_id, seq, to).await?,
+        Command::Search {
+            query,
+            conversation_id,
+            limit,
+            cursor,
+            json,
+        } => messages::search(&server, query, conversation_id, limit, cursor, json).await?,
         Command::Chat {
             conversation_id,
             history,

@@ -47,18 +47,49 @@ pub fn clock_time(timestamp: Timestamp) -> String {
     }
 }
 
-/// `#12 10:00:01 alice: Hello!` (system messages in brackets).
+/// `#12 10:00:01 alice: Hello! (edited) [👍 2, ❤️ 1]` (system messages and changes in
+/// brackets, deleted and forwarded messages said so).
 pub fn message_line(message: &Message, names: &NameBook) -> String {
     let time = clock_time(message.created_at);
+    let sender = names.name(message.sender_id.as_str());
     if message.content_type.is_system() {
         return format!("#{} {time} [{}]", message.seq, message.content);
     }
-    format!(
-        "#{} {time} {}: {}",
-        message.seq,
-        names.name(message.sender_id.as_str()),
-        message.content
-    )
+    if message.is_change() {
+        let target = message.target_seq.unwrap_or_default();
+        let what = match message.content_type.as_str() {
+            "reaction" if message.content.is_empty() => {
+                format!("removed their reaction to #{target}")
+            }
+            "reaction" => format!("reacted {} to #{target}", message.content),
+            "edit" => format!("edited #{target}"),
+            _ => format!("deleted #{target}"),
+        };
+        return format!("#{} {time} [{sender} {what}]", message.seq);
+    }
+    if message.hidden {
+        return format!("#{} {time} [hidden by you]", message.seq);
+    }
+    if message.deleted {
+        return format!("#{} {time} {sender}: [deleted]", message.seq);
+    }
+    let mut line = format!("#{} {time} {sender}: ", message.seq);
+    if message.forwarded {
+        line.push_str("[forwarded] ");
+    }
+    line.push_str(&message.content);
+    if message.edited_at.is_some() {
+        line.push_str(" (edited)");
+    }
+    if !message.reactions.is_empty() {
+        let counts: Vec<String> = message
+            .reactions
+            .iter()
+            .map(|reaction| format!("{} {}", reaction.emoji, reaction.count))
+            .collect();
+        line.push_str(&format!(" [{}]", counts.join(", ")));
+    }
+    line
 }
 
 /// The title of a conversation: the group's name, or for a direct chat the other member.
@@ -87,15 +118,24 @@ pub fn conversation_line(conversation: &Conversation, own_user_id: &str) -> Stri
         ConversationType::Direct => "direct",
         ConversationType::Group => "group ",
     };
-    let unread = if conversation.unread_count > 0 {
+    let mut unread = if conversation.unread_count > 0 {
         format!("  {} unread", conversation.unread_count)
     } else {
         String::new()
     };
+    if conversation.unread_mentions > 0 {
+        unread.push_str(&format!("  @{}", conversation.unread_mentions));
+    }
     let preview = conversation
         .last_message
         .as_ref()
-        .map(|message| format!("  “{}”", shorten(&message.content, 40)))
+        .map(|message| {
+            if message.deleted {
+                "  [deleted]".to_owned()
+            } else {
+                format!("  “{}”", shorten(&message.content, 40))
+            }
+        })
         .unwrap_or_default();
     format!(
         "{}  {kind}  {}  ({} members, last #{}){unread}{preview}",
@@ -161,6 +201,13 @@ mod tests {
             reply_to_seq: None,
             created_at: Timestamp(0),
             system: None,
+            target_seq: None,
+            mentions: Vec::new(),
+            forwarded: false,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            hidden: false,
         }
     }
 
@@ -197,6 +244,7 @@ mod tests {
             unread_count: 2,
             last_read_seq: 3,
             muted_until: None,
+            unread_mentions: 0,
         };
         assert_eq!(conversation_title(&conversation, "u_1"), "bob");
         assert_eq!(conversation_title(&conversation, "u_2"), "alice");

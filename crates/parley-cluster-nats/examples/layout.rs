@@ -60,6 +60,13 @@ fn event(user_ids: &[UserId], number: usize) -> BusEvent {
         reply_to_seq: None,
         created_at: Timestamp::from_millis(1_790_000_000_000),
         system: None,
+        target_seq: None,
+        mentions: Vec::new(),
+        forwarded: false,
+        edited_at: None,
+        deleted: false,
+        reactions: Vec::new(),
+        hidden: false,
     });
     BusEvent::Deliver {
         user_ids: user_ids.into(),

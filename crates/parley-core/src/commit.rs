@@ -208,6 +208,7 @@ async fn commit_sends(
             }
             Err(AppendRefusal::NotMember) => Err(Error::NotMember),
             Err(AppendRefusal::ClientMsgIdReused) => Err(Error::ClientMsgIdReused),
+            Err(AppendRefusal::TargetGone) => Err(Error::TargetNotFound),
         };
         let _ = reply.send(answer);
     }

@@ -18,7 +18,7 @@ pub struct CoreConfig {
     /// REST-style writes a user may make per minute: creating conversations, adding,
     /// removing and promoting members, renaming, profile changes.
     pub writes_per_minute: u32,
-    /// User searches a user may make per minute.
+    /// Searches (of users and of messages) a user may make per minute.
     pub searches_per_minute: u32,
     /// Register/login attempts per minute from one network origin (an IP address, or an
     /// IPv6 /64, as the gateway names it).
@@ -39,6 +39,8 @@ pub struct CoreConfig {
     /// How long a node's connections count as online without a heartbeat: a node that
     /// dies takes its users offline after at most this long.
     pub presence_lease: Duration,
+    /// How long after sending its sender may edit or delete a message for everyone.
+    pub edit_window: Duration,
     /// Argon2 memory cost in KiB (OWASP: 19456) and passes.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -62,6 +64,7 @@ impl Default for CoreConfig {
             sync_uncursored_limit: 200,
             max_commit_batch: 512,
             presence_lease: Duration::from_secs(30),
+            edit_window: Duration::from_secs(parley_proto::limits::EDIT_WINDOW_SECS),
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
         }

@@ -35,6 +35,15 @@ pub enum Error {
     NotFound(&'static str),
     #[error("a group has at most {limit} members")]
     GroupFull { limit: usize },
+    /// An edit, or the sender's delete, after the edit window.
+    #[error("the message is too old to be edited or deleted by its sender")]
+    EditWindowPassed,
+    /// Only the message's sender may do this.
+    #[error("only the sender may change this message")]
+    NotSender,
+    /// The message a change names does not exist, or was deleted.
+    #[error("no such message (or it was deleted)")]
+    TargetNotFound,
     #[error("too many requests, retry in {} ms", retry_after.as_millis())]
     RateLimited { retry_after: Duration },
     #[error("the server is shutting down")]

@@ -27,6 +27,7 @@ pub mod presence;
 pub mod ratelimit;
 pub mod receipts;
 pub mod rules;
+pub mod search;
 pub mod store;
 pub mod typing;
 

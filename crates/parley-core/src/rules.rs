@@ -16,16 +16,23 @@ use parley_proto::{ContentType, ConversationType, Member, Role, SystemEvent, Use
 use std::collections::HashSet;
 
 /// What is unread for a member: the messages after their read pointer, except their own
-/// (system messages count: "bob added carol" is news).
+/// and change entries (system messages count: "bob added carol" is news; "bob reacted"
+/// is not).
 pub const UNREAD: Counting<'static> = Counting {
-    except_types: &[],
+    except_types: &ContentType::CHANGES,
     except_own: true,
 };
 
 /// Who hears that a pointer passed some messages in a group: their senders, except the
-/// senders of system messages (an announcement is nobody's message to have read).
+/// senders of system messages and of changes (an announcement or a reaction is nobody's
+/// message to have read).
 pub const RECEIPT_SENDERS: Counting<'static> = Counting {
-    except_types: &[ContentType::SYSTEM],
+    except_types: &[
+        ContentType::SYSTEM,
+        ContentType::REACTION,
+        ContentType::EDIT,
+        ContentType::DELETE,
+    ],
     except_own: false,
 };
 
@@ -215,6 +222,35 @@ fn require_admin(role: Role) -> Result<()> {
     }
 }
 
+/// Whether `actor` may apply a change of `kind` to a message of `sender` that is `age`
+/// old: anyone in the conversation may react; only the sender may edit, within
+/// `edit_window`; the sender may delete within the window, and a group's admins and owner
+/// at any time. (Membership and the target's state are checked before.)
+pub fn may_change(
+    kind: &ContentType,
+    members: &ConversationMembers,
+    actor: &UserId,
+    sender: &UserId,
+    age: std::time::Duration,
+    edit_window: std::time::Duration,
+) -> Result<()> {
+    if *kind == ContentType::REACTION {
+        return Ok(());
+    }
+    let group_admin = members.kind == ConversationType::Group
+        && members.role_of(actor).is_some_and(Role::is_admin);
+    if *kind == ContentType::DELETE && group_admin {
+        return Ok(());
+    }
+    if actor != sender {
+        return Err(Error::NotSender);
+    }
+    if age > edit_window {
+        return Err(Error::EditWindowPassed);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +268,72 @@ mod tests {
 
     fn group(members: Vec<Member>) -> ConversationMembers {
         ConversationMembers::new(ConversationType::Group, members, 1)
+    }
+
+    /// Edits: the sender only, within 48 h; deletes: the sender within 48 h or a group
+    /// admin or owner at any age; reactions: anyone.
+    #[test]
+    fn who_may_react_edit_and_delete() {
+        use std::time::Duration;
+        let window = Duration::from_secs(48 * 3600);
+        let fresh = Duration::from_secs(47 * 3600);
+        let old = Duration::from_secs(48 * 3600 + 1);
+        let members = group(vec![
+            member("u_owner", Role::Owner, 1),
+            member("u_admin", Role::Admin, 2),
+            member("u_sender", Role::Member, 3),
+            member("u_other", Role::Member, 4),
+        ]);
+        let id = |name: &str| UserId::from(name);
+        let sender = id("u_sender");
+        let check = |kind: &ContentType, actor: &str, age| {
+            may_change(kind, &members, &id(actor), &sender, age, window)
+        };
+        assert!(check(&ContentType::EDIT, "u_sender", fresh).is_ok());
+        assert!(matches!(
+            check(&ContentType::EDIT, "u_sender", old),
+            Err(Error::EditWindowPassed)
+        ));
+        assert!(matches!(
+            check(&ContentType::EDIT, "u_other", fresh),
+            Err(Error::NotSender)
+        ));
+        assert!(matches!(
+            check(&ContentType::EDIT, "u_owner", fresh),
+            Err(Error::NotSender)
+        ));
+        assert!(check(&ContentType::DELETE, "u_sender", fresh).is_ok());
+        assert!(matches!(
+            check(&ContentType::DELETE, "u_sender", old),
+            Err(Error::EditWindowPassed)
+        ));
+        assert!(check(&ContentType::DELETE, "u_admin", old).is_ok());
+        assert!(check(&ContentType::DELETE, "u_owner", old).is_ok());
+        assert!(matches!(
+            check(&ContentType::DELETE, "u_other", fresh),
+            Err(Error::NotSender)
+        ));
+        assert!(check(&ContentType::REACTION, "u_other", old).is_ok());
+        // In a direct chat nobody is an admin: only the sender deletes.
+        let direct = ConversationMembers::new(
+            ConversationType::Direct,
+            vec![
+                member("u_sender", Role::Member, 1),
+                member("u_other", Role::Member, 1),
+            ],
+            1,
+        );
+        assert!(matches!(
+            may_change(
+                &ContentType::DELETE,
+                &direct,
+                &id("u_other"),
+                &sender,
+                fresh,
+                window
+            ),
+            Err(Error::NotSender)
+        ));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use async_trait::async_trait;
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role,
-    SystemEvent, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
+    ReactionUsers, Role, SystemEvent, Timestamp, UserId,
 };
 
 /// Errors every backend maps its own into.
@@ -139,6 +139,8 @@ pub struct ConversationSummary {
     pub last_message: Option<Message>,
     pub read_seq: i64,
     pub unread_count: i64,
+    /// Messages after `read_seq` that mention the user, not deleted, not hidden by them.
+    pub unread_mentions: i64,
     pub muted_until: Option<Timestamp>,
 }
 
@@ -162,6 +164,12 @@ pub struct NewMessage {
     pub reply_to_seq: Option<i64>,
     pub created_at: Timestamp,
     pub system: Option<SystemEvent>,
+    /// For a change entry (`ContentType::is_change`): the message it changes.
+    pub target_seq: Option<i64>,
+    /// For `text`: the users it mentions (the core checked they are members).
+    pub mentions: Vec<UserId>,
+    /// A forwarded copy.
+    pub forwarded: bool,
 }
 
 impl NewMessage {
@@ -179,6 +187,13 @@ impl NewMessage {
             reply_to_seq: self.reply_to_seq,
             created_at: self.created_at,
             system: self.system,
+            target_seq: self.target_seq,
+            mentions: self.mentions,
+            forwarded: self.forwarded,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            hidden: false,
         }
     }
 }
@@ -205,6 +220,9 @@ pub enum AppendRefusal {
     /// The sender already used this `client_msg_id` for a message in another
     /// conversation: not a retry of that message, and nothing is stored.
     ClientMsgIdReused,
+    /// A change entry whose target, when the transaction runs, is not an ordinary message
+    /// of the conversation or was deleted (by an earlier entry, maybe of the same batch).
+    TargetGone,
 }
 
 /// One message's fate in `append_messages`.
@@ -302,6 +320,20 @@ pub struct Counting<'a> {
     pub except_own: bool,
 }
 
+/// A full-text search, its terms folded by `crate::search`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchQuery<'a> {
+    /// The searching user: only their conversations, without what they hid.
+    pub user_id: &'a UserId,
+    /// Every term must be the prefix of a word of the message (at least one term).
+    pub terms: &'a [String],
+    /// Only this conversation (the user's), else all of theirs.
+    pub conversation_id: Option<&'a ConversationId>,
+    /// Only messages with a smaller `message_id` (the previous page's last).
+    pub before: Option<&'a MessageId>,
+    pub limit: u32,
+}
+
 /// Who has received and read one message (its sender excluded).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageReceipts {
@@ -374,7 +406,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
     /// `unread_count` counts the messages after the user's read pointer that `unread`
-    /// lets count.
+    /// lets count; `unread_mentions` the mentions of the user after it; `last_message` is
+    /// the newest entry that is not a change entry and not hidden by the user (a deleted
+    /// one shows as such).
     async fn fetch_conversation_summary(
         &self,
         conversation_id: &ConversationId,
@@ -413,7 +447,20 @@ pub trait Store: Send + Sync + 'static {
     // ---- messages -----------------------------------------------------------------
 
     /// Appends messages in one transaction (group commit), in the given order, and returns
-    /// one outcome each, in the same order. Gives each new message the next `seq` of its
+    /// one outcome each, in the same order.
+    ///
+    /// Change entries (`ContentType::is_change`, with `target_seq`) take effect in the
+    /// same transaction, in order: the core has authorized them; the store checks only
+    /// that the target is, at that moment, an ordinary message (not system, not a change)
+    /// of the conversation and not deleted, else `AppendRefusal::TargetGone` (no `seq`
+    /// used). A `reaction` sets the sender's one reaction on the target (`content` is the
+    /// emoji) or clears it (`""`); an `edit` replaces the target's text, sets its
+    /// `edited_at` and rewrites every earlier `edit` entry of the target to the new text
+    /// (no older version stays readable) and re-indexes it; a `delete` empties the
+    /// target's text and mentions for good, marks it deleted, empties its `edit` entries,
+    /// drops its reactions and mentions and takes it out of the search index. Change
+    /// entries do not move `last_activity_at`. Ordinary `text` messages are indexed for
+    /// search (`crate::search::index_terms`) and their mentions counted. Gives each new message the next `seq` of its
     /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
     /// and the first message is returned, if it is in the same conversation (else
@@ -429,14 +476,50 @@ pub trait Store: Send + Sync + 'static {
         client_msg_id: &str,
     ) -> StoreResult<Option<Message>>;
 
-    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
+    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end,
+    /// in their current state as `viewer` sees them: `reactions` counted (with `me` for
+    /// the viewer), and the messages the viewer hid with `hidden: true`, empty `content`
+    /// and no mentions, reactions or reply (they keep their `seq`: no gap).
     async fn fetch_messages(
         &self,
         conversation_id: &ConversationId,
         range: SeqRange,
         from: PageFrom,
         limit: u32,
+        viewer: &UserId,
     ) -> StoreResult<Vec<Message>>;
+
+    /// One message in its current state, without `reactions`; `NotFound` if there is no
+    /// such `seq`.
+    async fn fetch_message(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<Message>;
+
+    /// Who reacted to the message `seq` with what, one entry per emoji in the order each
+    /// was first used, users in the order they reacted.
+    async fn fetch_reactions(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<Vec<ReactionUsers>>;
+
+    /// Hides the message `seq` from `user_id` (delete for me): it leaves their history,
+    /// search, preview and mention count. Hiding twice is not an error. `NotFound` if
+    /// there is no such message.
+    async fn hide_message(
+        &self,
+        user_id: &UserId,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<()>;
+
+    /// Full-text search: messages of `query.user_id`'s conversations (checked in the
+    /// query: member now, not hidden by them, not deleted) that contain a word starting
+    /// with each term, newest `message_id` first, at most `limit`, in their current state
+    /// without `reactions`.
+    async fn search_messages(&self, query: SearchQuery<'_>) -> StoreResult<Vec<Message>>;
 
     /// The distinct senders of the messages with `after_seq < seq <= up_to_seq` that
     /// `counting` lets count (`except_own` does not apply: there is no asking user).

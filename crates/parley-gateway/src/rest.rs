@@ -16,8 +16,9 @@ use axum::{Json, Router};
 use parley_core::chat::SendRequest;
 use parley_core::Session;
 use parley_proto::rest::{
-    AddMembersRequest, AuthResponse, ConversationList, CreateConversationRequest, LoginRequest,
-    MemberList, MessagePage, ReadRequest, ReceiptsResponse, RegisterRequest, SendMessageRequest,
+    AddMembersRequest, AuthResponse, ConversationList, CreateConversationRequest, ForwardRequest,
+    ForwardResponse, LoginRequest, MemberList, MessagePage, ReactionsResponse, ReadRequest,
+    ReceiptsResponse, RegisterRequest, SearchResponse, SearchResult, SendMessageRequest,
     UnreadSummary, UpdateConversationRequest, UpdateMemberRequest, UpdateProfileRequest, UserList,
 };
 use parley_proto::{
@@ -25,6 +26,9 @@ use parley_proto::{
 };
 use serde::Deserialize;
 use std::net::SocketAddr;
+
+mod messages;
+use messages::{forward, hide_message, reactions, search_messages};
 
 /// A JSON object body whose rejections speak the protocol's error format. Only an object
 /// is accepted: serde would read a struct from an array by position, so `["x","y"]`
@@ -161,6 +165,16 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
             "/conversations/{conversation_id}/messages/{seq}/receipts",
             get(receipts),
         )
+        .route(
+            "/conversations/{conversation_id}/messages/{seq}/reactions",
+            get(reactions),
+        )
+        .route(
+            "/conversations/{conversation_id}/messages/{seq}/hide",
+            post(hide_message),
+        )
+        .route("/messages/forward", post(forward))
+        .route("/search", get(search_messages))
         .route("/unread", get(unread))
         .route("/openapi.json", get(openapi))
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
@@ -423,6 +437,9 @@ async fn send_message(
                 content: request.content,
                 content_type: request.content_type,
                 reply_to_seq: request.reply_to_seq,
+                target_seq: request.target_seq,
+                mentions: request.mentions,
+                forwarded: false,
                 origin_connection: None,
             },
         )

@@ -38,6 +38,13 @@ pub enum ErrorCode {
     ClientMsgIdReused,
     /// The group would exceed its member limit. (422)
     GroupFull,
+    /// An edit or a delete by the sender after the edit window (48 h). (422)
+    EditWindowPassed,
+    /// Only the message's sender may do this (edit; delete, unless a group admin). (403)
+    NotSender,
+    /// The `target_seq` of a change (or the message named in the path) does not exist
+    /// or was deleted for everyone. (404)
+    TargetNotFound,
     /// Too many requests; `retry_after_ms` says when to try again. (429)
     RateLimited,
     /// The server is shutting down or a backend is unavailable. (503)
@@ -54,11 +61,11 @@ impl ErrorCode {
             ErrorCode::Unauthorized
             | ErrorCode::InvalidCredentials
             | ErrorCode::NotAuthenticated => 401,
-            ErrorCode::Forbidden | ErrorCode::NotMember => 403,
-            ErrorCode::NotFound => 404,
+            ErrorCode::Forbidden | ErrorCode::NotMember | ErrorCode::NotSender => 403,
+            ErrorCode::NotFound | ErrorCode::TargetNotFound => 404,
             ErrorCode::UsernameTaken | ErrorCode::ClientMsgIdReused => 409,
             ErrorCode::FrameTooLarge | ErrorCode::ContentTooLarge => 413,
-            ErrorCode::GroupFull => 422,
+            ErrorCode::GroupFull | ErrorCode::EditWindowPassed => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
@@ -82,6 +89,9 @@ impl ErrorCode {
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::ClientMsgIdReused => "client_msg_id_reused",
             ErrorCode::GroupFull => "group_full",
+            ErrorCode::EditWindowPassed => "edit_window_passed",
+            ErrorCode::NotSender => "not_sender",
+            ErrorCode::TargetNotFound => "target_not_found",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",

@@ -25,6 +25,12 @@ pub enum ClientFrame {
         content_type: Option<ContentType>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to_seq: Option<i64>,
+        /// For `reaction`, `edit` and `delete`: the message changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_seq: Option<i64>,
+        /// For `text`: members mentioned (each must be a current member).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
     },
     /// This device has received everything up to `seq` (delivered).
     Ack {
@@ -103,6 +109,12 @@ pub enum ServerFrame {
     ConversationRemoved {
         conversation_id: ConversationId,
     },
+    /// Extension: this user hid the message ("delete for me", from any of their
+    /// devices): drop it from view. History returns it as `hidden: true` from now on.
+    MessageHidden {
+        conversation_id: ConversationId,
+        seq: i64,
+    },
     /// The sync is complete; `cursors` holds the last `seq` of every conversation the
     /// user is a member of.
     SyncDone {
@@ -171,6 +183,13 @@ mod tests {
             reply_to_seq: None,
             created_at: Timestamp(0),
             system: None,
+            target_seq: None,
+            mentions: Vec::new(),
+            forwarded: false,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            hidden: false,
         };
         let value: serde_json::Value =
             serde_json::from_str(&ServerFrame::NewMessage(message).to_json()).unwrap();

@@ -41,4 +41,14 @@ pub mod limits {
     pub const MAX_CLIENT_MSG_ID: usize = 128;
     /// Maximum page size of history calls.
     pub const MAX_HISTORY_PAGE: u32 = 100;
+    /// How long after sending the sender may edit or delete a message for everyone.
+    pub const EDIT_WINDOW_SECS: u64 = 48 * 3600;
+    /// Most conversations one forward may copy a message to.
+    pub const MAX_FORWARD_TARGETS: usize = 5;
+    /// Most users one message may mention.
+    pub const MAX_MENTIONS: usize = 64;
+    /// Maximum page size of search.
+    pub const MAX_SEARCH_PAGE: u32 = 50;
+    /// Longest search query, in characters.
+    pub const MAX_SEARCH_QUERY: usize = 256;
 }

@@ -1,6 +1,8 @@
 //! REST bodies, prefix `/api/v1`.
 
-use crate::{ContentType, Conversation, ConversationId, DeviceId, Member, Message, UserId};
+use crate::{
+    ContentType, Conversation, ConversationId, DeviceId, Member, Message, ReactionUsers, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// `POST /auth/register`
@@ -118,6 +120,56 @@ pub struct SendMessageRequest {
     pub content_type: Option<ContentType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to_seq: Option<i64>,
+    /// For `reaction`, `edit` and `delete`: the message changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<i64>,
+    /// For `text`: members mentioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+}
+
+/// `GET /conversations/{id}/messages/{seq}/reactions`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReactionsResponse {
+    pub reactions: Vec<ReactionUsers>,
+}
+
+/// `POST /messages/forward`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    pub from_conversation_id: ConversationId,
+    pub seq: i64,
+    pub to_conversation_ids: Vec<ConversationId>,
+    /// Extension: makes a retried forward safe. Copy `i` (of `to_conversation_ids`) is
+    /// stored with `client_msg_id` `"{client_msg_id}:{i}"`; without it each call makes
+    /// new copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+/// The answer to `POST /messages/forward`: the copies, in the order of
+/// `to_conversation_ids`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardResponse {
+    pub messages: Vec<Message>,
+}
+
+/// `GET /search`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub results: Vec<SearchResult>,
+    /// Pass as `cursor` for the next (older) page; `null` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// One search hit: where it is, an excerpt with matches between `«` and `»`, and the
+/// message in its current state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub conversation_id: ConversationId,
+    pub seq: i64,
+    pub snippet: String,
+    pub message: Message,
 }
 
 /// `POST /conversations/{id}/read`

@@ -24,6 +24,54 @@ pub struct Message {
     /// Extension: set on `content_type:"system"` messages, the machine-readable event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemEvent>,
+    /// On a change entry (`reaction`, `edit`, `delete`): the `seq` of the message it
+    /// changes, in the same conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<i64>,
+    /// Users mentioned by a `text` message (members when it was sent). Gone once the
+    /// message is deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// A copy made by `POST /messages/forward` (it carries no link to its source).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
+    /// Current state: when the sender last edited it (`content` is the edited text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// Current state: deleted for everyone; `content` and `mentions` are empty for good.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Current state: one entry per emoji, in the order they were first used.
+    #[serde(default)]
+    pub reactions: Vec<ReactionCount>,
+    /// For the reading user only: they hid this message ("delete for me"). It comes back
+    /// with empty `content` so that its `seq` is still accounted for (no gap).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+}
+
+impl Message {
+    /// Whether this entry changes another message (`reaction`, `edit`, `delete`) rather
+    /// than being one: it is never unread, never a preview, never a notification.
+    pub fn is_change(&self) -> bool {
+        self.content_type.is_change()
+    }
+}
+
+/// How many people reacted to a message with one emoji, and whether the reader did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: u32,
+    pub me: bool,
+}
+
+/// Who reacted to a message with one emoji
+/// (`GET /conversations/{id}/messages/{seq}/reactions`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionUsers {
+    pub emoji: String,
+    pub user_ids: Vec<UserId>,
 }
 
 /// A message's `content_type`: a plain string on the wire, named once here.
@@ -40,6 +88,15 @@ impl ContentType {
     pub const TEXT: ContentType = ContentType(Cow::Borrowed("text"));
     /// A message the server wrote about the conversation itself; clients cannot send it.
     pub const SYSTEM: ContentType = ContentType(Cow::Borrowed("system"));
+    /// Sets or clears (`content: ""`) the sender's one reaction on `target_seq`.
+    pub const REACTION: ContentType = ContentType(Cow::Borrowed("reaction"));
+    /// Replaces the text of `target_seq` (its sender, within the edit window).
+    pub const EDIT: ContentType = ContentType(Cow::Borrowed("edit"));
+    /// Deletes `target_seq` for everyone (its sender within the window, or a group admin).
+    pub const DELETE: ContentType = ContentType(Cow::Borrowed("delete"));
+    /// The change entries: stored in the `seq` stream like messages, but never unread,
+    /// never a preview, never a notification.
+    pub const CHANGES: [ContentType; 3] = [Self::REACTION, Self::EDIT, Self::DELETE];
     /// The longest type a client may send, in bytes.
     pub const MAX_LEN: usize = 64;
 
@@ -50,6 +107,11 @@ impl ContentType {
     /// Whether this is a system message (no sender's words; has a `system` event).
     pub fn is_system(&self) -> bool {
         *self == Self::SYSTEM
+    }
+
+    /// Whether this is a change entry (`reaction`, `edit`, `delete`).
+    pub fn is_change(&self) -> bool {
+        Self::CHANGES.contains(self)
     }
 
     /// Whether a client may send a message of this type: 1-64 characters of
@@ -208,6 +270,10 @@ pub struct Conversation {
     pub last_read_seq: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<Timestamp>,
+    /// Messages after this user's read pointer that mention them (deleted ones and
+    /// the ones they hid do not count).
+    #[serde(default)]
+    pub unread_mentions: i64,
 }
 
 /// A user's own profile, with privacy settings (`GET /users/me`).

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::{Arc, RwLock};
 
+mod changes;
 /// The session a successful `register` or `login` established.
 #[derive(Clone, Debug, Default)]
 struct SessionState {

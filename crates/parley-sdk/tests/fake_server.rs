@@ -80,6 +80,13 @@ fn message(seq: i64) -> ServerFrame {
         reply_to_seq: None,
         created_at: Timestamp(0),
         system: None,
+        target_seq: None,
+        mentions: Vec::new(),
+        forwarded: false,
+        edited_at: None,
+        deleted: false,
+        reactions: Vec::new(),
+        hidden: false,
     })
 }
 

@@ -74,6 +74,8 @@ pub struct Limits {
     pub accepts_per_second: u32,
     pub writes_per_minute: u32,
     pub searches_per_minute: u32,
+    /// How long the sender may edit or delete a message for everyone (default 48 h).
+    pub edit_window_secs: u64,
     pub new_account_hours: u64,
     pub new_account_direct_chats_per_hour: u32,
     pub new_account_groups_per_day: u32,
@@ -140,6 +142,7 @@ impl Default for Limits {
             accepts_per_second: gateway.accepts_per_second,
             writes_per_minute: core.writes_per_minute,
             searches_per_minute: core.searches_per_minute,
+            edit_window_secs: core.edit_window.as_secs(),
             new_account_hours: core.new_account_period.as_secs() / 3600,
             new_account_direct_chats_per_hour: core.new_account_direct_chats_per_hour,
             new_account_groups_per_day: core.new_account_groups_per_day,
@@ -213,6 +216,7 @@ impl Config {
             typing_max_group: self.limits.typing_max_group,
             writes_per_minute: self.limits.writes_per_minute,
             searches_per_minute: self.limits.searches_per_minute,
+            edit_window: std::time::Duration::from_secs(self.limits.edit_window_secs),
             auth_attempts_per_minute: self.limits.auth_attempts_per_minute,
             presence_lease: std::time::Duration::from_secs(self.presence_lease_secs.max(1)),
             new_account_period: std::time::Duration::from_secs(

@@ -169,6 +169,9 @@ fn forbidden() -> Outcome {
 fn not_found() -> Outcome {
     refused(404, "not_found")
 }
+fn not_sender() -> Outcome {
+    refused(403, "not_sender")
+}
 fn unauthorized() -> Outcome {
     refused(401, "unauthorized")
 }
@@ -516,7 +519,8 @@ enum Check {
 struct RestRow {
     what: &'static str,
     method: Method,
-    /// `{conv}`, `{target}`, `{uniq}` and `{username}` are filled in per cell.
+    /// `{conv}`, `{target}`, `{uniq}` and `{username}` are filled in per cell; `{group}` and
+    /// `{direct}` are the fixture's group and direct chat.
     path: &'static str,
     body: Option<&'static str>,
     conv: Conv,
@@ -584,6 +588,9 @@ fn rest_rows() -> Vec<RestRow> {
         rest("list own conversations", M::GET, "/conversations", None,       [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])
             .check(Check::ListsOwnConversations),
         rest("unread counts", M::GET, "/unread", None,                       [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])
+            .check(Check::NothingForeign),
+        // Everyone said "hello" in the group, the removed member too: only members find it.
+        rest("search messages everywhere", M::GET, "/search?q=hello", None,  [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])
             .check(Check::NothingForeign),
         rest("open a direct chat", M::POST, "/conversations", Some(r#"{"type":"direct","participant_ids":["{target}"]}"#),
                                                                              [ok(201), ok(201),     ok(201),     ok(201),     ok(201), u()])
@@ -665,6 +672,41 @@ fn rest_rows() -> Vec<RestRow> {
         rest("receipts of a message that does not exist", M::GET, "/conversations/{conv}/messages/999999/receipts", None,
                                                                              [nm(),    not_found(), not_found(), not_found(), nm(),    u()])
             .on(Group),
+        rest("who reacted to message 1", M::GET, "/conversations/{conv}/messages/1/reactions", None,
+                                                                             [nm(),    ok(200),     ok(200),     ok(200),     nm(),    u()])
+            .on(Group),
+        rest("reactions of a message that does not exist", M::GET, "/conversations/{conv}/messages/999999/reactions", None,
+                                                                             [nm(),    not_found(), not_found(), not_found(), nm(),    u()])
+            .on(Group),
+        rest("hide message 1 (for oneself)", M::POST, "/conversations/{conv}/messages/1/hide", None,
+                                                                             [nm(),    ok(204),     ok(204),     ok(204),     nm(),    u()])
+            .on(Group),
+        rest("hide a message that does not exist", M::POST, "/conversations/{conv}/messages/999999/hide", None,
+                                                                             [nm(),    not_found(), not_found(), not_found(), nm(),    u()])
+            .on(Group),
+        rest("search the group", M::GET, "/search?q=hello&conversation_id={conv}", None,
+                                                                             [nm(),    ok(200),     ok(200),     ok(200),     nm(),    u()])
+            .on(Group).check(Check::NothingForeign),
+        // Changes are sent like messages (seq 3 is the member's "hello", 4 the owner's, 5 the
+        // removed member's): any member reacts; only the sender edits.
+        rest("react to message 4", M::POST, "/conversations/{conv}/messages", Some(r#"{"client_msg_id":"{uniq}","content_type":"reaction","target_seq":4,"content":"👍"}"#),
+                                                                             [nm(),    ok(201),     ok(201),     ok(201),     nm(),    u()])
+            .on(Group),
+        rest("edit the owner's message 4", M::POST, "/conversations/{conv}/messages", Some(r#"{"client_msg_id":"{uniq}","content_type":"edit","target_seq":4,"content":"hello, edited"}"#),
+                                                                             [nm(),    not_sender(), not_sender(), ok(201),     nm(),    u()])
+            .on(Group),
+        rest("forward message 3 within the group", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{conv}","seq":3,"to_conversation_ids":["{conv}"]}"#),
+                                                                             [nm(),    ok(201),     ok(201),     ok(201),     nm(),    u()])
+            .on(Group),
+        // The admin is in the group but not in the direct chat: refused, nothing sent.
+        rest("forward from the group into the direct chat", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{conv}","seq":3,"to_conversation_ids":["{direct}"]}"#),
+                                                                             [nm(),    ok(201),     nm(),        ok(201),     nm(),    u()])
+            .on(Group),
+        // Group admins (and the owner) delete anyone's message at any time. The admin's cell
+        // deletes message 5, so the owner's finds it gone: a deleted message takes no change.
+        rest("delete another's message 5", M::POST, "/conversations/{conv}/messages", Some(r#"{"client_msg_id":"{uniq}","content_type":"delete","target_seq":5,"content":""}"#),
+                                                                             [nm(),    not_sender(), ok(201),     refused(404, "target_not_found"), nm(), u()])
+            .on(Group),
         // ---- the direct chat (owner ↔ member; the admin is outside it) ----
         rest("read the direct chat", M::GET, "/conversations/{conv}", None,  [nm(),    ok(200),     nm(),        ok(200),     nm(),    u()])
             .on(Direct),
@@ -692,13 +734,33 @@ fn rest_rows() -> Vec<RestRow> {
         rest("direct receipts of message 1", M::GET, "/conversations/{conv}/messages/1/receipts", None,
                                                                              [nm(),    ok(200),     nm(),        ok(200),     nm(),    u()])
             .on(Direct),
+        rest("who reacted in a direct chat", M::GET, "/conversations/{conv}/messages/1/reactions", None,
+                                                                             [nm(),    ok(200),     nm(),        ok(200),     nm(),    u()])
+            .on(Direct),
+        rest("hide in a direct chat", M::POST, "/conversations/{conv}/messages/1/hide", None,
+                                                                             [nm(),    ok(204),     nm(),        ok(204),     nm(),    u()])
+            .on(Direct),
+        rest("search the direct chat", M::GET, "/search?q=hi&conversation_id={conv}", None,
+                                                                             [nm(),    ok(200),     nm(),        ok(200),     nm(),    u()])
+            .on(Direct).check(Check::NothingForeign),
+        rest("react in a direct chat", M::POST, "/conversations/{conv}/messages", Some(r#"{"client_msg_id":"{uniq}","content_type":"reaction","target_seq":1,"content":"❤️"}"#),
+                                                                             [nm(),    ok(201),     nm(),        ok(201),     nm(),    u()])
+            .on(Direct),
+        // The admin is in the group but not in the direct chat (the source): refused.
+        rest("forward from the direct chat into the group", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{conv}","seq":1,"to_conversation_ids":["{group}"]}"#),
+                                                                             [nm(),    ok(201),     nm(),        ok(201),     nm(),    u()])
+            .on(Direct),
+        // A direct chat has no admins: only the sender (the owner wrote message 1) deletes.
+        rest("delete in a direct chat", M::POST, "/conversations/{conv}/messages", Some(r#"{"client_msg_id":"{uniq}","content_type":"delete","target_seq":1,"content":""}"#),
+                                                                             [nm(),    not_sender(), nm(),        ok(201),     nm(),    u()])
+            .on(Direct),
         // Last of the direct rows: if it wrongly succeeded it would end the chat.
         rest("leave a direct chat", M::DELETE, "/conversations/{conv}/members/{target}", None,
                                                                              [nm(),    forbidden(), nm(),        forbidden(), nm(),    u()])
             .on(Direct).target(Target::Caller),
     ];
     // ---- a conversation that does not exist answers exactly like a foreign one ----
-    let missing: [(&'static str, Method, &'static str, Option<&'static str>, Target); 9] = [
+    let missing: [(&'static str, Method, &'static str, Option<&'static str>, Target); 14] = [
         ("read a missing conversation", M::GET, "/conversations/{conv}", None, Target::None),
         ("rename a missing conversation", M::PATCH, "/conversations/{conv}", Some(r#"{"name":"Mine"}"#), Target::None),
         ("add to a missing conversation", M::POST, "/conversations/{conv}/members", Some(r#"{"user_ids":["{target}"]}"#), Target::Caller),
@@ -708,6 +770,11 @@ fn rest_rows() -> Vec<RestRow> {
         ("send to a missing conversation", M::POST, "/conversations/{conv}/messages", Some(r#"{"client_msg_id":"{uniq}","content":"hello"}"#), Target::None),
         ("mark a missing conversation read", M::POST, "/conversations/{conv}/read", Some(r#"{"up_to_seq":1}"#), Target::None),
         ("receipts in a missing conversation", M::GET, "/conversations/{conv}/messages/1/receipts", None, Target::None),
+        ("reactions in a missing conversation", M::GET, "/conversations/{conv}/messages/1/reactions", None, Target::None),
+        ("hide in a missing conversation", M::POST, "/conversations/{conv}/messages/1/hide", None, Target::None),
+        ("search a missing conversation", M::GET, "/search?q=hello&conversation_id={conv}", None, Target::None),
+        ("forward from a missing conversation", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{conv}","seq":1,"to_conversation_ids":["{group}"]}"#), Target::None),
+        ("forward into a missing conversation", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{group}","seq":3,"to_conversation_ids":["{conv}"]}"#), Target::None),
     ];
     for (what, method, path, body, target) in missing {
         rows.push(rest(what, method, path, body, [nm(), nm(), nm(), nm(), nm(), u()]).on(Missing).target(target));
@@ -776,6 +843,8 @@ impl Fixture {
                 .replace("{target}", &target)
                 .replace("{uniq}", &uniq)
                 .replace("{username}", &username)
+                .replace("{group}", &self.group)
+                .replace("{direct}", &self.direct)
         };
         let token = self.token_of(caller);
         let (status, body) = self

@@ -1,10 +1,13 @@
 //! Statements that run inside the caller's write transaction: locking conversation rows
-//! and reading where they stand, the batch lookups of a group commit (duplicates and
-//! memberships), appending a batch under those locks, creating a conversation, and one
-//! membership or metadata change. (Receipt pointers are `receipts.rs`'s.)
+//! and reading where they stand, the batch lookups of a group commit (duplicates,
+//! memberships, the targets of change entries), appending a batch under those locks (with
+//! its mentions, search terms and the effects of its change entries), creating a
+//! conversation, and one membership or metadata change. (The change entries' own
+//! statements are `changes.rs`'s, receipt pointers `receipts.rs`'s.)
 //!
-//! Every statement takes its rows as arrays (`UNNEST`, `= ANY`), so a batch costs the same
-//! handful of round trips whatever its size. Nothing here commits: the caller does, once.
+//! Every statement takes its rows as arrays (`UNNEST`, `= ANY`), so a batch of ordinary
+//! messages costs the same handful of round trips whatever its size; change entries
+//! (rare) cost one statement each more. Nothing here commits: the caller does, once.
 
 use super::*;
 
@@ -12,8 +15,23 @@ use super::*;
 pub(crate) struct Position {
     pub(crate) last_seq: i64,
     pub(crate) members_version: i64,
-    /// The newest `created_at` appended in this transaction (ms), if anything was.
-    pub(crate) appended_at: Option<i64>,
+    /// Whether anything was appended in this transaction (`last_seq` must be written).
+    pub(crate) moved: bool,
+    /// The newest `created_at` of a message (not a change entry) appended in this
+    /// transaction (ms), if any was: change entries do not move `last_activity_at`.
+    pub(crate) activity: Option<i64>,
+}
+
+impl Position {
+    /// A conversation created in this transaction, with nothing in it yet.
+    pub(crate) fn new_conversation() -> Self {
+        Position {
+            last_seq: 0,
+            members_version: 0,
+            moved: false,
+            activity: None,
+        }
+    }
 }
 
 /// Locks the rows of these conversations (`FOR UPDATE`, in `conversation_id` order, the
@@ -41,7 +59,8 @@ pub(crate) async fn lock_positions(
                 Position {
                     last_seq: column(row, "last_seq")?,
                     members_version: column(row, "members_version")?,
-                    appended_at: None,
+                    moved: false,
+                    activity: None,
                 },
             ))
         })
@@ -87,8 +106,9 @@ async fn fetch_stored_duplicates(
         .map(|message| (message.client_msg_id.as_str(), message.sender_id.as_str()))
         .unzip();
     let rows = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (client_msg_id, sender_id) IN \
-         (SELECT * FROM UNNEST($1::text[], $2::text[]))"
+        "SELECT {} FROM messages WHERE (client_msg_id, sender_id) IN \
+         (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+        message_columns("", "")
     ))
     .bind(&client_msg_ids)
     .bind(&sender_ids)
@@ -109,7 +129,9 @@ async fn fetch_stored_duplicates(
 /// Appends `messages`, in order, in the caller's transaction, which holds the row locks
 /// of their conversations (`positions`, moved on as `seq`s are given out). `memberships`
 /// are the pairs allowed to send; `None` for system messages, whose actor may just have
-/// left. Three statements: the duplicates, the insert, the new positions.
+/// left. A handful of statements for ordinary messages: the duplicates, the targets of
+/// change entries (if any), the insert (with search terms), the mentions (if any), the
+/// new positions; then one statement per change entry, applied in order.
 ///
 /// `Ok(None)` when another transaction committed one of the `(sender_id, client_msg_id)`s
 /// after this one looked (for another conversation, whose lock this one does not hold):
@@ -121,6 +143,16 @@ pub(crate) async fn append_locked(
     memberships: Option<&HashSet<(ConversationId, UserId)>>,
 ) -> StoreResult<Option<Vec<AppendOutcome>>> {
     let stored = fetch_stored_duplicates(connection, messages).await?;
+    let has_changes = messages
+        .iter()
+        .any(|message| message.content_type.is_change());
+    // Targets as this transaction sees them, then as earlier entries of the batch leave
+    // them (a message appended, or deleted, just before).
+    let mut targets = if has_changes {
+        fetch_target_states(connection, messages).await?
+    } else {
+        TargetStates::new()
+    };
     let mut first_in_batch: HashMap<(&UserId, &str), usize> = HashMap::new();
     let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());
     for message in messages {
@@ -151,16 +183,39 @@ pub(crate) async fn append_locked(
             outcomes.push(Err(AppendRefusal::NotMember));
             continue;
         }
+        let is_change = message.content_type.is_change();
+        if is_change {
+            let target = (
+                message.conversation_id.clone(),
+                message.target_seq.unwrap_or_default(),
+            );
+            if targets.get(&target) != Some(&(true, false)) {
+                outcomes.push(Err(AppendRefusal::TargetGone));
+                continue;
+            }
+            if message.content_type == ContentType::DELETE {
+                targets.insert(target, (true, true));
+            }
+        }
         let position = positions
             .get_mut(&message.conversation_id)
             .ok_or(StoreError::NotFound)?;
         position.last_seq += 1;
-        let created_at = message.created_at.millis();
-        position.appended_at = Some(
-            position
-                .appended_at
-                .map_or(created_at, |at| at.max(created_at)),
-        );
+        position.moved = true;
+        if !is_change {
+            let created_at = message.created_at.millis();
+            position.activity = Some(
+                position
+                    .activity
+                    .map_or(created_at, |at| at.max(created_at)),
+            );
+        }
+        if has_changes {
+            targets.insert(
+                (message.conversation_id.clone(), position.last_seq),
+                (!message.content_type.is_system() && !is_change, false),
+            );
+        }
         first_in_batch.insert(key, outcomes.len());
         outcomes.push(Ok(Appended {
             message: message.clone().with_seq(position.last_seq),
@@ -181,13 +236,18 @@ pub(crate) async fn append_locked(
     if inserted != new_messages.len() as u64 {
         return Ok(None);
     }
+    insert_mentions(connection, &new_messages).await?;
+    for change in new_messages.iter().filter(|message| message.is_change()) {
+        apply_message_change(connection, change).await?;
+    }
     store_positions(connection, positions).await?;
     Ok(Some(outcomes))
 }
 
-/// One multi-row insert of messages with known `seq`s; returns how many were inserted.
-/// A `(client_msg_id, sender_id)` committed meanwhile by another transaction is skipped
-/// (`ON CONFLICT DO NOTHING` waits for that transaction rather than failing the batch).
+/// One multi-row insert of messages with known `seq`s (and the search terms of those
+/// indexed); returns how many were inserted. A `(client_msg_id, sender_id)` committed
+/// meanwhile by another transaction is skipped (`ON CONFLICT DO NOTHING` waits for that
+/// transaction rather than failing the batch).
 async fn insert_messages(
     connection: &mut sqlx::PgConnection,
     messages: &[&Message],
@@ -196,17 +256,22 @@ async fn insert_messages(
     for message in messages {
         columns.push(message);
     }
-    let result = sqlx::query(
+    let result = sqlx::query(&format!(
         "INSERT INTO messages (conversation_id, seq, message_id, sender_id, sender_device_id, \
-         client_msg_id, content, content_type, reply_to_seq, system, created_at) \
+         client_msg_id, content, content_type, reply_to_seq, system, created_at, target_seq, \
+         mentions, forwarded, search_terms) \
          SELECT conversation_id, seq, message_id, sender_id, sender_device_id, client_msg_id, \
-         content, content_type, reply_to_seq, system::jsonb, created_at \
+         content, content_type, reply_to_seq, system::jsonb, created_at, target_seq, \
+         mentions::jsonb, forwarded, {terms} \
          FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                     $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[]) \
+                     $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], \
+                     $12::bigint[], $13::text[], $14::boolean[], $15::text[]) \
            AS v(conversation_id, seq, message_id, sender_id, sender_device_id, client_msg_id, \
-                content, content_type, reply_to_seq, system, created_at) \
+                content, content_type, reply_to_seq, system, created_at, target_seq, \
+                mentions, forwarded, terms) \
          ON CONFLICT (client_msg_id, sender_id) DO NOTHING",
-    )
+        terms = terms_sql("v.terms"),
+    ))
     .bind(columns.conversation_ids)
     .bind(columns.seqs)
     .bind(columns.message_ids)
@@ -218,6 +283,10 @@ async fn insert_messages(
     .bind(columns.reply_to_seqs)
     .bind(columns.systems)
     .bind(columns.created_ats)
+    .bind(columns.target_seqs)
+    .bind(columns.mentions)
+    .bind(columns.forwardeds)
+    .bind(columns.terms)
     .execute(&mut *connection)
     .await
     .map_err(store_error)?;
@@ -238,6 +307,11 @@ struct MessageArrays<'a> {
     reply_to_seqs: Vec<Option<i64>>,
     systems: Vec<Option<String>>,
     created_ats: Vec<i64>,
+    target_seqs: Vec<Option<i64>>,
+    mentions: Vec<Option<String>>,
+    forwardeds: Vec<bool>,
+    /// The [`index_document`] of an indexed message, NULL for one that is not.
+    terms: Vec<Option<String>>,
 }
 
 impl<'a> MessageArrays<'a> {
@@ -259,11 +333,17 @@ impl<'a> MessageArrays<'a> {
                 .map(|event| serde_json::to_string(event).expect("system events serialize")),
         );
         self.created_ats.push(message.created_at.millis());
+        self.target_seqs.push(message.target_seq);
+        self.mentions.push(mentions_column(&message.mentions));
+        self.forwardeds.push(message.forwarded);
+        self.terms
+            .push(is_indexed(message).then(|| index_document(&message.content)));
     }
 }
 
 /// Writes the `last_seq` and activity of every conversation that was appended to, in one
-/// statement.
+/// statement (a NULL activity, change entries only, leaves `last_activity_at`:
+/// `GREATEST` ignores NULLs).
 async fn store_positions(
     connection: &mut sqlx::PgConnection,
     positions: &HashMap<ConversationId, Position>,
@@ -272,10 +352,10 @@ async fn store_positions(
     let mut last_seqs = Vec::new();
     let mut appended_ats = Vec::new();
     for (conversation_id, position) in positions {
-        if let Some(appended_at) = position.appended_at {
+        if position.moved {
             conversation_ids.push(conversation_id.as_str());
             last_seqs.push(position.last_seq);
-            appended_ats.push(appended_at);
+            appended_ats.push(position.activity);
         }
     }
     sqlx::query(

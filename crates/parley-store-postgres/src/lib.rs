@@ -8,9 +8,12 @@
 //! statements for a whole group-commit batch (`UNNEST` arrays, not one statement a row).
 //!
 //! `store.rs` is the `impl Store`, in the trait's order; `batch.rs` holds the statements
-//! that run inside a write transaction (`receipts.rs` those that move receipt pointers);
-//! `rows.rs` maps rows to records. This file connects, migrates (under sqlx's advisory
-//! lock), retries writes that lost a race, and maps sqlx errors into `StoreError`. The
+//! that run inside a write transaction (`changes.rs` those that apply message changes
+//! and mentions, `receipts.rs` those that move receipt pointers); `messages.rs` the
+//! message reads with a shape of their own (history pages as one reader sees them,
+//! search); `rows.rs` maps rows to records. This file connects, migrates (under sqlx's advisory
+//! lock), backfills the search terms of messages stored before search existed, retries
+//! writes that lost a race, and maps sqlx errors into `StoreError`. The
 //! store decides no rule of the core's (what counts as unread, who may change a group).
 
 use async_trait::async_trait;
@@ -18,11 +21,11 @@ use parley_core::store::{
     AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
     ConversationSummary, ConversationUpdate, Counting, ListCursor, MessageReceipts,
     NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate,
-    SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    SearchQuery, SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role,
-    Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
+    ReactionCount, ReactionUsers, Role, Timestamp, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -83,6 +86,7 @@ impl PgStore {
             .connect_with(connect_options)
             .await
             .map_err(StoreError::unavailable)?;
+        backfill_search_terms(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -117,6 +121,71 @@ impl PgStore {
             tries += 1;
         }
     }
+}
+
+/// Messages per transaction of the search backfill.
+const BACKFILL_BATCH: i64 = 1000;
+
+/// Indexes the text messages stored before search existed (migration 0002 added
+/// `search_terms` as NULL), a batch per transaction, at store open. Their terms are made
+/// here, by `parley_core::search`, as for new messages; a text without words gets the
+/// empty `tsvector`, so no message is picked up twice. The rows come from the partial index
+/// `messages_unindexed`, which is empty once this has run: a later start costs one index
+/// lookup.
+///
+/// Idempotent, and safe when several nodes start at once: each batch locks its rows
+/// `FOR UPDATE SKIP LOCKED`, so nodes share the work instead of waiting for each other,
+/// and this never waits for a lock (no deadlock with appends). A row another transaction
+/// holds is that transaction's: an edit or a delete (which set the terms, or take the
+/// message out of the index) or another node's batch; if that node stops before it
+/// commits, the row is still unindexed at the next start.
+async fn backfill_search_terms(pool: &PgPool) -> StoreResult<()> {
+    let mut indexed = 0usize;
+    loop {
+        let mut transaction = pool.begin().await.map_err(store_error)?;
+        let rows = sqlx::query(
+            "SELECT conversation_id, seq, content FROM messages \
+             WHERE search_terms IS NULL AND content_type = 'text' AND NOT deleted \
+             ORDER BY conversation_id, seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(BACKFILL_BATCH)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(store_error)?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut conversation_ids: Vec<String> = Vec::with_capacity(rows.len());
+        let mut seqs: Vec<i64> = Vec::with_capacity(rows.len());
+        let mut documents: Vec<String> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            conversation_ids.push(column(row, "conversation_id")?);
+            seqs.push(column(row, "seq")?);
+            documents.push(index_document(column(row, "content")?));
+        }
+        sqlx::query(&format!(
+            "UPDATE messages m SET search_terms = {terms} \
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS v(conversation_id, seq, terms) \
+             WHERE m.conversation_id = v.conversation_id AND m.seq = v.seq \
+             AND m.search_terms IS NULL",
+            terms = terms_sql("v.terms"),
+        ))
+        .bind(&conversation_ids)
+        .bind(&seqs)
+        .bind(&documents)
+        .execute(&mut *transaction)
+        .await
+        .map_err(store_error)?;
+        transaction.commit().await.map_err(store_error)?;
+        indexed += rows.len();
+    }
+    if indexed > 0 {
+        tracing::info!(
+            indexed,
+            "search terms stored for messages stored before search existed"
+        );
+    }
+    Ok(())
 }
 
 /// What one try of a write transaction came to.
@@ -176,11 +245,15 @@ fn is_transient(error: &StoreError) -> bool {
 }
 
 mod batch;
+mod changes;
+mod messages;
 mod receipts;
 mod rows;
 mod store;
 
 use batch::*;
+use changes::*;
+use messages::*;
 use receipts::*;
 use rows::*;
 

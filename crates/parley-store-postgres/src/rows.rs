@@ -1,6 +1,8 @@
 //! Rows to records: the column lists each query selects, the functions that read them
 //! back, and the two read queries with a shape of their own (the conversation summary
-//! with its joined last message, and the prefix search on users).
+//! with its joined last message, and the prefix search on users); the search terms of a
+//! message and of a query; and the current state of a history page as one reader sees it
+//! (`with_state`, `group_reactions`, the same as the SQLite store's).
 //!
 //! Every column is read with `try_get`: a row that does not decode is `Corrupt`, never
 //! skipped or read with a made-up value.
@@ -124,10 +126,89 @@ pub(crate) fn conversation_from_row(row: &PgRow) -> StoreResult<ConversationReco
     })
 }
 
-/// The columns of a message; `system` (JSONB) is read back as its text.
-pub(crate) const MESSAGE_COLUMNS: &str =
-    "conversation_id, seq, message_id, sender_id, sender_device_id, \
-     client_msg_id, content, content_type, reply_to_seq, system::text AS system, created_at";
+/// The columns of a message, in the order they are read: as inserted, plus its current
+/// state (`edited_at`, `deleted`). `search_terms` is the index's, never read back.
+const MESSAGE_FIELDS: [&str; 16] = [
+    "conversation_id",
+    "seq",
+    "message_id",
+    "sender_id",
+    "sender_device_id",
+    "client_msg_id",
+    "content",
+    "content_type",
+    "reply_to_seq",
+    "system",
+    "created_at",
+    "target_seq",
+    "mentions",
+    "forwarded",
+    "edited_at",
+    "deleted",
+];
+
+/// The select list of a message of the table aliased `table` (`""` for none), each column
+/// labelled with `label` before its name (`l_seq`, … for a joined last message). `system`
+/// and `mentions` (JSONB) are read back as their text.
+pub(crate) fn message_columns(table: &str, label: &str) -> String {
+    let dot = if table.is_empty() { "" } else { "." };
+    MESSAGE_FIELDS
+        .iter()
+        .map(|name| {
+            let cast = if matches!(*name, "system" | "mentions") {
+                "::text"
+            } else {
+                ""
+            };
+            format!("{table}{dot}{name}{cast} AS {label}{name}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The change entries' content types as an SQL list (`'reaction', 'edit', 'delete'`):
+/// constants of the protocol, quoted here once.
+pub(crate) fn change_types_sql() -> String {
+    ContentType::CHANGES
+        .iter()
+        .map(|kind| format!("'{}'", kind.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A message's mentions as stored: a JSON array of user ids, or NULL for none.
+pub(crate) fn mentions_column(mentions: &[UserId]) -> Option<String> {
+    (!mentions.is_empty()).then(|| serde_json::to_string(mentions).expect("user ids serialize"))
+}
+
+/// Whether a message is indexed for search: ordinary text, not deleted.
+pub(crate) fn is_indexed(message: &Message) -> bool {
+    message.content_type == ContentType::TEXT && !message.deleted
+}
+
+/// The search terms of a text (`parley_core::search::index_terms`), space-separated:
+/// terms are letters and digits only, so the store splits them back with
+/// `string_to_array(…, ' ')` and makes them a `tsvector` with `array_to_tsvector`, which
+/// takes each as it is (no parser, no dictionary). A text without words gives `""`, the
+/// empty `tsvector`.
+pub(crate) fn index_document(content: &str) -> String {
+    parley_core::search::index_terms(content).join(" ")
+}
+
+/// The SQL that makes a `tsvector` of an [`index_document`] (NULL stays NULL).
+pub(crate) fn terms_sql(document: &str) -> String {
+    format!("array_to_tsvector(string_to_array({document}, ' '))")
+}
+
+/// The `tsquery` of search terms: each a quoted prefix, all of them ANDed (terms are
+/// letters and digits only, so no quote or backslash can be in one).
+pub(crate) fn prefix_query(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|term| format!("'{term}':*"))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
 
 pub(crate) fn message_from_row(row: &PgRow) -> StoreResult<Message> {
     prefixed_message_from_row(row, "")
@@ -149,6 +230,12 @@ pub(crate) fn prefixed_message_from_row(row: &PgRow, prefix: &str) -> StoreResul
         ),
         None => None,
     };
+    let mentions = match column::<Option<&str>>(row, &get("mentions"))? {
+        Some(text) => {
+            serde_json::from_str(text).map_err(|error| StoreError::corrupt("mentions", error))?
+        }
+        None => Vec::new(),
+    };
     Ok(Message {
         message_id: MessageId(column(row, &get("message_id"))?),
         conversation_id: ConversationId(column(row, &get("conversation_id"))?),
@@ -161,28 +248,48 @@ pub(crate) fn prefixed_message_from_row(row: &PgRow, prefix: &str) -> StoreResul
         reply_to_seq: column(row, &get("reply_to_seq"))?,
         created_at: Timestamp(column(row, &get("created_at"))?),
         system,
+        target_seq: column(row, &get("target_seq"))?,
+        mentions,
+        forwarded: column(row, &get("forwarded"))?,
+        edited_at: column::<Option<i64>>(row, &get("edited_at"))?.map(Timestamp),
+        deleted: column(row, &get("deleted"))?,
+        reactions: Vec::new(),
+        hidden: false,
     })
 }
 
-/// The summary query up to its `WHERE`, with the member row as `m`. `unread_count`
-/// counts what the core's `Counting` lets count, given as parameters, never written
-/// here: `$1` the content types that do not count (`text[]`), `$2` whether the member's
-/// own messages do not (`boolean`). Bind them with [`bind_counting`] first.
-pub(crate) const SUMMARY_SELECT: &str = "SELECT c.conversation_id, c.kind, c.name, \
-     c.description, c.created_at, c.last_seq, c.last_activity_at, c.member_count, \
-     c.members_version, m.read_seq, m.muted_until, \
-     (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
-        AND u.seq > m.read_seq AND u.content_type <> ALL($1::text[]) \
-        AND NOT ($2::boolean AND u.sender_id = m.user_id)) AS unread_count, \
-     l.conversation_id AS l_conversation_id, l.seq AS l_seq, l.message_id AS l_message_id, \
-     l.sender_id AS l_sender_id, l.sender_device_id AS l_sender_device_id, \
-     l.client_msg_id AS l_client_msg_id, l.content AS l_content, \
-     l.content_type AS l_content_type, l.reply_to_seq AS l_reply_to_seq, \
-     l.system::text AS l_system, l.created_at AS l_created_at \
-     FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
-     LEFT JOIN messages l ON l.conversation_id = c.conversation_id AND l.seq = c.last_seq";
+/// The summary query followed by `rest` (its `WHERE` and order), with the member row as
+/// `m`. `unread_count` counts what the core's `Counting` lets count, given as parameters,
+/// never written here: `$1` the content types that do not count (`text[]`), `$2` whether
+/// the member's own messages do not (`boolean`). Bind them with [`bind_counting`] first.
+/// `unread_mentions` counts the member's mention rows after their read pointer (a
+/// deleted or hidden message has none). The preview is the newest entry that is not a
+/// change and not hidden by the member: a short backwards walk of the conversation's
+/// primary key from its end.
+pub(crate) fn summary_select(rest: &str) -> String {
+    format!(
+        "SELECT c.conversation_id, c.kind, c.name, c.description, c.created_at, c.last_seq, \
+         c.last_activity_at, c.member_count, c.members_version, m.read_seq, m.muted_until, \
+         (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
+            AND u.seq > m.read_seq AND u.content_type <> ALL($1::text[]) \
+            AND NOT ($2::boolean AND u.sender_id = m.user_id)) AS unread_count, \
+         (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id \
+            AND n.conversation_id = c.conversation_id AND n.seq > m.read_seq) \
+            AS unread_mentions, \
+         l.* \
+         FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
+         LEFT JOIN LATERAL (SELECT {last} FROM messages x \
+            WHERE x.conversation_id = c.conversation_id \
+            AND x.content_type NOT IN ({changes}) \
+            AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = m.user_id \
+                AND h.conversation_id = x.conversation_id AND h.seq = x.seq) \
+            ORDER BY x.seq DESC LIMIT 1) l ON true {rest}",
+        last = message_columns("x", "l_"),
+        changes = change_types_sql(),
+    )
+}
 
-/// Binds a [`Counting`] as `$1` and `$2` of a query built on [`SUMMARY_SELECT`].
+/// Binds a [`Counting`] as `$1` and `$2` of a query built on [`summary_select`].
 pub(crate) fn bind_counting<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     counting: Counting<'q>,
@@ -206,6 +313,57 @@ pub(crate) fn summary_from_row(row: &PgRow) -> StoreResult<ConversationSummary> 
         last_message,
         read_seq: column(row, "read_seq")?,
         unread_count: column(row, "unread_count")?,
+        unread_mentions: column(row, "unread_mentions")?,
         muted_until: column::<Option<i64>>(row, "muted_until")?.map(Timestamp),
     })
+}
+
+/// Messages in their current state for one reader: reaction counts `(target_seq, emoji,
+/// count, me)` in order, and the `seq`s the reader hid emptied and flagged. The same as
+/// the SQLite store's, so both stores' history reads agree.
+pub(crate) fn with_state(
+    mut messages: Vec<Message>,
+    reactions: impl IntoIterator<Item = (i64, String, i64, bool)>,
+    hidden: &[i64],
+) -> Vec<Message> {
+    let mut by_seq: HashMap<i64, usize> = HashMap::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        by_seq.insert(message.seq, index);
+    }
+    for (seq, emoji, count, me) in reactions {
+        if let Some(&index) = by_seq.get(&seq) {
+            messages[index].reactions.push(ReactionCount {
+                emoji,
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+                me,
+            });
+        }
+    }
+    for seq in hidden {
+        if let Some(&index) = by_seq.get(seq) {
+            let message = &mut messages[index];
+            message.hidden = true;
+            message.content.clear();
+            message.mentions.clear();
+            message.reactions.clear();
+            message.reply_to_seq = None;
+            message.system = None;
+        }
+    }
+    messages
+}
+
+/// `(emoji, user_id)` rows in reaction order, grouped by emoji in order of first use.
+pub(crate) fn group_reactions(rows: Vec<(String, String)>) -> Vec<ReactionUsers> {
+    let mut grouped: Vec<ReactionUsers> = Vec::new();
+    for (emoji, user_id) in rows {
+        match grouped.iter_mut().find(|entry| entry.emoji == emoji) {
+            Some(entry) => entry.user_ids.push(UserId(user_id)),
+            None => grouped.push(ReactionUsers {
+                emoji,
+                user_ids: vec![UserId(user_id)],
+            }),
+        }
+    }
+    grouped
 }

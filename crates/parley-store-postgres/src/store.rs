@@ -1,9 +1,8 @@
-//! `impl Store for PgStore`, in the trait's order with the trait's doc comments.
-//!
-//! Reads are single statements on the pool. Writes of several statements run through
-//! `PgStore::write` (one transaction, tried again whole if it lost a race to another
-//! node); those that give out a `seq` or change the members first lock the rows of the
-//! conversations they touch, and hold them until they commit.
+//! `impl Store for PgStore`, in the trait's order with the trait's doc comments (the
+//! message reads and hiding are `messages.rs`'s). Reads run on the pool. Writes of several
+//! statements run through `PgStore::write` (one transaction, tried again whole if it lost
+//! a race to another node); those that give out a `seq` or change the members first lock
+//! the rows of the conversations they touch, and hold them until they commit.
 
 use super::*;
 
@@ -230,11 +229,7 @@ impl Store for PgStore {
             if let Some(system_message) = &conversation.system_message {
                 let mut positions = HashMap::from([(
                     conversation.conversation_id.clone(),
-                    Position {
-                        last_seq: 0,
-                        members_version: 0,
-                        appended_at: None,
-                    },
+                    Position::new_conversation(),
                 )]);
                 let messages = std::slice::from_ref(system_message);
                 match append_locked(&mut transaction, messages, &mut positions, None).await? {
@@ -286,14 +281,16 @@ impl Store for PgStore {
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
     /// `unread_count` counts the messages after the user's read pointer that `unread`
-    /// lets count.
+    /// lets count; `unread_mentions` the mentions of the user after it; `last_message` is
+    /// the newest entry that is not a change entry and not hidden by the user (a deleted
+    /// one shows as such).
     async fn fetch_conversation_summary(
         &self,
         conversation_id: &ConversationId,
         user_id: &UserId,
         unread: Counting<'_>,
     ) -> StoreResult<ConversationSummary> {
-        let sql = format!("{SUMMARY_SELECT} WHERE m.user_id = $3 AND m.conversation_id = $4");
+        let sql = summary_select("WHERE m.user_id = $3 AND m.conversation_id = $4");
         let row = bind_counting(sqlx::query(&sql), unread)
             .bind(user_id.as_str())
             .bind(conversation_id.as_str())
@@ -312,10 +309,10 @@ impl Store for PgStore {
         limit: u32,
         unread: Counting<'_>,
     ) -> StoreResult<Vec<ConversationSummary>> {
-        let sql = format!(
-            "{SUMMARY_SELECT} WHERE m.user_id = $3 AND ($4::bigint IS NULL \
+        let sql = summary_select(
+            "WHERE m.user_id = $3 AND ($4::bigint IS NULL \
              OR (c.last_activity_at, c.conversation_id) < ($4::bigint, $5::text)) \
-             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT $6"
+             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT $6",
         );
         let rows = bind_counting(sqlx::query(&sql), unread)
             .bind(user_id.as_str())
@@ -417,19 +414,32 @@ impl Store for PgStore {
     // ---- messages -----------------------------------------------------------------
 
     /// Appends messages in one transaction (group commit), in the given order, and returns
-    /// one outcome each, in the same order. Gives each new message the next `seq` of its
-    /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
-    /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
-    /// and the first message is returned, if it is in the same conversation (else
-    /// `AppendRefusal::ClientMsgIdReused`). A new message whose sender is not a member at
-    /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
-    /// once durably committed.
+    /// one outcome each, in the same order.
+    ///
+    /// Change entries (`ContentType::is_change`, with `target_seq`) take effect in the
+    /// same transaction, in order: the core has authorized them; the store checks only
+    /// that the target is, at that moment, an ordinary message (not system, not a change)
+    /// of the conversation and not deleted, else `AppendRefusal::TargetGone` (no `seq`
+    /// used). A `reaction` sets the sender's one reaction on the target (`content` is the
+    /// emoji) or clears it (`""`); an `edit` replaces the target's text, sets its
+    /// `edited_at` and rewrites every earlier `edit` entry of the target to the new text
+    /// (no older version stays readable) and re-indexes it; a `delete` empties the
+    /// target's text and mentions for good, marks it deleted, empties its `edit` entries,
+    /// drops its reactions and mentions and takes it out of the search index. Change
+    /// entries do not move `last_activity_at`. Ordinary `text` messages are indexed for
+    /// search (`crate::search::index_terms`) and their mentions counted. Gives each new
+    /// message the next `seq` of its conversation (gap-free, from 1); a message whose
+    /// `(sender_id, client_msg_id)` is already stored, or appears earlier in the batch, is
+    /// a duplicate: nothing is written and the first message is returned, if it is in the
+    /// same conversation (else `AppendRefusal::ClientMsgIdReused`). A new message whose
+    /// sender is not a member at that moment is refused (`AppendRefusal::NotMember`) and
+    /// uses no `seq`. Returns only once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        // Five statements whatever the batch size: lock the conversations, read the
-        // memberships, read the duplicates, insert the messages, write the positions.
+        // Five statements whatever the batch size (lock the conversations, read the
+        // memberships and duplicates, insert, write the positions); more for changes.
         let messages = &messages[..];
         self.write("append_messages", |mut transaction| async move {
             let conversation_ids: Vec<&str> = messages
@@ -456,48 +466,62 @@ impl Store for PgStore {
         sender_id: &UserId,
         client_msg_id: &str,
     ) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE client_msg_id = $1 AND sender_id = $2"
-        ))
-        .bind(client_msg_id)
-        .bind(sender_id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.as_ref().map(message_from_row).transpose()
+        fetch_by_client_id(&self.pool, sender_id, client_msg_id).await
     }
 
-    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
+    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end,
+    /// in their current state as `viewer` sees them: `reactions` counted (with `me` for
+    /// the viewer), and the messages the viewer hid with `hidden: true`, empty `content`
+    /// and no mentions, reactions or reply (they keep their `seq`: no gap).
     async fn fetch_messages(
         &self,
         conversation_id: &ConversationId,
         range: SeqRange,
         from: PageFrom,
         limit: u32,
+        viewer: &UserId,
     ) -> StoreResult<Vec<Message>> {
-        let order = match from {
-            PageFrom::Oldest => "ASC",
-            PageFrom::Newest => "DESC",
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 \
-             AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
-        ))
-        .bind(conversation_id.as_str())
-        .bind(range.after_seq.unwrap_or(0))
-        .bind(range.before_seq.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        let mut messages: Vec<Message> = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<_>>()?;
-        if from == PageFrom::Newest {
-            messages.reverse();
-        }
-        Ok(messages)
+        fetch_page(&self.pool, conversation_id, range, from, limit, viewer).await
+    }
+
+    /// One message in its current state, without `reactions`; `NotFound` if there is no
+    /// such `seq`.
+    async fn fetch_message(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<Message> {
+        fetch_one(&self.pool, conversation_id, seq).await
+    }
+
+    /// Who reacted to the message `seq` with what, one entry per emoji in the order each
+    /// was first used, users in the order they reacted.
+    async fn fetch_reactions(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<Vec<ReactionUsers>> {
+        fetch_reaction_users(&self.pool, conversation_id, seq).await
+    }
+
+    /// Hides the message `seq` from `user_id` (delete for me): it leaves their history,
+    /// search, preview and mention count. Hiding twice is not an error. `NotFound` if
+    /// there is no such message.
+    async fn hide_message(
+        &self,
+        user_id: &UserId,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<()> {
+        hide(&self.pool, user_id, conversation_id, seq).await
+    }
+
+    /// Full-text search: messages of `query.user_id`'s conversations (checked in the
+    /// query: member now, not hidden by them, not deleted) that contain a word starting
+    /// with each term, newest `message_id` first, at most `limit`, in their current state
+    /// without `reactions`.
+    async fn search_messages(&self, query: SearchQuery<'_>) -> StoreResult<Vec<Message>> {
+        search(&self.pool, query).await
     }
 
     /// The distinct senders of the messages with `after_seq < seq <= up_to_seq` that
@@ -509,25 +533,7 @@ impl Store for PgStore {
         up_to_seq: i64,
         counting: Counting<'_>,
     ) -> StoreResult<Vec<UserId>> {
-        let except_types: Vec<&str> = counting
-            .except_types
-            .iter()
-            .map(ContentType::as_str)
-            .collect();
-        let rows = sqlx::query(
-            "SELECT DISTINCT sender_id FROM messages WHERE conversation_id = $1 \
-             AND seq > $2 AND seq <= $3 AND content_type <> ALL($4::text[])",
-        )
-        .bind(conversation_id.as_str())
-        .bind(after_seq)
-        .bind(up_to_seq)
-        .bind(&except_types)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.iter()
-            .map(|row| Ok(UserId(column(row, "sender_id")?)))
-            .collect()
+        fetch_counted_senders(&self.pool, conversation_id, after_seq, up_to_seq, counting).await
     }
 
     // ---- receipts -----------------------------------------------------------------

@@ -1,6 +1,7 @@
-//! Tests that need the store's insides (its pool, its SQL): the search plan, rows that no
-//! longer decode, and how sqlx errors map into `StoreError`. Each runs in a fresh schema
-//! (`tests/support`), on the server `PARLEY_TEST_DATABASE_URL` names.
+//! Tests that need the store's insides (its pool, its SQL): the user search plan, rows
+//! that no longer decode, and how sqlx errors map into `StoreError` (message changes and
+//! search are `tests/messages.rs`'s). Each runs in a fresh schema (`tests/support`), on
+//! the server `PARLEY_TEST_DATABASE_URL` names.
 
 use super::*;
 use parley_testkit::store::{group, user};
@@ -8,6 +9,8 @@ use std::sync::Arc;
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+mod messages;
 
 async fn store_in(schema: &support::Schema) -> PgStore {
     PgStore::connect_with(
@@ -59,13 +62,19 @@ async fn a_row_that_does_not_decode_is_reported() {
     let store: Arc<dyn Store> = Arc::new(pg_store.clone());
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
-    let conversation_id = group(&store, &[alice, bob]).await;
+    let conversation_id = group(&store, &[alice.clone(), bob]).await;
     sqlx::query(r#"UPDATE messages SET system = '{"event": "no_such_event"}' WHERE seq = 1"#)
         .execute(&pg_store.pool)
         .await
         .unwrap();
     let page = store
-        .fetch_messages(&conversation_id, SeqRange::default(), PageFrom::Oldest, 10)
+        .fetch_messages(
+            &conversation_id,
+            SeqRange::default(),
+            PageFrom::Oldest,
+            10,
+            &alice,
+        )
         .await;
     assert!(
         matches!(

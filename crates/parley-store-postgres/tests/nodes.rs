@@ -10,7 +10,7 @@ use parley_core::store::{
     AppendRefusal, ConversationChange, ConversationUpdate, NewConversation, StoreError,
 };
 use parley_core::Store;
-use parley_proto::{ConversationId, ConversationType, Role, Timestamp, UserId};
+use parley_proto::{ContentType, ConversationId, ConversationType, Role, Timestamp, UserId};
 use parley_store_postgres::PgStore;
 use parley_testkit::store::{group, text, user};
 use sqlx::Connection;
@@ -113,6 +113,7 @@ async fn several_nodes_appending_to_one_conversation_leave_no_gap() {
             Default::default(),
             parley_core::store::PageFrom::Oldest,
             u32::MAX,
+            &UserId::from("u_reader"),
         )
         .await
         .unwrap();
@@ -399,5 +400,79 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&mut connection)
         .await
         .unwrap();
-    assert_eq!(applied, 1, "each migration recorded once");
+    let migrations = sqlx::migrate!("./migrations").iter().count();
+    assert_eq!(
+        applied,
+        i64::try_from(migrations).unwrap(),
+        "each migration recorded once"
+    );
+}
+
+/// Change entries on one message sent from every node at once: the conversation's row
+/// lock orders them, so exactly one delete is stored, everything after it is refused
+/// (`TargetGone`, no `seq` used), and the deleted message keeps no reaction, whichever
+/// node's entries came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_from_every_node_at_once_apply_in_one_order() {
+    let (stores, _schema) = nodes(NODES).await;
+    let alice = user(&stores[0], "alice").await;
+    let conversation_id = group(&stores[0], std::slice::from_ref(&alice)).await;
+    let target = stores[0]
+        .append_messages(vec![text(&conversation_id, &alice, "target")])
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .message
+        .seq;
+    let change = |kind: ContentType, content: &str| {
+        let mut message = text(&conversation_id, &alice, &ids::new_message_id().to_string());
+        message.content_type = kind;
+        message.target_seq = Some(target);
+        message.content = content.to_owned();
+        message
+    };
+    let tasks = (0..NODES * 2).map(|task| {
+        let store = stores[task % NODES].clone();
+        let batch = vec![
+            change(ContentType::REACTION, "👍"),
+            change(ContentType::EDIT, &format!("edit {task}")),
+            change(ContentType::DELETE, ""),
+            change(ContentType::REACTION, "🎉"),
+        ];
+        tokio::spawn(async move { store.append_messages(batch).await.unwrap() })
+    });
+    let mut stored = 0;
+    let mut deletes = 0;
+    for outcomes in futures::future::join_all(tasks).await {
+        for outcome in outcomes.unwrap() {
+            match outcome {
+                Ok(appended) => {
+                    stored += 1;
+                    if appended.message.content_type == ContentType::DELETE {
+                        deletes += 1;
+                    }
+                }
+                Err(refusal) => assert_eq!(refusal, AppendRefusal::TargetGone),
+            }
+        }
+    }
+    assert_eq!(deletes, 1);
+    assert_eq!(stored, 3, "the first batch's reaction, edit and delete");
+    let record = stores[1]
+        .fetch_conversation(&conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(record.last_seq, target + 3, "refusals use no seq");
+    let deleted = stores[2]
+        .fetch_message(&conversation_id, target)
+        .await
+        .unwrap();
+    assert!(deleted.deleted);
+    assert_eq!(deleted.content, "");
+    assert!(stores[3]
+        .fetch_reactions(&conversation_id, target)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -102,9 +102,13 @@ pub(crate) async fn fetch_memberships(
 /// Where a conversation stands inside a batch's transaction.
 pub(crate) struct Position {
     pub(crate) last_seq: i64,
-    /// The newest `created_at` appended (ms), 0 while nothing was.
+    /// The newest `created_at` of a message (not a change) appended (ms), 0 while none.
     pub(crate) activity: i64,
+    /// Whether anything was appended (`last_seq` must be written back).
+    pub(crate) moved: bool,
     pub(crate) members_version: i64,
+    /// The conversation's number in search index row ids.
+    pub(crate) search_key: i64,
 }
 
 /// The position of every conversation of a batch, read once inside its transaction.
@@ -121,7 +125,7 @@ pub(crate) async fn fetch_last_seqs(
     let mut positions = HashMap::with_capacity(conversation_ids.len());
     for chunk in conversation_ids.chunks(INSERT_CHUNK) {
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT conversation_id, last_seq, members_version FROM conversations \
+            "SELECT conversation_id, last_seq, members_version, search_key FROM conversations \
              WHERE conversation_id IN (",
         );
         push_list(&mut select, chunk.iter().copied());
@@ -136,7 +140,9 @@ pub(crate) async fn fetch_last_seqs(
                 Position {
                     last_seq: row.get("last_seq"),
                     activity: 0,
+                    moved: false,
                     members_version: row.get("members_version"),
+                    search_key: row.get("search_key"),
                 },
             );
         }
@@ -154,12 +160,11 @@ pub(crate) async fn insert_message(
         .system
         .as_ref()
         .map(|event| serde_json::to_string(event).expect("system events serialize"));
-    let result = sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, message_id, sender_id, sender_device_id, \
-         client_msg_id, content, content_type, reply_to_seq, system, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (client_msg_id, sender_id) DO NOTHING",
-    )
+    let result = sqlx::query(&format!(
+        "INSERT INTO messages ({INSERT_COLUMNS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (client_msg_id, sender_id) DO NOTHING"
+    ))
     .bind(message.conversation_id.as_str())
     .bind(seq)
     .bind(message.message_id.as_str())
@@ -171,6 +176,9 @@ pub(crate) async fn insert_message(
     .bind(message.reply_to_seq)
     .bind(system)
     .bind(message.created_at.millis())
+    .bind(message.target_seq)
+    .bind(mentions_column(&message.mentions))
+    .bind(i64::from(message.forwarded))
     .execute(&mut **transaction)
     .await
     .map_err(unavailable)?;
@@ -344,6 +352,228 @@ pub(crate) async fn apply_change(
             .execute(&mut **transaction)
             .await
             .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// A message's row id in `message_index`: its conversation's `search_key` in the high 32
+/// bits, its `seq` in the low ones (a conversation is one range of row ids).
+pub(crate) fn index_rowid(search_key: i64, seq: i64) -> i64 {
+    (search_key << 32) | (seq & 0xFFFF_FFFF)
+}
+
+/// The row id range `[first, last]` of one conversation's messages in `message_index`.
+pub(crate) fn index_range(search_key: i64) -> (i64, i64) {
+    (
+        index_rowid(search_key, 0),
+        index_rowid(search_key, 0xFFFF_FFFF),
+    )
+}
+
+/// Whether a message is indexed for search: ordinary text, not deleted, with a `seq` that
+/// fits its row id.
+pub(crate) fn is_indexed(message: &Message) -> bool {
+    message.content_type == ContentType::TEXT && !message.deleted && message.seq <= 0xFFFF_FFFF
+}
+
+/// Adds messages' terms to the search index (the caller checked `is_indexed`).
+pub(crate) async fn index_messages(
+    transaction: &mut Transaction<'_, Sqlite>,
+    rows: &[(i64, String)],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut insert =
+            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO message_index (rowid, terms) ");
+        insert.push_values(chunk, |mut row, (rowid, terms)| {
+            row.push_bind(*rowid).push_bind(terms.as_str());
+        });
+        insert
+            .build()
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Takes a message out of the search index: FTS5's `delete` command with the terms it was
+/// indexed with (made again from `content`, the text it has until this transaction
+/// changes it); `secure-delete` then removes them from the index's pages.
+pub(crate) async fn unindex_message(
+    transaction: &mut Transaction<'_, Sqlite>,
+    rowid: i64,
+    content: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO message_index (message_index, rowid, terms) VALUES ('delete', ?, ?)")
+        .bind(rowid)
+        .bind(index_document(content))
+        .execute(&mut **transaction)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The terms of a text, as `message_index` takes them.
+pub(crate) fn index_document(content: &str) -> String {
+    parley_core::search::index_terms(content).join(" ")
+}
+
+/// Records who new messages mention (`(user, conversation, seq)`).
+pub(crate) async fn insert_mentions(
+    transaction: &mut Transaction<'_, Sqlite>,
+    rows: &[(&UserId, &ConversationId, i64)],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO mentions (user_id, conversation_id, seq) ",
+        );
+        insert.push_values(chunk, |mut row, (user_id, conversation_id, seq)| {
+            row.push_bind(user_id.as_str())
+                .push_bind(conversation_id.as_str())
+                .push_bind(*seq);
+        });
+        insert
+            .build()
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// What a change entry may target, as the transaction sees it: `(ordinary, deleted)`, or
+/// `None` if there is no such message.
+pub(crate) async fn target_state(
+    transaction: &mut Transaction<'_, Sqlite>,
+    conversation_id: &ConversationId,
+    seq: i64,
+) -> StoreResult<Option<(bool, bool)>> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT content_type, deleted FROM messages WHERE conversation_id = ? AND seq = ?",
+    )
+    .bind(conversation_id.as_str())
+    .bind(seq)
+    .fetch_optional(&mut **transaction)
+    .await
+    .map_err(unavailable)?;
+    Ok(row.map(|(content_type, deleted)| {
+        let content_type = ContentType::from(content_type);
+        (
+            !content_type.is_system() && !content_type.is_change(),
+            deleted != 0,
+        )
+    }))
+}
+
+/// Applies one stored change entry to its target (checked by `target_state` in the same
+/// transaction). See `Store::append_messages` for what each kind does.
+pub(crate) async fn apply_message_change(
+    transaction: &mut Transaction<'_, Sqlite>,
+    change: &Message,
+    search_key: i64,
+) -> StoreResult<()> {
+    let conversation_id = change.conversation_id.as_str();
+    let Some(target_seq) = change.target_seq else {
+        return Ok(());
+    };
+    let run = |sql: &'static str| sqlx::query(sql);
+    if change.content_type == ContentType::REACTION {
+        if change.content.is_empty() {
+            run("DELETE FROM reactions WHERE conversation_id = ? AND target_seq = ? AND user_id = ?")
+                .bind(conversation_id)
+                .bind(target_seq)
+                .bind(change.sender_id.as_str())
+                .execute(&mut **transaction)
+                .await
+                .map_err(unavailable)?;
+        } else {
+            run(
+                "INSERT INTO reactions (conversation_id, target_seq, user_id, emoji, seq) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id, target_seq, user_id) \
+                 DO UPDATE SET emoji = excluded.emoji, seq = excluded.seq",
+            )
+            .bind(conversation_id)
+            .bind(target_seq)
+            .bind(change.sender_id.as_str())
+            .bind(&change.content)
+            .bind(change.seq)
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+        }
+        return Ok(());
+    }
+    let target_row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?"
+    ))
+    .bind(conversation_id)
+    .bind(target_seq)
+    .fetch_one(&mut **transaction)
+    .await
+    .map_err(unavailable)?;
+    let target = message_from_row(&target_row)?;
+    let rowid = index_rowid(search_key, target_seq);
+    if change.content_type == ContentType::EDIT {
+        run("UPDATE messages SET content = ?, edited_at = ? WHERE conversation_id = ? AND seq = ?")
+            .bind(&change.content)
+            .bind(change.created_at.millis())
+            .bind(conversation_id)
+            .bind(target_seq)
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+        // Every edit entry of the target carries the current text: no older one stays.
+        run(
+            "UPDATE messages SET content = ? WHERE conversation_id = ? AND target_seq = ? \
+             AND content_type = 'edit'",
+        )
+        .bind(&change.content)
+        .bind(conversation_id)
+        .bind(target_seq)
+        .execute(&mut **transaction)
+        .await
+        .map_err(unavailable)?;
+        if is_indexed(&target) {
+            unindex_message(transaction, rowid, &target.content).await?;
+            index_messages(transaction, &[(rowid, index_document(&change.content))]).await?;
+        }
+    } else if change.content_type == ContentType::DELETE {
+        run(
+            "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, deleted = 1 \
+             WHERE conversation_id = ? AND seq = ?",
+        )
+        .bind(conversation_id)
+        .bind(target_seq)
+        .execute(&mut **transaction)
+        .await
+        .map_err(unavailable)?;
+        run(
+            "UPDATE messages SET content = '' WHERE conversation_id = ? AND target_seq = ? \
+             AND content_type = 'edit'",
+        )
+        .bind(conversation_id)
+        .bind(target_seq)
+        .execute(&mut **transaction)
+        .await
+        .map_err(unavailable)?;
+        run("DELETE FROM reactions WHERE conversation_id = ? AND target_seq = ?")
+            .bind(conversation_id)
+            .bind(target_seq)
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+        for user_id in &target.mentions {
+            run("DELETE FROM mentions WHERE user_id = ? AND conversation_id = ? AND seq = ?")
+                .bind(user_id.as_str())
+                .bind(conversation_id)
+                .bind(target_seq)
+                .execute(&mut **transaction)
+                .await
+                .map_err(unavailable)?;
+        }
+        if is_indexed(&target) {
+            unindex_message(transaction, rowid, &target.content).await?;
         }
     }
     Ok(())

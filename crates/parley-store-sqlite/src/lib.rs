@@ -4,7 +4,9 @@
 //! process or the machine. All writes go through a pool of one connection (SQLite has one
 //! writer anyway), which makes each transaction's read-then-write of `last_seq` race-free;
 //! reads use a separate pool and never block on writes. `append_messages` is one
-//! transaction for a whole group-commit batch.
+//! transaction for a whole group-commit batch. Write transactions begin `IMMEDIATE`: they
+//! take the write lock first (waiting in the busy handler), so one that read before writing
+//! can never be refused half-way because the checkpointer truncated the WAL in between.
 //!
 //! `store.rs` is the `impl Store`, in the trait's order; `rows.rs` maps rows to records;
 //! `batch.rs` holds the statements that run inside a write transaction. This file opens
@@ -15,11 +17,11 @@ use parley_core::store::{
     AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
     ConversationSummary, ConversationUpdate, Counting, ListCursor, MessageReceipts,
     NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate,
-    SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    SearchQuery, SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId, Role,
-    Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
+    ReactionCount, ReactionUsers, Role, Timestamp, UserId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -28,6 +30,8 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The SQLite store. Cheap to clone.
@@ -36,6 +40,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     checkpointer: SqlitePool,
+    /// Set when a commit overwrote text (an edit, a delete for everyone): the old pages
+    /// are still in the WAL until it is truncated, so the checkpointer truncates it next.
+    scrub_wal: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -53,7 +60,11 @@ impl SqliteStore {
             // Statement journals of multi-row inserts stay in memory, not in temp files.
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-65536")
-            .pragma("journal_size_limit", "67108864");
+            .pragma("journal_size_limit", "67108864")
+            // Deleted and overwritten content is zeroed in the file, not left in free
+            // space: a message deleted for everyone is gone from the bytes on disk once
+            // the WAL is checkpointed.
+            .pragma("secure_delete", "on");
         // The writer never checkpoints by itself (only past ~200 MB of WAL, as a safety
         // net): a checkpoint inside a commit would stall every send queued behind it.
         let writer = SqlitePoolOptions::new()
@@ -68,6 +79,7 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(StoreError::unavailable)?;
+        backfill_search_index(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .idle_timeout(None)
@@ -82,37 +94,120 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(StoreError::unavailable)?;
-        tokio::spawn(run_checkpoints(checkpointer.clone()));
+        let scrub_wal = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run_checkpoints(checkpointer.clone(), scrub_wal.clone()));
         Ok(Self {
             writer,
             reader,
             checkpointer,
+            scrub_wal,
         })
     }
 
-    /// Closes both pools, checkpointing the WAL.
+    /// Closes both pools, checkpointing the WAL into the database and truncating it.
     pub async fn close(&self) {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.checkpointer)
+            .await
+        {
+            tracing::warn!(%error, "final checkpoint failed");
+        }
         self.checkpointer.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
 }
 
+/// Indexes the text messages stored before search existed (migration 0003 marks the
+/// work `pending`), a thousand per transaction, then marks it done. Runs once, at open.
+async fn backfill_search_index(writer: &SqlitePool) -> StoreResult<()> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'search_backfill'")
+            .fetch_optional(writer)
+            .await
+            .map_err(unavailable)?;
+    if state.as_deref() != Some("pending") {
+        return Ok(());
+    }
+    let mut after: (String, i64) = (String::new(), 0);
+    let mut indexed = 0usize;
+    loop {
+        let mut transaction = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(
+            "SELECT m.conversation_id, m.seq, m.content, c.search_key FROM messages m \
+             JOIN conversations c ON c.conversation_id = m.conversation_id \
+             WHERE (m.conversation_id, m.seq) > (?, ?) AND m.content_type = 'text' \
+             AND m.deleted = 0 ORDER BY m.conversation_id, m.seq LIMIT 1000",
+        )
+        .bind(&after.0)
+        .bind(after.1)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+        let Some(last) = rows.last() else {
+            sqlx::query("UPDATE store_meta SET value = 'done' WHERE key = 'search_backfill'")
+                .execute(&mut *transaction)
+                .await
+                .map_err(unavailable)?;
+            transaction.commit().await.map_err(unavailable)?;
+            break;
+        };
+        after = (last.0.clone(), last.1);
+        let documents: Vec<(i64, String)> = rows
+            .iter()
+            .filter(|(_, seq, _, _)| *seq <= 0xFFFF_FFFF)
+            .map(|(_, seq, content, search_key)| {
+                (index_rowid(*search_key, *seq), index_document(content))
+            })
+            .collect();
+        index_messages(&mut transaction, &documents).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        indexed += documents.len();
+    }
+    if indexed > 0 {
+        tracing::info!(
+            indexed,
+            "search index built for messages stored before it existed"
+        );
+    }
+    Ok(())
+}
+
 /// Copies the WAL back into the database beside the writer, on its own connection and
-/// thread, without blocking commits (PASSIVE). Ends when the store is closed.
-async fn run_checkpoints(checkpointer: SqlitePool) {
+/// thread, without blocking commits (PASSIVE). After a commit that overwrote text (an
+/// edit, a delete for everyone) it truncates the WAL instead, so the old text leaves the
+/// disk within a second: that waits for readers and holds commits for the moment of the
+/// truncation, which is why it is only done then. Ends when the store is closed.
+async fn run_checkpoints(checkpointer: SqlitePool, scrub_wal: Arc<AtomicBool>) {
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&checkpointer)
+        let scrub = scrub_wal.swap(false, Ordering::AcqRel);
+        let statement = if scrub {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        match sqlx::query_as::<_, (i64, i64, i64)>(statement)
+            .fetch_one(&checkpointer)
             .await
         {
-            if checkpointer.is_closed() || matches!(error, sqlx::Error::PoolClosed) {
-                return;
+            // Busy: readers or the writer were in the way; try again next tick.
+            Ok((busy, _, _)) if scrub && busy != 0 => scrub_wal.store(true, Ordering::Release),
+            Ok(_) => {}
+            Err(error) => {
+                if scrub {
+                    scrub_wal.store(true, Ordering::Release);
+                }
+                if checkpointer.is_closed() || matches!(error, sqlx::Error::PoolClosed) {
+                    return;
+                }
+                tracing::warn!(%error, "background checkpoint failed");
             }
-            tracing::warn!(%error, "background checkpoint failed");
         }
     }
 }
@@ -131,11 +226,15 @@ fn unavailable(error: sqlx::Error) -> StoreError {
     }
 }
 
+mod append;
 mod batch;
+mod changes;
 mod rows;
 mod store;
 
+use append::append;
 use batch::*;
+use changes::*;
 use rows::*;
 
 #[cfg(test)]
@@ -181,7 +280,13 @@ mod tests {
             .await
             .unwrap();
         let page = store
-            .fetch_messages(&group, SeqRange::default(), PageFrom::Oldest, 10)
+            .fetch_messages(
+                &group,
+                SeqRange::default(),
+                PageFrom::Oldest,
+                10,
+                &UserId::from("u_reader"),
+            )
             .await;
         assert!(
             matches!(

@@ -118,9 +118,32 @@ pub(crate) fn conversation_from_row(row: &SqliteRow) -> StoreResult<Conversation
     })
 }
 
+/// The columns a new message is inserted with.
+pub(crate) const INSERT_COLUMNS: &str =
+    "conversation_id, seq, message_id, sender_id, sender_device_id, \
+     client_msg_id, content, content_type, reply_to_seq, system, created_at, \
+     target_seq, mentions, forwarded";
+
+/// The columns a message is read back with: as inserted, plus its current state.
 pub(crate) const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, message_id, sender_id, sender_device_id, \
-     client_msg_id, content, content_type, reply_to_seq, system, created_at";
+     client_msg_id, content, content_type, reply_to_seq, system, created_at, \
+     target_seq, mentions, forwarded, edited_at, deleted";
+
+/// The change entries' content types as an SQL list (`'reaction', 'edit', 'delete'`):
+/// constants of the protocol, quoted here once.
+pub(crate) fn change_types_sql() -> String {
+    ContentType::CHANGES
+        .iter()
+        .map(|kind| format!("'{}'", kind.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A message's mentions as stored: a JSON array of user ids, or NULL for none.
+pub(crate) fn mentions_column(mentions: &[UserId]) -> Option<String> {
+    (!mentions.is_empty()).then(|| serde_json::to_string(mentions).expect("user ids serialize"))
+}
 
 pub(crate) fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
     prefixed_message_from_row(row, "")
@@ -142,6 +165,12 @@ pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> StoreR
         ),
         None => None,
     };
+    let mentions = match column::<Option<&str>>(row, &get("mentions"))? {
+        Some(text) => {
+            serde_json::from_str(text).map_err(|error| StoreError::corrupt("mentions", error))?
+        }
+        None => Vec::new(),
+    };
     Ok(Message {
         message_id: MessageId(column(row, &get("message_id"))?),
         conversation_id: ConversationId(column(row, &get("conversation_id"))?),
@@ -154,6 +183,13 @@ pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> StoreR
         reply_to_seq: column(row, &get("reply_to_seq"))?,
         created_at: Timestamp(column(row, &get("created_at"))?),
         system,
+        target_seq: column(row, &get("target_seq"))?,
+        mentions,
+        forwarded: column::<i64>(row, &get("forwarded"))? != 0,
+        edited_at: column::<Option<i64>>(row, &get("edited_at"))?.map(Timestamp),
+        deleted: column::<i64>(row, &get("deleted"))? != 0,
+        reactions: Vec::new(),
+        hidden: false,
     })
 }
 
@@ -174,18 +210,30 @@ pub(crate) fn summary_select(unread: Counting<'_>, first_param: usize) -> String
             params.join(", ")
         ));
     }
+    // The preview is the newest entry that is not a change and not hidden by the user:
+    // a short backwards walk of the conversation's key range from its end.
+    let last_columns: Vec<String> = MESSAGE_COLUMNS
+        .split(',')
+        .map(|name| format!("l.{0} AS l_{0}", name.trim()))
+        .collect();
     format!(
         "SELECT c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
      m.read_seq, m.muted_until, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
         AND u.seq > m.read_seq{counted}) AS unread_count, \
-     l.conversation_id AS l_conversation_id, l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, \
-     l.sender_device_id AS l_sender_device_id, l.client_msg_id AS l_client_msg_id, \
-     l.content AS l_content, l.content_type AS l_content_type, \
-     l.reply_to_seq AS l_reply_to_seq, l.system AS l_system, l.created_at AS l_created_at \
+     (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id \
+        AND n.conversation_id = c.conversation_id AND n.seq > m.read_seq) AS unread_mentions, \
+     {last} \
      FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
-     LEFT JOIN messages l ON l.conversation_id = c.conversation_id AND l.seq = c.last_seq"
+     LEFT JOIN messages l ON l.conversation_id = c.conversation_id AND l.seq = ( \
+        SELECT x.seq FROM messages x WHERE x.conversation_id = c.conversation_id \
+        AND x.content_type NOT IN ({changes}) \
+        AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = m.user_id \
+            AND h.conversation_id = x.conversation_id AND h.seq = x.seq) \
+        ORDER BY x.seq DESC LIMIT 1)",
+        last = last_columns.join(", "),
+        changes = change_types_sql(),
     )
 }
 
@@ -211,6 +259,57 @@ pub(crate) fn summary_from_row(row: &SqliteRow) -> StoreResult<ConversationSumma
         last_message,
         read_seq: column(row, "read_seq")?,
         unread_count: column(row, "unread_count")?,
+        unread_mentions: column(row, "unread_mentions")?,
         muted_until: column::<Option<i64>>(row, "muted_until")?.map(Timestamp),
     })
+}
+
+/// Messages in their current state for one reader: reaction counts `(target_seq, emoji,
+/// count, me)` in order, and the `seq`s the reader hid emptied and flagged. Shared by
+/// both stores' history reads.
+pub(crate) fn with_state(
+    mut messages: Vec<Message>,
+    reactions: impl IntoIterator<Item = (i64, String, i64, bool)>,
+    hidden: &[i64],
+) -> Vec<Message> {
+    let mut by_seq: HashMap<i64, usize> = HashMap::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        by_seq.insert(message.seq, index);
+    }
+    for (seq, emoji, count, me) in reactions {
+        if let Some(&index) = by_seq.get(&seq) {
+            messages[index].reactions.push(ReactionCount {
+                emoji,
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+                me,
+            });
+        }
+    }
+    for seq in hidden {
+        if let Some(&index) = by_seq.get(seq) {
+            let message = &mut messages[index];
+            message.hidden = true;
+            message.content.clear();
+            message.mentions.clear();
+            message.reactions.clear();
+            message.reply_to_seq = None;
+            message.system = None;
+        }
+    }
+    messages
+}
+
+/// `(emoji, user_id)` rows in reaction order, grouped by emoji in order of first use.
+pub(crate) fn group_reactions(rows: Vec<(String, String)>) -> Vec<ReactionUsers> {
+    let mut grouped: Vec<ReactionUsers> = Vec::new();
+    for (emoji, user_id) in rows {
+        match grouped.iter_mut().find(|entry| entry.emoji == emoji) {
+            Some(entry) => entry.user_ids.push(UserId(user_id)),
+            None => grouped.push(ReactionUsers {
+                emoji,
+                user_ids: vec![UserId(user_id)],
+            }),
+        }
+    }
+    grouped
 }

@@ -124,7 +124,11 @@ impl Store for SqliteStore {
         user_id: &UserId,
         update: ProfileUpdate,
     ) -> StoreResult<UserRecord> {
-        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let mut transaction = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"
         ))
@@ -240,7 +244,11 @@ impl Store for SqliteStore {
         &self,
         conversation: NewConversation,
     ) -> StoreResult<(ConversationRecord, bool)> {
-        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let mut transaction = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
         if let Some(direct_key) = &conversation.direct_key {
             let existing: Option<String> = sqlx::query_scalar(
                 "SELECT conversation_id FROM conversations WHERE direct_key = ?",
@@ -258,7 +266,9 @@ impl Store for SqliteStore {
         let created_at = conversation.created_at.millis();
         sqlx::query(
             "INSERT INTO conversations (conversation_id, kind, name, description, direct_key, \
-             created_at, last_seq, last_activity_at, member_count) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+             created_at, last_seq, last_activity_at, member_count, search_key) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, \
+             (SELECT IFNULL(MAX(search_key), 0) + 1 FROM conversations))",
         )
         .bind(conversation.conversation_id.as_str())
         .bind(conversation.kind.as_str())
@@ -329,7 +339,9 @@ impl Store for SqliteStore {
 
     /// One conversation as `user_id` sees it in the list; `NotFound` if not a member.
     /// `unread_count` counts the messages after the user's read pointer that `unread`
-    /// lets count.
+    /// lets count; `unread_mentions` the mentions of the user after it; `last_message` is
+    /// the newest entry that is not a change entry and not hidden by the user (a deleted
+    /// one shows as such).
     async fn fetch_conversation_summary(
         &self,
         conversation_id: &ConversationId,
@@ -421,7 +433,11 @@ impl Store for SqliteStore {
         conversation_id: &ConversationId,
         update: ConversationUpdate,
     ) -> StoreResult<Vec<Appended>> {
-        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let mut transaction = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
         // The one writer connection serializes this with every other write, so the check
         // and the bump below see no change in between.
         let members_version: i64 = sqlx::query_scalar(
@@ -464,7 +480,20 @@ impl Store for SqliteStore {
     // ---- messages -----------------------------------------------------------------
 
     /// Appends messages in one transaction (group commit), in the given order, and returns
-    /// one outcome each, in the same order. Gives each new message the next `seq` of its
+    /// one outcome each, in the same order.
+    ///
+    /// Change entries (`ContentType::is_change`, with `target_seq`) take effect in the
+    /// same transaction, in order: the core has authorized them; the store checks only
+    /// that the target is, at that moment, an ordinary message (not system, not a change)
+    /// of the conversation and not deleted, else `AppendRefusal::TargetGone` (no `seq`
+    /// used). A `reaction` sets the sender's one reaction on the target (`content` is the
+    /// emoji) or clears it (`""`); an `edit` replaces the target's text, sets its
+    /// `edited_at` and rewrites every earlier `edit` entry of the target to the new text
+    /// (no older version stays readable) and re-indexes it; a `delete` empties the
+    /// target's text and mentions for good, marks it deleted, empties its `edit` entries,
+    /// drops its reactions and mentions and takes it out of the search index. Change
+    /// entries do not move `last_activity_at`. Ordinary `text` messages are indexed for
+    /// search (`crate::search::index_terms`) and their mentions counted. Gives each new message the next `seq` of its
     /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
     /// and the first message is returned, if it is in the same conversation (else
@@ -472,119 +501,7 @@ impl Store for SqliteStore {
     /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
     /// once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>> {
-        // A fixed handful of statements per batch, whatever its size: each statement is a
-        // round trip to sqlx's SQLite thread, so per-message statements would cap
-        // throughput at the context-switch rate rather than at SQLite's speed.
-        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
-        let stored = fetch_stored_duplicates(&mut transaction, &messages).await?;
-        // Within the transaction this connection is the only writer, so `last_seq` is
-        // read once per conversation and written once at the end.
-        let mut positions = fetch_last_seqs(&mut transaction, &messages).await?;
-        let memberships = fetch_memberships(&mut transaction, &messages).await?;
-        let mut first_in_batch: HashMap<(UserId, String), usize> = HashMap::new();
-        let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());
-        for message in messages {
-            let key = (message.sender_id.clone(), message.client_msg_id.clone());
-            if let Some(first) = stored.get(&key) {
-                outcomes.push(if first.conversation_id == message.conversation_id {
-                    Ok(Appended {
-                        message: first.clone(),
-                        duplicate: true,
-                        members_version: 0,
-                    })
-                } else {
-                    Err(AppendRefusal::ClientMsgIdReused)
-                });
-                continue;
-            }
-            if let Some(&index) = first_in_batch.get(&key) {
-                let outcome = match outcomes[index].clone() {
-                    Ok(first) if first.message.conversation_id != message.conversation_id => {
-                        Err(AppendRefusal::ClientMsgIdReused)
-                    }
-                    first => first.map(|appended| Appended {
-                        duplicate: true,
-                        members_version: 0,
-                        ..appended
-                    }),
-                };
-                outcomes.push(outcome);
-                continue;
-            }
-            let membership = (message.conversation_id.clone(), message.sender_id.clone());
-            if !memberships.contains(&membership) {
-                outcomes.push(Err(AppendRefusal::NotMember));
-                continue;
-            }
-            let position = positions
-                .get_mut(&message.conversation_id)
-                .ok_or(StoreError::NotFound)?;
-            position.last_seq += 1;
-            position.activity = position.activity.max(message.created_at.millis());
-            let seq = position.last_seq;
-            first_in_batch.insert(key, outcomes.len());
-            outcomes.push(Ok(Appended {
-                message: message.with_seq(seq),
-                duplicate: false,
-                members_version: position.members_version,
-            }));
-        }
-        let new_messages: Vec<&Message> = outcomes
-            .iter()
-            .filter_map(|outcome| outcome.as_ref().ok())
-            .filter(|appended| !appended.duplicate)
-            .map(|appended| &appended.message)
-            .collect();
-        for chunk in new_messages.chunks(INSERT_CHUNK) {
-            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO messages ({MESSAGE_COLUMNS}) "
-            ));
-            insert.push_values(chunk, |mut row, message| {
-                let system = message
-                    .system
-                    .as_ref()
-                    .map(|event| serde_json::to_string(event).expect("system events serialize"));
-                row.push_bind(message.conversation_id.as_str())
-                    .push_bind(message.seq)
-                    .push_bind(message.message_id.as_str())
-                    .push_bind(message.sender_id.as_str())
-                    .push_bind(message.sender_device_id.as_str())
-                    .push_bind(message.client_msg_id.as_str())
-                    .push_bind(message.content.as_str())
-                    .push_bind(message.content_type.as_str())
-                    .push_bind(message.reply_to_seq)
-                    .push_bind(system)
-                    .push_bind(message.created_at.millis());
-            });
-            insert
-                .build()
-                .execute(&mut *transaction)
-                .await
-                .map_err(unavailable)?;
-        }
-        let moved: Vec<(&ConversationId, &Position)> = positions
-            .iter()
-            .filter(|(_, position)| position.activity > 0)
-            .collect();
-        for chunk in moved.chunks(INSERT_CHUNK) {
-            let mut update = sqlx::QueryBuilder::<Sqlite>::new(
-                "UPDATE conversations SET last_seq = v.column2, \
-                 last_activity_at = MAX(last_activity_at, v.column3) FROM (",
-            );
-            update.push_values(chunk, |mut row, (conversation_id, position)| {
-                row.push_bind(conversation_id.as_str())
-                    .push_bind(position.last_seq)
-                    .push_bind(position.activity);
-            });
-            update.push(") AS v WHERE conversations.conversation_id = v.column1");
-            update
-                .build()
-                .execute(&mut *transaction)
-                .await
-                .map_err(unavailable)?;
-        }
-        transaction.commit().await.map_err(unavailable)?;
-        Ok(outcomes)
+        append(&self.writer, &self.scrub_wal, messages).await
     }
 
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
@@ -602,13 +519,17 @@ impl Store for SqliteStore {
         row.as_ref().map(message_from_row).transpose()
     }
 
-    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end.
+    /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end,
+    /// in their current state as `viewer` sees them: `reactions` counted (with `me` for
+    /// the viewer), and the messages the viewer hid with `hidden: true`, empty `content`
+    /// and no mentions, reactions or reply (they keep their `seq`: no gap).
     async fn fetch_messages(
         &self,
         conversation_id: &ConversationId,
         range: SeqRange,
         from: PageFrom,
         limit: u32,
+        viewer: &UserId,
     ) -> StoreResult<Vec<Message>> {
         let order = match from {
             PageFrom::Oldest => "ASC",
@@ -632,7 +553,55 @@ impl Store for SqliteStore {
         if from == PageFrom::Newest {
             messages.reverse();
         }
-        Ok(messages)
+        with_current_state(&self.reader, conversation_id, messages, viewer).await
+    }
+
+    /// One message in its current state, without `reactions`; `NotFound` if there is no
+    /// such `seq`.
+    async fn fetch_message(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?"
+        ))
+        .bind(conversation_id.as_str())
+        .bind(seq)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        message_from_row(&row)
+    }
+
+    /// Who reacted to the message `seq` with what, one entry per emoji in the order each
+    /// was first used, users in the order they reacted.
+    async fn fetch_reactions(
+        &self,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<Vec<ReactionUsers>> {
+        reactions_of(&self.reader, conversation_id, seq).await
+    }
+
+    /// Hides the message `seq` from `user_id` (delete for me): it leaves their history,
+    /// search, preview and mention count. Hiding twice is not an error. `NotFound` if
+    /// there is no such message.
+    async fn hide_message(
+        &self,
+        user_id: &UserId,
+        conversation_id: &ConversationId,
+        seq: i64,
+    ) -> StoreResult<()> {
+        hide(&self.writer, user_id, conversation_id, seq).await
+    }
+
+    /// Full-text search: messages of `query.user_id`'s conversations (checked in the
+    /// query: member now, not hidden by them, not deleted) that contain a word starting
+    /// with each term, newest `message_id` first, at most `limit`, in their current state
+    /// without `reactions`.
+    async fn search_messages(&self, query: SearchQuery<'_>) -> StoreResult<Vec<Message>> {
+        search(&self.reader, query).await
     }
 
     /// The distinct senders of the messages with `after_seq < seq <= up_to_seq` that
@@ -676,7 +645,11 @@ impl Store for SqliteStore {
         &self,
         updates: Vec<ReceiptUpdate>,
     ) -> StoreResult<Vec<ReceiptChange>> {
-        let mut transaction = self.writer.begin().await.map_err(unavailable)?;
+        let mut transaction = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
         let mut changes = Vec::new();
         for chunk in updates.chunks(INSERT_CHUNK) {
             let mut select = sqlx::QueryBuilder::<Sqlite>::new(

@@ -3,7 +3,7 @@
 
 use parley_core::store::{NewMessage, PageFrom, SeqRange};
 use parley_core::Store;
-use parley_proto::ConversationId;
+use parley_proto::{ConversationId, UserId};
 use parley_testkit::store::{group, text, user};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ proptest! {
             }
             for (index, conversation_id) in conversations.iter().enumerate() {
                 let stored = store
-                    .fetch_messages(conversation_id, SeqRange::default(), PageFrom::Oldest, 10_000)
+                    .fetch_messages(conversation_id, SeqRange::default(), PageFrom::Oldest, 10_000, &UserId::from("u_reader"))
                     .await
                     .unwrap();
                 let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();

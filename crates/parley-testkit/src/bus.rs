@@ -416,6 +416,17 @@ pub async fn events_round_trip_unchanged(buses: Vec<Arc<dyn Bus>>) {
         reply_to_seq: Some(41),
         created_at: Timestamp::from_millis(1_790_000_000_123),
         system: None,
+        target_seq: None,
+        mentions: vec![bob.clone()],
+        forwarded: true,
+        edited_at: Some(Timestamp::from_millis(1_790_000_000_456)),
+        deleted: false,
+        reactions: vec![parley_proto::ReactionCount {
+            emoji: "👍🏽".into(),
+            count: 2,
+            me: true,
+        }],
+        hidden: false,
     };
     let system_message = Message {
         seq: 43,

@@ -2,13 +2,16 @@
 
 use parley_core::ids;
 use parley_core::rules::{RECEIPT_SENDERS, UNREAD};
+use parley_core::search::query_terms;
 use parley_core::store::{
-    ConversationChange, ConversationUpdate, Counting, ListCursor, NewConversation, NewDevice,
-    NewMessage, PageFrom, ProfileUpdate, ReceiptUpdate, SeqRange, StoreError, UserRecord,
+    AppendOutcome, ConversationChange, ConversationSummary, ConversationUpdate, Counting,
+    ListCursor, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptUpdate,
+    SearchQuery, SeqRange, StoreError, UserRecord,
 };
 use parley_core::Store;
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Role, SystemEvent, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, Message, MessageId, ReactionCount,
+    ReactionUsers, Role, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -50,6 +53,9 @@ pub fn text(
         reply_to_seq: None,
         created_at: Timestamp::now(),
         system: None,
+        target_seq: None,
+        mentions: Vec::new(),
+        forwarded: false,
     }
 }
 
@@ -303,7 +309,13 @@ pub async fn groups_start_with_their_system_message(store: Arc<dyn Store>) {
     let record = store.fetch_conversation(&conversation_id).await.unwrap();
     assert_eq!((record.last_seq, record.member_count), (1, 2));
     let messages = store
-        .fetch_messages(&conversation_id, SeqRange::default(), PageFrom::Oldest, 10)
+        .fetch_messages(
+            &conversation_id,
+            SeqRange::default(),
+            PageFrom::Oldest,
+            10,
+            &UserId::from("u_reader"),
+        )
         .await
         .unwrap();
     assert_eq!(messages.len(), 1);
@@ -500,6 +512,7 @@ pub async fn history_ranges_are_exact(store: Arc<dyn Store>) {
             },
             PageFrom::Oldest,
             3,
+            &UserId::from("u_reader"),
         )
         .await
         .unwrap();
@@ -513,12 +526,19 @@ pub async fn history_ranges_are_exact(store: Arc<dyn Store>) {
             },
             PageFrom::Newest,
             3,
+            &UserId::from("u_reader"),
         )
         .await
         .unwrap();
     assert_eq!(seqs(before), vec![7, 8, 9]);
     let newest = store
-        .fetch_messages(&conversation_id, SeqRange::default(), PageFrom::Newest, 2)
+        .fetch_messages(
+            &conversation_id,
+            SeqRange::default(),
+            PageFrom::Newest,
+            2,
+            &UserId::from("u_reader"),
+        )
         .await
         .unwrap();
     assert_eq!(seqs(newest), vec![20, 21]);
@@ -531,6 +551,7 @@ pub async fn history_ranges_are_exact(store: Arc<dyn Store>) {
             },
             PageFrom::Oldest,
             10,
+            &UserId::from("u_reader"),
         )
         .await
         .unwrap();
@@ -1313,3 +1334,17 @@ pub async fn joiners_start_with_the_history_read(store: Arc<dyn Store>) {
     );
     assert_eq!(summary.unread_count, 1, "the members_added message is news");
 }
+
+// ---- message changes, mentions, hiding and search --------------------------------
+
+mod deletes;
+mod kit;
+mod mentions_hiding;
+mod reactions_edits;
+mod search;
+
+pub use deletes::*;
+pub use kit::*;
+pub use mentions_hiding::*;
+pub use reactions_edits::*;
+pub use search::*;

@@ -108,6 +108,11 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
         "the Store conformance cases: one behaviour each",
     ),
     (
+        "parley-testkit/src/bus.rs",
+        700,
+        "the Bus conformance cases: one behaviour each",
+    ),
+    (
         "parley-store-sqlite/src/store.rs",
         800,
         "the `impl Store` in trait order, one method each",

@@ -266,6 +266,9 @@ impl Chat {
             reply_to_seq: None,
             created_at,
             system: Some(event),
+            target_seq: None,
+            mentions: Vec::new(),
+            forwarded: false,
         }
     }
 }

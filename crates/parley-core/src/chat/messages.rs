@@ -10,12 +10,12 @@ impl Chat {
     pub async fn submit_message(
         &self,
         session: &Session,
-        request: SendRequest,
+        mut request: SendRequest,
     ) -> Result<oneshot::Receiver<Result<Appended>>> {
         if self.inner.shutting_down.load(Ordering::Relaxed) {
             return Err(Error::ShuttingDown);
         }
-        let client_msg_id = request.client_msg_id;
+        let client_msg_id = std::mem::take(&mut request.client_msg_id);
         let id_chars = client_msg_id.chars().count();
         if id_chars == 0 || id_chars > parley_proto::limits::MAX_CLIENT_MSG_ID {
             return Err(Error::Invalid(
@@ -27,23 +27,54 @@ impl Chat {
                 limit: self.inner.config.max_content_bytes,
             });
         }
-        check_content(&request.content)?;
         if client_msg_id.starts_with(SYSTEM_CLIENT_ID_PREFIX) {
             return Err(Error::Invalid(format!(
                 "client_msg_id must not start with '{SYSTEM_CLIENT_ID_PREFIX}' (reserved)"
             )));
         }
-        let content_type = request.content_type.unwrap_or(ContentType::TEXT);
+        let content_type = request.content_type.take().unwrap_or(ContentType::TEXT);
         if !content_type.is_sendable() {
             return Err(Error::Invalid(
                 "content_type must be 1-64 characters of a-z 0-9 . / + - _, and not 'system'"
                     .into(),
             ));
         }
-        if let Err(refusal) = self
-            .admit_send(session, &request.conversation_id, request.reply_to_seq)
+        let mentions = if content_type.is_change() {
+            check_change_fields(&content_type, &request)?;
+            if let Some(emoji) = (content_type == ContentType::REACTION)
+                .then(|| canonical_reaction(&request.content))
+                .flatten()
+            {
+                request.content = emoji.to_owned();
+            }
+            Vec::new()
+        } else {
+            check_content(&request.content)?;
+            if request.target_seq.is_some() {
+                return Err(Error::Invalid(
+                    "target_seq is only for reaction, edit and delete".into(),
+                ));
+            }
+            checked_mentions(&request.mentions)?
+        };
+        let admitted = if content_type.is_change() {
+            self.admit_change(
+                session,
+                &request.conversation_id,
+                &content_type,
+                request.target_seq.unwrap_or_default(),
+            )
             .await
-        {
+        } else {
+            self.admit_send(
+                session,
+                &request.conversation_id,
+                request.reply_to_seq,
+                &mentions,
+            )
+            .await
+        };
+        if let Err(refusal) = admitted {
             return self
                 .first_ack_or(refusal, session, &request.conversation_id, &client_msg_id)
                 .await;
@@ -61,6 +92,9 @@ impl Chat {
                 reply_to_seq: request.reply_to_seq,
                 created_at: Timestamp::now(),
                 system: None,
+                target_seq: request.target_seq,
+                mentions,
+                forwarded: request.forwarded,
             },
             reply,
             queued_at: Instant::now(),
@@ -75,14 +109,20 @@ impl Chat {
     }
 
     /// The checks a send must pass besides its own fields: membership, `reply_to_seq`,
-    /// rate limits (which spend a token when passed).
+    /// mentions of members only, rate limits (which spend a token when passed).
     pub(super) async fn admit_send(
         &self,
         session: &Session,
         conversation_id: &ConversationId,
         reply_to_seq: Option<i64>,
+        mentions: &[UserId],
     ) -> Result<()> {
         let members = self.members_for(conversation_id, &session.user_id).await?;
+        if let Some(stranger) = mentions.iter().find(|user_id| !members.is_member(user_id)) {
+            return Err(Error::Invalid(format!(
+                "mentions must be members of the conversation ({stranger} is not)"
+            )));
+        }
         if let Some(reply_to_seq) = reply_to_seq {
             let record = self.inner.store.fetch_conversation(conversation_id).await?;
             if reply_to_seq < 1 || reply_to_seq > record.last_seq {
@@ -103,7 +143,13 @@ impl Chat {
         conversation_id: &ConversationId,
         client_msg_id: &str,
     ) -> Result<oneshot::Receiver<Result<Appended>>> {
-        if !matches!(refusal, Error::NotMember | Error::RateLimited { .. }) {
+        if !matches!(
+            refusal,
+            Error::NotMember
+                | Error::RateLimited { .. }
+                | Error::TargetNotFound
+                | Error::EditWindowPassed
+        ) {
             return Err(refusal);
         }
         match self
@@ -154,7 +200,8 @@ impl Chat {
             }
         };
         metrics::counter!("parley_messages_total").increment(1);
-        if !message.content_type.is_system() {
+        // A change is nobody's reading: the sender's pointer moves for messages only.
+        if !message.content_type.is_system() && !message.is_change() {
             self.inner
                 .receipts
                 .note(&message.conversation_id, &message.sender_id, 0, message.seq);
@@ -195,6 +242,7 @@ impl Chat {
                 },
                 from,
                 limit + 1,
+                &session.user_id,
             )
             .await?;
         let has_more = messages.len() > limit as usize;
@@ -231,6 +279,7 @@ impl Chat {
                 },
                 PageFrom::Oldest,
                 limit,
+                &session.user_id,
             )
             .await?)
     }

@@ -30,7 +30,8 @@ use crate::store::{
 use parley_proto::frames::Cursors;
 use parley_proto::{
     ContentType, Conversation, ConversationId, ConversationType, Member, Message, PresenceStatus,
-    Profile, PublicProfile, ReceiptStatus, Role, ServerFrame, SystemEvent, Timestamp, UserId,
+    Profile, PublicProfile, ReactionUsers, ReceiptStatus, Role, ServerFrame, SystemEvent,
+    Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,20 +42,25 @@ use tokio::sync::{mpsc, oneshot};
 mod accounts;
 mod changes;
 mod conversations;
+mod edits;
 mod limits;
 mod messages;
 mod node;
 mod presence;
 mod receipts;
+mod search;
 mod types;
 mod validation;
 mod views;
 
+use edits::canonical_reaction;
+use edits::{check_change_fields, checked_mentions};
 use limits::Quotas;
 pub use messages::SyncPlan;
 use node::NodeState;
 pub use node::Ports;
 use receipts::{flush_receipts, run_receipt_flusher};
+pub use search::{SearchHit, SearchPage};
 pub use types::*;
 use validation::*;
 use views::*;
@@ -70,6 +76,12 @@ pub struct SendRequest {
     pub content: String,
     pub content_type: Option<ContentType>,
     pub reply_to_seq: Option<i64>,
+    /// For `reaction`, `edit` and `delete`: the message changed.
+    pub target_seq: Option<i64>,
+    /// For ordinary messages: members mentioned.
+    pub mentions: Vec<UserId>,
+    /// Set by [`Chat::forward`] only: the copy is marked as forwarded.
+    pub forwarded: bool,
     /// The WebSocket connection it came on (`None` for REST): it is answered with
     /// `msg_ack` and skipped by the fan-out.
     pub origin_connection: Option<ConnectionId>,

@@ -58,6 +58,7 @@ pub(super) fn conversation_view(
         unread_count: 0,
         last_read_seq: 0,
         muted_until: None,
+        unread_mentions: 0,
     }
 }
 
@@ -66,6 +67,7 @@ pub(super) fn summary_to_conversation(summary: ConversationSummary) -> Conversat
     conversation.unread_count = summary.unread_count;
     conversation.last_read_seq = summary.read_seq;
     conversation.muted_until = summary.muted_until;
+    conversation.unread_mentions = summary.unread_mentions;
     conversation
 }
 

@@ -333,6 +333,8 @@ impl<S: Socket> Connection<S> {
                 content,
                 content_type,
                 reply_to_seq,
+                target_seq,
+                mentions,
             } => {
                 if self.pending_acks.len() >= MAX_IN_FLIGHT_SENDS {
                     let refusal = ServerFrame::Error {
@@ -349,6 +351,9 @@ impl<S: Socket> Connection<S> {
                     content,
                     content_type,
                     reply_to_seq,
+                    target_seq,
+                    mentions,
+                    forwarded: false,
                     origin_connection: Some(self.connection_id.clone()),
                 };
                 match self.state.chat.submit_message(&self.session, request).await {

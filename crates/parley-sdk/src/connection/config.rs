@@ -5,7 +5,7 @@
 //! [`OutgoingMessage`] into the `send_message` frame.
 
 use crate::SdkError;
-use parley_proto::{frames::Cursors, ContentType, ConversationId};
+use parley_proto::{frames::Cursors, ContentType, ConversationId, UserId};
 use std::time::Duration;
 
 /// How a [`Connection`] behaves. Build with [`ConnectionConfig::new`] and adjust fields.
@@ -106,6 +106,11 @@ pub struct OutgoingMessage {
     /// `None` means [`ContentType::TEXT`].
     pub content_type: Option<ContentType>,
     pub reply_to_seq: Option<i64>,
+    /// For [`ContentType::REACTION`], [`ContentType::EDIT`] and [`ContentType::DELETE`]:
+    /// the message changed.
+    pub target_seq: Option<i64>,
+    /// For text: members mentioned.
+    pub mentions: Vec<UserId>,
     /// `None` lets the SDK make a ULID. Give one to make a retry across restarts safe.
     pub client_msg_id: Option<String>,
 }
@@ -118,8 +123,49 @@ impl OutgoingMessage {
             content: content.into(),
             content_type: None,
             reply_to_seq: None,
+            target_seq: None,
+            mentions: Vec::new(),
             client_msg_id: None,
         }
+    }
+
+    /// Sets (an emoji) or clears (`""`) this user's reaction on the message `target_seq`.
+    pub fn reaction(
+        conversation_id: ConversationId,
+        target_seq: i64,
+        emoji: impl Into<String>,
+    ) -> Self {
+        Self::change(conversation_id, ContentType::REACTION, target_seq, emoji)
+    }
+
+    /// Replaces the text of one's own message `target_seq` (within the edit window).
+    pub fn edit(conversation_id: ConversationId, target_seq: i64, text: impl Into<String>) -> Self {
+        Self::change(conversation_id, ContentType::EDIT, target_seq, text)
+    }
+
+    /// Deletes the message `target_seq` for everyone (its sender within the edit window,
+    /// or a group admin).
+    pub fn delete(conversation_id: ConversationId, target_seq: i64) -> Self {
+        Self::change(conversation_id, ContentType::DELETE, target_seq, "")
+    }
+
+    fn change(
+        conversation_id: ConversationId,
+        kind: ContentType,
+        target_seq: i64,
+        content: impl Into<String>,
+    ) -> Self {
+        Self {
+            content_type: Some(kind),
+            target_seq: Some(target_seq),
+            ..Self::text(conversation_id, content)
+        }
+    }
+
+    /// The same message mentioning these members.
+    pub fn with_mentions(mut self, mentions: Vec<UserId>) -> Self {
+        self.mentions = mentions;
+        self
     }
 }
 

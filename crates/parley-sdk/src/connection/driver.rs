@@ -511,6 +511,7 @@ impl Driver {
             | ServerFrame::Typing { .. }
             | ServerFrame::Presence { .. }
             | ServerFrame::ConversationUpdated { .. }
+            | ServerFrame::MessageHidden { .. }
             | ServerFrame::Pong {} => Event::Frame(frame),
         };
         self.emit(event);

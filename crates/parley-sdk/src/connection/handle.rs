@@ -148,6 +148,8 @@ impl ConnectionHandle {
             content: message.content,
             content_type: message.content_type,
             reply_to_seq: message.reply_to_seq,
+            target_seq: message.target_seq,
+            mentions: message.mentions,
         };
         let frame_text = Utf8Bytes::from(serde_json::to_string(&frame)?);
         let ClientFrame::SendMessage { client_msg_id, .. } = frame else {

@@ -198,6 +198,8 @@ pub fn text_request(client_msg_id: &str, content: &str) -> SendMessageRequest {
         content: content.into(),
         content_type: None,
         reply_to_seq: None,
+        target_seq: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -17,6 +17,7 @@ mod crash;
 mod faults;
 mod group_races;
 mod hardening;
+mod message_changes;
 mod messaging;
 mod nodes;
 mod postgres;

@@ -105,6 +105,9 @@ fn send(conversation_id: &parley_proto::ConversationId, text: &str) -> SendReque
         content: text.to_owned(),
         content_type: None,
         reply_to_seq: None,
+        target_seq: None,
+        mentions: Vec::new(),
+        forwarded: false,
         origin_connection: None,
     }
 }

@@ -138,6 +138,8 @@ async fn rate_limits_say_when_to_retry() {
                 content: "hi".into(),
                 content_type: None,
                 reply_to_seq: None,
+                target_seq: None,
+                mentions: Vec::new(),
             },
         )
         .await

@@ -1,0 +1,74 @@
+-- Message kinds and changes (reactions, edits, deletes for everyone), mentions, delete for
+-- me, and full-text search.
+
+-- Change entries name their target; text messages may mention members or be forwarded
+-- copies. `edited_at` and `deleted` are the target's current state (the entries that
+-- changed it stay in the `seq` stream).
+ALTER TABLE messages ADD COLUMN target_seq INTEGER;
+ALTER TABLE messages ADD COLUMN mentions TEXT;
+ALTER TABLE messages ADD COLUMN forwarded INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+-- The change entries of a target (earlier edits to rewrite or empty). Partial: ordinary
+-- messages, the hot path, write no entry here.
+CREATE INDEX messages_targets ON messages (conversation_id, target_seq)
+    WHERE target_seq IS NOT NULL;
+
+-- Each user's one reaction per message; `seq` is the entry that set it (the order
+-- emojis were first used in).
+CREATE TABLE reactions (
+    conversation_id TEXT NOT NULL,
+    target_seq      INTEGER NOT NULL,
+    user_id         TEXT NOT NULL,
+    emoji           TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, target_seq, user_id)
+) WITHOUT ROWID;
+
+-- Who a message mentions, keyed for the count of a user's unread mentions in a
+-- conversation (a range after their read pointer).
+CREATE TABLE mentions (
+    user_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    PRIMARY KEY (user_id, conversation_id, seq)
+) WITHOUT ROWID;
+
+-- Delete for me.
+CREATE TABLE hidden_messages (
+    user_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    PRIMARY KEY (user_id, conversation_id, seq)
+) WITHOUT ROWID;
+
+-- Search. A message's index row id is (search_key << 32) | seq: a conversation's messages
+-- are one row id range (a search within it is a range of the index), and no mapping table
+-- is written per message. `search_key` is a small number per conversation.
+ALTER TABLE conversations ADD COLUMN search_key INTEGER;
+UPDATE conversations SET search_key = rowid;
+CREATE UNIQUE INDEX conversations_search_key ON conversations (search_key);
+
+-- The index keeps terms, not text: the text is in `messages` only, so a delete empties it
+-- in one place. The terms are made by parley-core's `search` module (folded words,
+-- space-separated), which is why the tokenizer only has to split on spaces. "External
+-- content" that is never stored (`message_index_source` stays empty; queries read only
+-- row ids): a message leaves the index by the `delete` command with the terms it was
+-- indexed with, which the store computes again from the text. With `secure-delete` that
+-- removes the terms from the index's pages at once; a contentless table would only mark
+-- the row deleted and keep its words on disk until a merge.
+CREATE TABLE message_index_source (terms TEXT);
+CREATE VIRTUAL TABLE message_index USING fts5 (
+    terms,
+    content = 'message_index_source',
+    tokenize = 'unicode61 remove_diacritics 0'
+);
+INSERT INTO message_index (message_index, rank) VALUES ('secure-delete', 1);
+
+-- Work the store does once after a migration (here: indexing the messages stored
+-- before search existed, which needs parley-core's folding, not SQL).
+CREATE TABLE store_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO store_meta (key, value) VALUES ('search_backfill', 'pending');
