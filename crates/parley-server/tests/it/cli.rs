@@ -147,3 +147,85 @@ async fn the_load_generator_reports_a_clean_run() {
         "{report}"
     );
 }
+
+/// react, edit, delete (for everyone and for me), forward and search from the command
+/// line, checked through history as the other user sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_changes_forwards_and_searches_messages() {
+    let server = TestServer::start().await;
+    let alice_dir = tempfile::tempdir().unwrap();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (alice_dir.path(), bob_dir.path());
+    stdout(&parley(&server, alice, &["register", "alice"]));
+    stdout(&parley(&server, bob, &["register", "bob"]));
+    let id_of = |json: String| -> String {
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        value["conversation_id"].as_str().unwrap().to_owned()
+    };
+    let direct = id_of(stdout(&parley(
+        &server,
+        alice,
+        &["create", "direct", "bob", "--json"],
+    )));
+    let group = id_of(stdout(&parley(
+        &server,
+        alice,
+        &["create", "group", "Trip", "bob", "--json"],
+    )));
+    stdout(&parley(
+        &server,
+        alice,
+        &["send", &direct, "Holiday in Crète?"],
+    ));
+    stdout(&parley(&server, alice, &["send", &direct, "typo hre"]));
+    assert!(
+        stdout(&parley(&server, bob, &["react", &direct, "1", "👍"])).contains("reacted 👍 to #1")
+    );
+    stdout(&parley(
+        &server,
+        alice,
+        &["edit", &direct, "2", "typo here"],
+    ));
+    let forwarded = stdout(&parley(&server, alice, &["forward", &direct, "1", &group]));
+    assert!(
+        forwarded.contains(&format!("forwarded as #2 in {group}")),
+        "{forwarded}"
+    );
+
+    let history = stdout(&parley(&server, bob, &["history", &direct]));
+    assert!(
+        history.contains("#1") && history.contains("Holiday in Crète? [👍 1]"),
+        "{history}"
+    );
+    assert!(history.contains("typo here (edited)"), "{history}");
+    assert!(history.contains("[bob reacted 👍 to #1]"), "{history}");
+    let in_group = stdout(&parley(&server, bob, &["history", &group]));
+    assert!(
+        in_group.contains("[forwarded] Holiday in Crète?"),
+        "{in_group}"
+    );
+
+    let found = stdout(&parley(&server, bob, &["search", "crete", "HOL"]));
+    assert_eq!(found.lines().count(), 2, "{found}");
+    assert!(found.contains("«Holiday» in «Crète»?"), "{found}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        bob,
+        &["search", "hol", "--in", &group, "--json"],
+    )))
+    .unwrap();
+    assert_eq!(json["results"].as_array().unwrap().len(), 1);
+
+    stdout(&parley(&server, alice, &["delete", &direct, "1"]));
+    stdout(&parley(&server, bob, &["delete", &direct, "2", "--for-me"]));
+    let after = stdout(&parley(&server, bob, &["history", &direct]));
+    assert!(after.contains("alice: [deleted]"), "{after}");
+    assert!(after.contains("[hidden by you]"), "{after}");
+    assert!(!after.contains("Crète"), "{after}");
+    let refused = parley(&server, bob, &["edit", &direct, "3", "not mine"]);
+    assert!(!refused.status.success());
+    assert_eq!(
+        stdout(&parley(&server, bob, &["search", "typo"])).trim(),
+        "no messages found"
+    );
+}
