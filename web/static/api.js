@@ -100,6 +100,23 @@ export class Api {
   }
   receipts(id, seq) { return this.get(`/conversations/${encodeURIComponent(id)}/messages/${seq}/receipts`); }
   markRead(id, upToSeq) { return this.post(`/conversations/${encodeURIComponent(id)}/read`, { up_to_seq: upToSeq }); }
+  /** Who reacted with what: {reactions: [{emoji, user_ids}]}. */
+  reactions(id, seq) { return this.get(`/conversations/${encodeURIComponent(id)}/messages/${seq}/reactions`); }
+  /** Delete for me: the message leaves my history on all my devices. */
+  hideMessage(id, seq) { return this.post(`/conversations/${encodeURIComponent(id)}/messages/${seq}/hide`); }
+  /** Copies of a message in up to 5 other chats: {messages: [...]}. */
+  forward(fromId, seq, toIds, clientMsgId) {
+    const body = { from_conversation_id: fromId, seq, to_conversation_ids: toIds };
+    if (clientMsgId) body.client_msg_id = clientMsgId;
+    return this.post('/messages/forward', body);
+  }
+  /** Full-text search, newest first: {results: [{conversation_id, seq, snippet, message}], next_cursor}. */
+  search(query, { conversationId, cursor, limit = 20 } = {}) {
+    const q = new URLSearchParams({ q: query, limit: String(limit) });
+    if (conversationId) q.set('conversation_id', conversationId);
+    if (cursor) q.set('cursor', cursor);
+    return this.get(`/search?${q}`);
+  }
 }
 
 function deviceName() {

@@ -3,11 +3,13 @@
 import { Api } from './api.js';
 import { Connection } from './conn.js';
 import { SendQueue } from './sendqueue.js';
-import { Store, loadSession, saveSession, clearSession } from './store.js';
+import { Store, loadSession, saveSession, clearSession, isChange } from './store.js';
 import {
-  h, $, linkify, utf8Length, formatTime, formatDateTime, formatDay, dayKey, formatListTime, formatLastSeen,
-  avatar, colorFor, debounce, uuid, truncate, UI_LOCALE,
+  h, $, utf8Length, formatTime, formatDateTime, formatDay, dayKey, formatListTime, formatLastSeen,
+  avatar, colorFor, debounce, uuid, truncate, UI_LOCALE, markedSnippet, richText, findMentions, queryTerms,
 } from './dom.js';
+import { openPopover, closePopover, replacePopover, justClosedBy, bindPopovers } from './popover.js';
+import { openEmojiPicker, emojiName, QUICK_REACTIONS } from './emoji.js';
 
 const MAX_CONTENT_BYTES = 64 * 1024;
 const PAGE = 50;
@@ -21,6 +23,10 @@ const MAX_BACKFILL_PAGES = 50;
 const ROW_SELECTOR = '[data-testid="message"], [data-testid="system-message"]';
 /** Receipt look-ups for the chat list's ticks that run at once. */
 const RECEIPT_FETCHES = 4;
+/** How long the sender may edit a message, or delete it for everyone (the server's rule). */
+const EDIT_WINDOW_MS = 48 * 3600 * 1000;
+/** A searched message further back than this is loaded as a window around it (with a gap). */
+const JUMP_BACKFILL_MAX = 200;
 
 const api = new Api({ onUnauthorized: () => signOut({ expired: true }) });
 let session = null;
@@ -32,6 +38,7 @@ const ui = {
   activeId: null,
   search: '',
   replyTo: null, // {seq, sender_id, text}
+  editing: null, // {seq, draft}: the composer edits one of my messages (draft: what it held before)
   drafts: new Map(),
   presence: new Map(), // user_id -> {status, last_seen}
   syncing: false,
@@ -233,6 +240,14 @@ function resetUi() {
   $('#live').replaceChildren();
   ui.search = '';
   ui.replyTo = null;
+  ui.editing = null;
+  ui.forward = null;
+  ui.highlightSeq = null;
+  ui.pendingJump = null;
+  closePopover({ restoreFocus: false });
+  closeMentionPicker();
+  $('#edit-bar').hidden = true;
+  toggleChatSearch(false);
   ui.drafts.clear();
   ui.presence.clear();
   ui.msgCache.clear();
@@ -256,7 +271,7 @@ async function startApp() {
     device_id: session.device_id,
     username: session.username,
     display_name: session.display_name,
-  });
+  }, { onNeedReactors: fetchReactors });
   sendQueue = new SendQueue({
     items: () => (store ? store.outbox : []),
     transmit,
@@ -325,6 +340,9 @@ async function loadConversations() {
         conv.unread_count = localRead >= conv.last_seq
           ? 0
           : Math.max(0, conv.unread_count - othersBetween(conv, serverRead, localRead));
+        conv.unread_mentions = localRead >= conv.last_seq
+          ? 0
+          : Math.max(0, conv.unread_mentions - othersBetween(conv, serverRead, localRead, (m) => mentionsMe(conv, m.seq)));
       }
       if (conv.type === 'direct' && !conv.members) fetchConversation(conv.conversation_id);
     }
@@ -337,7 +355,7 @@ async function loadConversations() {
     for (const conv of store.convs.values()) {
       // A conversation whose history we never opened needs no backlog: jump the cursor.
       if (!conv.historyLoaded && conv.syncedSeq < conv.last_seq) {
-        conv.msgs.clear();
+        store.forgetMessages(conv);
         conv.syncedSeq = conv.last_seq;
       }
     }
@@ -487,6 +505,7 @@ function onFrame(frame) {
     case 'presence': return onPresence(frame);
     case 'conversation_updated': return onConversationUpdated(frame);
     case 'conversation_removed': return onConversationRemoved(frame.conversation_id);
+    case 'message_hidden': return onMessageHidden(frame);
     case 'sync_done': return onSyncDone(frame);
     case 'error': return onServerError(frame);
     default: return undefined;
@@ -540,12 +559,14 @@ function onSyncDone(frame) {
 function onMsgAck(frame) {
   const conv = store.applyAck(frame);
   const stored = conv && conv.msgs.get(frame.seq);
-  if (stored && stored.client_msg_id === frame.client_msg_id) tellTabs({ kind: 'message', message: stored });
+  if (stored && stored.client_msg_id === frame.client_msg_id) tellTabs({ kind: 'message', message: plainMessage(stored) });
   if (conv) {
     scheduleAck(conv);
-    // Sending moves our own read pointer on the server.
-    advanceRead(conv, frame.seq);
-    conv.readSent = Math.max(conv.readSent, frame.seq);
+    // Sending a message (not a change) moves our own read pointer on the server.
+    if (!stored || !isChange(stored)) {
+      advanceRead(conv, frame.seq);
+      conv.readSent = Math.max(conv.readSent, frame.seq);
+    }
   }
   sendQueue.onAck(frame.conversation_id);
   setBanner();
@@ -562,26 +583,34 @@ async function onNewMessage(msg) {
     if (!conv || !store) return;
   }
   const isNews = msg.seq > conv.last_seq;
+  const mentionedBefore = mentionsMe(conv, msg.target_seq);
   const { fresh } = store.addMessage(msg);
   if (msg.system) applySystemEvent(conv, msg);
+  const change = isChange(msg);
   const fromOther = msg.sender_id !== store.me.user_id;
   if (fromOther) {
-    conv.typing.delete(msg.sender_id);
-    if (fresh && isNews && msg.seq > conv.last_read_seq) {
+    if (!change) conv.typing.delete(msg.sender_id);
+    if (!change && fresh && isNews && msg.seq > conv.last_read_seq) {
       // Unread until its row has been on screen (see observeUnseen).
       conv.unread_count = (conv.unread_count || 0) + 1;
+      if ((msg.mentions || []).includes(store.me.user_id)) conv.unread_mentions = (conv.unread_mentions || 0) + 1;
       if (!isReadingNow(conv)) notify(conv, msg);
       if (conv.conversation_id === ui.activeId && !ui.syncing) announce(conv, msg);
     }
+    // An unread message that mentioned me was deleted: no longer a mention to read.
+    if (change && fresh && msg.content_type === 'delete' && mentionedBefore && msg.target_seq > conv.last_read_seq) {
+      conv.unread_mentions = Math.max(0, (conv.unread_mentions || 0) - 1);
+    }
   } else {
     // My own message from another device (or tab): sending moved my read pointer.
-    advanceRead(conv, msg.seq);
+    if (!change) advanceRead(conv, msg.seq);
     if (fresh) sendQueue.onAck(conv.conversation_id);
   }
+  if (change && fresh) onChangeShown(conv, msg);
   if (conv.syncedSeq < msg.seq) {
     if (!conv.historyLoaded) {
       // Not opened yet: keep no sparse backlog, history loads when it opens.
-      conv.msgs.clear();
+      store.forgetMessages(conv);
       conv.syncedSeq = Math.max(conv.syncedSeq, msg.seq);
       conv.msgs.set(msg.seq, msg);
     } else if (!ui.syncing) {
@@ -605,16 +634,17 @@ function applySystemEvent(conv, msg) {
 async function fillGap(conv) {
   if (conv.filling) return;
   if (!conv.historyLoaded) {
-    conv.msgs.clear();
+    store.forgetMessages(conv);
     conv.syncedSeq = conv.last_seq;
     return;
   }
   conv.filling = true;
   try {
     for (let round = 0; round < 20 && conv.last_seq > conv.syncedSeq; round++) {
+      const version = conv.last_seq;
       const page = await api.messages(conv.conversation_id, { afterSeq: conv.syncedSeq, limit: 100 });
       if (!store) return;
-      for (const msg of page.messages || []) store.addMessage(msg);
+      for (const msg of page.messages || []) store.addMessage(msg, { version });
       if (!page.messages || !page.messages.length) break;
     }
   } catch {
@@ -643,19 +673,27 @@ function isReadingNow(conv) {
   return conv.conversation_id === ui.activeId && document.visibilityState === 'visible';
 }
 
-/** Messages of others that we hold with `from < seq <= to`. */
-function othersBetween(conv, from, to) {
+/** Messages of others (not changes) that we hold with `from < seq <= to`. */
+function othersBetween(conv, from, to, only = () => true) {
   let count = 0;
   for (const m of conv.msgs.values()) {
-    if (m.seq > from && m.seq <= to && m.sender_id !== store.me.user_id) count += 1;
+    if (m.seq > from && m.seq <= to && m.sender_id !== store.me.user_id && !isChange(m) && only(m)) count += 1;
   }
   return count;
+}
+
+/** Whether a held message mentions me (and is still there to be read). */
+function mentionsMe(conv, seq) {
+  const m = seq ? conv.msgs.get(seq) : null;
+  return !!(m && !m.deleted && !m.hidden && (m.mentions || []).includes(store.me.user_id));
 }
 
 /** Move our read pointer (locally) forward to `seq`; the unread count follows. */
 function advanceRead(conv, seq) {
   if (!(seq > conv.last_read_seq)) return false;
   const passed = othersBetween(conv, conv.last_read_seq, seq);
+  const mentions = othersBetween(conv, conv.last_read_seq, seq, (m) => mentionsMe(conv, m.seq));
+  conv.unread_mentions = seq >= conv.last_seq ? 0 : Math.max(0, (conv.unread_mentions || 0) - mentions);
   conv.last_read_seq = seq;
   conv.unread_count = seq >= conv.last_seq ? 0 : Math.max(0, (conv.unread_count || 0) - passed);
   scheduleRender({ list: true });
@@ -789,10 +827,73 @@ function onConversationRemoved(id) {
   scheduleRender({ list: true, chat: true });
 }
 
+function onMessageHidden(frame) {
+  const known = store.convs.get(frame.conversation_id);
+  if (known && mentionsMe(known, frame.seq) && frame.seq > known.last_read_seq) {
+    known.unread_mentions = Math.max(0, (known.unread_mentions || 0) - 1);
+  }
+  const conv = store.hideMessage(frame.conversation_id, frame.seq);
+  if (!conv) return;
+  if (ui.editing && ui.editing.seq === frame.seq && conv.conversation_id === ui.activeId) setEditing(null);
+  scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId });
+}
+
+/** A change entry arrived (from someone else, or from another of my devices). */
+function onChangeShown(conv, entry) {
+  if (entry.content_type === 'delete' && ui.editing && conv.conversation_id === ui.activeId && ui.editing.seq === entry.target_seq) {
+    setEditing(null);
+    toast('The message you were editing was deleted.');
+  }
+}
+
+/** Who reacted with what, for a message whose reactions arrived as counts only. */
+function fetchReactors(conv, seq) {
+  conv.reactorsFetching = conv.reactorsFetching || new Set();
+  if (conv.reactorsFetching.has(seq)) return;
+  conv.reactorsFetching.add(seq);
+  setTimeout(async () => {
+    const version = conv.last_seq;
+    try {
+      const data = await api.reactions(conv.conversation_id, seq);
+      if (!store) return;
+      store.setReactors(conv.conversation_id, seq, data.reactions || [], version);
+      scheduleRender({ chat: conv.conversation_id === ui.activeId });
+    } catch {
+      /* the counts stay as they are until the next load */
+    } finally {
+      conv.reactorsFetching.delete(seq);
+    }
+  }, 0);
+}
+
+/** A message without the model's bookkeeping, for other tabs. */
+function plainMessage(msg) {
+  const plain = {};
+  for (const [key, value] of Object.entries(msg)) if (!key.startsWith('_')) plain[key] = value;
+  return plain;
+}
+
+const CHANGE_ERRORS = {
+  edit_window_passed: 'Messages can only be changed within 48 hours of sending.',
+  not_sender: 'Only the sender can do that.',
+  target_not_found: 'That message is no longer there.',
+  forbidden: 'You may not do that here.',
+  not_member: 'You are not a member of this conversation.',
+};
+
 function onServerError(frame) {
   if (frame.client_msg_id) {
     const item = store.outbox.find((i) => i.client_msg_id === frame.client_msg_id);
     if (!item) return;
+    if (isChange(item) && !['rate_limited', 'unavailable', 'internal'].includes(frame.code)) {
+      // A refused change is not kept to retry: it is undone on screen and explained.
+      store.dropOutbox(item.client_msg_id);
+      toast(CHANGE_ERRORS[frame.code] || frame.message || 'That did not work.');
+      sendQueue.pump(item.conversation_id);
+      setBanner();
+      scheduleRender({ chat: true, list: true });
+      return;
+    }
     if (frame.code === 'rate_limited' || frame.code === 'unavailable' || frame.code === 'internal') {
       // Refused for now: the whole conversation waits, then goes on in order.
       const wait = frame.retry_after_ms || (frame.code === 'rate_limited' ? 1000 : 3000);
@@ -848,20 +949,61 @@ function transmit(item) {
     client_msg_id: item.client_msg_id,
     conversation_id: item.conversation_id,
     content: item.content,
-    content_type: 'text',
+    content_type: item.content_type || 'text',
   };
   if (item.reply_to_seq) frame.reply_to_seq = item.reply_to_seq;
+  if (item.target_seq) frame.target_seq = item.target_seq;
+  if (item.mentions && item.mentions.length) frame.mentions = item.mentions;
   return conn.send(frame);
+}
+
+/**
+ * A change to a message (`reaction`, `edit`, `delete`): queued and sent like a message,
+ * in order with the conversation's other sends; shown at once, undone if refused.
+ */
+function sendChange(conv, kind, targetSeq, content = '') {
+  store.enqueue({
+    client_msg_id: uuid(),
+    conversation_id: conv.conversation_id,
+    content,
+    content_type: kind,
+    target_seq: targetSeq,
+    created_at: new Date().toISOString(),
+  });
+  sendQueue.pump(conv.conversation_id);
+  setBanner();
+  scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId });
+}
+
+/** Members of a group whose `@username` the text mentions (never me, never in direct chats). */
+function mentionsIn(conv, text) {
+  if (conv.type !== 'group' || !conv.members || !text.includes('@')) return [];
+  const ids = [];
+  for (const m of conv.members) {
+    const username = m.username || store.users.get(m.user_id)?.username;
+    if (!username || m.user_id === store.me.user_id) continue;
+    if (findMentions(text, [{ text: `@${username}` }]).length) ids.push(m.user_id);
+  }
+  return ids;
 }
 
 function sendMessage(text) {
   const conv = activeConv();
   if (!conv) return false;
-  if (!text.trim()) return false;
+  if (!text.trim()) {
+    if (ui.editing) showComposerError('A message cannot be empty: delete it instead.');
+    return false;
+  }
   const bytes = utf8Length(text);
   if (bytes > MAX_CONTENT_BYTES) {
     showComposerError(`This message is too long (${formatBytes(bytes)} of ${formatBytes(MAX_CONTENT_BYTES)}). Split it into smaller ones.`);
     return false;
+  }
+  if (ui.editing) {
+    const target = conv.msgs.get(ui.editing.seq);
+    if (target && text !== viewOf(conv, target).content) sendChange(conv, 'edit', ui.editing.seq, text);
+    setEditing(null, { restoreDraft: false });
+    return true;
   }
   const item = {
     client_msg_id: uuid(),
@@ -870,6 +1012,8 @@ function sendMessage(text) {
     reply_to_seq: ui.replyTo ? ui.replyTo.seq : null,
     created_at: new Date().toISOString(),
   };
+  const mentions = mentionsIn(conv, text);
+  if (mentions.length) item.mentions = mentions;
   store.enqueue(item);
   sendQueue.pump(conv.conversation_id); // behind whatever of this chat is still waiting
   stopTypingOut(true);
@@ -889,6 +1033,7 @@ function onComposerInput() {
   const composer = $('#composer');
   autoGrow(composer);
   updateCounter();
+  updateMentionPicker();
   const conv = activeConv();
   if (!conv || !conn) return;
   if (!composer.value.trim()) {
@@ -978,6 +1123,7 @@ function openConversation(id) {
   if (!conv) return;
   const composer = $('#composer');
   if (ui.activeId && ui.activeId !== id) {
+    if (ui.editing) setEditing(null);
     ui.drafts.set(ui.activeId, composer.value);
     stopTypingOut(true);
   }
@@ -985,6 +1131,9 @@ function openConversation(id) {
   ui.activeId = id;
   document.body.classList.add('chat-open');
   if (switching) {
+    closePopover({ restoreFocus: false });
+    closeMentionPicker();
+    if (!$('#chat-search').hidden) toggleChatSearch(false);
     setReply(null);
     composer.value = ui.drafts.get(id) || '';
     autoGrow(composer);
@@ -1006,11 +1155,15 @@ function openConversation(id) {
     fetchReceiptsFor(conv);
     if (switching && needsBackfill(conv)) loadUnread(conv);
   }
-  if (window.matchMedia('(pointer: fine)').matches) setTimeout(() => composer.focus(), 0);
+  if (window.matchMedia('(pointer: fine)').matches && ui.pendingJump !== id) setTimeout(() => composer.focus(), 0);
 }
 
 function closeChat() {
   if (ui.activeId) {
+    if (ui.editing) setEditing(null);
+    closePopover({ restoreFocus: false });
+    closeMentionPicker();
+    if (!$('#chat-search').hidden) toggleChatSearch(false);
     ui.drafts.set(ui.activeId, $('#composer').value);
     stopTypingOut(true);
   }
@@ -1031,9 +1184,10 @@ async function loadLatest(conv) {
   conv.loadingHistory = true;
   renderHistoryStatus(conv);
   try {
+    const version = conv.last_seq;
     const page = await api.messages(conv.conversation_id, { beforeSeq: conv.syncedSeq + 1, limit: PAGE });
     if (!store) return;
-    for (const msg of page.messages || []) store.addMessage(msg);
+    for (const msg of page.messages || []) store.addMessage(msg, { version });
     conv.historyLoaded = true;
     conv.hasMoreBefore = !!page.has_more && (store.minSeq(conv) || 1) > 1;
     if (conv.last_seq > conv.syncedSeq) fillGap(conv);
@@ -1080,9 +1234,10 @@ async function loadBackTo(conv, seq) {
   for (let round = 0; round < MAX_BACKFILL_PAGES; round++) {
     const min = store.minSeq(conv);
     if (!min || min <= Math.max(1, seq) || !conv.hasMoreBefore) return true;
+    const version = conv.last_seq;
     const page = await api.messages(conv.conversation_id, { beforeSeq: min, limit: 100 });
     if (!store) return false;
-    for (const msg of page.messages || []) store.addMessage(msg);
+    for (const msg of page.messages || []) store.addMessage(msg, { version });
     conv.hasMoreBefore = !!page.has_more && (page.messages || []).length > 0 && (store.minSeq(conv) || 1) > 1;
   }
   return (store.minSeq(conv) || 0) <= seq;
@@ -1100,11 +1255,12 @@ async function loadOlder(conv) {
   renderHistoryStatus(conv);
   const box = $('#messages');
   try {
+    const version = conv.last_seq;
     const page = await api.messages(conv.conversation_id, { beforeSeq: min, limit: PAGE });
     if (!store) return;
     const before = box.scrollHeight;
     const top = box.scrollTop;
-    for (const msg of page.messages || []) store.addMessage(msg);
+    for (const msg of page.messages || []) store.addMessage(msg, { version });
     conv.hasMoreBefore = !!page.has_more && (page.messages || []).length > 0 && (store.minSeq(conv) || 1) > 1;
     conv.loadingHistory = false;
     if (conv.conversation_id === ui.activeId) {
@@ -1125,7 +1281,7 @@ function fillViewport(conv) {
 
 async function fetchReceiptsFor(conv) {
   const mine = store.sortedMessages(conv)
-    .filter((m) => m.sender_id === store.me.user_id && m.content_type !== 'system')
+    .filter((m) => m.sender_id === store.me.user_id && m.content_type !== 'system' && !isChange(m))
     .slice(-10)
     .filter((m) => !conv.receiptsFetched.has(m.seq));
   if (!mine.length) return;
@@ -1247,9 +1403,10 @@ function renderListItem(conv) {
   const title = store.title(conv);
   const other = conv.type === 'direct' ? store.otherMember(conv) : null;
   const online = other && ui.presence.get(other.user_id)?.status === 'online';
-  const pendingItems = store.pendingFor(conv.conversation_id);
+  const pendingItems = store.pendingMessages(conv.conversation_id);
   const lastPending = pendingItems[pendingItems.length - 1];
   const typingNames = typingUsers(conv);
+  const shown = store.previewMessage(conv);
   let preview;
   let previewClass = 'preview';
   if (typingNames.length) {
@@ -1257,17 +1414,20 @@ function renderListItem(conv) {
     previewClass += ' typing-preview';
   } else if (lastPending) {
     preview = `You: ${oneLine(lastPending.content)}`;
+  } else if (shown) {
+    preview = previewText(conv, shown);
   } else if (conv.last_message) {
-    preview = previewText(conv, conv.last_message);
+    preview = '';
   } else {
     preview = conv.type === 'group' ? 'Group created' : 'Say hello 👋';
   }
   const when = lastPending ? new Date(lastPending.created_at) : new Date(conv.last_activity_at || conv.created_at || Date.now());
   const unread = conv.unread_count > 0 ? conv.unread_count : 0;
+  const mentioned = conv.unread_mentions > 0;
   const typing = typingNames.length > 0;
-  const ownLast = !typing && !lastPending && conv.last_message && conv.last_message.sender_id === store.me.user_id
-    && conv.last_message.content_type !== 'system';
-  const status = ownLast ? store.messageStatus(conv, conv.last_message.seq).status : null;
+  const ownLast = !typing && !lastPending && shown && shown.sender_id === store.me.user_id
+    && shown.content_type !== 'system' && !shown.deleted;
+  const status = ownLast ? store.messageStatus(conv, shown.seq).status : null;
   return h('li', {
     class: `conv-item${conv.conversation_id === ui.activeId ? ' active' : ''}${unread ? ' has-unread' : ''}`,
     testid: 'conversation-item',
@@ -1275,7 +1435,7 @@ function renderListItem(conv) {
     role: 'button',
     tabindex: '-1',
     'aria-current': conv.conversation_id === ui.activeId ? 'true' : null,
-    'aria-label': `${title}${unread ? `, ${unread} unread` : ''}: ${preview}${status ? ` (${status})` : ''}`,
+    'aria-label': `${title}${unread ? `, ${unread} unread` : ''}${mentioned ? ', you were mentioned' : ''}: ${preview}${status ? ` (${status})` : ''}`,
     onclick: () => navigate(conv.conversation_id),
     onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); navigate(conv.conversation_id); } },
   },
@@ -1290,6 +1450,7 @@ function renderListItem(conv) {
       ownLast ? ticksEl(status, true) : null,
       lastPending && !typing ? ticksEl(lastPending.status === 'failed' ? 'failed' : 'sending', true) : null,
       h('span', { class: previewClass, testid: 'conversation-preview', dir: 'auto', text: preview }),
+      mentioned ? h('span', { class: 'badge mention-badge', testid: 'mention-badge', title: 'You were mentioned', text: '@' }) : null,
       unread ? h('span', { class: 'badge', testid: 'unread-badge', text: unread > 999 ? '999+' : String(unread) }) : null)));
 }
 
@@ -1322,6 +1483,7 @@ function focusListItem(item) {
 
 function previewText(conv, msg) {
   if (msg.content_type === 'system') return systemText(msg);
+  if (msg.deleted) return msg.sender_id === store.me.user_id ? 'You: This message was deleted' : 'This message was deleted';
   const text = oneLine(msg.content);
   if (msg.sender_id === store.me.user_id) return `You: ${text}`;
   if (conv.type === 'group') return `${firstName(store.userName(msg.sender_id))}: ${text}`;
@@ -1455,14 +1617,23 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
   const box = $('#messages');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
   const stored = store.sortedMessages(conv);
-  const pendingItems = store.pendingFor(conv.conversation_id);
-  const all = [
-    ...stored.map((m) => ({ kind: 'stored', m, date: new Date(m.created_at) })),
-    ...pendingItems.map((p) => ({ kind: 'pending', m: p, date: new Date(p.created_at) })),
-  ];
+  const pendingItems = store.pendingMessages(conv.conversation_id);
+  // Change entries and messages hidden for me take no row; a hole in what is loaded (after
+  // a jump to a far message) gets a row that loads it.
+  const all = [];
+  let prevSeq = 0;
+  for (const m of stored) {
+    if (prevSeq && m.seq > prevSeq + 1 && m.seq <= conv.syncedSeq) all.push({ kind: 'gap', after: prevSeq, before: m.seq });
+    prevSeq = m.seq;
+    if (isChange(m) || m.hidden) continue;
+    all.push({ kind: 'stored', m, date: new Date(m.created_at) });
+  }
+  for (const p of pendingItems) all.push({ kind: 'pending', m: p, date: new Date(p.created_at) });
   const myId = store.me.user_id;
   let lastOwnSeq = 0;
-  for (const m of stored) if (m.sender_id === myId && m.content_type !== 'system') lastOwnSeq = m.seq;
+  for (const m of stored) {
+    if (m.sender_id === myId && m.content_type !== 'system' && !isChange(m) && !m.hidden) lastOwnSeq = m.seq;
+  }
 
   const nodes = [];
   const nextCache = new Map();
@@ -1470,11 +1641,19 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
   let prev = null;
   let dividerPlaced = false;
   for (const item of all) {
+    if (item.kind === 'gap') {
+      const key = `g:${item.after}:${item.before}`;
+      nodes.push(cached(key, key, () => gapEl(conv, item), nextCache));
+      prev = null;
+      continue;
+    }
     const day = dayKey(item.date);
     if (day !== prevDay) {
       const key = `d:${day}`;
       const label = formatDay(item.date);
-      nodes.push(cached(key, label, () => h('div', { class: 'day-sep', testid: 'day-separator', role: 'separator' }, h('span', { text: label })), nextCache));
+      if (!nextCache.has(key)) {
+        nodes.push(cached(key, label, () => h('div', { class: 'day-sep', testid: 'day-separator', role: 'separator' }, h('span', { text: label })), nextCache));
+      }
       prevDay = day;
       prev = null;
     }
@@ -1509,10 +1688,15 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
     const replySeq = m.reply_to_seq;
     const quote = replySeq ? quoteFor(conv, replySeq) : null;
     const senderName = store.userName(senderId);
-    const sig = JSON.stringify([m.content, status, readInfo && readInfo.read, readInfo && readInfo.total, showReadBy,
-      grouped, senderName, quote && [quote.name, quote.text], m.error, conv.type]);
+    const view = item.kind === 'stored' ? viewOf(conv, m) : { content: m.content, edited: false, deleted: false, reactions: [] };
+    const tokens = view.deleted ? [] : mentionTokens(conv, m.mentions);
+    const sig = JSON.stringify([view.content, view.edited, view.deleted, view.reactions, !!m.forwarded, tokens, status,
+      readInfo && readInfo.read, readInfo && readInfo.total, showReadBy, grouped, senderName, quote && [quote.name, quote.text],
+      m.error, conv.type, item.kind === 'stored' && canEdit(conv, m), item.kind === 'stored' && m.seq === ui.highlightSeq]);
     const key = item.kind === 'pending' ? `p:${m.client_msg_id}` : `m:${m.seq}`;
-    nodes.push(cached(key, sig, () => messageEl(conv, item, { own, status, readInfo, showReadBy, grouped, quote, senderName, senderId }), nextCache));
+    nodes.push(cached(key, sig, () => messageEl(conv, item, {
+      own, status, readInfo, showReadBy, grouped, quote, senderName, senderId, view, tokens,
+    }), nextCache));
     prev = { senderId, date: item.date };
   }
   ui.msgCache = nextCache;
@@ -1534,6 +1718,7 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
   } else if (bottom || (!keep && atBottom)) box.scrollTop = box.scrollHeight;
   if (!same || positioned) observeUnseen(conv);
   updateJumpButton();
+  if (!same && container.querySelector('[data-testid="history-gap"]')) setTimeout(checkGaps, 0);
 }
 
 /** Scroll a freshly opened chat to its "Unread messages" divider, or else to the end. */
@@ -1575,7 +1760,8 @@ function updateRoving(container, focusedRow) {
 }
 
 function setRowControlsTabbable(row, tabbable) {
-  for (const el of row.querySelectorAll('button, a[href]')) el.tabIndex = tabbable ? 0 : -1;
+  // A row's toolbar is one stop of its own (arrow keys move inside it).
+  for (const el of row.querySelectorAll('button, a[href]')) el.tabIndex = tabbable && !el.dataset.toolbarRest ? 0 : -1;
 }
 
 /** Make a row the message list's tab stop. */
@@ -1596,6 +1782,12 @@ function focusRow(row) {
 function onMessageListKey(event) {
   const row = event.target.closest && event.target.closest(ROW_SELECTOR);
   if (!row || event.target !== row || event.altKey || event.ctrlKey || event.metaKey) return;
+  if ((event.key === 'Enter' || event.key === 'ContextMenu' || (event.key === 'F10' && event.shiftKey)) && row.dataset.seq
+    && row.matches('[data-testid="message"]')) {
+    event.preventDefault();
+    openMessageMenu(Number(row.dataset.seq), { anchor: row.querySelector('.bubble'), opener: row });
+    return;
+  }
   const rows = [...$('#message-items').querySelectorAll(ROW_SELECTOR)];
   const index = rows.indexOf(row);
   const moves = { ArrowUp: -1, ArrowDown: 1, PageUp: -10, PageDown: 10 };
@@ -1630,7 +1822,9 @@ function quoteFor(conv, seq) {
     fetchQuote(conv, seq);
     return { name: '', text: 'Original message', seq };
   }
-  const text = msg.content_type === 'system' ? systemText(msg) : oneLine(msg.content);
+  let text = msg.content_type === 'system' ? systemText(msg) : oneLine(msg.content);
+  if (msg.deleted) text = 'This message was deleted';
+  else if (msg.hidden) text = 'Deleted for you';
   return { name: msg.sender_id === store.me.user_id ? 'You' : store.userName(msg.sender_id), text, seq };
 }
 
@@ -1705,37 +1899,46 @@ function ticksEl(status, small = false) {
 
 function messageEl(conv, item, opts) {
   const m = item.m;
-  const { own, status, readInfo, showReadBy, grouped, quote, senderName, senderId } = opts;
+  const { own, status, readInfo, showReadBy, grouped, quote, senderName, senderId, view, tokens } = opts;
   const isGroup = conv.type === 'group';
-  const content = h('div', { class: 'msg-content', testid: 'message-content', dir: 'auto' });
-  content.appendChild(linkify(m.content || ''));
+  const stored = item.kind === 'stored';
+  const content = view.deleted
+    ? h('div', { class: 'msg-content deleted', testid: 'message-content', dataset: { deleted: 'true' } },
+      icon(ICONS.block), h('span', { text: 'This message was deleted' }))
+    : h('div', { class: 'msg-content', testid: 'message-content', dir: 'auto' }, richText(view.content || '', tokens));
   const time = h('time', {
     class: 'msg-time', testid: 'message-time', datetime: item.date.toISOString(),
     title: formatDateTime(item.date), text: formatTime(item.date),
   });
-  const meta = h('span', { class: 'msg-meta' }, time, own ? ticksEl(status) : null);
+  const edited = view.edited && !view.deleted
+    ? h('span', {
+      class: 'msg-edited', testid: 'edited-label',
+      title: m.edited_at ? `Edited ${formatDateTime(new Date(m.edited_at))}` : 'Edited', text: 'edited',
+    })
+    : null;
+  const meta = h('span', { class: 'msg-meta' }, edited, time, own && !view.deleted ? ticksEl(status) : null);
   if (own && readInfo && isGroup) {
     meta.title = `Read by ${readInfo.read} of ${readInfo.total}, delivered to ${readInfo.delivered} of ${readInfo.total}`;
   }
-  const quoteEl = quote ? h('button', {
+  const quoteEl = quote && !view.deleted ? h('button', {
     type: 'button', class: 'quote', testid: 'reply-quote', dataset: { seq: String(quote.seq) },
     'aria-label': `Go to the quoted message${quote.name ? ` from ${quote.name}` : ''}: ${quote.text}`,
     onclick: () => jumpTo(quote.seq),
   }, quote.name ? h('span', { class: 'quote-name', dir: 'auto', text: quote.name }) : null,
   h('span', { class: 'quote-text', dir: 'auto', text: quote.text })) : null;
+  const forwarded = m.forwarded && !view.deleted
+    ? h('div', { class: 'msg-forwarded', testid: 'forwarded-label' }, icon(ICONS.forward), h('span', { text: 'Forwarded' }))
+    : null;
   const bubble = h('div', { class: 'bubble' },
     isGroup && !own && !grouped ? h('div', {
       class: 'msg-sender', testid: 'message-sender', dir: 'auto', text: senderName, style: { color: colorFor(senderId) },
     }) : null,
+    forwarded,
     quoteEl,
     content,
     meta);
-  const actions = item.kind === 'stored'
-    ? h('div', { class: 'msg-actions' }, h('button', {
-      type: 'button', class: 'msg-action', testid: 'reply-button', title: 'Reply', 'aria-label': 'Reply',
-      onclick: () => setReply({ seq: m.seq, sender_id: m.sender_id, text: oneLine(m.content) }),
-    }, replyIcon()))
-    : null;
+  const toolbar = stored ? messageToolbar(conv, m, view) : null;
+  const reactions = stored && view.reactions.length ? reactionsEl(conv, m, view) : null;
   const failed = item.kind === 'pending' && status === 'failed'
     ? h('div', { class: 'msg-failed', testid: 'message-failed' },
       h('span', { text: m.error || 'Not sent.' }), ' ',
@@ -1743,25 +1946,33 @@ function messageEl(conv, item, opts) {
       h('button', { type: 'button', class: 'link-btn', text: 'Delete', onclick: () => deleteFailed(m.client_msg_id) }))
     : null;
   // What a screen reader says when the row gets the focus (arrow keys in the list).
-  const label = `${own ? 'You' : senderName}${quote ? `, replying to ${quote.name || 'a message'}` : ''}: `
-    + `${truncate(oneLine(m.content), 300)}. ${formatTime(item.date)}${own ? `, ${TICK_LABELS[status] || status}` : ''}`;
+  const text = view.deleted ? 'This message was deleted' : truncate(oneLine(view.content), 300);
+  const reactionText = view.reactions.length
+    ? ` Reactions: ${view.reactions.map((r) => `${r.emoji} ${r.count}${r.me ? ' including yours' : ''}`).join(', ')}.`
+    : '';
+  const label = `${own ? 'You' : senderName}${forwarded ? ', forwarded' : ''}${quote ? `, replying to ${quote.name || 'a message'}` : ''}: `
+    + `${text}. ${formatTime(item.date)}${edited ? ', edited' : ''}${own && !view.deleted ? `, ${TICK_LABELS[status] || status}` : ''}.${reactionText}`;
   const row = h('div', {
-    class: `msg ${own ? 'own' : 'other'}${grouped ? ' grouped' : ''}${isGroup ? ' in-group' : ''}`,
+    class: `msg ${own ? 'own' : 'other'}${grouped ? ' grouped' : ''}${isGroup ? ' in-group' : ''}${view.deleted ? ' is-deleted' : ''}`
+      + `${stored && m.seq === ui.highlightSeq ? ' highlighted' : ''}`,
     testid: 'message',
     role: 'article',
     'aria-label': label,
     tabindex: '-1',
     dataset: {
-      seq: item.kind === 'stored' ? String(m.seq) : '',
+      seq: stored ? String(m.seq) : '',
       status,
       own: String(own),
       sender: senderName,
       clientMsgId: m.client_msg_id || '',
+      deleted: String(!!view.deleted),
+      edited: String(!!edited),
     },
   },
   isGroup && !own ? (grouped ? h('div', { class: 'avatar-spacer' }) : avatar(senderId, senderName, 'tiny')) : null,
   h('div', { class: 'msg-col' },
-    h('div', { class: 'bubble-row' }, own ? actions : null, bubble, own ? null : actions),
+    h('div', { class: 'bubble-row' }, toolbar, bubble),
+    reactions,
     failed,
     showReadBy && readInfo ? h('div', {
       class: `read-by${readInfo.read >= readInfo.total && readInfo.total > 0 ? ' all' : ''}`,
@@ -1771,26 +1982,286 @@ function messageEl(conv, item, opts) {
   return row;
 }
 
-function replyIcon() {
+
+// --------------------------------------------------------------------------- message state
+
+/**
+ * How a message looks now: its stored state with my changes still waiting to be sent on
+ * top (a reaction, an edit, a delete show at once; a refused one is undone).
+ */
+function viewOf(conv, m) {
+  const view = {
+    content: m.content || '', edited: !!m.edited_at, deleted: !!m.deleted, reactions: m.reactions || [], pending: false,
+  };
+  if (view.deleted) {
+    view.reactions = [];
+    return view;
+  }
+  for (const change of store.pendingChanges(conv.conversation_id, m.seq)) {
+    view.pending = true;
+    if (change.content_type === 'delete') {
+      view.deleted = true;
+      view.content = '';
+      view.reactions = [];
+      break;
+    }
+    if (change.content_type === 'edit') {
+      view.content = change.content;
+      view.edited = true;
+    } else if (change.content_type === 'reaction') {
+      const counts = view.reactions.map((r) => ({ ...r }));
+      const old = counts.find((r) => r.me);
+      if (old) {
+        old.count -= 1;
+        old.me = false;
+      }
+      if (change.content) {
+        const hit = counts.find((r) => r.emoji === change.content);
+        if (hit) {
+          hit.count += 1;
+          hit.me = true;
+        } else counts.push({ emoji: change.content, count: 1, me: true });
+      }
+      view.reactions = counts.filter((r) => r.count > 0);
+    }
+  }
+  return view;
+}
+
+/** The words that mark a message's mentions in its text: `@username` (and `@Display Name`). */
+function mentionTokens(conv, ids) {
+  if (!ids || !ids.length) return [];
+  const tokens = [];
+  for (const id of ids) {
+    const member = (conv.members || []).find((m) => m.user_id === id);
+    const user = store.users.get(id) || {};
+    const username = (member && member.username) || user.username;
+    const me = id === store.me.user_id;
+    const name = (member && member.display_name) || user.display_name;
+    if (username) tokens.push({ text: `@${username}`, userId: id, me });
+    if (name && name !== username) tokens.push({ text: `@${name}`, userId: id, me });
+    if (!username && !name) ensureUser(id);
+  }
+  return tokens;
+}
+
+function isOrdinary(m) {
+  return !!m && !isChange(m) && m.content_type !== 'system' && !m.hidden;
+}
+
+function withinWindow(m) {
+  return Date.now() - Date.parse(m.created_at) < EDIT_WINDOW_MS;
+}
+
+/** My own message, not deleted, still within the edit window. */
+function canEdit(conv, m) {
+  return isOrdinary(m) && m.sender_id === store.me.user_id && !viewOf(conv, m).deleted && withinWindow(m);
+}
+
+/** The sender within the window, or a group's admin or owner at any time. */
+function canDeleteForEveryone(conv, m) {
+  if (!isOrdinary(m) || viewOf(conv, m).deleted) return false;
+  if (m.sender_id === store.me.user_id && withinWindow(m)) return true;
+  const role = store.myRole(conv);
+  return conv.type === 'group' && (role === 'admin' || role === 'owner');
+}
+
+const ICONS = {
+  reply: 'M10 9V5l-7 7 7 7v-4.1c5 0 8.5 1.6 11 5.1-1-5-4-10-11-11Z',
+  smile: 'M12 2a10 10 0 1 0 10 10A10 10 0 0 0 12 2Zm0 18a8 8 0 1 1 8-8 8 8 0 0 1-8 8Zm-3.5-9A1.5 1.5 0 1 0 7 9.5 1.5 1.5 0 0 0 8.5 11Zm7 0A1.5 1.5 0 1 0 14 9.5a1.5 1.5 0 0 0 1.5 1.5ZM12 17.5a5.5 5.5 0 0 0 5.1-3.5H6.9a5.5 5.5 0 0 0 5.1 3.5Z',
+  more: 'M6 10a2 2 0 1 0 2 2 2 2 0 0 0-2-2Zm6 0a2 2 0 1 0 2 2 2 2 0 0 0-2-2Zm6 0a2 2 0 1 0 2 2 2 2 0 0 0-2-2Z',
+  copy: 'M16 1H4a2 2 0 0 0-2 2v14h2V3h12V1Zm3 4H8a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h11a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2Zm0 16H8V7h11v14Z',
+  edit: 'M3 17.2V21h3.8l11-11.1-3.7-3.7L3 17.2Zm17.7-10.1a1 1 0 0 0 0-1.4l-2.3-2.3a1 1 0 0 0-1.4 0l-1.8 1.8 3.7 3.7 1.8-1.8Z',
+  forward: 'M14 9V5l7 7-7 7v-4.1c-5 0-8.5 1.6-11 5.1 1-5 4-10 11-11Z',
+  trash: 'M6 19a2 2 0 0 0 2 2h8a2 2 0 0 0 2-2V7H6v12ZM19 4h-3.5l-1-1h-5l-1 1H5v2h14V4Z',
+  people: 'M16 11a3 3 0 1 0-3-3 3 3 0 0 0 3 3Zm-8 0a3 3 0 1 0-3-3 3 3 0 0 0 3 3Zm0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13Zm8 0c-.3 0-.7 0-1.1.1a4.3 4.3 0 0 1 2.1 3.4V19h6v-2.5c0-2.3-4.7-3.5-7-3.5Z',
+  plus: 'M19 13h-6v6h-2v-6H5v-2h6V5h2v6h6v2Z',
+  block: 'M12 2a10 10 0 1 0 10 10A10 10 0 0 0 12 2Zm0 2a8 8 0 0 1 6.3 12.9L7.1 5.7A8 8 0 0 1 12 4Zm0 16a8 8 0 0 1-6.3-12.9l11.2 11.2A8 8 0 0 1 12 20Z',
+};
+
+function icon(d) {
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', '0 0 24 24');
   svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', 'icon');
   const p = document.createElementNS(ns, 'path');
-  p.setAttribute('d', 'M10 9V5l-7 7 7 7v-4.1c5 0 8.5 1.6 11 5.1-1-5-4-10-11-11Z');
+  p.setAttribute('d', d);
   svg.appendChild(p);
   return svg;
+}
+
+/**
+ * The actions by a message, shown on hover and focus: reply, a few quick reactions, more
+ * reactions, and the menu. One tab stop (reply); the arrow keys move inside.
+ */
+function messageToolbar(conv, m, view) {
+  const buttons = [];
+  const rest = { toolbarRest: '1' };
+  if (!view.deleted) {
+    buttons.push(h('button', {
+      type: 'button', class: 'msg-action', testid: 'reply-button', title: 'Reply', 'aria-label': 'Reply',
+      onclick: () => startReply(conv, m),
+    }, icon(ICONS.reply)));
+    const mine = (view.reactions.find((r) => r.me) || {}).emoji;
+    for (const emoji of QUICK_REACTIONS.slice(0, 3)) {
+      buttons.push(h('button', {
+        type: 'button', class: 'msg-action emoji', testid: 'toolbar-reaction', dataset: { emoji, ...rest },
+        title: `React with ${emojiName(emoji)}`, 'aria-label': `React with ${emojiName(emoji)}`, 'aria-pressed': String(mine === emoji),
+        text: emoji, onclick: () => toggleReaction(conv, m.seq, emoji),
+      }));
+    }
+    buttons.push(h('button', {
+      type: 'button', class: 'msg-action', testid: 'react-button', dataset: rest, title: 'Add a reaction', 'aria-label': 'Add a reaction',
+      'aria-haspopup': 'dialog', 'aria-expanded': 'false',
+      onclick: (e) => { if (!justClosedBy(e.currentTarget)) openPickerFor(conv, m.seq, { anchor: e.currentTarget, opener: e.currentTarget }); },
+    }, icon(ICONS.smile)));
+  }
+  buttons.push(h('button', {
+    type: 'button', class: 'msg-action', testid: 'message-menu-button', dataset: view.deleted ? {} : rest,
+    title: 'More actions', 'aria-label': 'More actions', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+    onclick: (e) => { if (!justClosedBy(e.currentTarget)) openMessageMenu(m.seq, { anchor: e.currentTarget, opener: e.currentTarget }); },
+  }, icon(ICONS.more)));
+  return h('div', {
+    class: 'msg-actions', testid: 'message-actions', role: 'toolbar', 'aria-label': 'Message actions',
+    onkeydown: onToolbarKey,
+  }, buttons);
+}
+
+function onToolbarKey(event) {
+  const keys = { ArrowRight: 1, ArrowLeft: -1, Home: -Infinity, End: Infinity };
+  if (!(event.key in keys)) return;
+  const buttons = [...event.currentTarget.querySelectorAll('button')];
+  const index = buttons.indexOf(document.activeElement);
+  if (index < 0) return;
+  event.preventDefault();
+  event.stopPropagation();
+  const step = keys[event.key];
+  let next;
+  if (step === -Infinity) next = 0;
+  else if (step === Infinity) next = buttons.length - 1;
+  else next = (index + step + buttons.length) % buttons.length;
+  // The focused one becomes the toolbar's tab stop.
+  for (const b of buttons) {
+    if (b === buttons[next]) delete b.dataset.toolbarRest;
+    else b.dataset.toolbarRest = '1';
+    b.tabIndex = b === buttons[next] ? 0 : -1;
+  }
+  buttons[next].focus();
+}
+
+/** Reaction counts under a bubble: mine highlighted (a click takes it back), others show who. */
+function reactionsEl(conv, m, view) {
+  return h('div', { class: 'reactions', testid: 'reactions', role: 'group', 'aria-label': 'Reactions' },
+    view.reactions.map((r) => h('button', {
+      type: 'button', class: `reaction-chip${r.me ? ' mine' : ''}`, testid: 'reaction-chip',
+      dataset: { emoji: r.emoji, count: String(r.count), mine: String(!!r.me) },
+      'aria-pressed': String(!!r.me),
+      'aria-label': `${emojiName(r.emoji)}: ${r.count} ${r.count === 1 ? 'reaction' : 'reactions'}${r.me ? ', including yours. Remove yours' : '. See who reacted'}`,
+      title: r.me ? 'You reacted. Click to take it back' : 'See who reacted',
+      onclick: (e) => {
+        if (r.me) toggleReaction(conv, m.seq, r.emoji);
+        else if (!justClosedBy(e.currentTarget)) openWhoReacted(conv, m.seq, { anchor: e.currentTarget, opener: e.currentTarget, emoji: r.emoji });
+      },
+      oncontextmenu: (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        openWhoReacted(conv, m.seq, { anchor: e.currentTarget, opener: e.currentTarget, emoji: r.emoji });
+      },
+    }, h('span', { class: 'reaction-emoji', 'aria-hidden': 'true', text: r.emoji }),
+    h('span', { class: 'reaction-count', 'aria-hidden': 'true', text: String(r.count) }))));
+}
+
+/** A hole in the loaded history (after jumping to a far message): loads itself when near. */
+function gapEl(conv, gap) {
+  return h('div', {
+    class: 'history-gap', testid: 'history-gap', dataset: { after: String(gap.after), before: String(gap.before) },
+  }, h('button', {
+    type: 'button', class: 'link-btn', tabindex: '-1', text: 'Load more messages',
+    onclick: () => loadGap(conv, gap, 'down'),
+  }));
+}
+
+/**
+ * Load a hole that is on screen or nearly (on scroll, after rendering): seen in the upper
+ * half, the reader comes from the newer side, so its newer end is loaded; else its older end.
+ */
+function checkGaps() {
+  const conv = activeConv();
+  if (!conv || conv.gapLoading) return;
+  const box = $('#messages');
+  const view = box.getBoundingClientRect();
+  for (const el of $('#message-items').querySelectorAll('[data-testid="history-gap"]')) {
+    const rect = el.getBoundingClientRect();
+    if (rect.bottom < view.top - 300 || rect.top > view.bottom + 300) continue;
+    const gap = { after: Number(el.dataset.after), before: Number(el.dataset.before) };
+    loadGap(conv, gap, rect.top < view.top + view.height / 2 ? 'up' : 'down');
+    return;
+  }
+}
+
+/** Load part of a hole: 'down' the messages after its older side, 'up' those before its newer side. */
+async function loadGap(conv, gap, direction) {
+  if (conv.gapLoading || Date.now() - (conv.gapFailedAt || 0) < 2000) return;
+  conv.gapLoading = true;
+  const box = $('#messages');
+  const anchorRow = direction === 'up' ? messageRow(gap.before) : null;
+  const anchorTop = anchorRow ? anchorRow.getBoundingClientRect().top : 0;
+  try {
+    const version = conv.last_seq;
+    const page = direction === 'up'
+      ? await api.messages(conv.conversation_id, { beforeSeq: gap.before, limit: PAGE })
+      : await api.messages(conv.conversation_id, { afterSeq: gap.after, limit: PAGE });
+    if (!store) return;
+    for (const msg of page.messages || []) store.addMessage(msg, { version });
+    if (conv.conversation_id === ui.activeId) {
+      renderMessages(conv, { keep: true });
+      const again = anchorRow ? messageRow(gap.before) : null;
+      if (again) box.scrollTop += again.getBoundingClientRect().top - anchorTop;
+    }
+  } catch {
+    conv.gapFailedAt = Date.now(); // tried again on the next scroll
+    return;
+  } finally {
+    conv.gapLoading = false;
+  }
+  setTimeout(checkGaps, 50); // still on screen: go on
 }
 
 function messageRow(seq) {
   return [...$('#message-items').querySelectorAll(ROW_SELECTOR)].find((row) => row.dataset.seq === String(seq)) || null;
 }
 
-/** Scroll to a message of the open chat (a quote's original), loading history back to it if needed. */
-async function jumpTo(seq) {
+/**
+ * Scroll to a message of the open chat (a quote's original, a search hit), loading history
+ * back to it if needed. With `around` (search), a message far back or in a hole is loaded
+ * with the messages around it (`before_seq`/`after_seq`) instead of every page up to it,
+ * and stays highlighted for a moment.
+ */
+async function jumpTo(seq, { around = false } = {}) {
   const conv = activeConv();
   if (!conv) return;
   let el = messageRow(seq);
+  const min = store.minSeq(conv) || Infinity;
+  const far = !conv.msgs.has(seq) && (seq < min - JUMP_BACKFILL_MAX || (seq > min && seq <= store.maxSeq(conv)));
+  if (!el && around && conv.historyLoaded && far) {
+    const id = conv.conversation_id;
+    for (let waited = 0; conv.loadingHistory && waited < 100; waited++) await sleep(50);
+    if (conv.loadingHistory || ui.activeId !== id) return;
+    conv.loadingHistory = true;
+    renderHistoryStatus(conv);
+    try {
+      await loadAround(conv, seq);
+    } catch {
+      /* said below */
+    } finally {
+      conv.loadingHistory = false;
+    }
+    if (!store || ui.activeId !== id) return;
+    renderMessages(conv, { keep: true });
+    renderHistoryStatus(conv);
+    el = messageRow(seq);
+  }
   if (!el && conv.historyLoaded && (store.minSeq(conv) || Infinity) > seq && conv.hasMoreBefore) {
     const id = conv.conversation_id;
     // Wait for a page that is already on its way, then load back to the message.
@@ -1820,9 +2291,40 @@ async function jumpTo(seq) {
     return;
   }
   el.scrollIntoView({ block: 'center' });
-  el.classList.add('flash');
-  setTimeout(() => el.classList.remove('flash'), 1200);
+  if (around) highlight(seq);
+  else {
+    el.classList.add('flash');
+    setTimeout(() => el.classList.remove('flash'), 1200);
+  }
   focusRow(el);
+}
+
+/** A found message keeps a highlight for a few seconds (it survives re-rendering). */
+function highlight(seq) {
+  clearTimeout(ui.highlightTimer);
+  ui.highlightSeq = seq;
+  const row = messageRow(seq);
+  if (row) row.classList.add('highlighted');
+  ui.highlightTimer = setTimeout(() => {
+    ui.highlightSeq = null;
+    const current = messageRow(seq);
+    if (current) current.classList.remove('highlighted');
+  }, 4000);
+}
+
+/** The messages around `seq`, which then sit apart from the rest, with a hole between. */
+async function loadAround(conv, seq) {
+  const version = conv.last_seq;
+  const [older, newer] = await Promise.all([
+    api.messages(conv.conversation_id, { beforeSeq: seq + 1, limit: 25 }),
+    api.messages(conv.conversation_id, { afterSeq: seq, limit: 25 }),
+  ]);
+  if (!store) return;
+  const wasMin = store.minSeq(conv) || Infinity;
+  for (const msg of [...(older.messages || []), ...(newer.messages || [])]) store.addMessage(msg, { version });
+  if ((store.minSeq(conv) || Infinity) < wasMin) {
+    conv.hasMoreBefore = !!older.has_more && (store.minSeq(conv) || 1) > 1;
+  }
 }
 
 function sleep(ms) {
@@ -1855,6 +2357,662 @@ function setReply(reply) {
 function updateJumpButton() {
   const box = $('#messages');
   $('#jump').hidden = box.scrollHeight - box.scrollTop - box.clientHeight < 200;
+}
+
+// --------------------------------------------------------------------------- message actions
+
+function startReply(conv, m) {
+  if (ui.editing) setEditing(null);
+  setReply({ seq: m.seq, sender_id: m.sender_id, text: oneLine(viewOf(conv, m).content) });
+}
+
+/** React with `emoji`, or take my reaction back when it is that one already. */
+function toggleReaction(conv, seq, emoji) {
+  const m = conv.msgs.get(seq);
+  if (!isOrdinary(m)) return;
+  const view = viewOf(conv, m);
+  if (view.deleted) return;
+  const mine = view.reactions.find((r) => r.me);
+  sendChange(conv, 'reaction', seq, mine && mine.emoji === emoji ? '' : emoji);
+}
+
+function openPickerFor(conv, seq, { anchor, opener = null, replace = false }) {
+  // By the message (bubble and reactions) when opened from its toolbar, so that it stays in sight.
+  const row = messageRow(seq);
+  const bubble = row && row.querySelector('.msg-col');
+  const by = anchor && anchor.getBoundingClientRect && bubble && row.contains(anchor) ? bubble : anchor || bubble;
+  openEmojiPicker({
+    anchor: by, opener, replace, label: 'Choose a reaction',
+    onChoose: (emoji) => toggleReaction(conv, seq, emoji),
+  });
+}
+
+function menuItem(label, testid, path, onSelect, extraClass = '') {
+  return h('button', {
+    type: 'button', role: 'menuitem', class: `menu-item ${extraClass}`.trim(), testid, tabindex: '-1', onclick: onSelect,
+  }, icon(path), h('span', { text: label }));
+}
+
+/**
+ * The menu of one message (the ⋯ button, a right click, a long press, Enter or the context
+ * menu key on a focused message): quick reactions, reply, copy, edit, forward, who
+ * reacted, delete.
+ */
+function openMessageMenu(seq, { anchor = null, opener = null } = {}) {
+  const conv = activeConv();
+  const m = conv && conv.msgs.get(seq);
+  if (!isOrdinary(m)) return;
+  const view = viewOf(conv, m);
+  const row = messageRow(seq);
+  const menu = $('#message-menu');
+  const items = [];
+  const again = () => messageRow(seq) || row;
+  if (!view.deleted) {
+    const mine = (view.reactions.find((r) => r.me) || {}).emoji;
+    items.push(h('div', { class: 'menu-reactions', role: 'group', 'aria-label': 'React' },
+      QUICK_REACTIONS.map((emoji) => h('button', {
+        type: 'button', role: 'menuitemcheckbox', class: `menu-emoji${mine === emoji ? ' mine' : ''}`, testid: 'quick-reaction',
+        dataset: { emoji }, tabindex: '-1', 'aria-checked': String(mine === emoji), title: emojiName(emoji),
+        'aria-label': `React with ${emojiName(emoji)}`, text: emoji,
+        onclick: () => {
+          closePopover();
+          toggleReaction(conv, seq, emoji);
+        },
+      })),
+      h('button', {
+        type: 'button', role: 'menuitem', class: 'menu-emoji more', testid: 'quick-reaction-more', tabindex: '-1',
+        title: 'More reactions', 'aria-label': 'More reactions', 'aria-haspopup': 'dialog',
+        onclick: () => openPickerFor(conv, seq, { anchor: anchor || again(), replace: true }),
+      }, icon(ICONS.plus))));
+    items.push(menuItem('Reply', 'menu-reply', ICONS.reply, () => {
+      closePopover({ restoreFocus: false });
+      startReply(conv, m);
+    }));
+    if (view.content) {
+      items.push(menuItem('Copy text', 'menu-copy', ICONS.copy, () => {
+        closePopover();
+        copyText(view.content);
+      }));
+    }
+    if (canEdit(conv, m)) {
+      items.push(menuItem('Edit', 'menu-edit', ICONS.edit, () => {
+        closePopover({ restoreFocus: false });
+        startEdit(conv, m);
+      }));
+    }
+    items.push(menuItem('Forward', 'menu-forward', ICONS.forward, () => {
+      closePopover({ restoreFocus: false });
+      openForward(conv, m, again());
+    }));
+    if (view.reactions.length) {
+      items.push(menuItem('See who reacted', 'menu-reactions', ICONS.people, () => {
+        openWhoReacted(conv, seq, { anchor: anchor || again(), replace: true });
+      }));
+    }
+  }
+  items.push(menuItem('Delete…', 'menu-delete', ICONS.trash, () => {
+    closePopover({ restoreFocus: false });
+    openDelete(conv, m, again());
+  }, 'danger-text'));
+  menu.replaceChildren(...items);
+  menu.dataset.seq = String(seq);
+  // By the message (bubble and reactions, not the button over it), so that it stays in sight.
+  const bubble = row && row.querySelector('.msg-col');
+  const by = anchor && anchor.getBoundingClientRect && bubble && row.contains(anchor) ? bubble : anchor || bubble;
+  if (row) row.classList.add('menu-target');
+  openPopover(menu, {
+    anchor: by,
+    opener: opener || row,
+    onClose: () => { for (const el of document.querySelectorAll('.menu-target')) el.classList.remove('menu-target'); },
+  });
+}
+
+/** Who reacted with what (`GET …/reactions`), names from the members; add mine from here. */
+async function openWhoReacted(conv, seq, { anchor = null, opener = null, emoji = null, replace = false } = {}) {
+  const box = $('#reactions-popover');
+  const title = h('h2', { id: 'reactions-title', class: 'popover-title', text: 'Reactions' });
+  const close = h('button', {
+    type: 'button', class: 'icon-btn small', 'aria-label': 'Close', testid: 'reactions-close', onclick: () => closePopover(),
+  }, icon('M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4l5.6 5.6L5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6Z'));
+  const list = h('div', { class: 'who-list', testid: 'reactions-list', role: 'status', text: 'Loading…' });
+  box.replaceChildren(h('div', { class: 'popover-head' }, title, close), list);
+  if (replace) replacePopover(box, { anchor, focus: close });
+  else openPopover(box, { anchor, opener, focus: close });
+  try {
+    const version = conv.last_seq;
+    const data = await api.reactions(conv.conversation_id, seq);
+    if (!store || box.hidden) return;
+    store.setReactors(conv.conversation_id, seq, data.reactions || [], version);
+    scheduleRender({ chat: conv.conversation_id === ui.activeId });
+    const groups = (data.reactions || []).filter((r) => (r.user_ids || []).length);
+    if (!groups.length) {
+      list.textContent = 'No reactions any more.';
+      return;
+    }
+    const me = store.me.user_id;
+    const rows = groups.map((r) => {
+      const ids = [...r.user_ids].sort((a, b) => (a === me ? -1 : b === me ? 1 : 0));
+      for (const id of ids) if (id !== me) ensureUser(id);
+      const names = ids.map((id) => (id === me ? 'You' : store.userName(id)));
+      return h('div', { class: `who-row${r.emoji === emoji ? ' current' : ''}`, testid: 'reactions-who-row', dataset: { emoji: r.emoji } },
+        h('span', { class: 'who-emoji', role: 'img', 'aria-label': emojiName(r.emoji), text: r.emoji }),
+        h('span', { class: 'who-names', dir: 'auto', text: names.join(', ') }),
+        h('span', { class: 'who-count', text: String(ids.length) }));
+    });
+    list.removeAttribute('role');
+    list.replaceChildren(...rows);
+    const mine = groups.find((r) => r.user_ids.includes(me));
+    if (emoji && (!mine || mine.emoji !== emoji)) {
+      list.appendChild(h('button', {
+        type: 'button', class: 'btn small primary who-add', testid: 'reactions-add', text: `React with ${emoji}`,
+        onclick: () => {
+          closePopover();
+          toggleReaction(conv, seq, emoji);
+        },
+      }));
+    }
+  } catch (err) {
+    if (!box.hidden) list.textContent = err.message || 'Could not load the reactions.';
+  }
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard permission (or an old browser): the selection way.
+    const area = h('textarea', { class: 'visually-hidden', 'aria-hidden': 'true' });
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    try {
+      document.execCommand('copy');
+    } catch {
+      /* nothing more to try */
+    }
+    area.remove();
+  }
+  toast('Copied to the clipboard', 1800);
+}
+
+// ---- edit
+
+function startEdit(conv, m) {
+  const composer = $('#composer');
+  if (!ui.editing) ui.editing = { draft: composer.value };
+  ui.editing.seq = m.seq;
+  setReply(null);
+  const text = viewOf(conv, m).content;
+  $('#edit-bar-snippet').textContent = oneLine(text);
+  $('#edit-bar').hidden = false;
+  composer.value = text;
+  autoGrow(composer);
+  updateCounter();
+  composer.focus();
+  composer.setSelectionRange(text.length, text.length);
+}
+
+/** Leave edit mode; the draft written before editing comes back unless the edit was sent. */
+function setEditing(editing, { restoreDraft = true } = {}) {
+  const was = ui.editing;
+  ui.editing = editing;
+  $('#edit-bar').hidden = !editing;
+  if (!editing && was) {
+    const composer = $('#composer');
+    composer.value = was.draft || '';
+    autoGrow(composer);
+    updateCounter();
+    const row = messageRow(was.seq);
+    if (restoreDraft && row && !window.matchMedia('(pointer: fine)').matches) focusRow(row);
+  }
+}
+
+// ---- delete
+
+function openDelete(conv, m, row) {
+  const dialog = $('#delete-dialog');
+  const everyone = canDeleteForEveryone(conv, m);
+  const own = m.sender_id === store.me.user_id;
+  $('#delete-everyone').hidden = !everyone;
+  $('#delete-text').textContent = everyone
+    ? `Delete for everyone removes it for all ${conv.type === 'group' ? 'members of the group' : 'people in this chat'}${own ? '' : ' (as an admin)'}. Delete for me removes it only from your devices.`
+    : 'This removes it only from your devices; the others still see it.';
+  dialog.dataset.seq = String(m.seq);
+  ui.deleteReturn = row;
+  dialog.showModal();
+  $(everyone ? '#delete-everyone' : '#delete-me').focus();
+}
+
+async function onDeleteChoice(forEveryone) {
+  const dialog = $('#delete-dialog');
+  const conv = activeConv();
+  const seq = Number(dialog.dataset.seq);
+  closeDialog(dialog);
+  if (!conv || !seq) return;
+  if (ui.editing && ui.editing.seq === seq) setEditing(null);
+  if (forEveryone) {
+    sendChange(conv, 'delete', seq);
+    return;
+  }
+  try {
+    await api.hideMessage(conv.conversation_id, seq);
+    if (!store) return;
+    onMessageHidden({ conversation_id: conv.conversation_id, seq }); // before the frame that says so
+  } catch (err) {
+    toast(err.status === 0 ? 'Could not delete it for you: you are offline.' : err.message || 'Could not delete the message.');
+  }
+}
+
+// ---- forward
+
+const MAX_FORWARD = 5;
+
+function openForward(conv, m, row) {
+  const dialog = $('#forward-dialog');
+  ui.forward = { from: conv.conversation_id, seq: m.seq, picked: new Set(), row };
+  $('#forward-preview').textContent = oneLine(viewOf(conv, m).content);
+  $('#forward-search').value = '';
+  $('#forward-error').hidden = true;
+  renderForwardList();
+  dialog.showModal();
+  $('#forward-search').focus();
+}
+
+function renderForwardList() {
+  if (!ui.forward) return;
+  const query = $('#forward-search').value.trim().toLocaleLowerCase(UI_LOCALE);
+  const picked = ui.forward.picked;
+  const full = picked.size >= MAX_FORWARD;
+  const convs = store.sortedConversations().filter((c) => !query || store.title(c).toLocaleLowerCase(UI_LOCALE).includes(query)
+    || picked.has(c.conversation_id));
+  $('#forward-list').replaceChildren(...(convs.length ? convs.map((c) => {
+    const title = store.title(c);
+    const other = c.type === 'direct' ? store.otherMember(c) : null;
+    const checked = picked.has(c.conversation_id);
+    const input = h('input', {
+      type: 'checkbox', class: 'forward-check', testid: 'forward-checkbox',
+      checked, disabled: full && !checked,
+      onchange: (e) => {
+        if (e.target.checked) picked.add(c.conversation_id);
+        else picked.delete(c.conversation_id);
+        renderForwardList();
+        const again = $(`#forward-list [data-conversation-id="${CSS.escape(c.conversation_id)}"] input`);
+        if (again) again.focus();
+      },
+    });
+    return h('label', {
+      class: `forward-option${checked ? ' picked' : ''}${full && !checked ? ' disabled' : ''}`, testid: 'forward-option',
+      dataset: { conversationId: c.conversation_id },
+    }, input,
+    c.type === 'group' ? avatar(c.conversation_id, title, 'group small') : avatar(other ? other.user_id : c.conversation_id, title, 'small'),
+    h('span', { class: 'forward-title', dir: 'auto', text: title }));
+  }) : [h('p', { class: 'muted pad', text: 'No chat found.' })]));
+  const n = picked.size;
+  $('#forward-hint').textContent = n >= MAX_FORWARD
+    ? `${MAX_FORWARD} of ${MAX_FORWARD} chosen: that is the most at once.`
+    : n ? `${n} of ${MAX_FORWARD} chosen.` : `Pick up to ${MAX_FORWARD} chats.`;
+  const submit = $('#forward-submit');
+  submit.disabled = n === 0;
+  submit.textContent = n > 1 ? `Forward to ${n} chats` : 'Forward';
+}
+
+async function submitForward(event) {
+  event.preventDefault();
+  const state = ui.forward;
+  if (!state || !state.picked.size) return;
+  const submit = $('#forward-submit');
+  submit.disabled = true;
+  try {
+    const ids = [...state.picked];
+    const data = await api.forward(state.from, state.seq, ids, uuid());
+    if (!store) return;
+    for (const msg of (data && data.messages) || []) {
+      const conv = store.convs.get(msg.conversation_id);
+      if (!conv) continue;
+      if (conv.historyLoaded || conv.conversation_id === ui.activeId) store.addMessage(msg);
+      else store.upsertConversation({ conversation_id: conv.conversation_id, last_seq: msg.seq, last_message: msg, last_activity_at: msg.created_at }, { authoritative: false });
+      advanceRead(conv, msg.seq);
+    }
+    closeDialog($('#forward-dialog'));
+    toast(ids.length === 1 ? `Forwarded to ${store.title(store.convs.get(ids[0]) || { type: 'group', name: 'the chat' })}.` : `Forwarded to ${ids.length} chats.`);
+    scheduleRender({ list: true, chat: true });
+  } catch (err) {
+    const error = $('#forward-error');
+    error.textContent = err.status === 0 ? 'You are offline. Forward again when you are back.' : err.message || 'Could not forward the message.';
+    error.hidden = false;
+  } finally {
+    submit.disabled = !(ui.forward && ui.forward.picked.size);
+  }
+}
+
+// --------------------------------------------------------------------------- touch
+
+/**
+ * Touch: a long press on a message opens its menu; swiping a message to the right replies
+ * to it. A right click opens the menu too.
+ */
+function bindMessageGestures(items) {
+  let press = null;
+  let suppressClickUntil = 0;
+  const reset = () => {
+    if (!press) return;
+    clearTimeout(press.timer);
+    const moved = press.row.querySelector('.bubble-row');
+    if (moved) {
+      moved.style.transform = '';
+      moved.classList.remove('swiping');
+    }
+    press = null;
+  };
+  items.addEventListener('pointerdown', (e) => {
+    if (e.pointerType === 'mouse' || !e.isPrimary) return;
+    const row = e.target.closest('[data-testid="message"]');
+    if (!row || !row.dataset.seq || e.target.closest('.msg-actions, .reactions')) return;
+    reset();
+    const seq = Number(row.dataset.seq);
+    press = { row, seq, x: e.clientX, y: e.clientY, swiping: false, fired: false };
+    press.timer = setTimeout(() => {
+      if (!press || press.swiping) return;
+      press.fired = true;
+      suppressClickUntil = Date.now() + 800;
+      if (navigator.vibrate) navigator.vibrate(10);
+      openMessageMenu(seq, { anchor: row.querySelector('.bubble'), opener: row });
+    }, 500);
+  });
+  items.addEventListener('pointermove', (e) => {
+    if (!press || press.fired) return;
+    const dx = e.clientX - press.x;
+    const dy = e.clientY - press.y;
+    if (!press.swiping) {
+      if (Math.abs(dy) > 10 || dx < -10) {
+        reset(); // scrolling, or a swipe the other way
+        return;
+      }
+      if (dx > 12 && Math.abs(dy) < 10) {
+        press.swiping = true;
+        clearTimeout(press.timer);
+      }
+    }
+    if (press.swiping) {
+      const bubbleRow = press.row.querySelector('.bubble-row');
+      bubbleRow.classList.add('swiping');
+      bubbleRow.style.transform = `translateX(${Math.min(80, Math.max(0, dx))}px)`;
+      press.dx = dx;
+    }
+  });
+  const end = () => {
+    if (!press) return;
+    const { swiping, dx, seq, fired } = press;
+    reset();
+    if (fired) return;
+    if (swiping && dx > 60) {
+      suppressClickUntil = Date.now() + 400;
+      const conv = activeConv();
+      const m = conv && conv.msgs.get(seq);
+      if (isOrdinary(m) && !viewOf(conv, m).deleted) startReply(conv, m);
+    }
+  };
+  items.addEventListener('pointerup', end);
+  items.addEventListener('pointercancel', reset);
+  items.addEventListener('click', (e) => {
+    if (Date.now() < suppressClickUntil) {
+      e.preventDefault();
+      e.stopPropagation();
+    }
+  }, true);
+  items.addEventListener('contextmenu', (e) => {
+    const row = e.target.closest('[data-testid="message"]');
+    if (!row || !row.dataset.seq) return;
+    if (e.target.closest('a[href]') && e.pointerType === 'mouse') return; // the browser's link menu
+    e.preventDefault();
+    if (Date.now() < suppressClickUntil) return; // the long press opened it already
+    const seq = Number(row.dataset.seq);
+    const point = e.clientX || e.clientY ? { x: e.clientX, y: e.clientY } : row.querySelector('.bubble');
+    openMessageMenu(seq, { anchor: point, opener: row });
+  });
+}
+
+// --------------------------------------------------------------------------- search
+
+/** The chat header's search: the open chat's messages, newest first. */
+function toggleChatSearch(open) {
+  const bar = $('#chat-search');
+  const show = open === undefined ? bar.hidden : open;
+  bar.hidden = !show;
+  $('#chat-search-toggle').setAttribute('aria-expanded', String(show));
+  $('#chat-search-toggle').classList.toggle('active', show);
+  if (show) {
+    $('#chat-search-input').focus();
+    $('#chat-search-input').select();
+  } else {
+    ui.chatSearch = null;
+    $('#chat-search-input').value = '';
+    $('#chat-search-results').replaceChildren();
+    $('#chat-search-status').textContent = '';
+  }
+}
+
+/** At least one word of two characters (the server wants a word of letters or digits). */
+function searchable(query) {
+  return /[\p{L}\p{N}]{2,}/u.test(query) || /[\p{L}\p{N}]/u.test(query) && query.trim().length >= 2;
+}
+
+const runChatSearch = debounce((query) => chatSearch(query), 250);
+
+async function chatSearch(query, { more = false } = {}) {
+  const conv = activeConv();
+  const status = $('#chat-search-status');
+  const results = $('#chat-search-results');
+  if (!conv) return;
+  if (!searchable(query)) {
+    ui.chatSearch = null;
+    results.replaceChildren();
+    status.textContent = query.trim() ? 'Type at least two letters.' : '';
+    return;
+  }
+  const cursor = more && ui.chatSearch ? ui.chatSearch.next : null;
+  const token = {};
+  ui.chatSearchToken = token;
+  if (!more) status.textContent = 'Searching…';
+  try {
+    const data = await api.search(query.trim(), { conversationId: conv.conversation_id, cursor });
+    if (!store || ui.chatSearchToken !== token || $('#chat-search').hidden) return;
+    const found = (data && data.results) || [];
+    const list = more && ui.chatSearch ? [...ui.chatSearch.results, ...found] : found;
+    ui.chatSearch = { query, conversationId: conv.conversation_id, results: list, next: data.next_cursor || null };
+    status.textContent = list.length
+      ? `${list.length}${data.next_cursor ? '+' : ''} ${list.length === 1 ? 'message' : 'messages'} found`
+      : 'No messages found.';
+    results.hidden = false;
+    const moreButton = data.next_cursor ? [h('button', {
+      type: 'button', class: 'link-btn search-more', testid: 'chat-search-more', text: 'More results',
+      onclick: () => chatSearch(query, { more: true }),
+    })] : [];
+    results.replaceChildren(...list.map((r) => searchHitEl(r, { chat: false, testid: 'chat-search-result', query })), ...moreButton);
+  } catch (err) {
+    if (ui.chatSearchToken !== token) return;
+    status.textContent = err.code === 'rate_limited' ? 'Searching too fast: wait a moment.' : err.message || 'Search failed.';
+  }
+}
+
+/** One search hit: where (chat, sender, time) and the snippet with its matches marked. */
+function searchHitEl(result, { chat, testid, query }) {
+  const m = result.message || {};
+  const conv = store.convs.get(result.conversation_id);
+  const sender = m.sender_id === store.me.user_id ? 'You' : store.userName(m.sender_id);
+  if (m.sender_id && m.sender_id !== store.me.user_id) ensureUser(m.sender_id);
+  const when = m.created_at ? new Date(m.created_at) : null;
+  const title = conv ? store.title(conv) : 'Chat';
+  const snippet = h('span', { class: 'hit-snippet', testid: 'search-snippet', dir: 'auto' },
+    markedSnippet(result.snippet || m.content || '', queryTerms(query)));
+  const button = h('button', {
+    type: 'button', class: 'search-hit', testid, dataset: { conversationId: result.conversation_id, seq: String(result.seq) },
+    onclick: () => openAt(result.conversation_id, result.seq),
+  },
+  chat ? (conv && conv.type === 'group' ? avatar(result.conversation_id, title, 'group small')
+    : avatar(conv && store.otherMember(conv) ? store.otherMember(conv).user_id : result.conversation_id, title, 'small')) : null,
+  h('span', { class: 'hit-text' },
+    h('span', { class: 'hit-top' },
+      chat ? h('span', { class: 'hit-chat', testid: 'search-hit-chat', dir: 'auto', text: title }) : null,
+      h('span', { class: 'hit-sender', dir: 'auto', text: chat && conv && conv.type === 'direct' ? '' : sender }),
+      when ? h('time', { class: 'hit-time', datetime: when.toISOString(), text: formatListTime(when) }) : null),
+    chat && conv && (conv.type === 'group' || m.sender_id === store.me.user_id)
+      ? h('span', { class: 'hit-line' }, h('span', { class: 'hit-from', text: `${firstName(sender)}: ` }), snippet)
+      : snippet));
+  return button;
+}
+
+function onSearchResultsKey(event) {
+  const hits = [...event.currentTarget.querySelectorAll('.search-hit, .user-row')];
+  const index = hits.indexOf(document.activeElement);
+  if (index < 0) return;
+  let next = null;
+  if (event.key === 'ArrowDown') next = hits[index + 1];
+  else if (event.key === 'ArrowUp') next = hits[index - 1] || null;
+  else return;
+  event.preventDefault();
+  if (next) next.focus();
+  else if (event.key === 'ArrowUp') (event.currentTarget.id === 'chat-search-results' ? $('#chat-search-input') : $('#search')).focus();
+}
+
+/** Open a chat at one of its messages (a search hit): loaded around it, highlighted. */
+async function openAt(conversationId, seq) {
+  const conv = store.convs.get(conversationId);
+  if (!conv) return;
+  if (ui.activeId !== conversationId) {
+    ui.pendingJump = conversationId;
+    navigate(conversationId);
+    if (ui.activeId !== conversationId) openConversation(conversationId);
+  } else if ($('#chat-search').hidden) {
+    // From the sidebar into the chat that is open already.
+  } else {
+    $('#chat-search-results').hidden = true;
+  }
+  for (let waited = 0; waited < 200 && (!conv.historyLoaded || conv.loadingHistory) && !conv.historyError; waited++) await sleep(50);
+  if (!store || ui.activeId !== conversationId) return;
+  ui.pendingJump = null;
+  ui.positionPending = false;
+  await jumpTo(seq, { around: true });
+}
+
+// ---- the sidebar's global search: messages in every chat
+
+async function searchAllMessages(query) {
+  if (!searchable(query)) return null;
+  const data = await api.search(query.trim(), { limit: 20 });
+  return (data && data.results) || [];
+}
+
+// --------------------------------------------------------------------------- mentions
+
+/** `@` and what follows it before the caret, in a group: who to offer. */
+function mentionQuery() {
+  const composer = $('#composer');
+  const conv = activeConv();
+  if (!conv || conv.type !== 'group' || ui.editing || composer.selectionStart !== composer.selectionEnd) return null;
+  const before = composer.value.slice(0, composer.selectionStart);
+  const match = before.match(/(^|[\s([{"'])@([\p{L}\p{N}_.]{0,32})$/u);
+  return match ? { query: match[2], start: before.length - match[2].length - 1, end: before.length } : null;
+}
+
+function mentionCandidates(conv, query) {
+  const q = query.toLocaleLowerCase(UI_LOCALE);
+  const list = [];
+  for (const m of conv.members || []) {
+    if (m.user_id === store.me.user_id) continue;
+    const username = m.username || store.users.get(m.user_id)?.username || '';
+    const name = store.userName(m.user_id);
+    if (!username) continue;
+    const lowerName = name.toLocaleLowerCase(UI_LOCALE);
+    const rank = !q ? 1
+      : username.startsWith(q) || lowerName.startsWith(q) ? 0
+        : lowerName.split(/\s+/).some((w) => w.startsWith(q)) ? 1
+          : username.includes(q) || lowerName.includes(q) ? 2 : -1;
+    if (rank >= 0) list.push({ user_id: m.user_id, username, name, rank });
+  }
+  list.sort((a, b) => a.rank - b.rank || a.name.localeCompare(b.name, UI_LOCALE));
+  return list.slice(0, 8);
+}
+
+function updateMentionPicker() {
+  const found = mentionQuery();
+  const conv = activeConv();
+  const candidates = found && conv ? mentionCandidates(conv, found.query) : [];
+  if (!candidates.length) {
+    closeMentionPicker();
+    return;
+  }
+  const keep = ui.mention && ui.mention.options[ui.mention.index];
+  let index = keep ? candidates.findIndex((c) => c.user_id === keep.user_id) : 0;
+  if (index < 0) index = 0;
+  ui.mention = { ...found, options: candidates, index };
+  renderMentionPicker();
+}
+
+function renderMentionPicker() {
+  const picker = $('#mention-picker');
+  const composer = $('#composer');
+  const { options, index } = ui.mention;
+  picker.replaceChildren(...options.map((c, i) => h('div', {
+    id: `mention-option-${i}`, class: `mention-option${i === index ? ' active' : ''}`, role: 'option', testid: 'mention-option',
+    'aria-selected': String(i === index), dataset: { userId: c.user_id, username: c.username },
+    onmousedown: (e) => e.preventDefault(), // keep the focus in the composer
+    onclick: () => pickMention(i),
+  }, avatar(c.user_id, c.name, 'tiny'),
+  h('span', { class: 'mention-name', dir: 'auto', text: c.name }),
+  h('span', { class: 'mention-username', text: `@${c.username}` }))));
+  picker.hidden = false;
+  composer.setAttribute('aria-expanded', 'true');
+  composer.setAttribute('aria-activedescendant', `mention-option-${index}`);
+}
+
+function closeMentionPicker() {
+  ui.mention = null;
+  const picker = $('#mention-picker');
+  if (!picker.hidden) picker.hidden = true;
+  picker.replaceChildren();
+  const composer = $('#composer');
+  composer.removeAttribute('aria-expanded');
+  composer.removeAttribute('aria-activedescendant');
+}
+
+function pickMention(i) {
+  if (!ui.mention) return;
+  const choice = ui.mention.options[i];
+  const composer = $('#composer');
+  const { start, end } = ui.mention;
+  const after = composer.value.slice(end);
+  const insert = `@${choice.username}${after.startsWith(' ') ? '' : ' '}`;
+  composer.value = composer.value.slice(0, start) + insert + after;
+  const caret = start + insert.length + (after.startsWith(' ') ? 1 : 0);
+  composer.setSelectionRange(caret, caret);
+  closeMentionPicker();
+  composer.focus();
+  onComposerInput();
+}
+
+/** Keys for the open mention picker; true when the key was for it. */
+function onMentionKey(e) {
+  if (!ui.mention) return false;
+  const n = ui.mention.options.length;
+  if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    e.preventDefault();
+    ui.mention.index = (ui.mention.index + (e.key === 'ArrowDown' ? 1 : -1) + n) % n;
+    renderMentionPicker();
+    return true;
+  }
+  if ((e.key === 'Enter' && !e.shiftKey) || e.key === 'Tab') {
+    e.preventDefault();
+    pickMention(ui.mention.index);
+    return true;
+  }
+  if (e.key === 'Escape') {
+    e.preventDefault();
+    e.stopPropagation();
+    closeMentionPicker();
+    return true;
+  }
+  return false;
 }
 
 // --------------------------------------------------------------------------- notifications
@@ -1917,20 +3075,27 @@ const runSidebarSearch = debounce(async (query) => {
     box.replaceChildren();
     return;
   }
-  try {
-    const users = await searchPeople(query);
-    if (ui.search !== query) return;
-    box.hidden = false;
-    box.replaceChildren(
-      h('div', { class: 'section-label', text: 'People' }),
-      ...(users.length
-        ? users.map((u) => userRow(u, () => startDirect(u), 'user-result'))
-        : [h('div', { class: 'muted pad', text: 'Nobody found.' })]),
-    );
-  } catch {
-    /* keep the old results */
-  }
-}, 200);
+  // People (to start a chat) and messages in every chat, side by side.
+  const [people, messages] = await Promise.allSettled([searchPeople(query), searchAllMessages(query)]);
+  if (!store || ui.search !== query) return;
+  if (people.status === 'rejected' && messages.status === 'rejected') return; // keep the old results
+  const users = people.status === 'fulfilled' ? people.value : [];
+  const hits = messages.status === 'fulfilled' ? messages.value : null;
+  box.hidden = false;
+  box.replaceChildren(
+    h('div', { class: 'section-label', text: 'People' }),
+    ...(users.length
+      ? users.map((u) => userRow(u, () => startDirect(u), 'user-result'))
+      : [h('div', { class: 'muted pad', text: 'Nobody found.' })]),
+    ...(hits === null ? [] : [
+      h('div', { class: 'section-label', id: 'message-results-label', text: 'Messages' }),
+      h('div', { class: 'message-results', testid: 'message-results', role: 'group', 'aria-labelledby': 'message-results-label' },
+        hits.length
+          ? hits.map((r) => searchHitEl(r, { chat: true, testid: 'message-result', query }))
+          : h('div', { class: 'muted pad', text: 'No messages found.' })),
+    ]),
+  );
+}, 250);
 
 async function startDirect(user) {
   try {
@@ -2273,7 +3438,7 @@ function bindApp() {
   search.addEventListener('keydown', (e) => {
     if (e.key === 'ArrowDown') {
       // Into the people found, if any are shown, else into the chat list.
-      const person = $('#search-results').hidden ? null : $('#search-results .user-row');
+      const person = $('#search-results').hidden ? null : $('#search-results .user-row, #search-results .search-hit');
       const first = $('#conv-list .conv-item');
       if (person || first) {
         e.preventDefault();
@@ -2294,15 +3459,86 @@ function bindApp() {
   const composer = $('#composer');
   composer.addEventListener('input', onComposerInput);
   composer.addEventListener('keydown', (e) => {
+    if (!e.isComposing && onMentionKey(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
       e.preventDefault();
       submitComposer();
+    } else if (e.key === 'Escape' && ui.editing) {
+      e.preventDefault();
+      setEditing(null);
     } else if (e.key === 'Escape' && ui.replyTo) {
       e.preventDefault();
       setReply(null);
+    } else if (e.key === 'ArrowUp' && !composer.value && !ui.editing && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      // ↑ in an empty composer edits my last message (while it may still be edited).
+      const conv = activeConv();
+      const last = conv && [...store.sortedMessages(conv)].reverse().find((m) => isOrdinary(m) && m.sender_id === store.me.user_id);
+      if (last && canEdit(conv, last)) {
+        e.preventDefault();
+        startEdit(conv, last);
+      }
     }
   });
-  composer.addEventListener('blur', () => stopTypingOut(true));
+  composer.addEventListener('keyup', (e) => {
+    if (['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(e.key)) updateMentionPicker();
+  });
+  composer.addEventListener('click', updateMentionPicker);
+  composer.addEventListener('blur', () => {
+    stopTypingOut(true);
+    setTimeout(() => { if (document.activeElement !== composer) closeMentionPicker(); }, 150);
+  });
+  $('#edit-cancel').addEventListener('click', () => {
+    setEditing(null);
+    $('#composer').focus();
+  });
+
+  // Message menus, pickers, dialogs of message actions, search.
+  bindPopovers();
+  bindMessageGestures($('#message-items'));
+  $('#delete-everyone').addEventListener('click', () => onDeleteChoice(true));
+  $('#delete-me').addEventListener('click', () => onDeleteChoice(false));
+  $('#delete-dialog').addEventListener('close', () => {
+    const row = ui.deleteReturn;
+    ui.deleteReturn = null;
+    const again = row && (row.isConnected ? row : messageRow(row.dataset.seq));
+    if (again && again.isConnected) focusRow(again);
+  });
+  $('#forward-form').addEventListener('submit', submitForward);
+  $('#forward-search').addEventListener('input', renderForwardList);
+  $('#forward-dialog').addEventListener('close', () => {
+    const row = ui.forward && ui.forward.row;
+    ui.forward = null;
+    const again = row && (row.isConnected ? row : messageRow(row.dataset.seq));
+    if (again && again.isConnected) focusRow(again);
+  });
+  $('#chat-search-toggle').addEventListener('click', () => toggleChatSearch());
+  $('#chat-search-close').addEventListener('click', () => {
+    toggleChatSearch(false);
+    $('#chat-search-toggle').focus();
+  });
+  const chatSearchInput = $('#chat-search-input');
+  chatSearchInput.addEventListener('input', () => runChatSearch(chatSearchInput.value));
+  chatSearchInput.addEventListener('focus', () => { $('#chat-search-results').hidden = false; });
+  chatSearchInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      toggleChatSearch(false);
+      $('#chat-search-toggle').focus();
+    } else if (e.key === 'ArrowDown') {
+      const first = $('#chat-search-results .search-hit');
+      if (first) {
+        e.preventDefault();
+        $('#chat-search-results').hidden = false;
+        first.focus();
+      }
+    } else if (e.key === 'Enter') {
+      e.preventDefault();
+      chatSearch(chatSearchInput.value);
+    }
+  });
+  $('#chat-search-results').addEventListener('keydown', onSearchResultsKey);
+  $('#search-results').addEventListener('keydown', onSearchResultsKey);
   $('#composer-form').addEventListener('submit', (e) => {
     e.preventDefault();
     submitComposer();
@@ -2329,6 +3565,7 @@ function bindApp() {
     updateJumpButton();
     const conv = activeConv();
     if (conv && box.scrollTop < 200) loadOlder(conv);
+    checkGaps();
   }, { passive: true });
 
   for (const dialog of document.querySelectorAll('dialog')) {
@@ -2366,9 +3603,13 @@ function bindApp() {
 
 function submitComposer() {
   const composer = $('#composer');
+  const editing = !!ui.editing;
   if (sendMessage(composer.value)) {
-    composer.value = '';
-    ui.drafts.delete(ui.activeId);
+    if (!editing) {
+      // (An edit that was sent gave the composer back what it held before.)
+      composer.value = '';
+      ui.drafts.delete(ui.activeId);
+    }
     autoGrow(composer);
     updateCounter();
     showComposerError('');

@@ -197,3 +197,98 @@ export function uuid() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
+
+const WORD_CHAR = /[\p{L}\p{N}_]/u;
+
+/**
+ * Where the mention tokens (e.g. `@bob`) occur in a text as whole words: not inside a
+ * longer name (`@bob.smith` is not `@bob`), not inside a link. Returns the hits in order,
+ * without overlaps: [{index, length, token}].
+ */
+export function findMentions(text, tokens) {
+  const value = String(text ?? '');
+  const links = [...value.matchAll(URL_RE)].map((m) => [m.index, m.index + m[0].length]);
+  const hits = [];
+  // Longer tokens first, so "@Ann Lee" wins over "@Ann".
+  const sorted = [...tokens].filter((t) => t && t.text && t.text.length > 1).sort((a, b) => b.text.length - a.text.length);
+  // Case-insensitive unless lower-casing changes lengths (then indexes would not match).
+  const folded = value.toLocaleLowerCase(UI_LOCALE);
+  const fold = folded.length === value.length;
+  const lower = fold ? folded : value;
+  for (const token of sorted) {
+    const needle = fold ? token.text.toLocaleLowerCase(UI_LOCALE) : token.text;
+    if (fold && needle.length !== token.text.length) continue;
+    for (let from = 0; ;) {
+      const index = lower.indexOf(needle, from);
+      if (index < 0) break;
+      from = index + 1;
+      const end = index + needle.length;
+      const before = value.slice(Math.max(0, index - 1), index);
+      const after = value.slice(end, end + 2);
+      if (before && (WORD_CHAR.test(before) || before === '.' || before === '@')) continue;
+      if (after && (WORD_CHAR.test(after[0]) || (after[0] === '.' && after[1] && WORD_CHAR.test(after[1])))) continue;
+      if (links.some(([a, b]) => index < b && end > a)) continue;
+      if (hits.some((hit) => index < hit.index + hit.length && end > hit.index)) continue;
+      hits.push({ index, length: needle.length, token });
+    }
+  }
+  return hits.sort((a, b) => a.index - b.index);
+}
+
+/**
+ * A message's text as nodes: http(s) links (see linkify) and mentions, highlighted as
+ * `<span class="mention">` (with `mention-me` when they name the reader). `tokens`: [{text, userId, me}].
+ */
+export function richText(text, tokens = []) {
+  const value = String(text ?? '');
+  const hits = tokens.length ? findMentions(value, tokens) : [];
+  if (!hits.length) return linkify(value);
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const hit of hits) {
+    if (hit.index > last) frag.appendChild(linkify(value.slice(last, hit.index)));
+    const span = document.createElement('span');
+    span.className = `mention${hit.token.me ? ' mention-me' : ''}`;
+    span.dataset.testid = 'message-mention';
+    if (hit.token.userId) span.dataset.userId = hit.token.userId;
+    span.textContent = value.slice(hit.index, hit.index + hit.length);
+    frag.appendChild(span);
+    last = hit.index + hit.length;
+  }
+  if (last < value.length) frag.appendChild(linkify(value.slice(last)));
+  return frag;
+}
+
+/** Text folded for comparing words as the server's search does: no accents, lower case. */
+export function foldText(text) {
+  return String(text ?? '').normalize('NFD').replace(/\p{M}/gu, '').toLocaleLowerCase(UI_LOCALE);
+}
+
+/** The words of a search query, folded (what a match must start with). */
+export function queryTerms(query) {
+  return foldText(query).split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+}
+
+/**
+ * A search snippet whose matches the server put between « and »: text nodes, and each
+ * match in a <mark>. Built node by node; nothing is parsed as HTML. A word between « and »
+ * is a match only if it starts with one of the query's `terms` (when given), so quotation
+ * marks the author typed (« like this ») stay as they were written.
+ */
+export function markedSnippet(snippet, terms = null) {
+  const frag = document.createDocumentFragment();
+  const value = String(snippet ?? '');
+  let last = 0;
+  for (const match of value.matchAll(/«([^«»\s]+)»/gu)) {
+    const word = match[1];
+    const folded = foldText(word);
+    if (terms && terms.length && !terms.some((term) => folded.startsWith(term))) continue;
+    if (match.index > last) frag.appendChild(document.createTextNode(value.slice(last, match.index)));
+    const mark = document.createElement('mark');
+    mark.textContent = word;
+    frag.appendChild(mark);
+    last = match.index + match[0].length;
+  }
+  if (last < value.length) frag.appendChild(document.createTextNode(value.slice(last)));
+  return frag;
+}

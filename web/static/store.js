@@ -1,7 +1,18 @@
 // Client-side model: conversations, messages merged by (conversation_id, seq), users,
 // receipts, and the persistent outbox of messages not yet acknowledged by the server.
+//
+// Changes to messages (`reaction`, `edit`, `delete`) are entries of the same seq stream:
+// they are held like any message (so cursors and gap detection count them) and applied to
+// their target, last writer (highest seq) wins. A message from the server carries its state
+// as of a "version" (the conversation's last seq when it was asked for); entries after that
+// version are applied on top of it, older ones are already in it. Reactions are kept per
+// user (`_reactors`: user_id -> {emoji, seq}); for a message that arrived with counts only,
+// whose is which is asked for (`onNeedReactors`) when someone else's reaction must be applied.
 
 const SESSION_KEY = 'parley.session';
+/** Content types of the entries that change another message. */
+export const CHANGE_TYPES = new Set(['reaction', 'edit', 'delete']);
+export const isChange = (msg) => !!msg && CHANGE_TYPES.has(msg.content_type);
 const outboxKey = (userId) => `parley.outbox.${userId}`;
 
 export function loadSession() {
@@ -22,8 +33,9 @@ export function clearSession() {
 }
 
 export class Store {
-  constructor(me) {
+  constructor(me, { onNeedReactors = () => {} } = {}) {
     this.me = me; // {user_id, device_id, username?, display_name?}
+    this.onNeedReactors = onNeedReactors; // (conv, seq): who reacted with what is needed
     this.users = new Map();
     this.convs = new Map();
     this.removed = new Set();
@@ -65,8 +77,10 @@ export class Store {
       last_seq: 0,
       last_message: null,
       unread_count: 0,
+      unread_mentions: 0,
       last_read_seq: 0,
       msgs: new Map(),
+      changes: new Map(), // target seq -> change entries held for it
       syncedSeq: 0,
       historyLoaded: false,
       hasMoreBefore: true,
@@ -99,7 +113,15 @@ export class Store {
     }
     if (typeof data.last_seq === 'number' && data.last_seq >= conv.last_seq) {
       conv.last_seq = data.last_seq;
-      if (data.last_message) conv.last_message = data.last_message;
+      if (data.last_message && !isChange(data.last_message)) {
+        // The held message is kept current by the change entries that arrive.
+        const held = conv.msgs.get(data.last_message.seq);
+        if (held) conv.last_message = held;
+        else {
+          data.last_message._v = data.last_seq;
+          conv.last_message = data.last_message;
+        }
+      }
       if (data.last_activity_at) conv.last_activity_at = data.last_activity_at;
     } else if (data.last_activity_at && !conv.last_activity_at) {
       conv.last_activity_at = data.last_activity_at;
@@ -107,6 +129,7 @@ export class Store {
     if (!conv.last_activity_at) conv.last_activity_at = data.created_at || new Date().toISOString();
     if (typeof data.last_read_seq === 'number') conv.last_read_seq = Math.max(conv.last_read_seq, data.last_read_seq);
     if (authoritative && typeof data.unread_count === 'number') conv.unread_count = data.unread_count;
+    if (authoritative && typeof data.unread_mentions === 'number') conv.unread_mentions = data.unread_mentions;
     if (isNew) conv.syncedSeq = conv.last_seq;
     if (data.last_message) this._learnFromMessage(data.last_message);
     return conv;
@@ -123,7 +146,7 @@ export class Store {
 
   sortedConversations() {
     const time = (conv) => {
-      const pending = this.pendingFor(conv.conversation_id);
+      const pending = this.pendingMessages(conv.conversation_id);
       const last = pending.length ? pending[pending.length - 1].created_at : null;
       const t = Date.parse(conv.last_activity_at || conv.created_at || 0) || 0;
       return Math.max(t, last ? Date.parse(last) : 0);
@@ -164,26 +187,200 @@ export class Store {
   }
 
   /**
-   * Merge one stored message. Returns {conv, fresh} where fresh is true if this seq
-   * was not known before. Resolves a pending outbox entry with the same client_msg_id.
+   * Merge one stored message. Returns {conv, fresh, target} where fresh is true if this seq
+   * was not known before, and target is the message a change entry changed (if held).
+   * Resolves a pending outbox entry with the same client_msg_id. `version`: the
+   * conversation's last seq when the message was asked for (its state includes every
+   * change up to there); a message delivered live is current as of its own seq.
    */
-  addMessage(msg) {
-    let conv = this.convs.get(msg.conversation_id);
-    if (!conv) return { conv: null, fresh: false };
-    const fresh = !conv.msgs.has(msg.seq);
-    conv.msgs.set(msg.seq, msg);
+  addMessage(msg, { version = 0 } = {}) {
+    const conv = this.convs.get(msg.conversation_id);
+    if (!conv) return { conv: null, fresh: false, target: null };
     if (msg.sender_id === this.me.user_id && msg.client_msg_id) this._resolveOutbox(msg.client_msg_id);
+    if (isChange(msg)) return this._addChange(conv, msg);
+    const held = conv.msgs.get(msg.seq);
+    const fresh = !held;
+    const stored = this._merge(conv, held, msg, Math.max(version, msg.seq));
     if (msg.seq > conv.last_seq) {
       conv.last_seq = msg.seq;
-      conv.last_message = msg;
+      conv.last_message = stored;
       conv.last_activity_at = msg.created_at;
     } else if (conv.last_message && conv.last_message.seq === msg.seq) {
-      conv.last_message = msg;
+      conv.last_message = stored;
     } else if (!conv.last_message && msg.seq === conv.last_seq) {
-      conv.last_message = msg;
+      conv.last_message = stored;
     }
     this.advanceSynced(conv);
-    return { conv, fresh };
+    return { conv, fresh, target: null };
+  }
+
+  /** The newer state of a message: what we hold, or what arrived plus later changes. */
+  _merge(conv, held, msg, version) {
+    if (held && (held._v || 0) >= version) {
+      if (msg.hidden && !held.hidden) this._hideMessage(held);
+      return held;
+    }
+    msg._v = version;
+    msg.reactions = Array.isArray(msg.reactions) ? msg.reactions : [];
+    msg.deleted = !!msg.deleted;
+    // Whose reaction is which is known when there are none yet.
+    msg._reactors = msg.reactions.length ? null : new Map();
+    if (held && held.hidden) this._hideMessage(msg);
+    conv.msgs.set(msg.seq, msg);
+    this._replay(conv, msg, version);
+    return msg;
+  }
+
+  _addChange(conv, entry) {
+    const fresh = !conv.msgs.has(entry.seq);
+    conv.msgs.set(entry.seq, entry);
+    if (fresh) {
+      const list = conv.changes.get(entry.target_seq) || [];
+      list.push(entry);
+      conv.changes.set(entry.target_seq, list);
+    }
+    // A change moves the cursors, never the preview or the list's order.
+    if (entry.seq > conv.last_seq) conv.last_seq = entry.seq;
+    let target = conv.msgs.get(entry.target_seq);
+    if (!target && conv.last_message && conv.last_message.seq === entry.target_seq) target = conv.last_message;
+    if (target && !isChange(target)) this._applyChange(conv, target, entry);
+    else target = null;
+    this.advanceSynced(conv);
+    return { conv, fresh, target };
+  }
+
+  /** Apply the held changes of a message newer than `after`, oldest first. */
+  _replay(conv, target, after, only = null) {
+    const list = conv.changes.get(target.seq);
+    if (!list) return;
+    for (const entry of [...list].sort((a, b) => a.seq - b.seq)) {
+      if (entry.seq > after && (!only || entry.content_type === only)) this._applyChange(conv, target, entry);
+    }
+  }
+
+  /** One change entry on its target; entries already in the target's state do nothing. */
+  _applyChange(conv, target, entry) {
+    if (entry.seq <= (target._v || 0)) return false;
+    if (entry.content_type === 'delete') {
+      if (target.deleted) return false;
+      target.deleted = true;
+      target.content = '';
+      target.mentions = [];
+      target.reactions = [];
+      target._reactors = new Map();
+      return true;
+    }
+    if (target.deleted) return false;
+    if (entry.content_type === 'edit') {
+      if (entry.seq <= (target._editSeq || 0)) return false;
+      target._editSeq = entry.seq;
+      target.content = entry.content;
+      target.edited_at = entry.created_at;
+      return true;
+    }
+    if (entry.content_type === 'reaction') return this._applyReaction(conv, target, entry.sender_id, entry.content, entry.seq);
+    return false;
+  }
+
+  _applyReaction(conv, target, userId, emoji, seq) {
+    const mine = userId === this.me.user_id;
+    if (!target._reactors) {
+      if (!mine) {
+        // Counts only, and this person may have reacted before: ask who reacted with what.
+        this.onNeedReactors(conv, target.seq);
+        return false;
+      }
+      // Mine is known from the `me` flags.
+      if (seq <= (target._mySeq || 0)) return false;
+      target._mySeq = seq;
+      const counts = target.reactions.map((r) => ({ ...r }));
+      const old = counts.find((r) => r.me);
+      if (old) {
+        old.count -= 1;
+        old.me = false;
+      }
+      if (emoji) {
+        const hit = counts.find((r) => r.emoji === emoji);
+        if (hit) {
+          hit.count += 1;
+          hit.me = true;
+        } else counts.push({ emoji, count: 1, me: true });
+      }
+      target.reactions = counts.filter((r) => r.count > 0);
+      return true;
+    }
+    const current = target._reactors.get(userId);
+    if (current && current.seq >= seq) return false;
+    target._reactors.set(userId, { emoji, seq });
+    target.reactions = this._countReactions(target);
+    return true;
+  }
+
+  /** Counts per emoji from the per-user reactions, in the order the emoji were first shown. */
+  _countReactions(target, order = target.reactions.map((r) => r.emoji)) {
+    const counts = new Map(order.map((emoji) => [emoji, { emoji, count: 0, me: false }]));
+    for (const [userId, { emoji }] of target._reactors) {
+      if (!emoji) continue;
+      if (!counts.has(emoji)) counts.set(emoji, { emoji, count: 0, me: false });
+      const entry = counts.get(emoji);
+      entry.count += 1;
+      if (userId === this.me.user_id) entry.me = true;
+    }
+    return [...counts.values()].filter((r) => r.count > 0);
+  }
+
+  /**
+   * Who reacted with what (`GET …/reactions`), as of `version` (the conversation's last
+   * seq when it was asked for); reactions that arrived after it are applied again on top.
+   */
+  setReactors(conversationId, seq, reactions, version) {
+    const conv = this.convs.get(conversationId);
+    const target = conv && conv.msgs.get(seq);
+    if (!target || isChange(target) || target.deleted) return false;
+    if ((target._reactorsV || 0) > version) return false;
+    target._reactorsV = version;
+    const map = new Map();
+    for (const { emoji, user_ids: userIds } of reactions || []) {
+      for (const userId of userIds || []) map.set(userId, { emoji, seq: version });
+    }
+    target._reactors = map;
+    target.reactions = this._countReactions(target, (reactions || []).map((r) => r.emoji));
+    this._replay(conv, target, version, 'reaction');
+    return true;
+  }
+
+  /** Delete for me: the message is not shown any more (it keeps its seq). */
+  hideMessage(conversationId, seq) {
+    const conv = this.convs.get(conversationId);
+    if (!conv) return null;
+    const msg = conv.msgs.get(seq);
+    if (msg && !isChange(msg)) this._hideMessage(msg);
+    if (conv.last_message && conv.last_message.seq === seq) this._hideMessage(conv.last_message);
+    return conv;
+  }
+
+  _hideMessage(msg) {
+    msg.hidden = true;
+    msg.content = '';
+    msg.mentions = [];
+    msg.reactions = [];
+  }
+
+  /** The message the chat list previews: the last one, or the newest held one still shown. */
+  previewMessage(conv) {
+    const last = conv.last_message;
+    if (last && !last.hidden && !isChange(last)) return last;
+    let best = null;
+    for (const msg of conv.msgs.values()) {
+      if (!isChange(msg) && !msg.hidden && (!best || msg.seq > best.seq)) best = msg;
+    }
+    return best;
+  }
+
+  /** Forget the messages of a chat not open (it loads history when opened). */
+  forgetMessages(conv) {
+    conv.msgs.clear();
+    conv.changes.clear();
   }
 
   /** Move the contiguous cursor forward over messages we hold. */
@@ -322,7 +519,7 @@ export class Store {
     const existing = conv.msgs.get(ack.seq);
     if (existing) return conv;
     if (!item) return conv; // acked by another path already, or not ours to render
-    this.addMessage({
+    const msg = {
       message_id: ack.message_id,
       conversation_id: ack.conversation_id,
       seq: ack.seq,
@@ -330,15 +527,31 @@ export class Store {
       sender_device_id: this.me.device_id,
       client_msg_id: ack.client_msg_id,
       content: item.content,
-      content_type: 'text',
+      content_type: item.content_type || 'text',
       reply_to_seq: item.reply_to_seq ?? null,
       created_at: ack.created_at,
-    });
+      deleted: false,
+      reactions: [],
+    };
+    if (item.target_seq) msg.target_seq = item.target_seq;
+    if (item.mentions && item.mentions.length) msg.mentions = item.mentions;
+    this.addMessage(msg);
     return conv;
   }
 
   pendingFor(conversationId) {
     return this.outbox.filter((i) => i.conversation_id === conversationId);
+  }
+
+  /** Waiting messages of a conversation that are shown as bubbles (not changes). */
+  pendingMessages(conversationId) {
+    return this.outbox.filter((i) => i.conversation_id === conversationId && !CHANGE_TYPES.has(i.content_type));
+  }
+
+  /** Waiting changes of one message, oldest first (failed ones left out). */
+  pendingChanges(conversationId, targetSeq) {
+    return this.outbox.filter((i) => i.conversation_id === conversationId && i.target_seq === targetSeq
+      && CHANGE_TYPES.has(i.content_type) && i.status !== 'failed');
   }
 
   /** Forget a failed message the user deleted. */
