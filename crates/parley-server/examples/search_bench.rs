@@ -3,7 +3,11 @@
 //! ```sh
 //! cargo run --release -p parley-server --example search_bench -- [--database-url URL]
 //!     [--messages 1000000] [--conversations 10000] [--member-of 200] [--queries 2000]
+//!     [--unindexed true]
 //! ```
+//!
+//! `--unindexed true` fills with a content type that is not indexed (everything else the
+//! same), to read the cost of indexing off the append rate; its searches find nothing.
 //!
 //! Fills a fresh store (SQLite in a temporary directory, or the PostgreSQL database at
 //! `--database-url`, in a fresh schema dropped at the end) through `Store::append_messages`
@@ -29,6 +33,7 @@ struct Args {
     conversations: usize,
     member_of: usize,
     queries: usize,
+    unindexed: bool,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +43,7 @@ fn parse_args() -> Args {
         conversations: 10_000,
         member_of: 200,
         queries: 2_000,
+        unindexed: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -51,6 +57,7 @@ fn parse_args() -> Args {
             "--conversations" => args.conversations = number(),
             "--member-of" => args.member_of = number(),
             "--queries" => args.queries = number(),
+            "--unindexed" => args.unindexed = value == "true",
             other => panic!("unknown flag {other}"),
         }
     }
@@ -238,7 +245,11 @@ async fn main() {
                     sender_id: sender.clone(),
                     sender_device_id: DeviceId::from("d_bench"),
                     content: content.join(" "),
-                    content_type: ContentType::TEXT,
+                    content_type: if args.unindexed {
+                        ContentType::from("x-bench")
+                    } else {
+                        ContentType::TEXT
+                    },
                     reply_to_seq: None,
                     created_at: Timestamp::now(),
                     system: None,

@@ -51,7 +51,15 @@ CREATE UNIQUE INDEX conversations_search_key ON conversations (search_key);
 
 -- The index keeps terms, not text: the text is in `messages` only, so a delete empties it
 -- in one place. The terms are made by parley-core's `search` module (folded words,
--- space-separated), which is why the tokenizer only has to split on spaces. "External
+-- space-separated), which is why the tokenizer only has to split on spaces: `ascii`
+-- treats every non-ASCII character as part of a word, so no term is ever split (and it
+-- is the cheapest tokenizer). `detail = none` keeps no positions (no phrase queries are
+-- made: each term is matched alone), about halving the work per message; each message
+-- also carries its conversation's token `_c<search_key>` (`_` is a token character here
+-- and never in a term), so a search over some conversations is an intersection of lists
+-- inside the index. `prefix = '3'` also indexes every term's first three characters: a
+-- query word of three letters (the usual first keystrokes) reads one list instead of
+-- merging the lists of every term it starts. "External
 -- content" that is never stored (`message_index_source` stays empty; queries read only
 -- row ids): a message leaves the index by the `delete` command with the terms it was
 -- indexed with, which the store computes again from the text. With `secure-delete` that
@@ -61,9 +69,23 @@ CREATE TABLE message_index_source (terms TEXT);
 CREATE VIRTUAL TABLE message_index USING fts5 (
     terms,
     content = 'message_index_source',
-    tokenize = 'unicode61 remove_diacritics 0'
+    tokenize = "ascii tokenchars '_'",
+    prefix = '3',
+    detail = none
 );
 INSERT INTO message_index (message_index, rank) VALUES ('secure-delete', 1);
+
+-- Messages committed but not indexed yet. A commit only adds its messages here (one small
+-- B-tree, drained all the time); the store's indexer moves them into `message_index`
+-- every 250 ms or so in one transaction, and a search first indexes what is waiting.
+-- Indexing in large batches writes far fewer, larger index segments than indexing each
+-- small group commit, and keeps FTS5 off the path of the ack. Durable: after a crash the
+-- indexer finds the rest here.
+CREATE TABLE index_queue (
+    conversation_id TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
 
 -- Work the store does once after a migration (here: indexing the messages stored
 -- before search existed, which needs parley-core's folding, not SQL).

@@ -1,5 +1,6 @@
 //! `Store::append_messages`: one group commit. The statements it runs inside the
-//! transaction are in `batch.rs`.
+//! transaction are in `batch.rs`. New text messages are queued for the indexer
+//! (`index_queue`), not indexed here.
 
 use super::*;
 
@@ -8,6 +9,7 @@ use super::*;
 pub(crate) async fn append(
     writer: &SqlitePool,
     scrub_wal: &AtomicBool,
+    index_pending: &AtomicBool,
     messages: Vec<NewMessage>,
 ) -> StoreResult<Vec<AppendOutcome>> {
     // A fixed handful of statements per batch, whatever its size: each statement is a
@@ -150,17 +152,13 @@ pub(crate) async fn append(
             .get(conversation_id)
             .map_or(0, |position| position.search_key)
     };
-    let indexed: Vec<(i64, String)> = new_messages
+    let to_index: Vec<(&str, i64)> = new_messages
         .iter()
         .filter(|message| is_indexed(message))
-        .map(|message| {
-            (
-                index_rowid(search_key(&message.conversation_id), message.seq),
-                index_document(&message.content),
-            )
-        })
+        .map(|message| (message.conversation_id.as_str(), message.seq))
         .collect();
-    index_messages(&mut transaction, &indexed).await?;
+    queue_for_index(&mut transaction, &to_index).await?;
+    let queued = !to_index.is_empty();
     let mentioned: Vec<(&UserId, &ConversationId, i64)> = new_messages
         .iter()
         .filter(|message| !message.is_change())
@@ -206,6 +204,10 @@ pub(crate) async fn append(
     transaction.commit().await.map_err(unavailable)?;
     if overwrote_text {
         scrub_wal.store(true, Ordering::Release);
+    }
+    // An edit re-queues its target too.
+    if queued || overwrote_text {
+        index_pending.store(true, Ordering::Release);
     }
     Ok(outcomes)
 }

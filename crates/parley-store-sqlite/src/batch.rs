@@ -357,68 +357,6 @@ pub(crate) async fn apply_change(
     Ok(())
 }
 
-/// A message's row id in `message_index`: its conversation's `search_key` in the high 32
-/// bits, its `seq` in the low ones (a conversation is one range of row ids).
-pub(crate) fn index_rowid(search_key: i64, seq: i64) -> i64 {
-    (search_key << 32) | (seq & 0xFFFF_FFFF)
-}
-
-/// The row id range `[first, last]` of one conversation's messages in `message_index`.
-pub(crate) fn index_range(search_key: i64) -> (i64, i64) {
-    (
-        index_rowid(search_key, 0),
-        index_rowid(search_key, 0xFFFF_FFFF),
-    )
-}
-
-/// Whether a message is indexed for search: ordinary text, not deleted, with a `seq` that
-/// fits its row id.
-pub(crate) fn is_indexed(message: &Message) -> bool {
-    message.content_type == ContentType::TEXT && !message.deleted && message.seq <= 0xFFFF_FFFF
-}
-
-/// Adds messages' terms to the search index (the caller checked `is_indexed`).
-pub(crate) async fn index_messages(
-    transaction: &mut Transaction<'_, Sqlite>,
-    rows: &[(i64, String)],
-) -> StoreResult<()> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut insert =
-            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO message_index (rowid, terms) ");
-        insert.push_values(chunk, |mut row, (rowid, terms)| {
-            row.push_bind(*rowid).push_bind(terms.as_str());
-        });
-        insert
-            .build()
-            .execute(&mut **transaction)
-            .await
-            .map_err(unavailable)?;
-    }
-    Ok(())
-}
-
-/// Takes a message out of the search index: FTS5's `delete` command with the terms it was
-/// indexed with (made again from `content`, the text it has until this transaction
-/// changes it); `secure-delete` then removes them from the index's pages.
-pub(crate) async fn unindex_message(
-    transaction: &mut Transaction<'_, Sqlite>,
-    rowid: i64,
-    content: &str,
-) -> StoreResult<()> {
-    sqlx::query("INSERT INTO message_index (message_index, rowid, terms) VALUES ('delete', ?, ?)")
-        .bind(rowid)
-        .bind(index_document(content))
-        .execute(&mut **transaction)
-        .await
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-/// The terms of a text, as `message_index` takes them.
-pub(crate) fn index_document(content: &str) -> String {
-    parley_core::search::index_terms(content).join(" ")
-}
-
 /// Records who new messages mention (`(user, conversation, seq)`).
 pub(crate) async fn insert_mentions(
     transaction: &mut Transaction<'_, Sqlite>,
@@ -534,9 +472,11 @@ pub(crate) async fn apply_message_change(
         .execute(&mut **transaction)
         .await
         .map_err(unavailable)?;
-        if is_indexed(&target) {
+        // Indexed with the old text: take that out and queue the new one. Still queued:
+        // the indexer will read the new text.
+        if is_indexed(&target) && !is_queued(transaction, conversation_id, target_seq).await? {
             unindex_message(transaction, rowid, &target.content).await?;
-            index_messages(transaction, &[(rowid, index_document(&change.content))]).await?;
+            queue_for_index(transaction, &[(conversation_id, target_seq)]).await?;
         }
     } else if change.content_type == ContentType::DELETE {
         run(
@@ -573,7 +513,17 @@ pub(crate) async fn apply_message_change(
                 .map_err(unavailable)?;
         }
         if is_indexed(&target) {
-            unindex_message(transaction, rowid, &target.content).await?;
+            let unqueued =
+                sqlx::query("DELETE FROM index_queue WHERE conversation_id = ? AND seq = ?")
+                    .bind(conversation_id)
+                    .bind(target_seq)
+                    .execute(&mut **transaction)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected();
+            if unqueued == 0 {
+                unindex_message(transaction, rowid, &target.content).await?;
+            }
         }
     }
     Ok(())

@@ -102,6 +102,9 @@ pub(crate) async fn hide(
     Ok(())
 }
 
+/// Most conversations whose tokens a search lists in its match.
+const MAX_TOKEN_FILTER: usize = 2_000;
+
 /// Full-text search in one statement: the index's matches joined to the user's
 /// memberships and messages, without what they hid or what was deleted (see
 /// `Store::search_messages`).
@@ -109,13 +112,43 @@ pub(crate) async fn search(
     reader: &SqlitePool,
     query: SearchQuery<'_>,
 ) -> StoreResult<Vec<Message>> {
-    // Each term a quoted prefix (terms are letters and digits only, so no quote can
-    // be in one); FTS5 ANDs them.
-    let matching: Vec<String> = query
+    // Which conversations: the one asked for, or all of the user's. Their tokens narrow
+    // the match inside FTS5; the join on `members` below is still what grants access.
+    let keys: Vec<i64> = match query.conversation_id {
+        Some(conversation_id) => {
+            sqlx::query_scalar("SELECT search_key FROM conversations WHERE conversation_id = ?")
+                .bind(conversation_id.as_str())
+                .fetch_all(reader)
+                .await
+                .map_err(unavailable)?
+        }
+        None => sqlx::query_scalar(
+            "SELECT c.search_key FROM members mb JOIN conversations c \
+             ON c.conversation_id = mb.conversation_id WHERE mb.user_id = ?",
+        )
+        .bind(query.user_id.as_str())
+        .fetch_all(reader)
+        .await
+        .map_err(unavailable)?,
+    };
+    if keys.is_empty() || query.terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each term a quoted prefix (terms are letters and digits only, so no quote can be in
+    // one), all of them required, in one of the conversations. Past a few thousand
+    // conversations the list costs more than it saves: the join alone decides then.
+    let mut matching: Vec<String> = query
         .terms
         .iter()
         .map(|term| format!("\"{term}\"*"))
         .collect();
+    if keys.len() <= MAX_TOKEN_FILTER {
+        let tokens: Vec<String> = keys
+            .iter()
+            .map(|key| format!("\"{}\"", conversation_token(*key)))
+            .collect();
+        matching.insert(0, format!("({})", tokens.join(" OR ")));
+    }
     let columns: Vec<String> = MESSAGE_COLUMNS
         .split(',')
         .map(|name| format!("m.{}", name.trim()))
@@ -132,19 +165,10 @@ pub(crate) async fn search(
              AND m.seq = (f.rowid & 4294967295) \
              WHERE message_index MATCH ",
     );
-    select.push_bind(matching.join(" "));
+    select.push_bind(matching.join(" AND "));
     select.push(" AND m.deleted = 0 AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = mb.user_id AND h.conversation_id = m.conversation_id AND h.seq = m.seq)");
-    if let Some(conversation_id) = query.conversation_id {
-        let search_key: Option<i64> =
-            sqlx::query_scalar("SELECT search_key FROM conversations WHERE conversation_id = ?")
-                .bind(conversation_id.as_str())
-                .fetch_optional(reader)
-                .await
-                .map_err(unavailable)?;
-        let Some(search_key) = search_key else {
-            return Ok(Vec::new());
-        };
-        let (first, last) = index_range(search_key);
+    if query.conversation_id.is_some() {
+        let (first, last) = index_range(keys[0]);
         select.push(" AND f.rowid BETWEEN ");
         select.push_bind(first);
         select.push(" AND ");

@@ -43,6 +43,11 @@ pub struct SqliteStore {
     /// Set when a commit overwrote text (an edit, a delete for everyone): the old pages
     /// are still in the WAL until it is truncated, so the checkpointer truncates it next.
     scrub_wal: Arc<AtomicBool>,
+    /// Set when a commit queued messages for the indexer.
+    index_pending: Arc<AtomicBool>,
+    /// Held while the index queue is drained, so a search that drains first waits for a
+    /// drain already under way instead of missing what it is indexing.
+    indexing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -96,16 +101,38 @@ impl SqliteStore {
             .map_err(StoreError::unavailable)?;
         let scrub_wal = Arc::new(AtomicBool::new(false));
         tokio::spawn(run_checkpoints(checkpointer.clone(), scrub_wal.clone()));
-        Ok(Self {
+        // Whatever a crash left queued is indexed by the first pass.
+        let store = Self {
             writer,
             reader,
             checkpointer,
             scrub_wal,
-        })
+            index_pending: Arc::new(AtomicBool::new(true)),
+            indexing: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        tokio::spawn(run_indexer(store.clone()));
+        Ok(store)
+    }
+
+    /// Indexes what commits queued for search, if anything: by the indexer every 250 ms,
+    /// and by a search before it reads the index, so a search finds every message
+    /// committed before it began.
+    pub(crate) async fn index_queued(&self) -> StoreResult<()> {
+        let _draining = self.indexing.lock().await;
+        if self.index_pending.swap(false, Ordering::AcqRel) {
+            if let Err(error) = drain_index_queue(&self.writer).await {
+                self.index_pending.store(true, Ordering::Release);
+                return Err(error);
+            }
+        }
+        Ok(())
     }
 
     /// Closes both pools, checkpointing the WAL into the database and truncating it.
     pub async fn close(&self) {
+        if let Err(error) = self.index_queued().await {
+            tracing::warn!(%error, "indexing what was queued failed; it stays queued");
+        }
         if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.checkpointer)
             .await
@@ -115,6 +142,24 @@ impl SqliteStore {
         self.checkpointer.close().await;
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Runs [`SqliteStore::index_queued`] every 250 ms until the store is closed.
+async fn run_indexer(store: SqliteStore) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if store.writer.is_closed() {
+            return;
+        }
+        if let Err(error) = store.index_queued().await {
+            if store.writer.is_closed() {
+                return;
+            }
+            tracing::warn!(%error, "indexing queued messages failed; retrying");
+        }
     }
 }
 
@@ -160,7 +205,10 @@ async fn backfill_search_index(writer: &SqlitePool) -> StoreResult<()> {
             .iter()
             .filter(|(_, seq, _, _)| *seq <= 0xFFFF_FFFF)
             .map(|(_, seq, content, search_key)| {
-                (index_rowid(*search_key, *seq), index_document(content))
+                (
+                    index_rowid(*search_key, *seq),
+                    index_document(*search_key, content),
+                )
             })
             .collect();
         index_messages(&mut transaction, &documents).await?;
@@ -229,12 +277,14 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 mod append;
 mod batch;
 mod changes;
+mod index;
 mod rows;
 mod store;
 
 use append::append;
 use batch::*;
 use changes::*;
+use index::*;
 use rows::*;
 
 #[cfg(test)]
@@ -312,5 +362,26 @@ mod tests {
             matches!(members, Err(StoreError::Corrupt { what: "member", .. })),
             "{members:?}"
         );
+    }
+
+    /// The conversation tokens the index carries are not words anyone can search for:
+    /// "c1", "_c1" or a prefix of them find nothing; a real word of the message does.
+    #[tokio::test]
+    async fn conversation_tokens_are_not_searchable_words() {
+        let directory = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn Store> =
+            std::sync::Arc::new(SqliteStore::open(directory.path()).await.unwrap());
+        let alice = parley_testkit::store::user(&store, "alice").await;
+        let bob = parley_testkit::store::user(&store, "bob").await;
+        let group = parley_testkit::store::group(&store, &[alice.clone(), bob]).await;
+        parley_testkit::store::send(
+            &store,
+            parley_testkit::store::say(&group, &alice, "lunch at noon"),
+        )
+        .await;
+        for (query, hits) in [("lunch", 1), ("c1", 0), ("_c1", 0), ("c", 0), ("1", 0)] {
+            let found = parley_testkit::store::search(&store, &alice, query, None).await;
+            assert_eq!(found.len(), hits, "{query:?}");
+        }
     }
 }
