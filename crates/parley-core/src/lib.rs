@@ -23,6 +23,7 @@ pub mod error;
 pub mod ids;
 pub mod local;
 pub mod membership;
+pub mod message_state;
 pub mod presence;
 pub mod ratelimit;
 pub mod receipts;

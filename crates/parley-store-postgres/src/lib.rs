@@ -17,6 +17,7 @@
 //! store decides no rule of the core's (what counts as unread, who may change a group).
 
 use async_trait::async_trait;
+use parley_core::message_state::{group_reactions, with_state};
 use parley_core::store::{
     AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
     ConversationSummary, ConversationUpdate, Counting, ListCursor, MessageReceipts,
@@ -25,7 +26,7 @@ use parley_core::store::{
 };
 use parley_proto::{
     ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
-    ReactionCount, ReactionUsers, Role, Timestamp, UserId,
+    ReactionUsers, Role, Timestamp, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};

@@ -1,8 +1,8 @@
 //! Rows to records: the column lists each query selects, the functions that read them
 //! back, and the two read queries with a shape of their own (the conversation summary
 //! with its joined last message, and the prefix search on users); the search terms of a
-//! message and of a query; and the current state of a history page as one reader sees it
-//! (`with_state`, `group_reactions`, the same as the SQLite store's).
+//! message and of a query. (The current state of a history page as one reader sees it is
+//! parley-core's `message_state`, shared with SQLite.)
 //!
 //! Every column is read with `try_get`: a row that does not decode is `Corrupt`, never
 //! skipped or read with a made-up value.
@@ -316,54 +316,4 @@ pub(crate) fn summary_from_row(row: &PgRow) -> StoreResult<ConversationSummary> 
         unread_mentions: column(row, "unread_mentions")?,
         muted_until: column::<Option<i64>>(row, "muted_until")?.map(Timestamp),
     })
-}
-
-/// Messages in their current state for one reader: reaction counts `(target_seq, emoji,
-/// count, me)` in order, and the `seq`s the reader hid emptied and flagged. The same as
-/// the SQLite store's, so both stores' history reads agree.
-pub(crate) fn with_state(
-    mut messages: Vec<Message>,
-    reactions: impl IntoIterator<Item = (i64, String, i64, bool)>,
-    hidden: &[i64],
-) -> Vec<Message> {
-    let mut by_seq: HashMap<i64, usize> = HashMap::with_capacity(messages.len());
-    for (index, message) in messages.iter().enumerate() {
-        by_seq.insert(message.seq, index);
-    }
-    for (seq, emoji, count, me) in reactions {
-        if let Some(&index) = by_seq.get(&seq) {
-            messages[index].reactions.push(ReactionCount {
-                emoji,
-                count: u32::try_from(count).unwrap_or(u32::MAX),
-                me,
-            });
-        }
-    }
-    for seq in hidden {
-        if let Some(&index) = by_seq.get(seq) {
-            let message = &mut messages[index];
-            message.hidden = true;
-            message.content.clear();
-            message.mentions.clear();
-            message.reactions.clear();
-            message.reply_to_seq = None;
-            message.system = None;
-        }
-    }
-    messages
-}
-
-/// `(emoji, user_id)` rows in reaction order, grouped by emoji in order of first use.
-pub(crate) fn group_reactions(rows: Vec<(String, String)>) -> Vec<ReactionUsers> {
-    let mut grouped: Vec<ReactionUsers> = Vec::new();
-    for (emoji, user_id) in rows {
-        match grouped.iter_mut().find(|entry| entry.emoji == emoji) {
-            Some(entry) => entry.user_ids.push(UserId(user_id)),
-            None => grouped.push(ReactionUsers {
-                emoji,
-                user_ids: vec![UserId(user_id)],
-            }),
-        }
-    }
-    grouped
 }

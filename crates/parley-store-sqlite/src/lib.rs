@@ -13,6 +13,7 @@
 //! the database, runs the checkpointer and maps sqlx errors into `StoreError`.
 
 use async_trait::async_trait;
+use parley_core::message_state::{group_reactions, with_state};
 use parley_core::store::{
     AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
     ConversationSummary, ConversationUpdate, Counting, ListCursor, MessageReceipts,
@@ -21,7 +22,7 @@ use parley_core::store::{
 };
 use parley_proto::{
     ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
-    ReactionCount, ReactionUsers, Role, Timestamp, UserId,
+    ReactionUsers, Role, Timestamp, UserId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
