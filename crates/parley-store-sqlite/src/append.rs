@@ -1,6 +1,6 @@
 //! `Store::append_messages`: one group commit. The statements it runs inside the
-//! transaction are in `batch.rs`. New text messages are queued for the indexer
-//! (`index_queue`), not indexed here.
+//! transaction are in `batch.rs`. New text messages are logged for the indexer
+//! (`index_log`, see `index.rs`), not indexed here.
 
 use super::*;
 
@@ -9,9 +9,17 @@ use super::*;
 pub(crate) async fn append(
     writer: &SqlitePool,
     scrub_wal: &AtomicBool,
-    index_pending: &AtomicBool,
+    index: &SearchIndex,
     messages: Vec<NewMessage>,
 ) -> StoreResult<Vec<AppendOutcome>> {
+    // New text's index terms, made before the transaction: folding words is the costly
+    // part of indexing that can run while another commit holds the writer.
+    let terms: Vec<Option<String>> = messages
+        .iter()
+        .map(|message| {
+            (message.content_type == ContentType::TEXT).then(|| index_terms(&message.content))
+        })
+        .collect();
     // A fixed handful of statements per batch, whatever its size: each statement is a
     // round trip to sqlx's SQLite thread, so per-message statements would cap
     // throughput at the context-switch rate rather than at SQLite's speed.
@@ -152,13 +160,26 @@ pub(crate) async fn append(
             .get(conversation_id)
             .map_or(0, |position| position.search_key)
     };
-    let to_index: Vec<(&str, i64)> = new_messages
+    let to_index: Vec<IndexChange> = outcomes
         .iter()
-        .filter(|message| is_indexed(message))
-        .map(|message| (message.conversation_id.as_str(), message.seq))
+        .zip(terms)
+        .filter_map(|(outcome, terms)| {
+            let appended = outcome
+                .as_ref()
+                .ok()
+                .filter(|appended| !appended.duplicate)?;
+            let message = &appended.message;
+            let terms = terms.filter(|_| is_indexed(message))?;
+            let search_key = search_key(&message.conversation_id);
+            Some(IndexChange {
+                rowid: index_rowid(search_key, message.seq),
+                old_terms: None,
+                new_terms: Some(index_document(search_key, &terms)),
+            })
+        })
         .collect();
-    queue_for_index(&mut transaction, &to_index).await?;
-    let queued = !to_index.is_empty();
+    log_for_index(&mut transaction, &to_index).await?;
+    let logged = !to_index.is_empty();
     let mentioned: Vec<(&UserId, &ConversationId, i64)> = new_messages
         .iter()
         .filter(|message| !message.is_change())
@@ -205,9 +226,9 @@ pub(crate) async fn append(
     if overwrote_text {
         scrub_wal.store(true, Ordering::Release);
     }
-    // An edit re-queues its target too.
-    if queued || overwrote_text {
-        index_pending.store(true, Ordering::Release);
+    // An edit or delete logs its target too.
+    if logged || overwrote_text {
+        index.note_logged();
     }
     Ok(outcomes)
 }

@@ -24,10 +24,12 @@ pub(crate) fn push_pair_list<'args>(
 }
 
 /// Ends a `… x IN (` query: binds each value, then closes the list.
-pub(crate) fn push_list<'args>(
+pub(crate) fn push_list<'args, T>(
     select: &mut sqlx::QueryBuilder<'args, Sqlite>,
-    values: impl IntoIterator<Item = &'args str>,
-) {
+    values: impl IntoIterator<Item = T>,
+) where
+    T: 'args + sqlx::Encode<'args, Sqlite> + sqlx::Type<Sqlite> + Send,
+{
     let mut list = select.separated(", ");
     for value in values {
         list.push_bind(value);
@@ -451,7 +453,6 @@ pub(crate) async fn apply_message_change(
     .await
     .map_err(unavailable)?;
     let target = message_from_row(&target_row)?;
-    let rowid = index_rowid(search_key, target_seq);
     if change.content_type == ContentType::EDIT {
         run("UPDATE messages SET content = ?, edited_at = ? WHERE conversation_id = ? AND seq = ?")
             .bind(&change.content)
@@ -472,11 +473,14 @@ pub(crate) async fn apply_message_change(
         .execute(&mut **transaction)
         .await
         .map_err(unavailable)?;
-        // Indexed with the old text: take that out and queue the new one. Still queued:
-        // the indexer will read the new text.
-        if is_indexed(&target) && !is_queued(transaction, conversation_id, target_seq).await? {
-            unindex_message(transaction, rowid, &target.content).await?;
-            queue_for_index(transaction, &[(conversation_id, target_seq)]).await?;
+        // The index swaps the old terms for the new ones.
+        if is_indexed(&target) {
+            let change = IndexChange {
+                rowid: index_rowid(search_key, target_seq),
+                old_terms: Some(index_document(search_key, &index_terms(&target.content))),
+                new_terms: Some(index_document(search_key, &index_terms(&change.content))),
+            };
+            log_for_index(transaction, &[change]).await?;
         }
     } else if change.content_type == ContentType::DELETE {
         run(
@@ -512,18 +516,14 @@ pub(crate) async fn apply_message_change(
                 .await
                 .map_err(unavailable)?;
         }
+        // The index takes its terms out (searches skip it already: `deleted`).
         if is_indexed(&target) {
-            let unqueued =
-                sqlx::query("DELETE FROM index_queue WHERE conversation_id = ? AND seq = ?")
-                    .bind(conversation_id)
-                    .bind(target_seq)
-                    .execute(&mut **transaction)
-                    .await
-                    .map_err(unavailable)?
-                    .rows_affected();
-            if unqueued == 0 {
-                unindex_message(transaction, rowid, &target.content).await?;
-            }
+            let change = IndexChange {
+                rowid: index_rowid(search_key, target_seq),
+                old_terms: Some(index_document(search_key, &index_terms(&target.content))),
+                new_terms: None,
+            };
+            log_for_index(transaction, &[change]).await?;
         }
     }
     Ok(())

@@ -154,7 +154,7 @@ pub(crate) async fn search(
         .map(|name| format!("m.{}", name.trim()))
         .collect();
     let mut select = sqlx::QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {} FROM message_index f \
+        "SELECT {} FROM search.message_index f \
              JOIN conversations c ON c.search_key = (f.rowid >> 32) \
              JOIN members mb ON mb.conversation_id = c.conversation_id AND mb.user_id = ",
         columns.join(", ")

@@ -8,6 +8,9 @@
 //! take the write lock first (waiting in the busy handler), so one that read before writing
 //! can never be refused half-way because the checkpointer truncated the WAL in between.
 //!
+//! Full-text search has a file of its own, `parley-search.db`, written by the indexer on
+//! its own connection from a log the commits append to (`index.rs`).
+//!
 //! `store.rs` is the `impl Store`, in the trait's order; `rows.rs` maps rows to records;
 //! `batch.rs` holds the statements that run inside a write transaction. This file opens
 //! the database, runs the checkpointer and maps sqlx errors into `StoreError`.
@@ -44,11 +47,8 @@ pub struct SqliteStore {
     /// Set when a commit overwrote text (an edit, a delete for everyone): the old pages
     /// are still in the WAL until it is truncated, so the checkpointer truncates it next.
     scrub_wal: Arc<AtomicBool>,
-    /// Set when a commit queued messages for the indexer.
-    index_pending: Arc<AtomicBool>,
-    /// Held while the index queue is drained, so a search that drains first waits for a
-    /// drain already under way instead of missing what it is indexing.
-    indexing: Arc<tokio::sync::Mutex<()>>,
+    /// The search index, in its own file (`index.rs`).
+    index: Arc<SearchIndex>,
 }
 
 impl SqliteStore {
@@ -85,11 +85,23 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(StoreError::unavailable)?;
-        backfill_search_index(&writer).await?;
+        let index = Arc::new(SearchIndex::open(data_dir, &writer).await?);
+        // Readers see the index file too, as `search`: a search reads both in one query.
+        let index_path = index_path(data_dir).display().to_string();
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(move |connection, _| {
+                let index_path = index_path.clone();
+                Box::pin(async move {
+                    sqlx::query("ATTACH DATABASE ? AS search")
+                        .bind(index_path)
+                        .execute(connection)
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options.clone().read_only(true))
             .await
             .map_err(StoreError::unavailable)?;
@@ -102,38 +114,21 @@ impl SqliteStore {
             .map_err(StoreError::unavailable)?;
         let scrub_wal = Arc::new(AtomicBool::new(false));
         tokio::spawn(run_checkpoints(checkpointer.clone(), scrub_wal.clone()));
-        // Whatever a crash left queued is indexed by the first pass.
         let store = Self {
             writer,
             reader,
             checkpointer,
             scrub_wal,
-            index_pending: Arc::new(AtomicBool::new(true)),
-            indexing: Arc::new(tokio::sync::Mutex::new(())),
+            index,
         };
         tokio::spawn(run_indexer(store.clone()));
         Ok(store)
     }
 
-    /// Indexes what commits queued for search, if anything: by the indexer every 250 ms,
-    /// and by a search before it reads the index, so a search finds every message
-    /// committed before it began.
-    pub(crate) async fn index_queued(&self) -> StoreResult<()> {
-        let _draining = self.indexing.lock().await;
-        if self.index_pending.swap(false, Ordering::AcqRel) {
-            if let Err(error) = drain_index_queue(&self.writer).await {
-                self.index_pending.store(true, Ordering::Release);
-                return Err(error);
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes both pools, checkpointing the WAL into the database and truncating it.
+    /// Closes the store: indexes what is logged, then checkpoints both files' WALs into
+    /// them and truncates the WALs.
     pub async fn close(&self) {
-        if let Err(error) = self.index_queued().await {
-            tracing::warn!(%error, "indexing what was queued failed; it stays queued");
-        }
+        self.index.close(&self.reader, &self.writer).await;
         if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.checkpointer)
             .await
@@ -146,83 +141,30 @@ impl SqliteStore {
     }
 }
 
-/// Runs [`SqliteStore::index_queued`] every 250 ms until the store is closed.
+/// The indexer: every 500 ms, replays what commits logged and tidies up after it
+/// (`SearchIndex::catch_up`, `SearchIndex::tidy`), until the store is closed.
 async fn run_indexer(store: SqliteStore) {
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if store.writer.is_closed() {
+        if store.index.is_closed() || store.writer.is_closed() {
             return;
         }
-        if let Err(error) = store.index_queued().await {
-            if store.writer.is_closed() {
+        let pass = async {
+            store.index.catch_up(&store.reader).await?;
+            store
+                .index
+                .tidy(&store.writer, &store.scrub_wal, false)
+                .await
+        };
+        if let Err(error) = pass.await {
+            if store.index.is_closed() || store.writer.is_closed() {
                 return;
             }
-            tracing::warn!(%error, "indexing queued messages failed; retrying");
+            tracing::warn!(%error, "indexing logged messages failed; retrying");
         }
     }
-}
-
-/// Indexes the text messages stored before search existed (migration 0003 marks the
-/// work `pending`), a thousand per transaction, then marks it done. Runs once, at open.
-async fn backfill_search_index(writer: &SqlitePool) -> StoreResult<()> {
-    let state: Option<String> =
-        sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'search_backfill'")
-            .fetch_optional(writer)
-            .await
-            .map_err(unavailable)?;
-    if state.as_deref() != Some("pending") {
-        return Ok(());
-    }
-    let mut after: (String, i64) = (String::new(), 0);
-    let mut indexed = 0usize;
-    loop {
-        let mut transaction = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
-        let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(
-            "SELECT m.conversation_id, m.seq, m.content, c.search_key FROM messages m \
-             JOIN conversations c ON c.conversation_id = m.conversation_id \
-             WHERE (m.conversation_id, m.seq) > (?, ?) AND m.content_type = 'text' \
-             AND m.deleted = 0 ORDER BY m.conversation_id, m.seq LIMIT 1000",
-        )
-        .bind(&after.0)
-        .bind(after.1)
-        .fetch_all(&mut *transaction)
-        .await
-        .map_err(unavailable)?;
-        let Some(last) = rows.last() else {
-            sqlx::query("UPDATE store_meta SET value = 'done' WHERE key = 'search_backfill'")
-                .execute(&mut *transaction)
-                .await
-                .map_err(unavailable)?;
-            transaction.commit().await.map_err(unavailable)?;
-            break;
-        };
-        after = (last.0.clone(), last.1);
-        let documents: Vec<(i64, String)> = rows
-            .iter()
-            .filter(|(_, seq, _, _)| *seq <= 0xFFFF_FFFF)
-            .map(|(_, seq, content, search_key)| {
-                (
-                    index_rowid(*search_key, *seq),
-                    index_document(*search_key, content),
-                )
-            })
-            .collect();
-        index_messages(&mut transaction, &documents).await?;
-        transaction.commit().await.map_err(unavailable)?;
-        indexed += documents.len();
-    }
-    if indexed > 0 {
-        tracing::info!(
-            indexed,
-            "search index built for messages stored before it existed"
-        );
-    }
-    Ok(())
 }
 
 /// Copies the WAL back into the database beside the writer, on its own connection and

@@ -501,7 +501,7 @@ impl Store for SqliteStore {
     /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
     /// once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>> {
-        append(&self.writer, &self.scrub_wal, &self.index_pending, messages).await
+        append(&self.writer, &self.scrub_wal, &self.index, messages).await
     }
 
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
@@ -601,7 +601,7 @@ impl Store for SqliteStore {
     /// with each term, newest `message_id` first, at most `limit`, in their current state
     /// without `reactions`.
     async fn search_messages(&self, query: SearchQuery<'_>) -> StoreResult<Vec<Message>> {
-        self.index_queued().await?;
+        self.index.catch_up(&self.reader).await?;
         search(&self.reader, query).await
     }
 

@@ -310,9 +310,9 @@ async fn deletes_for_everyone_remove_the_content() {
     assert!(preview.deleted && preview.content.is_empty());
 }
 
-/// A deleted message's words are not in the database file (nor its WAL) once the server
-/// has stopped: the row, the edit entries and the search index are overwritten, not
-/// just unlinked. (SQLite, the embedded store; the cluster run checks PostgreSQL's rows
+/// A deleted message's words are not in the database files (nor their WALs) once the
+/// server has stopped: the row, the edit entries and the search index are overwritten,
+/// not just unlinked. (SQLite, the embedded store; the cluster run checks PostgreSQL's rows
 /// through the conformance suite.)
 #[tokio::test]
 async fn a_deleted_message_is_gone_from_the_database_file() {
@@ -352,7 +352,8 @@ async fn a_deleted_message_is_gone_from_the_database_file() {
     for entry in std::fs::read_dir(&data_dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("parley.db") {
+        // `parley.db` and its WAL, `parley-search.db` (the index) and its WAL.
+        if name.starts_with("parley") {
             let bytes = std::fs::read(&path).unwrap();
             scanned += bytes.len();
             let found = bytes
