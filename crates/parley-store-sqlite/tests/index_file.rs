@@ -214,14 +214,9 @@ async fn the_index_follows_every_change_in_order() {
         }
         if step % 50 == 49 {
             for word in WORDS {
-                let expected: Vec<i64> = model
-                    .iter()
-                    .filter(|(_, words)| words.as_ref().is_some_and(|words| words.contains(&word)))
-                    .map(|(seq, _)| *seq)
-                    .collect();
                 assert_eq!(
                     found(&store, &bob, word, &chat).await,
-                    expected,
+                    having(&model, word),
                     "{word} at {step}"
                 );
             }
@@ -232,15 +227,19 @@ async fn the_index_follows_every_change_in_order() {
     let _ = std::fs::remove_file(directory.path().join("parley-search.db"));
     let (_, store) = open(directory.path()).await;
     for word in WORDS {
-        let expected: Vec<i64> = model
-            .iter()
-            .filter(|(_, words)| words.as_ref().is_some_and(|words| words.contains(&word)))
-            .map(|(seq, _)| *seq)
-            .collect();
         assert_eq!(
             found(&store, &bob, word, &chat).await,
-            expected,
+            having(&model, word),
             "{word} rebuilt"
         );
     }
+}
+
+/// The `seq`s whose current words (in the test's model) include `word`, ascending.
+fn having(model: &std::collections::BTreeMap<i64, Option<Vec<&str>>>, word: &str) -> Vec<i64> {
+    model
+        .iter()
+        .filter(|(_, words)| words.as_ref().is_some_and(|words| words.contains(&word)))
+        .map(|(seq, _)| *seq)
+        .collect()
 }
