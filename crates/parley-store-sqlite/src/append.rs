@@ -12,14 +12,6 @@ pub(crate) async fn append(
     index: &SearchIndex,
     messages: Vec<NewMessage>,
 ) -> StoreResult<Vec<AppendOutcome>> {
-    // New text's index terms, made before the transaction: folding words is the costly
-    // part of indexing that can run while another commit holds the writer.
-    let terms: Vec<Option<String>> = messages
-        .iter()
-        .map(|message| {
-            (message.content_type == ContentType::TEXT).then(|| index_terms(&message.content))
-        })
-        .collect();
     // A fixed handful of statements per batch, whatever its size: each statement is a
     // round trip to sqlx's SQLite thread, so per-message statements would cap
     // throughput at the context-switch rate rather than at SQLite's speed.
@@ -160,21 +152,20 @@ pub(crate) async fn append(
             .get(conversation_id)
             .map_or(0, |position| position.search_key)
     };
+    // New text is logged by row id only: the indexer reads the text and makes its
+    // document, off this writer.
     let to_index: Vec<IndexChange> = outcomes
         .iter()
-        .zip(terms)
-        .filter_map(|(outcome, terms)| {
+        .filter_map(|outcome| {
             let appended = outcome
                 .as_ref()
                 .ok()
                 .filter(|appended| !appended.duplicate)?;
             let message = &appended.message;
-            let terms = terms.filter(|_| is_indexed(message))?;
-            let search_key = search_key(&message.conversation_id);
-            Some(IndexChange {
-                rowid: index_rowid(search_key, message.seq),
+            is_indexed(message).then(|| IndexChange {
+                rowid: index_rowid(search_key(&message.conversation_id), message.seq),
                 old_terms: None,
-                new_terms: Some(index_document(search_key, &terms)),
+                new_terms: None,
             })
         })
         .collect();

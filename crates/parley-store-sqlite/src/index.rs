@@ -1,9 +1,10 @@
 //! The search index, in a database file of its own (`parley-search.db`, beside
 //! `parley.db`).
 //!
-//! A commit only appends to `index_log` in the main file: the index changes it makes due,
-//! as documents made from the text of that moment (a new text message's terms; an edited
-//! message's old and new terms; a deleted one's old terms). The indexer replays the log
+//! A commit only appends to `index_log` in the main file: the index changes it makes due.
+//! A new text message logs its row id alone (the hot path writes a few bytes; the indexer
+//! reads the text and folds its words); an edit logs the old and new documents, a delete
+//! for everyone the old one, made from the text of that moment. The indexer replays the log
 //! into the index file in order, on its own connection, and records there how far it got,
 //! in the same transaction. So the index's B-tree work, WAL frames and fsyncs never hold
 //! the writer that commits messages (they run on another thread, usually the other core),
@@ -233,18 +234,17 @@ impl SearchIndex {
     /// transaction, until it is read to its end.
     async fn replay(&self, progress: &mut Progress, reader: &SqlitePool) -> StoreResult<()> {
         loop {
-            let entries: Vec<LogEntry> = sqlx::query_as(
-                "SELECT id, index_rowid, old_terms, new_terms FROM index_log \
-                 WHERE id > ? ORDER BY id LIMIT ?",
-            )
-            .bind(progress.indexed_through)
-            .bind(INDEX_BATCH)
-            .fetch_all(reader)
-            .await
-            .map_err(unavailable)?;
-            let Some(&(last_id, ..)) = entries.last() else {
+            let rows: Vec<LogRow> = sqlx::query_as(READ_LOG)
+                .bind(progress.indexed_through)
+                .bind(INDEX_BATCH)
+                .fetch_all(reader)
+                .await
+                .map_err(unavailable)?;
+            let Some(&(last_id, ..)) = rows.last() else {
                 return Ok(());
             };
+            let complete = (rows.len() as i64) < INDEX_BATCH;
+            let entries = resolve_entries(reader, rows).await?;
             let mut transaction = self
                 .writer
                 .begin_with("BEGIN IMMEDIATE")
@@ -260,11 +260,88 @@ impl SearchIndex {
             progress.indexed_through = last_id;
             progress.scrub_index |= took_out;
             progress.log_holds_old_terms |= took_out;
-            if (entries.len() as i64) < INDEX_BATCH {
+            if complete {
                 return Ok(());
             }
         }
     }
+}
+
+/// A batch of the log, in log order, with the stored state of each new message's row
+/// (entries without terms): `(id, index_rowid, old_terms, new_terms, content, changed)`,
+/// where `content` is `NULL` when the message is not stored (or the entry has terms) and
+/// `changed` says it was edited or deleted for everyone since it was logged.
+pub(crate) const READ_LOG: &str =
+    "SELECT l.id, l.index_rowid, l.old_terms, l.new_terms, m.content, \
+     (m.deleted = 1 OR m.edited_at IS NOT NULL) \
+     FROM index_log l \
+     LEFT JOIN conversations c ON l.old_terms IS NULL AND l.new_terms IS NULL \
+         AND c.search_key = (l.index_rowid >> 32) \
+     LEFT JOIN messages m ON m.conversation_id = c.conversation_id \
+         AND m.seq = (l.index_rowid & 4294967295) \
+     WHERE l.id > ? ORDER BY l.id LIMIT ?";
+
+type LogRow = (
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+);
+
+/// The document the index holds for a message that was edited or deleted since its entry
+/// `id` was logged: the old terms of its first later change, which took out what the
+/// message's text was until then.
+pub(crate) const FIRST_OLD_TERMS: &str = "SELECT old_terms FROM index_log \
+     WHERE index_rowid = ? AND id > ? AND old_terms IS NOT NULL ORDER BY id LIMIT 1";
+
+/// Turns log rows into the changes they make to the index, `(index_rowid, old, new)`. A
+/// new message's entry carries no terms (the commit that sent it writes only its row id,
+/// the hot path): its document is made here from its text. If it was edited or deleted
+/// since, the log holds that change too, taking out the text as it was before; the
+/// document is then that one, so the replay stays exact whatever it reads now.
+async fn resolve_entries(reader: &SqlitePool, rows: Vec<LogRow>) -> StoreResult<Vec<LogEntry>> {
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut to_fold: Vec<(usize, String)> = Vec::new();
+    for (id, rowid, old_terms, new_terms, content, changed) in rows {
+        if old_terms.is_some() || new_terms.is_some() {
+            entries.push((rowid, old_terms, new_terms));
+            continue;
+        }
+        // No message (nothing stored under that row id any more): nothing to index.
+        let Some(content) = content else {
+            continue;
+        };
+        if changed == Some(true) {
+            let first_old: Option<Option<String>> = sqlx::query_scalar(FIRST_OLD_TERMS)
+                .bind(rowid)
+                .bind(id)
+                .fetch_optional(reader)
+                .await
+                .map_err(unavailable)?;
+            if let Some(Some(document)) = first_old {
+                entries.push((rowid, None, Some(document)));
+            }
+            continue;
+        }
+        to_fold.push((entries.len(), content));
+        entries.push((rowid, None, None));
+    }
+    // Folding words is the costly part of a document: off the runtime's threads.
+    let folded = tokio::task::spawn_blocking(move || {
+        to_fold
+            .into_iter()
+            .map(|(at, content)| (at, index_terms(&content)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(StoreError::unavailable)?;
+    for (at, terms) in folded {
+        let entry = &mut entries[at];
+        entry.2 = Some(index_document(entry.0 >> 32, &terms));
+    }
+    Ok(entries)
 }
 
 /// The path of the index file in `data_dir` (the readers attach it).
@@ -272,8 +349,8 @@ pub(crate) fn index_path(data_dir: &Path) -> PathBuf {
     data_dir.join(INDEX_FILE)
 }
 
-/// A log entry: `(id, index_rowid, old_terms, new_terms)`.
-type LogEntry = (i64, i64, Option<String>, Option<String>);
+/// A change to the index: `(index_rowid, old_terms, new_terms)`.
+type LogEntry = (i64, Option<String>, Option<String>);
 
 /// Applies log entries: in row id order, each row's entries in log order (entries of
 /// different rows commute). FTS5 keeps a transaction's new entries in memory only while
@@ -287,10 +364,10 @@ async fn apply_entries(
 ) -> StoreResult<bool> {
     let mut ordered: Vec<&LogEntry> = entries.iter().collect();
     // Stable: a row's entries keep their log order.
-    ordered.sort_by_key(|(_, rowid, ..)| *rowid);
+    ordered.sort_by_key(|(rowid, ..)| *rowid);
     let mut inserts: Vec<(i64, &str)> = Vec::new();
     let mut took_out = false;
-    for (_, rowid, old_terms, new_terms) in ordered {
+    for (rowid, old_terms, new_terms) in ordered {
         if let Some(old_terms) = old_terms {
             insert_documents(transaction, &inserts).await?;
             inserts.clear();
@@ -467,12 +544,13 @@ pub(crate) fn conversation_token(search_key: i64) -> String {
     format!("_c{search_key}")
 }
 
-/// One change to the index, logged in the commit that makes it due.
+/// One change to the index, logged in the commit that makes it due. Without terms at all
+/// it is a new message's: the indexer makes its document from the stored text.
 pub(crate) struct IndexChange {
     pub(crate) rowid: i64,
     /// The document to take out (the text before an edit or a delete).
     pub(crate) old_terms: Option<String>,
-    /// The document to put in (a new message's, an edit's new text).
+    /// The document to put in (an edit's new text).
     pub(crate) new_terms: Option<String>,
 }
 
