@@ -39,6 +39,10 @@
    dropped only after the server confirmed the reason: the hook reads the conversation's
    members (`GET /conversations/{id}`) or the named message (`GET …/messages?after_seq=`)
    with the fuzzing token. Any other 400 to valid data stays a failure.
+
+6. A user pins at most five conversations: a valid `PATCH …/settings` with
+   `"pinned": true` is refused with 409 `too_many_pinned` once five are pinned. Such a
+   report is dropped after the list (`GET /conversations`) shows five pinned.
 """
 
 from __future__ import annotations
@@ -124,8 +128,28 @@ def _mentions_a_stranger(response, conversation_id, mentions) -> bool:
     return any(user_id not in members for user_id in mentions)
 
 
+def _pins_full(case, response) -> bool:
+    """A 409 `too_many_pinned` while the caller has 5 pinned conversations (6)."""
+    if (case.method.upper(), case.operation.path) != (
+        "PATCH",
+        "/api/v1/conversations/{conversation_id}/settings",
+    ):
+        return False
+    if response.json()["error"]["code"] != "too_many_pinned":
+        return False
+    listed = _server_get(response, "/conversations?limit=100") or {}
+    pinned = [c for c in listed.get("conversations", []) if c.get("pinned")]
+    return len(pinned) >= 5
+
+
 def _state_refusal(case, response) -> bool:
-    """A 400 to valid data whose reason is the server's state, confirmed with the server (5)."""
+    """A 400 to valid data whose reason is the server's state, confirmed with the server (5);
+    a pin refused because five are pinned (6)."""
+    if response.status_code == 409:
+        try:
+            return _pins_full(case, response)
+        except Exception:  # noqa: BLE001 - when in doubt, keep the failure
+            return False
     if response.status_code != 400:
         return False
     try:

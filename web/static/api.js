@@ -68,11 +68,13 @@ export class Api {
   user(id) { return this.get(`/users/${encodeURIComponent(id)}`); }
   searchUsers(query) { return this.get(`/users?query=${encodeURIComponent(query)}`); }
 
-  async allConversations() {
+  /** Every conversation of the list, or with `archived` every archived one. */
+  async allConversations({ archived = false } = {}) {
     const all = [];
     let cursor = null;
     for (let page = 0; page < 50; page++) {
       const q = new URLSearchParams({ limit: '100' });
+      if (archived) q.set('archived', 'true');
       if (cursor) q.set('cursor', cursor);
       const data = await this.get(`/conversations?${q}`);
       all.push(...(data.conversations || []));
@@ -82,6 +84,8 @@ export class Api {
     return all;
   }
   conversation(id) { return this.get(`/conversations/${encodeURIComponent(id)}`); }
+  /** This user's own settings: `{muted_until?, archived?, pinned?, marked_unread?}`. */
+  updateSettings(id, settings) { return this.patch(`/conversations/${encodeURIComponent(id)}/settings`, settings); }
   createDirect(userId) { return this.post('/conversations', { type: 'direct', participant_ids: [userId] }); }
   createGroup(name, memberIds) { return this.post('/conversations', { type: 'group', name, member_ids: memberIds }); }
   renameConversation(id, name) { return this.patch(`/conversations/${encodeURIComponent(id)}`, { name }); }

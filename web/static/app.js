@@ -62,6 +62,7 @@ const ui = {
   positionPending: false, // the open chat still has to be scrolled to its first unread (or the end)
   rovingKey: null, // the message row that is the message list's one tab stop
   listFocusId: null, // the chat list item that is the list's one tab stop
+  showArchived: false, // the list shows the archived chats
   logoutWhenSent: false, // log out as soon as the outbox is empty
 };
 
@@ -230,6 +231,7 @@ async function signOut({ expired = false } = {}) {
 
 function resetUi() {
   ui.activeId = null;
+  ui.showArchived = false;
   ui.unreadFrom = null;
   ui.positionPending = false;
   ui.rovingKey = null;
@@ -325,8 +327,12 @@ function renderMe() {
 
 async function loadConversations() {
   try {
-    const list = await api.allConversations();
+    const [listed, archived] = await Promise.all([
+      api.allConversations(),
+      api.allConversations({ archived: true }),
+    ]);
     if (!store) return;
+    const list = [...listed, ...archived];
     ui.listLoaded = true;
     const seen = new Set();
     for (const data of list) {
@@ -588,6 +594,7 @@ async function onNewMessage(msg) {
   if (msg.system) applySystemEvent(conv, msg);
   const change = isChange(msg);
   const fromOther = msg.sender_id !== store.me.user_id;
+  if (!change && fresh && isNews) store.noteArrival(conv);
   if (fromOther) {
     if (!change) conv.typing.delete(msg.sender_id);
     if (!change && fresh && isNews && msg.seq > conv.last_read_seq) {
@@ -691,6 +698,8 @@ function mentionsMe(conv, seq) {
 /** Move our read pointer (locally) forward to `seq`; the unread count follows. */
 function advanceRead(conv, seq) {
   if (!(seq > conv.last_read_seq)) return false;
+  // Reading clears a "mark as unread" (the server clears it too when the pointer moves).
+  conv.marked_unread = false;
   const passed = othersBetween(conv, conv.last_read_seq, seq);
   const mentions = othersBetween(conv, conv.last_read_seq, seq, (m) => mentionsMe(conv, m.seq));
   conv.unread_mentions = seq >= conv.last_seq ? 0 : Math.max(0, (conv.unread_mentions || 0) - mentions);
@@ -1148,6 +1157,8 @@ function openConversation(id) {
     ui.rovingKey = null;
   }
   if (!conv.members) fetchConversation(id);
+  // Opening a chat marked as unread reads it: the mark goes, on every device.
+  if (switching && conv.marked_unread) changeSettings(conv, { marked_unread: false });
   updatePresenceSubscription();
   scheduleRender({ list: true, chat: true });
   if (!conv.historyLoaded) loadLatest(conv);
@@ -1372,7 +1383,12 @@ function scheduleRender(parts) {
 function renderList() {
   const list = $('#conv-list');
   const query = ui.search.trim().toLocaleLowerCase(UI_LOCALE);
-  const convs = store.sortedConversations().filter((conv) => {
+  const archiveView = ui.showArchived && !query;
+  // Searching by name looks through the archive too.
+  const shownConvs = query
+    ? [...store.sortedConversations(), ...store.sortedConversations({ archived: true })]
+    : store.sortedConversations({ archived: archiveView });
+  const convs = shownConvs.filter((conv) => {
     if (!query) return true;
     const title = store.title(conv).toLocaleLowerCase(UI_LOCALE);
     // A direct chat is also found by the other person's username; a group only by its name.
@@ -1385,7 +1401,14 @@ function renderList() {
     : null;
   if (focused) ui.listFocusId = focused.dataset.conversationId;
   const items = convs.map((conv) => renderListItem(conv));
-  list.replaceChildren(...items);
+  const archivedCount = store.archivedCount();
+  if (archiveView) {
+    list.replaceChildren(archiveHeader(archivedCount), ...items);
+  } else if (archivedCount > 0 && !query) {
+    list.replaceChildren(archiveEntry(archivedCount), ...items);
+  } else {
+    list.replaceChildren(...items);
+  }
   // One tab stop for the whole list (roving tabindex); arrow keys move between chats.
   const stop = items.find((el) => el.dataset.conversationId === ui.listFocusId)
     || items.find((el) => el.dataset.conversationId === ui.activeId)
@@ -1395,6 +1418,7 @@ function renderList() {
     if (focused) stop.focus({ preventScroll: true });
   }
   $('#conv-empty').hidden = store.convs.size > 0 || !!query;
+  list.setAttribute('aria-label', archiveView ? 'Archived chats' : 'Chats');
   const total = store.totalUnread();
   document.title = total > 0 ? `(${total}) parley` : 'parley';
 }
@@ -1424,20 +1448,39 @@ function renderListItem(conv) {
   const when = lastPending ? new Date(lastPending.created_at) : new Date(conv.last_activity_at || conv.created_at || Date.now());
   const unread = conv.unread_count > 0 ? conv.unread_count : 0;
   const mentioned = conv.unread_mentions > 0;
+  const muted = store.isMuted(conv);
+  const pinned = !!conv.pinned_at;
+  const marked = !!conv.marked_unread && !unread;
   const typing = typingNames.length > 0;
   const ownLast = !typing && !lastPending && shown && shown.sender_id === store.me.user_id
     && shown.content_type !== 'system' && !shown.deleted;
   const status = ownLast ? store.messageStatus(conv, shown.seq).status : null;
   return h('li', {
-    class: `conv-item${conv.conversation_id === ui.activeId ? ' active' : ''}${unread ? ' has-unread' : ''}`,
+    class: `conv-item${conv.conversation_id === ui.activeId ? ' active' : ''}${unread || marked ? ' has-unread' : ''}${muted ? ' muted' : ''}`,
     testid: 'conversation-item',
     dataset: { conversationId: conv.conversation_id, type: conv.type },
     role: 'button',
     tabindex: '-1',
     'aria-current': conv.conversation_id === ui.activeId ? 'true' : null,
-    'aria-label': `${title}${unread ? `, ${unread} unread` : ''}${mentioned ? ', you were mentioned' : ''}: ${preview}${status ? ` (${status})` : ''}`,
-    onclick: () => navigate(conv.conversation_id),
-    onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); navigate(conv.conversation_id); } },
+    'aria-label': `${title}${pinned ? ', pinned' : ''}${muted ? ', muted' : ''}${unread ? `, ${unread} unread` : ''}${marked ? ', marked unread' : ''}${mentioned ? ', you were mentioned' : ''}: ${preview}${status ? ` (${status})` : ''}`,
+    'aria-haspopup': 'menu',
+    onclick: (e) => {
+      if (e.target.closest('.conv-menu-btn')) return;
+      navigate(conv.conversation_id);
+    },
+    onkeydown: (e) => {
+      if (e.target !== e.currentTarget) return;
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); navigate(conv.conversation_id); }
+      if (e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey)) {
+        e.preventDefault();
+        openChatMenu(conv, { anchor: e.currentTarget, opener: e.currentTarget });
+      }
+    },
+    oncontextmenu: (e) => {
+      e.preventDefault();
+      const point = e.clientX || e.clientY ? { x: e.clientX, y: e.clientY } : e.currentTarget;
+      openChatMenu(conv, { anchor: point, opener: e.currentTarget });
+    },
   },
   h('div', { class: 'avatar-wrap' },
     conv.type === 'group' ? avatar(conv.conversation_id, title, 'group') : avatar(other ? other.user_id : conv.conversation_id, title),
@@ -1445,13 +1488,170 @@ function renderListItem(conv) {
   h('div', { class: 'conv-body' },
     h('div', { class: 'conv-top' },
       h('span', { class: 'conv-title', testid: 'conversation-title', dir: 'auto', text: title }),
-      h('time', { class: 'conv-time', datetime: when.toISOString(), text: formatListTime(when) })),
+      muted ? h('span', { class: 'conv-flag', testid: 'muted-icon', title: 'Muted' }, icon(ICONS.bellOff)) : null,
+      h('time', { class: 'conv-time', datetime: when.toISOString(), text: formatListTime(when) }),
+      h('button', {
+        type: 'button', class: 'icon-btn small conv-menu-btn', testid: 'conversation-menu-button', tabindex: '-1',
+        title: 'Chat options', 'aria-label': `Options for ${title}`, 'aria-haspopup': 'menu',
+        onclick: (e) => {
+          e.stopPropagation();
+          if (justClosedBy(e.currentTarget)) return;
+          openChatMenu(conv, { anchor: e.currentTarget, opener: e.currentTarget.closest('.conv-item') });
+        },
+      }, icon(ICONS.chevron))),
     h('div', { class: 'conv-bottom' },
       ownLast ? ticksEl(status, true) : null,
       lastPending && !typing ? ticksEl(lastPending.status === 'failed' ? 'failed' : 'sending', true) : null,
       h('span', { class: previewClass, testid: 'conversation-preview', dir: 'auto', text: preview }),
       mentioned ? h('span', { class: 'badge mention-badge', testid: 'mention-badge', title: 'You were mentioned', text: '@' }) : null,
-      unread ? h('span', { class: 'badge', testid: 'unread-badge', text: unread > 999 ? '999+' : String(unread) }) : null)));
+      unread ? h('span', { class: 'badge', testid: 'unread-badge', text: unread > 999 ? '999+' : String(unread) }) : null,
+      marked ? h('span', { class: 'badge marked-badge', testid: 'marked-unread-badge', title: 'Marked as unread' }) : null,
+      pinned ? h('span', { class: 'conv-flag pin-flag', testid: 'pinned-icon', title: 'Pinned' }, icon(ICONS.pin)) : null)));
+}
+
+// --------------------------------------------------------------------------- chat settings
+
+/** The "Archived" row at the top of the list, opening the archive. */
+function archiveEntry(count) {
+  return h('li', {
+    class: 'conv-item archive-entry', testid: 'archived-entry', role: 'button', tabindex: '-1',
+    'aria-label': `Archived chats, ${count}`,
+    onclick: () => showArchive(true),
+    onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); showArchive(true); } },
+  },
+  h('span', { class: 'archive-icon' }, icon(ICONS.archive)),
+  h('span', { class: 'conv-title', text: 'Archived' }),
+  h('span', { class: 'archive-count', testid: 'archived-count', text: String(count) }));
+}
+
+/** The head of the archive view, with the way back to the chats. */
+function archiveHeader(count) {
+  return h('li', { class: 'archive-head', testid: 'archive-header' },
+    h('button', {
+      type: 'button', class: 'icon-btn small', testid: 'archive-back', 'aria-label': 'Back to chats',
+      onclick: () => showArchive(false),
+    }, icon(ICONS.back)),
+    h('span', { class: 'conv-title', text: `Archived (${count})` }),
+    count === 0 ? h('span', { class: 'archive-empty', text: 'Nothing archived' }) : null);
+}
+
+function showArchive(show) {
+  ui.showArchived = show;
+  ui.listFocusId = null;
+  scheduleRender({ list: true });
+  setTimeout(() => {
+    const target = show ? $('[data-testid="archive-back"]') : $('[data-testid="archived-entry"]') || $('#conv-list .conv-item');
+    if (target) target.focus({ preventScroll: true });
+  }, 0);
+}
+
+const MUTE_CHOICES = [
+  ['Mute for 8 hours', 'mute-8h', 8 * 3600 * 1000],
+  ['Mute for 1 week', 'mute-1w', 7 * 24 * 3600 * 1000],
+  ['Mute always', 'mute-forever', null],
+];
+
+/** Change my own settings of `conv` (all my devices follow through conversation_updated). */
+async function changeSettings(conv, settings, done = '') {
+  try {
+    const data = await api.updateSettings(conv.conversation_id, settings);
+    if (!store) return;
+    store.upsertConversation(data, { authoritative: false });
+    if (done) toast(done);
+  } catch (err) {
+    if (err.status === 401) return;
+    toast(err.code === 'too_many_pinned' ? 'You can pin up to 5 chats.' : 'Could not change the chat. Try again.');
+  }
+  scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId, info: true });
+}
+
+/**
+ * A chat's menu in the list (its ⌄ button, a right click, a long press, or the context
+ * menu key): mute for a while or unmute, pin, archive, mark as read or unread.
+ */
+function openChatMenu(conv, { anchor = null, opener = null } = {}) {
+  const menu = $('#chat-menu');
+  const items = [];
+  const act = (settings, done) => () => {
+    closePopover();
+    changeSettings(conv, settings, done);
+  };
+  if (store.isMuted(conv)) {
+    items.push(menuItem('Unmute', 'chat-menu-unmute', ICONS.bell, act({ muted_until: null })));
+  } else {
+    for (const [label, testid, span] of MUTE_CHOICES) {
+      const until = span ? new Date(Date.now() + span).toISOString() : 'forever';
+      items.push(menuItem(label, testid, ICONS.bellOff, act({ muted_until: until })));
+    }
+  }
+  items.push(conv.pinned_at
+    ? menuItem('Unpin', 'chat-menu-pin', ICONS.pin, act({ pinned: false }))
+    : menuItem('Pin to top', 'chat-menu-pin', ICONS.pin, act({ pinned: true })));
+  items.push(conv.archived
+    ? menuItem('Unarchive', 'chat-menu-archive', ICONS.archive, act({ archived: false }, 'Chat unarchived'))
+    : menuItem('Archive', 'chat-menu-archive', ICONS.archive, act({ archived: true }, 'Chat archived')));
+  if (conv.unread_count > 0 || conv.marked_unread) {
+    items.push(menuItem('Mark as read', 'chat-menu-read', ICONS.read, () => {
+      closePopover();
+      if (conv.unread_count > 0) markAllRead(conv);
+      if (conv.marked_unread) changeSettings(conv, { marked_unread: false });
+    }));
+  } else {
+    items.push(menuItem('Mark as unread', 'chat-menu-unread', ICONS.unread, act({ marked_unread: true })));
+  }
+  menu.replaceChildren(...items);
+  openPopover(menu, { anchor, opener });
+}
+
+/** "Mark as read" from the list: the read pointer to the end, on every device. */
+function markAllRead(conv) {
+  const upTo = conv.last_seq;
+  if (!(upTo > conv.last_read_seq)) return;
+  advanceRead(conv, upTo);
+  tellTabs({ kind: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo });
+  if (!(conn && conn.send({ type: 'read', conversation_id: conv.conversation_id, up_to_seq: upTo }))) {
+    api.markRead(conv.conversation_id, upTo).catch(() => {});
+  }
+  conv.readSent = Math.max(conv.readSent || 0, upTo);
+}
+
+/** A long press on a chat in the list opens its menu (touch). */
+function bindChatListGestures(list) {
+  let press = null;
+  let suppressClickUntil = 0;
+  const cancel = () => {
+    if (press) clearTimeout(press.timer);
+    press = null;
+  };
+  list.addEventListener('pointerdown', (e) => {
+    if (e.pointerType === 'mouse' || !e.isPrimary) return;
+    const item = e.target.closest('.conv-item[data-conversation-id]');
+    if (!item) return;
+    cancel();
+    press = { x: e.clientX, y: e.clientY };
+    press.timer = setTimeout(() => {
+      const conv = store && store.convs.get(item.dataset.conversationId);
+      press = null;
+      if (!conv) return;
+      suppressClickUntil = Date.now() + 800;
+      if (navigator.vibrate) navigator.vibrate(10);
+      openChatMenu(conv, { anchor: item, opener: item });
+    }, 500);
+  });
+  list.addEventListener('pointermove', (e) => {
+    if (press && (Math.abs(e.clientX - press.x) > 10 || Math.abs(e.clientY - press.y) > 10)) cancel();
+  });
+  list.addEventListener('pointerup', cancel);
+  list.addEventListener('pointercancel', cancel);
+  list.addEventListener('click', (e) => {
+    if (Date.now() < suppressClickUntil) {
+      e.preventDefault();
+      e.stopPropagation();
+    }
+  }, true);
+  list.addEventListener('contextmenu', (e) => {
+    if (Date.now() < suppressClickUntil) e.preventDefault();
+  }, true);
 }
 
 /** Arrow keys, Home and End move between chats; the focused one becomes the tab stop. */
@@ -2077,6 +2277,14 @@ const ICONS = {
   people: 'M16 11a3 3 0 1 0-3-3 3 3 0 0 0 3 3Zm-8 0a3 3 0 1 0-3-3 3 3 0 0 0 3 3Zm0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13Zm8 0c-.3 0-.7 0-1.1.1a4.3 4.3 0 0 1 2.1 3.4V19h6v-2.5c0-2.3-4.7-3.5-7-3.5Z',
   plus: 'M19 13h-6v6h-2v-6H5v-2h6V5h2v6h6v2Z',
   block: 'M12 2a10 10 0 1 0 10 10A10 10 0 0 0 12 2Zm0 2a8 8 0 0 1 6.3 12.9L7.1 5.7A8 8 0 0 1 12 4Zm0 16a8 8 0 0 1-6.3-12.9l11.2 11.2A8 8 0 0 1 12 20Z',
+  bell: 'M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2Zm6-6v-5c0-3.1-1.6-5.6-4.5-6.3V4a1.5 1.5 0 0 0-3 0v.7C7.6 5.4 6 7.9 6 11v5l-2 2v1h16v-1l-2-2Z',
+  bellOff: 'M20 18.7 5.3 4 4 5.3l3 3A6.9 6.9 0 0 0 6 11v5l-2 2v1h13.7l1 1 1.3-1.3ZM12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2Zm6-7.2V11c0-3.1-1.6-5.6-4.5-6.3V4a1.5 1.5 0 0 0-3 0v.7c-.5.1-1 .3-1.4.5L18 14.8Z',
+  pin: 'M16 3v2h-1v6l2 3v2h-4.2v5h-1.6v-5H7v-2l2-3V5H8V3h8Z',
+  archive: 'M20.5 5.2 19.1 3.5A1.5 1.5 0 0 0 18 3H6a1.5 1.5 0 0 0-1.2.5L3.5 5.2A2 2 0 0 0 3 6.5V19a2 2 0 0 0 2 2h14a2 2 0 0 0 2-2V6.5a2 2 0 0 0-.5-1.3ZM12 17.5 6.5 12H10v-2h4v2h3.5L12 17.5ZM5.1 5l.8-1h12l.9 1H5.1Z',
+  read: 'M18 7l-1.4-1.4-6.3 6.3 1.4 1.4L18 7Zm4.2-1.4L11.7 16.2 7.5 12l-1.4 1.4 5.6 5.6 12-12-1.5-1.4ZM.4 13.4 6 19l1.4-1.4L1.8 12 .4 13.4Z',
+  unread: 'M20 6.5a3.5 3.5 0 1 1-3.5-3.5A3.5 3.5 0 0 1 20 6.5ZM18 10.9V18H4V8h8.1A5.5 5.5 0 0 1 12 6H4a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h14a2 2 0 0 0 2-2v-8a5.5 5.5 0 0 1-2 .9Z',
+  chevron: 'M7.4 8.6 12 13.2l4.6-4.6L18 10l-6 6-6-6 1.4-1.4Z',
+  back: 'M20 11H7.8l5.6-5.6L12 4l-8 8 8 8 1.4-1.4L7.8 13H20v-2Z',
 };
 
 function icon(d) {
@@ -3027,7 +3235,8 @@ function notify(conv, msg) {
   if (document.visibilityState !== 'hidden') return;
   if (!('Notification' in window) || Notification.permission !== 'granted') return;
   if (Date.now() - Date.parse(msg.created_at) > 120000) return; // old backlog from a sync
-  if (conv.muted_until && Date.parse(conv.muted_until) > Date.now()) return;
+  // A muted chat stays silent, except for a message that mentions me.
+  if (store.isMuted(conv) && !(msg.mentions || []).includes(store.me.user_id)) return;
   const title = conv.type === 'group' ? `${store.userName(msg.sender_id)} · ${store.title(conv)}` : store.title(conv);
   const body = msg.content_type === 'system' ? systemText(msg) : oneLine(msg.content);
   try {
@@ -3495,6 +3704,7 @@ function bindApp() {
   // Message menus, pickers, dialogs of message actions, search.
   bindPopovers();
   bindMessageGestures($('#message-items'));
+  bindChatListGestures($('#conv-list'));
   $('#delete-everyone').addEventListener('click', () => onDeleteChoice(true));
   $('#delete-me').addEventListener('click', () => onDeleteChoice(false));
   $('#delete-dialog').addEventListener('close', () => {

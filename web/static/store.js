@@ -103,8 +103,16 @@ export class Store {
       conv = this._blank(id);
       this.convs.set(id, conv);
     }
-    for (const key of ['type', 'name', 'description', 'member_count', 'created_at', 'muted_until']) {
+    for (const key of ['type', 'name', 'description', 'member_count', 'created_at']) {
       if (data[key] !== undefined) conv[key] = data[key];
+    }
+    // This user's own settings come only in their own views of the conversation (the
+    // list, GET, a settings change); a frame every member receives carries none of them.
+    if (data.archived !== undefined) {
+      conv.muted_until = data.muted_until ?? null;
+      conv.archived = !!data.archived;
+      conv.pinned_at = data.pinned ? (data.pinned_at || conv.pinned_at || new Date().toISOString()) : null;
+      conv.marked_unread = !!data.marked_unread;
     }
     if (Array.isArray(data.members)) {
       conv.members = data.members;
@@ -144,14 +152,42 @@ export class Store {
     if (this.outbox.length !== before) this._saveOutbox();
   }
 
-  sortedConversations() {
+  /**
+   * The chat list as the server orders it: pinned first (newest pin first), then newest
+   * activity first. `archived`: the archive instead of the list.
+   */
+  sortedConversations({ archived = false } = {}) {
     const time = (conv) => {
       const pending = this.pendingMessages(conv.conversation_id);
       const last = pending.length ? pending[pending.length - 1].created_at : null;
       const t = Date.parse(conv.last_activity_at || conv.created_at || 0) || 0;
       return Math.max(t, last ? Date.parse(last) : 0);
     };
-    return [...this.convs.values()].sort((a, b) => time(b) - time(a));
+    const pin = (conv) => (conv.pinned_at ? Date.parse(conv.pinned_at) || 1 : 0);
+    return [...this.convs.values()]
+      .filter((conv) => !!conv.archived === archived)
+      .sort((a, b) => pin(b) - pin(a) || time(b) - time(a));
+  }
+
+  archivedCount() {
+    let count = 0;
+    for (const conv of this.convs.values()) if (conv.archived) count += 1;
+    return count;
+  }
+
+  /** Whether notifications of `conv` are silenced now ("forever" or a time to come). */
+  isMuted(conv, now = Date.now()) {
+    const until = conv.muted_until;
+    if (!until) return false;
+    return until === 'forever' || Date.parse(until) > now;
+  }
+
+  /**
+   * A new message (not a change) arrived: an archived chat comes back to the list unless
+   * it is muted, as the server decides it too.
+   */
+  noteArrival(conv) {
+    if (conv.archived && !this.isMuted(conv)) conv.archived = false;
   }
 
   otherMember(conv) {

@@ -9,6 +9,7 @@ mod chat;
 mod messages;
 pub mod output;
 pub mod session;
+mod settings;
 
 use anyhow::{bail, Context as _};
 use output::NameBook;
@@ -54,12 +55,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List conversations, newest activity first.
+    /// List conversations: pinned first, then newest activity first.
     Conversations {
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// The archived conversations instead.
+        #[arg(long)]
+        archived: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Mute a conversation's notifications: for 8h, 1w, or forever (`--off` unmutes).
+    Mute {
+        conversation_id: String,
+        /// 8h, 1w, forever, or any number of m, h, d or w (e.g. 30m, 2d).
+        #[arg(long = "for", default_value = "forever", conflicts_with = "off")]
+        duration: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Move a conversation to the archive (`--undo` takes it out); a new message brings
+    /// it back unless it is muted.
+    Archive {
+        conversation_id: String,
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Pin a conversation to the top of the list, at most 5 (`--undo` unpins).
+    Pin {
+        conversation_id: String,
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Mark a conversation as unread (`--undo` clears the mark; reading it does too).
+    MarkUnread {
+        conversation_id: String,
+        #[arg(long)]
+        undo: bool,
     },
     /// Create a direct chat or a group.
     #[command(subcommand)]
@@ -264,12 +296,18 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Conversations { limit, json } => {
+        Command::Conversations {
+            limit,
+            archived,
+            json,
+        } => {
             let (client, saved) = logged_in(&server)?;
-            let list = client
-                .conversations(None, Some(limit))
-                .await
-                .context("listing conversations")?;
+            let list = if archived {
+                client.archived_conversations(None, Some(limit)).await
+            } else {
+                client.conversations(None, Some(limit)).await
+            }
+            .context("listing conversations")?;
             if json {
                 print_json(&list)?;
             } else if list.conversations.is_empty() {
@@ -367,6 +405,23 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
                 .context("marking read")?;
             println!("read up to #{seq}");
         }
+        Command::Mute {
+            conversation_id,
+            duration,
+            off,
+        } => settings::mute(&server, conversation_id, (!off).then_some(duration)).await?,
+        Command::Archive {
+            conversation_id,
+            undo,
+        } => settings::archive(&server, conversation_id, !undo).await?,
+        Command::Pin {
+            conversation_id,
+            undo,
+        } => settings::pin(&server, conversation_id, !undo).await?,
+        Command::MarkUnread {
+            conversation_id,
+            undo,
+        } => settings::mark_unread(&server, conversation_id, !undo).await?,
         Command::React {
             conversation_id,
             seq,
@@ -501,82 +556,4 @@ fn prompt_new_password() -> anyhow::Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(clap::Parser)]
-    struct Harness {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    fn parse(arguments: &[&str]) -> Command {
-        Harness::try_parse_from(std::iter::once("parley").chain(arguments.iter().copied()))
-            .unwrap_or_else(|error| panic!("{arguments:?}: {error}"))
-            .command
-    }
-
-    /// The documented command lines parse into the expected commands.
-    #[test]
-    fn command_lines_parse() {
-        assert!(matches!(
-            parse(&["register", "alice", "--display-name", "Alice", "--password", "pw"]),
-            Command::Register { ref username, ref display_name, ref password }
-                if username == "alice" && display_name.as_deref() == Some("Alice") && password.as_deref() == Some("pw")
-        ));
-        assert!(matches!(
-            parse(&["create", "group", "team", "bob", "carol"]),
-            Command::Create(CreateCommand::Group { ref name, ref usernames, json: false })
-                if name == "team" && usernames.len() == 2
-        ));
-        assert!(matches!(
-            parse(&["create", "direct", "bob", "--json"]),
-            Command::Create(CreateCommand::Direct { json: true, .. })
-        ));
-        assert!(matches!(
-            parse(&["send", "c_1", "hello", "there"]),
-            Command::Send { ref text, .. } if text.join(" ") == "hello there"
-        ));
-        assert!(matches!(
-            parse(&["history", "c_1", "--limit", "5", "--before", "40"]),
-            Command::History {
-                limit: 5,
-                before: Some(40),
-                ..
-            }
-        ));
-        assert!(matches!(
-            parse(&["read", "c_1", "7"]),
-            Command::Read { seq: 7, .. }
-        ));
-        assert!(matches!(
-            parse(&["bench", "--mode", "idle", "--connections", "10", "--json"]),
-            Command::Bench { json: true, ref args } if args.connections == 10
-        ));
-        assert!(Harness::try_parse_from(["parley", "send", "c_1"]).is_err());
-    }
-
-    fn profile(username: &str) -> PublicProfile {
-        PublicProfile {
-            user_id: UserId::from(format!("u_{username}")),
-            username: username.into(),
-            display_name: username.to_uppercase(),
-            status_message: None,
-            avatar_url: None,
-        }
-    }
-
-    /// Search results are prefix matches; only the exact username is taken.
-    #[test]
-    fn usernames_resolve_exactly() {
-        let candidates = vec![profile("bobby"), profile("bob"), profile("bo")];
-        assert_eq!(
-            pick_exact_username(candidates.clone(), "@Bob")
-                .unwrap()
-                .user_id,
-            UserId::from("u_bob")
-        );
-        assert!(pick_exact_username(candidates, "b").is_err());
-    }
-}
+mod tests;

@@ -126,6 +126,19 @@ pub fn conversation_line(conversation: &Conversation, own_user_id: &str) -> Stri
     if conversation.unread_mentions > 0 {
         unread.push_str(&format!("  @{}", conversation.unread_mentions));
     }
+    if conversation.marked_unread == Some(true) {
+        unread.push_str("  [marked unread]");
+    }
+    let mut flags = String::new();
+    if conversation.pinned == Some(true) {
+        flags.push_str("  [pinned]");
+    }
+    if matches!(conversation.muted_until, Some(Some(_))) {
+        flags.push_str("  [muted]");
+    }
+    if conversation.archived == Some(true) {
+        flags.push_str("  [archived]");
+    }
     let preview = conversation
         .last_message
         .as_ref()
@@ -138,7 +151,7 @@ pub fn conversation_line(conversation: &Conversation, own_user_id: &str) -> Stri
         })
         .unwrap_or_default();
     format!(
-        "{}  {kind}  {}  ({} members, last #{}){unread}{preview}",
+        "{}  {kind}  {}  ({} members, last #{}){flags}{unread}{preview}",
         conversation.conversation_id,
         conversation_title(conversation, own_user_id),
         conversation.member_count,
@@ -243,7 +256,11 @@ mod tests {
             last_message: Some(message(5, "u_2", "see you\ntomorrow", ContentType::TEXT)),
             unread_count: 2,
             last_read_seq: 3,
-            muted_until: None,
+            muted_until: Some(None),
+            archived: Some(false),
+            pinned: Some(false),
+            pinned_at: None,
+            marked_unread: Some(false),
             unread_mentions: 0,
         };
         assert_eq!(conversation_title(&conversation, "u_1"), "bob");

@@ -44,6 +44,8 @@ pub enum Error {
     /// The message a change names does not exist, or was deleted.
     #[error("no such message (or it was deleted)")]
     TargetNotFound,
+    #[error("at most {limit} conversations can be pinned")]
+    TooManyPinned { limit: usize },
     #[error("too many requests, retry in {} ms", retry_after.as_millis())]
     RateLimited { retry_after: Duration },
     #[error("the server is shutting down")]

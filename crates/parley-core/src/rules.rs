@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::membership::ConversationMembers;
 use crate::store::{ConversationChange, Counting};
-use parley_proto::{ContentType, ConversationType, Member, Role, SystemEvent, UserId};
+use parley_proto::{ContentType, ConversationType, Member, Role, SystemEvent, Timestamp, UserId};
 use std::collections::HashSet;
 
 /// What is unread for a member: the messages after their read pointer, except their own
@@ -197,6 +197,18 @@ pub fn plan_change(
             })
         }
     }
+}
+
+/// Whether a conversation the user archived at `archived_at` is still in their archive:
+/// a message arriving since (`last_activity_at` moves with messages, not with reactions
+/// or edits) brings it back, unless the conversation is muted. (The stores filter the
+/// list by the same rule.)
+pub fn is_archived(
+    archived_at: Option<Timestamp>,
+    last_activity_at: Timestamp,
+    muted: bool,
+) -> bool {
+    archived_at.is_some_and(|archived_at| last_activity_at <= archived_at || muted)
 }
 
 /// Who owns a group after its owner leaves: the longest-standing admin, else the

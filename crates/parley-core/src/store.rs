@@ -50,6 +50,9 @@ pub enum Conflict {
     Username,
     #[error("members_version is {found}, not the expected {expected}")]
     MembersVersion { expected: i64, found: i64 },
+    /// The user has pinned as many conversations as allowed.
+    #[error("too many conversations pinned")]
+    TooManyPinned,
     /// Another uniqueness rule, named by the backend.
     #[error("unique rule {0} broken")]
     Unique(String),
@@ -141,14 +144,47 @@ pub struct ConversationSummary {
     pub unread_count: i64,
     /// Messages after `read_seq` that mention the user, not deleted, not hidden by them.
     pub unread_mentions: i64,
+    /// The user's own settings ([`ChatSettingsUpdate`]). `muted_until` is
+    /// [`MUTED_FOREVER`] for "forever" and may lie in the past.
     pub muted_until: Option<Timestamp>,
+    /// When the user archived it (whether it is still archived is
+    /// `rules::is_archived`).
+    pub archived_at: Option<Timestamp>,
+    pub pinned_at: Option<Timestamp>,
+    pub marked_unread: bool,
 }
 
-/// Position in the conversation list: `(last_activity_at, conversation_id)`, exclusive.
+/// `muted_until` of a conversation muted "forever".
+pub const MUTED_FOREVER: Timestamp = Timestamp(i64::MAX);
+
+/// Position in the conversation list, exclusive: pinned conversations come first, newest
+/// pin first (`pinned_at` set), then the others by `(last_activity_at, conversation_id)`,
+/// newest first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListCursor {
+    pub pinned_at: Option<Timestamp>,
     pub last_activity_at: Timestamp,
     pub conversation_id: ConversationId,
+}
+
+/// Which of the user's conversations a list shows: every one (for totals), or those in
+/// the archive at `now` or not (`rules::is_archived`: the "Archived" view, the list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFilter {
+    All,
+    Archived { archived: bool, now: Timestamp },
+}
+
+/// A change to one user's own settings for one conversation; `None` keeps a field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatSettingsUpdate {
+    /// `Some(None)` unmutes; [`MUTED_FOREVER`] mutes for good.
+    pub muted_until: Option<Option<Timestamp>>,
+    /// `Some(at)` archives (as of `at`), `None` inside un-archives.
+    pub archived_at: Option<Option<Timestamp>>,
+    /// `Some(at)` pins (as of `at`), `None` inside unpins.
+    pub pinned_at: Option<Option<Timestamp>>,
+    pub marked_unread: Option<bool>,
 }
 
 /// A message before the store gives it a `seq`.
@@ -416,15 +452,29 @@ pub trait Store: Send + Sync + 'static {
         unread: Counting<'_>,
     ) -> StoreResult<ConversationSummary>;
 
-    /// The user's conversations, newest activity first, strictly after `cursor`, with
-    /// `unread_count` as in `fetch_conversation_summary`.
+    /// The user's conversations that `filter` shows, in [`ListCursor`] order (pinned
+    /// first, then newest activity), strictly after `cursor`, with `unread_count` as in
+    /// `fetch_conversation_summary`.
     async fn list_conversations(
         &self,
         user_id: &UserId,
+        filter: ListFilter,
         cursor: Option<ListCursor>,
         limit: u32,
         unread: Counting<'_>,
     ) -> StoreResult<Vec<ConversationSummary>>;
+
+    /// Changes `user_id`'s own settings for the conversation. Pinning a conversation
+    /// that is not pinned yet while `max_pinned` others are is refused with
+    /// `Conflict(Conflict::TooManyPinned)` and nothing is written. `NotFound` if the user
+    /// is not a member.
+    async fn update_chat_settings(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+        update: &ChatSettingsUpdate,
+        max_pinned: u32,
+    ) -> StoreResult<()>;
 
     /// Every conversation of the user with its `last_seq` and the user's read pointer.
     async fn list_conversation_positions(
@@ -534,7 +584,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- receipts -----------------------------------------------------------------
 
     /// Moves pointers forward (never back; read implies delivered) and returns those that
-    /// moved. Updates for users no longer members are ignored.
+    /// moved. A read pointer that moves clears the user's `marked_unread`. Updates for
+    /// users no longer members are ignored.
     async fn update_receipts(&self, updates: Vec<ReceiptUpdate>)
         -> StoreResult<Vec<ReceiptChange>>;
 

@@ -61,6 +61,7 @@ pub fn to_wire(error: &parley_core::Error, context: &'static str) -> WireError {
         Error::NotFound(_) => plain(ErrorCode::NotFound),
         Error::GroupFull { .. } => plain(ErrorCode::GroupFull),
         Error::EditWindowPassed => plain(ErrorCode::EditWindowPassed),
+        Error::TooManyPinned { .. } => plain(ErrorCode::TooManyPinned),
         Error::NotSender => plain(ErrorCode::NotSender),
         Error::TargetNotFound => plain(ErrorCode::TargetNotFound),
         Error::RateLimited { .. } => plain(ErrorCode::RateLimited),

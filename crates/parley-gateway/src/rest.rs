@@ -28,7 +28,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 
 mod messages;
+mod settings;
 use messages::{forward, hide_message, reactions, search_messages};
+use settings::update_settings;
 
 /// A JSON object body whose rejections speak the protocol's error format. Only an object
 /// is accepted: serde would read a struct from an array by position, so `["x","y"]`
@@ -161,6 +163,10 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
             get(history).post(send_message),
         )
         .route("/conversations/{conversation_id}/read", post(mark_read))
+        .route(
+            "/conversations/{conversation_id}/settings",
+            axum::routing::patch(update_settings),
+        )
         .route(
             "/conversations/{conversation_id}/messages/{seq}/receipts",
             get(receipts),
@@ -295,9 +301,12 @@ async fn create_conversation(
 struct ListQuery {
     cursor: Option<String>,
     limit: Option<u32>,
+    /// `true`: the archived conversations instead of the others.
+    #[serde(default)]
+    archived: bool,
 }
 
-/// # `GET /api/v1/conversations?cursor=&limit=`
+/// # `GET /api/v1/conversations?cursor=&limit=&archived=`
 async fn list_conversations(
     State(state): State<AppState>,
     Auth(session): Auth,
@@ -305,7 +314,12 @@ async fn list_conversations(
 ) -> Result<Json<ConversationList>, ApiError> {
     let page = state
         .chat
-        .list_conversations(&session, query.cursor.as_deref(), query.limit.unwrap_or(50))
+        .list_conversations(
+            &session,
+            query.archived,
+            query.cursor.as_deref(),
+            query.limit.unwrap_or(50),
+        )
         .await?;
     Ok(Json(bodies::conversation_list(page)))
 }

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     /// The `target_seq` of a change (or the message named in the path) does not exist
     /// or was deleted for everyone. (404)
     TargetNotFound,
+    /// A user pins at most 5 conversations. (409)
+    TooManyPinned,
     /// Too many requests; `retry_after_ms` says when to try again. (429)
     RateLimited,
     /// The server is shutting down or a backend is unavailable. (503)
@@ -63,7 +65,9 @@ impl ErrorCode {
             | ErrorCode::NotAuthenticated => 401,
             ErrorCode::Forbidden | ErrorCode::NotMember | ErrorCode::NotSender => 403,
             ErrorCode::NotFound | ErrorCode::TargetNotFound => 404,
-            ErrorCode::UsernameTaken | ErrorCode::ClientMsgIdReused => 409,
+            ErrorCode::UsernameTaken | ErrorCode::ClientMsgIdReused | ErrorCode::TooManyPinned => {
+                409
+            }
             ErrorCode::FrameTooLarge | ErrorCode::ContentTooLarge => 413,
             ErrorCode::GroupFull | ErrorCode::EditWindowPassed => 422,
             ErrorCode::RateLimited => 429,
@@ -92,6 +96,7 @@ impl ErrorCode {
             ErrorCode::EditWindowPassed => "edit_window_passed",
             ErrorCode::NotSender => "not_sender",
             ErrorCode::TargetNotFound => "target_not_found",
+            ErrorCode::TooManyPinned => "too_many_pinned",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -135,6 +140,10 @@ mod tests {
             ErrorCode::UsernameTaken,
             ErrorCode::ClientMsgIdReused,
             ErrorCode::GroupFull,
+            ErrorCode::EditWindowPassed,
+            ErrorCode::NotSender,
+            ErrorCode::TargetNotFound,
+            ErrorCode::TooManyPinned,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,
             ErrorCode::Internal,

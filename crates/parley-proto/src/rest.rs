@@ -86,6 +86,24 @@ pub struct UpdateConversationRequest {
     pub description: Option<String>,
 }
 
+/// `PATCH /conversations/{id}/settings`: this user's settings, on all their devices.
+/// Absent fields stay as they are; `muted_until: null` unmutes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConversationSettingsRequest {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::types::present"
+    )]
+    pub muted_until: Option<Option<crate::MutedUntil>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_unread: Option<bool>,
+}
+
 /// `POST /conversations/{id}/members`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AddMembersRequest {

@@ -268,12 +268,82 @@ pub struct Conversation {
     /// Extension: this user's read pointer, shared by all their devices.
     #[serde(default)]
     pub last_read_seq: i64,
+    /// This user's settings for the conversation (`PATCH /conversations/{id}/settings`).
+    /// Present in the list, in `GET /conversations/{id}` and in the `conversation_updated`
+    /// a change of settings sends to the user's own devices; absent (`None`) in the
+    /// `conversation_updated` every member receives alike, which carries nobody's
+    /// settings. `Some(None)` (JSON `null`): not muted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub muted_until: Option<Option<MutedUntil>>,
+    /// Archived by this user (and not brought back by a message since, see
+    /// `docs/protocol.md`). Present exactly when `muted_until` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub muted_until: Option<Timestamp>,
+    pub archived: Option<bool>,
+    /// Pinned by this user: pinned conversations come first in the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    /// Extension: when this user pinned it (the list puts the newest pin first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_at: Option<Timestamp>,
+    /// Marked as unread by this user (until they read it or unmark it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_unread: Option<bool>,
     /// Messages after this user's read pointer that mention them (deleted ones and
     /// the ones they hid do not count).
     #[serde(default)]
     pub unread_mentions: i64,
+}
+
+/// Until when a conversation is muted: a time, or `"forever"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MutedUntil {
+    Until(Timestamp),
+    Forever,
+}
+
+impl MutedUntil {
+    /// Whether the conversation is muted at `now`.
+    pub fn is_muted_at(self, now: Timestamp) -> bool {
+        match self {
+            MutedUntil::Forever => true,
+            MutedUntil::Until(until) => until > now,
+        }
+    }
+}
+
+impl Serialize for MutedUntil {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MutedUntil::Forever => serializer.serialize_str("forever"),
+            MutedUntil::Until(until) => until.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MutedUntil {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        if text == "forever" {
+            return Ok(MutedUntil::Forever);
+        }
+        Timestamp::parse(&text)
+            .map(MutedUntil::Until)
+            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 time or \"forever\""))
+    }
+}
+
+/// Deserializes a field that is present (even as `null`) into `Some`, so an absent field
+/// (`None`, by `default`) and a `null` one (`Some(None)`) differ.
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// A user's own profile, with privacy settings (`GET /users/me`).

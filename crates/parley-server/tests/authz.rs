@@ -684,6 +684,10 @@ fn rest_rows() -> Vec<RestRow> {
         rest("hide a message that does not exist", M::POST, "/conversations/{conv}/messages/999999/hide", None,
                                                                              [nm(),    not_found(), not_found(), not_found(), nm(),    u()])
             .on(Group),
+        // One's own settings: any member, for themselves only.
+        rest("mute the group for oneself", M::PATCH, "/conversations/{conv}/settings", Some(r#"{"muted_until":"forever","marked_unread":true}"#),
+                                                                             [nm(),    ok(200),     ok(200),     ok(200),     nm(),    u()])
+            .on(Group),
         rest("search the group", M::GET, "/search?q=hello&conversation_id={conv}", None,
                                                                              [nm(),    ok(200),     ok(200),     ok(200),     nm(),    u()])
             .on(Group).check(Check::NothingForeign),
@@ -740,6 +744,9 @@ fn rest_rows() -> Vec<RestRow> {
         rest("hide in a direct chat", M::POST, "/conversations/{conv}/messages/1/hide", None,
                                                                              [nm(),    ok(204),     nm(),        ok(204),     nm(),    u()])
             .on(Direct),
+        rest("pin a direct chat for oneself", M::PATCH, "/conversations/{conv}/settings", Some(r#"{"pinned":true}"#),
+                                                                             [nm(),    ok(200),     nm(),        ok(200),     nm(),    u()])
+            .on(Direct),
         rest("search the direct chat", M::GET, "/search?q=hi&conversation_id={conv}", None,
                                                                              [nm(),    ok(200),     nm(),        ok(200),     nm(),    u()])
             .on(Direct).check(Check::NothingForeign),
@@ -760,7 +767,7 @@ fn rest_rows() -> Vec<RestRow> {
             .on(Direct).target(Target::Caller),
     ];
     // ---- a conversation that does not exist answers exactly like a foreign one ----
-    let missing: [(&'static str, Method, &'static str, Option<&'static str>, Target); 14] = [
+    let missing: [(&'static str, Method, &'static str, Option<&'static str>, Target); 15] = [
         ("read a missing conversation", M::GET, "/conversations/{conv}", None, Target::None),
         ("rename a missing conversation", M::PATCH, "/conversations/{conv}", Some(r#"{"name":"Mine"}"#), Target::None),
         ("add to a missing conversation", M::POST, "/conversations/{conv}/members", Some(r#"{"user_ids":["{target}"]}"#), Target::Caller),
@@ -772,6 +779,7 @@ fn rest_rows() -> Vec<RestRow> {
         ("receipts in a missing conversation", M::GET, "/conversations/{conv}/messages/1/receipts", None, Target::None),
         ("reactions in a missing conversation", M::GET, "/conversations/{conv}/messages/1/reactions", None, Target::None),
         ("hide in a missing conversation", M::POST, "/conversations/{conv}/messages/1/hide", None, Target::None),
+        ("settings of a missing conversation", M::PATCH, "/conversations/{conv}/settings", Some(r#"{"archived":true}"#), Target::None),
         ("search a missing conversation", M::GET, "/search?q=hello&conversation_id={conv}", None, Target::None),
         ("forward from a missing conversation", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{conv}","seq":1,"to_conversation_ids":["{group}"]}"#), Target::None),
         ("forward into a missing conversation", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{group}","seq":3,"to_conversation_ids":["{conv}"]}"#), Target::None),

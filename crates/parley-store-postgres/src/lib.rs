@@ -19,10 +19,11 @@
 use async_trait::async_trait;
 use parley_core::message_state::{group_reactions, with_state};
 use parley_core::store::{
-    AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
-    ConversationSummary, ConversationUpdate, Counting, ListCursor, MessageReceipts,
-    NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate,
-    SearchQuery, SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    AppendOutcome, AppendRefusal, Appended, ChatSettingsUpdate, Conflict, ConversationChange,
+    ConversationRecord, ConversationSummary, ConversationUpdate, Counting, ListCursor, ListFilter,
+    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
+    ReceiptChange, ReceiptUpdate, SearchQuery, SeqRange, SessionRecord, Store, StoreError,
+    StoreResult, UserRecord,
 };
 use parley_proto::{
     ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
@@ -250,6 +251,7 @@ mod changes;
 mod messages;
 mod receipts;
 mod rows;
+mod settings;
 mod store;
 
 use batch::*;

@@ -63,7 +63,8 @@ pub(crate) async fn store_pointers(
     let delivered_seqs: Vec<i64> = changes.iter().map(|c| c.delivered_seq).collect();
     let read_seqs: Vec<i64> = changes.iter().map(|c| c.read_seq).collect();
     sqlx::query(
-        "UPDATE members m SET delivered_seq = v.delivered_seq, read_seq = v.read_seq \
+        "UPDATE members m SET delivered_seq = v.delivered_seq, read_seq = v.read_seq, \
+         marked_unread = m.marked_unread AND v.read_seq = m.read_seq \
          FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
            AS v(conversation_id, user_id, delivered_seq, read_seq) \
          WHERE m.conversation_id = v.conversation_id AND m.user_id = v.user_id",

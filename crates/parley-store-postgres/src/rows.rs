@@ -270,6 +270,7 @@ pub(crate) fn summary_select(rest: &str) -> String {
     format!(
         "SELECT c.conversation_id, c.kind, c.name, c.description, c.created_at, c.last_seq, \
          c.last_activity_at, c.member_count, c.members_version, m.read_seq, m.muted_until, \
+         m.archived_at, m.pinned_at, m.marked_unread, \
          (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
             AND u.seq > m.read_seq AND u.content_type <> ALL($1::text[]) \
             AND NOT ($2::boolean AND u.sender_id = m.user_id)) AS unread_count, \
@@ -315,5 +316,8 @@ pub(crate) fn summary_from_row(row: &PgRow) -> StoreResult<ConversationSummary> 
         unread_count: column(row, "unread_count")?,
         unread_mentions: column(row, "unread_mentions")?,
         muted_until: column::<Option<i64>>(row, "muted_until")?.map(Timestamp),
+        archived_at: column::<Option<i64>>(row, "archived_at")?.map(Timestamp),
+        pinned_at: column::<Option<i64>>(row, "pinned_at")?.map(Timestamp),
+        marked_unread: column(row, "marked_unread")?,
     })
 }

@@ -300,37 +300,26 @@ impl Store for PgStore {
         summary_from_row(&row)
     }
 
-    /// The user's conversations, newest activity first, strictly after `cursor`, with
-    /// `unread_count` as in `fetch_conversation_summary`.
     async fn list_conversations(
         &self,
         user_id: &UserId,
+        filter: ListFilter,
         cursor: Option<ListCursor>,
         limit: u32,
         unread: Counting<'_>,
     ) -> StoreResult<Vec<ConversationSummary>> {
-        let sql = summary_select(
-            "WHERE m.user_id = $3 AND ($4::bigint IS NULL \
-             OR (c.last_activity_at, c.conversation_id) < ($4::bigint, $5::text)) \
-             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT $6",
-        );
-        let rows = bind_counting(sqlx::query(&sql), unread)
-            .bind(user_id.as_str())
-            .bind(
-                cursor
-                    .as_ref()
-                    .map(|cursor| cursor.last_activity_at.millis()),
-            )
-            .bind(
-                cursor
-                    .as_ref()
-                    .map(|cursor| cursor.conversation_id.as_str()),
-            )
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+        settings::list_conversations(&self.pool, user_id, filter, cursor, limit, unread).await
+    }
+
+    async fn update_chat_settings(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+        update: &ChatSettingsUpdate,
+        max_pinned: u32,
+    ) -> StoreResult<()> {
+        settings::update_chat_settings(&self.pool, conversation_id, user_id, update, max_pinned)
             .await
-            .map_err(store_error)?;
-        rows.iter().map(summary_from_row).collect()
     }
 
     /// Every conversation of the user with its `last_seq` and the user's read pointer.

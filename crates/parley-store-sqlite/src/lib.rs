@@ -18,10 +18,11 @@
 use async_trait::async_trait;
 use parley_core::message_state::{group_reactions, with_state};
 use parley_core::store::{
-    AppendOutcome, AppendRefusal, Appended, Conflict, ConversationChange, ConversationRecord,
-    ConversationSummary, ConversationUpdate, Counting, ListCursor, MessageReceipts,
-    NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate,
-    SearchQuery, SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    AppendOutcome, AppendRefusal, Appended, ChatSettingsUpdate, Conflict, ConversationChange,
+    ConversationRecord, ConversationSummary, ConversationUpdate, Counting, ListCursor, ListFilter,
+    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
+    ReceiptChange, ReceiptUpdate, SearchQuery, SeqRange, SessionRecord, Store, StoreError,
+    StoreResult, UserRecord,
 };
 use parley_proto::{
     ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
@@ -222,6 +223,7 @@ mod batch;
 mod changes;
 mod index;
 mod rows;
+mod settings;
 mod store;
 
 use append::append;
@@ -254,6 +256,36 @@ mod tests {
             assert!(plan.contains("USING INDEX"), "{plan}");
             assert!(!plan.contains("SCAN users"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
+    /// The indexer finds each logged message by key: the log read joins conversations by
+    /// `search_key` and messages by their primary key, never scanning a table; the log
+    /// is read from a position on.
+    #[tokio::test]
+    async fn the_indexer_reads_messages_by_key() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(directory.path()).await.unwrap();
+        for (sql, binds) in [(READ_LOG, [0i64, 100]), (FIRST_OLD_TERMS, [1i64 << 32, 0])] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(binds[0])
+                .bind(binds[1])
+                .fetch_all(&store.reader)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+            let plan = plan.join("; ");
+            assert!(!plan.contains("SCAN"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            if sql == READ_LOG {
+                assert!(plan.contains("SEARCH m USING PRIMARY KEY"), "{plan}");
+                assert!(
+                    plan.contains("USING INDEX conversations_search_key"),
+                    "{plan}"
+                );
+            }
         }
     }
 

@@ -219,7 +219,7 @@ pub(crate) fn summary_select(unread: Counting<'_>, first_param: usize) -> String
     format!(
         "SELECT c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
-     m.read_seq, m.muted_until, \
+     m.read_seq, m.muted_until, m.archived_at, m.pinned_at, m.marked_unread, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
         AND u.seq > m.read_seq{counted}) AS unread_count, \
      (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id \
@@ -261,5 +261,8 @@ pub(crate) fn summary_from_row(row: &SqliteRow) -> StoreResult<ConversationSumma
         unread_count: column(row, "unread_count")?,
         unread_mentions: column(row, "unread_mentions")?,
         muted_until: column::<Option<i64>>(row, "muted_until")?.map(Timestamp),
+        archived_at: column::<Option<i64>>(row, "archived_at")?.map(Timestamp),
+        pinned_at: column::<Option<i64>>(row, "pinned_at")?.map(Timestamp),
+        marked_unread: column(row, "marked_unread")?,
     })
 }

@@ -362,39 +362,26 @@ impl Store for SqliteStore {
         summary_from_row(&row)
     }
 
-    /// The user's conversations, newest activity first, strictly after `cursor`, with
-    /// `unread_count` as in `fetch_conversation_summary`.
     async fn list_conversations(
         &self,
         user_id: &UserId,
+        filter: ListFilter,
         cursor: Option<ListCursor>,
         limit: u32,
         unread: Counting<'_>,
     ) -> StoreResult<Vec<ConversationSummary>> {
-        let (cursor_at, cursor_id) = match &cursor {
-            Some(cursor) => (
-                Some(cursor.last_activity_at.millis()),
-                Some(cursor.conversation_id.as_str()),
-            ),
-            None => (None, None),
-        };
-        let sql = format!(
-            "{} WHERE m.user_id = ?1 \
-             AND (?2 IS NULL OR c.last_activity_at < ?2 \
-                  OR (c.last_activity_at = ?2 AND c.conversation_id < ?3)) \
-             ORDER BY c.last_activity_at DESC, c.conversation_id DESC LIMIT ?4",
-            summary_select(unread, 5)
-        );
-        let query = sqlx::query(&sql)
-            .bind(user_id.as_str())
-            .bind(cursor_at)
-            .bind(cursor_id)
-            .bind(i64::from(limit));
-        let rows = bind_types(query, unread)
-            .fetch_all(&self.reader)
+        settings::list_conversations(&self.reader, user_id, filter, cursor, limit, unread).await
+    }
+
+    async fn update_chat_settings(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+        update: &ChatSettingsUpdate,
+        max_pinned: u32,
+    ) -> StoreResult<()> {
+        settings::update_chat_settings(&self.writer, conversation_id, user_id, update, max_pinned)
             .await
-            .map_err(unavailable)?;
-        rows.iter().map(summary_from_row).collect()
     }
 
     /// Every conversation of the user with its `last_seq` and the user's read pointer.
@@ -710,7 +697,8 @@ impl Store for SqliteStore {
                 continue;
             }
             let mut write = sqlx::QueryBuilder::<Sqlite>::new(
-                "UPDATE members SET delivered_seq = v.column3, read_seq = v.column4 FROM (",
+                "UPDATE members SET delivered_seq = v.column3, read_seq = v.column4, \
+                 marked_unread = marked_unread AND v.column4 = members.read_seq FROM (",
             );
             write.push_values(&moved, |mut row, change| {
                 row.push_bind(change.conversation_id.as_str())

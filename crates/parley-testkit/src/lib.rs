@@ -79,6 +79,10 @@ macro_rules! store_conformance {
             search_leaves_out_only_what_the_searcher_hid,
             forwarded_copies_are_marked,
             fetch_message_reads_one_message_in_its_current_state,
+            pinned_conversations_come_first_and_page_through,
+            pins_are_limited_and_a_refused_pin_changes_nothing,
+            a_message_brings_an_archived_chat_back_unless_muted,
+            settings_read_back_and_reading_clears_the_unread_mark,
         );
     };
     (@tests $new_store:path; $($name:ident),* $(,)?) => {

@@ -5,8 +5,8 @@ use parley_core::rules::{RECEIPT_SENDERS, UNREAD};
 use parley_core::search::query_terms;
 use parley_core::store::{
     AppendOutcome, ConversationChange, ConversationSummary, ConversationUpdate, Counting,
-    ListCursor, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptUpdate,
-    SearchQuery, SeqRange, StoreError, UserRecord,
+    ListCursor, ListFilter, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
+    ReceiptUpdate, SearchQuery, SeqRange, StoreError, UserRecord,
 };
 use parley_core::Store;
 use parley_proto::{
@@ -793,7 +793,7 @@ pub async fn list_is_newest_first_with_cursor_and_unread(store: Arc<dyn Store>) 
         .await
         .unwrap();
     let first_page = store
-        .list_conversations(&alice, None, 2, UNREAD)
+        .list_conversations(&alice, ListFilter::All, None, 2, UNREAD)
         .await
         .unwrap();
     let ids: Vec<&ConversationId> = first_page
@@ -810,7 +810,9 @@ pub async fn list_is_newest_first_with_cursor_and_unread(store: Arc<dyn Store>) 
     let second_page = store
         .list_conversations(
             &alice,
+            ListFilter::All,
             Some(ListCursor {
+                pinned_at: None,
                 last_activity_at: last.last_activity_at,
                 conversation_id: last.conversation_id.clone(),
             }),
@@ -893,7 +895,7 @@ pub async fn non_members_see_nothing(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
     assert!(store
-        .list_conversations(&mallory, None, 10, UNREAD)
+        .list_conversations(&mallory, ListFilter::All, None, 10, UNREAD)
         .await
         .unwrap()
         .is_empty());
@@ -1278,7 +1280,7 @@ pub async fn counts_follow_the_rule_they_are_given(store: Arc<dyn Store>) {
             .unwrap();
         assert_eq!(summary.unread_count, expected, "{rule:?}");
         let listed = store
-            .list_conversations(&bob, None, 10, rule)
+            .list_conversations(&bob, ListFilter::All, None, 10, rule)
             .await
             .unwrap();
         assert_eq!(listed[0].unread_count, expected, "{rule:?} in the list");
@@ -1342,9 +1344,11 @@ mod kit;
 mod mentions_hiding;
 mod reactions_edits;
 mod search;
+mod settings;
 
 pub use deletes::*;
 pub use kit::*;
 pub use mentions_hiding::*;
 pub use reactions_edits::*;
 pub use search::*;
+pub use settings::*;

@@ -225,10 +225,12 @@ impl Chat {
         Ok(conversation)
     }
 
-    /// The user's conversations, a page at a time, newest activity first.
+    /// The user's conversations, a page at a time: pinned ones first (newest pin first),
+    /// then by newest activity; the archived ones only when `archived`.
     pub async fn list_conversations(
         &self,
         session: &Session,
+        archived: bool,
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<ConversationPage> {
@@ -237,27 +239,25 @@ impl Chat {
             _ => None,
         };
         let limit = limit.clamp(1, 100);
+        let filter = ListFilter::Archived {
+            archived,
+            now: Timestamp::now(),
+        };
         let summaries = self
             .inner
             .store
-            .list_conversations(&session.user_id, cursor, limit + 1, rules::UNREAD)
+            .list_conversations(&session.user_id, filter, cursor, limit + 1, rules::UNREAD)
             .await?;
         let has_more = summaries.len() > limit as usize;
+        let next_cursor = if has_more {
+            summaries.get(limit as usize - 1).map(list_cursor)
+        } else {
+            None
+        };
         let mut conversations = Vec::with_capacity(summaries.len().min(limit as usize));
         for summary in summaries.into_iter().take(limit as usize) {
             conversations.push(self.summary_view(summary).await?);
         }
-        let next_cursor = if has_more {
-            conversations.last().map(|last| {
-                format!(
-                    "{}~{}",
-                    last.last_activity_at.millis(),
-                    last.conversation_id
-                )
-            })
-        } else {
-            None
-        };
         Ok(ConversationPage {
             conversations,
             next_cursor,

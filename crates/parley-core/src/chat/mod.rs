@@ -23,15 +23,15 @@ use crate::ratelimit::{Admission, Bucket, Quota, RateLimiter};
 use crate::receipts::ReceiptTracker;
 use crate::rules::{self, ChangeIntent};
 use crate::store::{
-    Appended, ConversationRecord, ConversationSummary, ConversationUpdate, ListCursor,
+    Appended, ConversationRecord, ConversationSummary, ConversationUpdate, ListCursor, ListFilter,
     MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
     ReceiptChange, SeqRange, Store, StoreError, UserRecord,
 };
 use parley_proto::frames::Cursors;
 use parley_proto::{
-    ContentType, Conversation, ConversationId, ConversationType, Member, Message, PresenceStatus,
-    Profile, PublicProfile, ReactionUsers, ReceiptStatus, Role, ServerFrame, SystemEvent,
-    Timestamp, UserId,
+    ContentType, Conversation, ConversationId, ConversationType, Member, Message, MutedUntil,
+    PresenceStatus, Profile, PublicProfile, ReactionUsers, ReceiptStatus, Role, ServerFrame,
+    SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +49,7 @@ mod node;
 mod presence;
 mod receipts;
 mod search;
+mod settings;
 mod types;
 mod validation;
 mod views;
@@ -61,6 +62,7 @@ use node::NodeState;
 pub use node::Ports;
 use receipts::{flush_receipts, run_receipt_flusher};
 pub use search::{SearchHit, SearchPage};
+pub use settings::MAX_PINNED;
 pub use types::*;
 use validation::*;
 use views::*;

@@ -73,10 +73,17 @@ impl Chat {
             let page = self
                 .inner
                 .store
-                .list_conversations(&session.user_id, cursor.clone(), 100, rules::UNREAD)
+                .list_conversations(
+                    &session.user_id,
+                    ListFilter::All,
+                    cursor.clone(),
+                    100,
+                    rules::UNREAD,
+                )
                 .await?;
             let done = page.len() < 100;
             cursor = page.last().map(|summary| ListCursor {
+                pinned_at: summary.pinned_at,
                 last_activity_at: summary.conversation.last_activity_at,
                 conversation_id: summary.conversation.conversation_id.clone(),
             });

@@ -1,7 +1,7 @@
 //! What the operations take and give, in the domain's words. The gateway turns REST
 //! bodies and frames into these and back; the core knows no request or response body.
 
-use parley_proto::{Conversation, ConversationId, DeviceId, Message, UserId};
+use parley_proto::{Conversation, ConversationId, DeviceId, Message, MutedUntil, UserId};
 
 /// A device's bearer token, as registration and login hand it out (only then: the store
 /// keeps its hash).
@@ -40,6 +40,16 @@ pub enum NewChat {
 pub struct GroupDetails {
     pub name: Option<String>,
     pub description: Option<String>,
+}
+
+/// A change to one's own settings for a conversation: `None` leaves a field as it is;
+/// `muted_until: Some(None)` unmutes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatSettings {
+    pub muted_until: Option<Option<MutedUntil>>,
+    pub archived: Option<bool>,
+    pub pinned: Option<bool>,
+    pub marked_unread: Option<bool>,
 }
 
 /// One page of a user's conversations, and where the next one starts.

@@ -3,13 +3,38 @@
 
 use super::*;
 
+/// A list cursor: `{last_activity_at}~{conversation_id}` after an unpinned conversation,
+/// `p{pinned_at}~{last_activity_at}~{conversation_id}` after a pinned one.
 pub(super) fn parse_list_cursor(text: &str) -> Result<ListCursor> {
     let invalid = || Error::Invalid("cursor is not one this server gave".into());
-    let (millis, conversation_id) = text.split_once('~').ok_or_else(invalid)?;
+    let millis = |text: &str| text.parse().map(Timestamp).map_err(|_| invalid());
+    let (pinned_at, rest) = match text.strip_prefix('p') {
+        Some(rest) => {
+            let (pinned_at, rest) = rest.split_once('~').ok_or_else(invalid)?;
+            (Some(millis(pinned_at)?), rest)
+        }
+        None => (None, text),
+    };
+    let (last_activity_at, conversation_id) = rest.split_once('~').ok_or_else(invalid)?;
     Ok(ListCursor {
-        last_activity_at: Timestamp(millis.parse().map_err(|_| invalid())?),
+        pinned_at,
+        last_activity_at: millis(last_activity_at)?,
         conversation_id: ConversationId(conversation_id.to_owned()),
     })
+}
+
+/// The cursor after `summary` in the list (see [`parse_list_cursor`]).
+pub(super) fn list_cursor(summary: &ConversationSummary) -> String {
+    let conversation = &summary.conversation;
+    let rest = format!(
+        "{}~{}",
+        conversation.last_activity_at.millis(),
+        conversation.conversation_id
+    );
+    match summary.pinned_at {
+        Some(pinned_at) => format!("p{}~{rest}", pinned_at.millis()),
+        None => rest,
+    }
 }
 
 pub(super) fn own_profile(user: UserRecord) -> Profile {
@@ -58,15 +83,27 @@ pub(super) fn conversation_view(
         unread_count: 0,
         last_read_seq: 0,
         muted_until: None,
+        archived: None,
+        pinned: None,
+        pinned_at: None,
+        marked_unread: None,
         unread_mentions: 0,
     }
 }
 
+/// A conversation as one member sees it, with their unread counts and their own settings
+/// as of now.
 pub(super) fn summary_to_conversation(summary: ConversationSummary) -> Conversation {
+    let settings = settings::settings_view(&summary, Timestamp::now());
+    let summary_pinned_at = summary.pinned_at;
     let mut conversation = conversation_view(summary.conversation, None, summary.last_message);
     conversation.unread_count = summary.unread_count;
     conversation.last_read_seq = summary.read_seq;
-    conversation.muted_until = summary.muted_until;
+    conversation.muted_until = Some(settings.muted_until);
+    conversation.archived = Some(settings.archived);
+    conversation.pinned = Some(summary_pinned_at.is_some());
+    conversation.pinned_at = summary_pinned_at;
+    conversation.marked_unread = Some(settings.marked_unread);
     conversation.unread_mentions = summary.unread_mentions;
     conversation
 }

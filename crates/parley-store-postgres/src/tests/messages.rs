@@ -265,7 +265,13 @@ async fn hidden_messages_leave_one_users_view() {
     assert_eq!(summary.unread_mentions, 0);
     assert_eq!(summary.last_message.unwrap().seq, 1, "the preview skips it");
     let listed = store
-        .list_conversations(&alice, None, 10, parley_core::rules::UNREAD)
+        .list_conversations(
+            &alice,
+            parley_core::store::ListFilter::All,
+            None,
+            10,
+            parley_core::rules::UNREAD,
+        )
         .await
         .unwrap();
     assert_eq!(listed[0].last_message.as_ref().unwrap().seq, seq);

@@ -327,7 +327,7 @@ pub async fn change_entries_move_last_seq_but_not_last_activity(store: Arc<dyn S
     assert_eq!(
         order(
             store
-                .list_conversations(&alice, None, 10, UNREAD)
+                .list_conversations(&alice, ListFilter::All, None, 10, UNREAD)
                 .await
                 .unwrap()
         ),
@@ -341,7 +341,7 @@ pub async fn change_entries_move_last_seq_but_not_last_activity(store: Arc<dyn S
     assert_eq!(
         order(
             store
-                .list_conversations(&alice, None, 10, UNREAD)
+                .list_conversations(&alice, ListFilter::All, None, 10, UNREAD)
                 .await
                 .unwrap()
         ),

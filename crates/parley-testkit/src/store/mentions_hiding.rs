@@ -38,7 +38,7 @@ pub async fn mentions_are_stored_and_counted_after_the_read_pointer(store: Arc<d
                 .await
                 .unread_mentions;
             let listed = store
-                .list_conversations(&user_id, None, 10, UNREAD)
+                .list_conversations(&user_id, ListFilter::All, None, 10, UNREAD)
                 .await
                 .unwrap();
             assert_eq!(listed[0].unread_mentions, counted, "the list agrees");
@@ -204,7 +204,7 @@ pub async fn hidden_messages_leave_the_hiders_preview(store: Arc<dyn Store>) {
         "hidden for bob only"
     );
     let listed = store
-        .list_conversations(&bob, None, 10, UNREAD)
+        .list_conversations(&bob, ListFilter::All, None, 10, UNREAD)
         .await
         .unwrap();
     assert_eq!(

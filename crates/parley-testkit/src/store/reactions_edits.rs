@@ -174,7 +174,7 @@ pub async fn reactions_are_never_unread_nor_the_preview(store: Arc<dyn Store>) {
         Some(reply)
     );
     let listed = store
-        .list_conversations(&alice, None, 10, UNREAD)
+        .list_conversations(&alice, ListFilter::All, None, 10, UNREAD)
         .await
         .unwrap();
     assert_eq!(listed[0].unread_count, 0);

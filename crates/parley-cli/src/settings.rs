@@ -1,0 +1,119 @@
+//! `parley mute | archive | pin | mark-unread`: your own settings for a conversation.
+
+use super::*;
+use parley_sdk::proto::{MutedUntil, Timestamp};
+
+/// How long `--for` mutes: `forever`, or a number of minutes, hours, days or weeks
+/// (`30m`, `8h`, `2d`, `1w`), counted from `now`.
+pub(crate) fn mute_until(duration: &str, now: Timestamp) -> anyhow::Result<MutedUntil> {
+    if duration == "forever" {
+        return Ok(MutedUntil::Forever);
+    }
+    let invalid = || anyhow::anyhow!("--for takes 8h, 1w, forever, or a number of m, h, d or w");
+    let unit = duration.chars().last().ok_or_else(invalid)?;
+    let amount: i64 = duration[..duration.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| invalid())?;
+    let minutes = match unit {
+        'm' => 1,
+        'h' => 60,
+        'd' => 24 * 60,
+        'w' => 7 * 24 * 60,
+        _ => return Err(invalid()),
+    };
+    let millis = amount
+        .checked_mul(minutes * 60_000)
+        .filter(|millis| *millis > 0)
+        .ok_or_else(invalid)?;
+    Ok(MutedUntil::Until(Timestamp(
+        now.millis().saturating_add(millis),
+    )))
+}
+
+pub(crate) async fn mute(
+    server: &str,
+    conversation_id: String,
+    duration: Option<String>,
+) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    let until = duration
+        .map(|duration| mute_until(&duration, Timestamp::now()))
+        .transpose()?;
+    client
+        .mute(&ConversationId::from(conversation_id), until)
+        .await
+        .context("muting")?;
+    match until {
+        None => println!("unmuted"),
+        Some(MutedUntil::Forever) => println!("muted"),
+        Some(MutedUntil::Until(until)) => println!("muted until {until}"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn archive(
+    server: &str,
+    conversation_id: String,
+    archived: bool,
+) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    client
+        .archive(&ConversationId::from(conversation_id), archived)
+        .await
+        .context("archiving")?;
+    println!("{}", if archived { "archived" } else { "unarchived" });
+    Ok(())
+}
+
+pub(crate) async fn pin(server: &str, conversation_id: String, pinned: bool) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    client
+        .pin(&ConversationId::from(conversation_id), pinned)
+        .await
+        .context("pinning")?;
+    println!("{}", if pinned { "pinned" } else { "unpinned" });
+    Ok(())
+}
+
+pub(crate) async fn mark_unread(
+    server: &str,
+    conversation_id: String,
+    marked: bool,
+) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    client
+        .mark_unread(&ConversationId::from(conversation_id), marked)
+        .await
+        .context("marking unread")?;
+    println!(
+        "{}",
+        if marked {
+            "marked unread"
+        } else {
+            "unread mark cleared"
+        }
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mute_durations() {
+        let now = Timestamp(1_000_000);
+        assert_eq!(mute_until("forever", now).unwrap(), MutedUntil::Forever);
+        assert_eq!(
+            mute_until("8h", now).unwrap(),
+            MutedUntil::Until(Timestamp(1_000_000 + 8 * 3_600_000))
+        );
+        assert_eq!(
+            mute_until("1w", now).unwrap(),
+            MutedUntil::Until(Timestamp(1_000_000 + 7 * 24 * 3_600_000))
+        );
+        for bad in ["", "h", "0h", "-1h", "8", "8x", "99999999999999w", "ö"] {
+            assert!(mute_until(bad, now).is_err(), "{bad}");
+        }
+    }
+}
