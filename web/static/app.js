@@ -219,7 +219,10 @@ async function signOut({ expired = false } = {}) {
     } catch {
       /* the token is dropped locally either way */
     }
-    if (store) store.clearOutbox();
+    if (store) {
+      store.clearOutbox();
+      store.clearDrafts();
+    }
   }
   api.token = null;
   clearSession();
@@ -284,6 +287,7 @@ async function startApp() {
     },
   });
   sendQueue.reset(); // a stored outbox has nothing on the wire yet
+  ui.drafts = store.loadDrafts();
   $('#auth-view').hidden = true;
   $('#app-view').hidden = false;
   renderMe();
@@ -1038,8 +1042,22 @@ function formatBytes(bytes) {
 
 // --------------------------------------------------------------------------- typing out
 
+/** Keep the open chat's draft (in the list as "Draft: …", and across reloads). */
+function rememberDraft() {
+  if (!ui.activeId || ui.editing || !store) return;
+  const text = $('#composer').value;
+  const before = ui.drafts.get(ui.activeId) || '';
+  if (text.trim()) ui.drafts.set(ui.activeId, text);
+  else ui.drafts.delete(ui.activeId);
+  if (before !== text) {
+    clearTimeout(ui.draftTimer);
+    ui.draftTimer = setTimeout(() => { if (store) store.saveDrafts(ui.drafts); }, 300);
+  }
+}
+
 function onComposerInput() {
   const composer = $('#composer');
+  rememberDraft();
   autoGrow(composer);
   updateCounter();
   updateMentionPicker();
@@ -1133,7 +1151,8 @@ function openConversation(id) {
   const composer = $('#composer');
   if (ui.activeId && ui.activeId !== id) {
     if (ui.editing) setEditing(null);
-    ui.drafts.set(ui.activeId, composer.value);
+    rememberDraft();
+    store.saveDrafts(ui.drafts);
     stopTypingOut(true);
   }
   const switching = ui.activeId !== id;
@@ -1175,7 +1194,8 @@ function closeChat() {
     closePopover({ restoreFocus: false });
     closeMentionPicker();
     if (!$('#chat-search').hidden) toggleChatSearch(false);
-    ui.drafts.set(ui.activeId, $('#composer').value);
+    rememberDraft();
+    if (store) store.saveDrafts(ui.drafts);
     stopTypingOut(true);
   }
   ui.activeId = null;
@@ -1436,6 +1456,9 @@ function renderListItem(conv) {
   if (typingNames.length) {
     preview = conv.type === 'group' ? `${firstName(typingNames[0])} is typing…` : 'typing…';
     previewClass += ' typing-preview';
+  } else if (ui.drafts.get(conv.conversation_id) && conv.conversation_id !== ui.activeId) {
+    preview = `Draft: ${oneLine(ui.drafts.get(conv.conversation_id))}`;
+    previewClass += ' draft-preview';
   } else if (lastPending) {
     preview = `You: ${oneLine(lastPending.content)}`;
   } else if (shown) {
@@ -3667,6 +3690,8 @@ function bindApp() {
 
   const composer = $('#composer');
   composer.addEventListener('input', onComposerInput);
+  // A reload or a closed tab within the draft's save delay keeps it too.
+  window.addEventListener('pagehide', () => { if (store) store.saveDrafts(ui.drafts); });
   composer.addEventListener('keydown', (e) => {
     if (!e.isComposing && onMentionKey(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
@@ -3819,6 +3844,7 @@ function submitComposer() {
       // (An edit that was sent gave the composer back what it held before.)
       composer.value = '';
       ui.drafts.delete(ui.activeId);
+      store.saveDrafts(ui.drafts);
     }
     autoGrow(composer);
     updateCounter();

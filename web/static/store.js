@@ -14,6 +14,7 @@ const SESSION_KEY = 'parley.session';
 export const CHANGE_TYPES = new Set(['reaction', 'edit', 'delete']);
 export const isChange = (msg) => !!msg && CHANGE_TYPES.has(msg.content_type);
 const outboxKey = (userId) => `parley.outbox.${userId}`;
+const draftsKey = (userId) => `parley.drafts.${userId}`;
 
 export function loadSession() {
   try {
@@ -600,5 +601,31 @@ export class Store {
   clearOutbox() {
     this.outbox = [];
     localStorage.removeItem(outboxKey(this.me.user_id));
+  }
+
+  // ---- drafts: what was typed and not sent, per chat, kept across reloads -------------
+
+  /** The stored drafts, as a Map of conversation id to text. */
+  loadDrafts() {
+    try {
+      const stored = JSON.parse(localStorage.getItem(draftsKey(this.me.user_id)) || '{}');
+      return new Map(Object.entries(stored).filter(([, text]) => typeof text === 'string' && text.trim()));
+    } catch {
+      return new Map();
+    }
+  }
+
+  saveDrafts(drafts) {
+    const kept = [...drafts].filter(([, text]) => text && text.trim());
+    try {
+      if (kept.length) localStorage.setItem(draftsKey(this.me.user_id), JSON.stringify(Object.fromEntries(kept)));
+      else localStorage.removeItem(draftsKey(this.me.user_id));
+    } catch {
+      /* storage full or unavailable: the drafts stay in this tab */
+    }
+  }
+
+  clearDrafts() {
+    localStorage.removeItem(draftsKey(this.me.user_id));
   }
 }

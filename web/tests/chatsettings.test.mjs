@@ -1,6 +1,7 @@
 // Each user's own control over their chats from the list: the per-chat menu (mute with
 // durations, pin, archive, mark unread), the "Archived" view, pinned and muted icons, all
-// following the user to another device live and surviving a reload.
+// following the user to another device live and surviving a reload; drafts kept across
+// reloads and shown in the list.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -128,6 +129,27 @@ test('archive moves a chat to the Archived view; a new message brings it back', 
   });
   await until(async () => (await titles(a)).includes('Bo Peep'), { message: 'a new message brought Bo back' });
   assert.equal(await a.getByTestId('archived-entry').count(), 0);
+});
+
+test('a draft shows as "Draft: …" in the list and survives a reload', async () => {
+  const a = desk.page;
+  await listItem(a, 'Cy Young').click();
+  await a.getByTestId('composer-input').fill('half a thought about tea');
+  await listItem(a, 'Book club').click();
+  const preview = listItem(a, 'Cy Young').getByTestId('conversation-preview');
+  let seen = '';
+  await until(async () => (seen = await preview.textContent()) === 'Draft: half a thought about tea', { message: 'the draft in the list' })
+    .catch((error) => { throw new Error(`${error.message}: ${seen}`); });
+  await a.reload();
+  await waitOnline(a);
+  await until(async () => (await listItem(a, 'Cy Young').getByTestId('conversation-preview').textContent()) === 'Draft: half a thought about tea',
+    { message: 'the draft after a reload' });
+  await listItem(a, 'Cy Young').click();
+  assert.equal(await a.getByTestId('composer-input').inputValue(), 'half a thought about tea');
+  await a.getByTestId('composer-input').fill('');
+  await listItem(a, 'Book club').click();
+  await until(async () => !(await listItem(a, 'Cy Young').getByTestId('conversation-preview').textContent()).startsWith('Draft:'),
+    { message: 'an emptied draft is gone' });
 });
 
 test('on a touch phone a long press opens the chat menu as a sheet', async () => {
