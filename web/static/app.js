@@ -576,6 +576,8 @@ function onMsgAck(frame) {
     if (!stored || !isChange(stored)) {
       advanceRead(conv, frame.seq);
       conv.readSent = Math.max(conv.readSent, frame.seq);
+      // My own message brings an archived chat back too (unless muted), as on the server.
+      store.noteArrival(conv);
     }
   }
   sendQueue.onAck(frame.conversation_id);
@@ -3459,6 +3461,7 @@ function renderInfo() {
         onclick: () => removeMember(conv, m.user_id),
       }) : null);
   }));
+  renderChatSettings($('#info-settings'), conv);
   const leave = $('#leave');
   leave.textContent = ui.leaveArmed ? 'Click again to leave' : 'Leave group';
   leave.classList.toggle('armed', ui.leaveArmed);
@@ -3504,6 +3507,43 @@ function renderContact() {
   const statusEl = $('#contact-status');
   statusEl.textContent = user.status_message || '';
   statusEl.hidden = !user.status_message;
+  renderChatSettings($('#contact-settings'), conv);
+}
+
+/**
+ * My own settings of the open chat in its info panel: notifications (mute for a while,
+ * always, or not), pinned, archived. The same calls as the list's chat menu.
+ */
+function renderChatSettings(box, conv) {
+  const muted = store.isMuted(conv);
+  const mute = h('select', {
+    id: `${box.id}-mute`, testid: 'settings-mute',
+    onchange: (e) => {
+      const choice = e.target.value;
+      const span = { '8h': 8 * 3600 * 1000, '1w': 7 * 24 * 3600 * 1000 }[choice];
+      const until = choice === 'off' ? null : choice === 'forever' ? 'forever' : new Date(Date.now() + span).toISOString();
+      changeSettings(conv, { muted_until: until });
+    },
+  },
+  h('option', { value: 'off', text: 'On' }),
+  h('option', { value: '8h', text: 'Muted for 8 hours' }),
+  h('option', { value: '1w', text: 'Muted for 1 week' }),
+  h('option', { value: 'forever', text: 'Muted always' }),
+  muted && conv.muted_until !== 'forever'
+    ? h('option', { value: 'until', disabled: '', text: `Muted until ${formatListTime(new Date(conv.muted_until))}` })
+    : null);
+  mute.value = !muted ? 'off' : conv.muted_until === 'forever' ? 'forever' : 'until';
+  const toggle = (label, testid, checked, settings) => h('label', { class: 'settings-toggle' },
+    h('input', {
+      type: 'checkbox', testid, checked: checked ? '' : null,
+      onchange: (e) => changeSettings(conv, settings(e.target.checked)),
+    }),
+    h('span', { text: label }));
+  box.replaceChildren(
+    h('label', { class: 'settings-row', for: mute.id },
+      h('span', { text: 'Notifications' }), mute),
+    toggle('Pin to top', 'settings-pin', !!conv.pinned_at, (on) => ({ pinned: on })),
+    toggle('Archived', 'settings-archive', !!conv.archived, (on) => ({ archived: on })));
 }
 
 function infoError(text) {

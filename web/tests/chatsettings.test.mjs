@@ -152,6 +152,26 @@ test('a draft shows as "Draft: …" in the list and survives a reload', async ()
     { message: 'an emptied draft is gone' });
 });
 
+test('the info panel of the open chat has its settings', async () => {
+  const a = desk.page;
+  await listItem(a, 'Cy Young').click();
+  await a.getByTestId('chat-header').click();
+  const dialog = a.getByTestId('contact-dialog');
+  await dialog.waitFor();
+  assert.equal(await dialog.getByTestId('settings-pin').isChecked(), true, 'pinned from the list earlier');
+  await dialog.getByTestId('settings-mute').selectOption('forever');
+  await listItem(a, 'Cy Young').getByTestId('muted-icon').waitFor();
+  await dialog.getByTestId('settings-pin').uncheck();
+  await until(async () => (await listItem(a, 'Cy Young').getByTestId('pinned-icon').count()) === 0, { message: 'unpinned' });
+  await screenshot(a, 'desktop-chat-info-settings');
+  const seen = await rest(server.url, 'GET', `/conversations/${chats.cy}`, { token: users.amy.token });
+  assert.equal(seen.muted_until, 'forever');
+  assert.equal(seen.pinned, false);
+  await dialog.getByTestId('settings-mute').selectOption('off');
+  await until(async () => (await listItem(a, 'Cy Young').getByTestId('muted-icon').count()) === 0, { message: 'unmuted' });
+  await a.keyboard.press('Escape');
+});
+
 test('on a touch phone a long press opens the chat menu as a sheet', async () => {
   const context = await browser.newContext({
     viewport: PHONE, hasTouch: true, isMobile: true, baseURL: server.url, locale: 'en-GB', timezoneId: 'UTC',
