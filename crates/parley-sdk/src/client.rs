@@ -289,15 +289,29 @@ impl Client {
             .await
     }
 
-    /// `GET /conversations?cursor=&limit=`: newest activity first.
+    /// `GET /conversations?cursor=&limit=`: pinned first, then newest activity first;
+    /// archived conversations left out (see [`Client::archived_conversations`]).
     pub async fn conversations(
         &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ConversationList, SdkError> {
+        self.list_conversations(false, cursor, limit).await
+    }
+
+    /// One page of the list, or of the archive with `archived`.
+    async fn list_conversations(
+        &self,
+        archived: bool,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<ConversationList, SdkError> {
         let mut url = self.url(&["conversations"]);
         {
             let mut query = url.query_pairs_mut();
+            if archived {
+                query.append_pair("archived", "true");
+            }
             if let Some(cursor) = cursor {
                 query.append_pair("cursor", cursor);
             }

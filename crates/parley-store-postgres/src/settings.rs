@@ -101,16 +101,13 @@ pub(crate) async fn update_chat_settings(
             return Err(StoreError::Conflict(Conflict::TooManyPinned));
         }
     }
-    // A pinned conversation stays where it was pinned: pinning it again keeps its place.
-    let pinned_at = match update.pinned_at {
-        Some(Some(_)) if pinned.is_some() => None,
-        other => other,
-    };
+    // A pinned conversation pinned again keeps its place (its first `pinned_at`).
     sqlx::query(
         "UPDATE members SET \
          muted_until = CASE WHEN $3 THEN $4 ELSE muted_until END, \
          archived_at = CASE WHEN $5 THEN $6 ELSE archived_at END, \
-         pinned_at = CASE WHEN $7 THEN $8 ELSE pinned_at END, \
+         pinned_at = CASE WHEN NOT $7 THEN pinned_at WHEN $8 IS NULL THEN NULL \
+             ELSE COALESCE(pinned_at, $8) END, \
          marked_unread = COALESCE($9, marked_unread) \
          WHERE conversation_id = $1 AND user_id = $2",
     )
@@ -120,8 +117,8 @@ pub(crate) async fn update_chat_settings(
     .bind(update.muted_until.flatten().map(Timestamp::millis))
     .bind(update.archived_at.is_some())
     .bind(update.archived_at.flatten().map(Timestamp::millis))
-    .bind(pinned_at.is_some())
-    .bind(pinned_at.flatten().map(Timestamp::millis))
+    .bind(update.pinned_at.is_some())
+    .bind(update.pinned_at.flatten().map(Timestamp::millis))
     .bind(update.marked_unread)
     .execute(&mut *transaction)
     .await

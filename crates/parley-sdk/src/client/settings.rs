@@ -13,18 +13,7 @@ impl Client {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<ConversationList, SdkError> {
-        let mut url = self.url(&["conversations"]);
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("archived", "true");
-            if let Some(cursor) = cursor {
-                query.append_pair("cursor", cursor);
-            }
-            if let Some(limit) = limit {
-                query.append_pair("limit", &limit.to_string());
-            }
-        }
-        self.call(self.request(Method::GET, url)).await
+        self.list_conversations(true, cursor, limit).await
     }
 
     /// `PATCH /conversations/{id}/settings`: this user's settings, on all their devices;
