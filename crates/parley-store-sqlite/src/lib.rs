@@ -236,23 +236,27 @@ use rows::*;
 mod tests {
     use super::*;
 
+    /// The steps of an `EXPLAIN QUERY PLAN` query, joined by "; ".
+    async fn query_plan<'q>(
+        store: &SqliteStore,
+        explain: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> String {
+        let rows = explain.fetch_all(&store.reader).await.unwrap();
+        let steps: Vec<String> = rows
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        steps.join("; ")
+    }
+
     /// User search reads an index, never the whole table (`SCAN users`).
     #[tokio::test]
     async fn user_search_uses_an_index() {
         let directory = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(directory.path()).await.unwrap();
         for by in [SearchBy::Username, SearchBy::DisplayName] {
-            let plan: Vec<String> =
-                sqlx::query(&format!("EXPLAIN QUERY PLAN {}", search_users_sql(by)))
-                    .bind("ali")
-                    .bind(20i64)
-                    .fetch_all(&store.reader)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|row| row.get::<String, _>("detail"))
-                    .collect();
-            let plan = plan.join("; ");
+            let explain = format!("EXPLAIN QUERY PLAN {}", search_users_sql(by));
+            let plan = query_plan(&store, sqlx::query(&explain).bind("ali").bind(20i64)).await;
             assert!(plan.contains("USING INDEX"), "{plan}");
             assert!(!plan.contains("SCAN users"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
@@ -267,16 +271,9 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(directory.path()).await.unwrap();
         for (sql, binds) in [(READ_LOG, [0i64, 100]), (FIRST_OLD_TERMS, [1i64 << 32, 0])] {
-            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .bind(binds[0])
-                .bind(binds[1])
-                .fetch_all(&store.reader)
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| row.get::<String, _>("detail"))
-                .collect();
-            let plan = plan.join("; ");
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let query = sqlx::query(&explain).bind(binds[0]).bind(binds[1]);
+            let plan = query_plan(&store, query).await;
             assert!(!plan.contains("SCAN"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
             if sql == READ_LOG {
