@@ -87,7 +87,7 @@ pub struct UpdateConversationRequest {
 }
 
 /// `PATCH /conversations/{id}/settings`: this user's settings, on all their devices.
-/// Absent fields stay as they are; `muted_until: null` unmutes.
+/// Absent fields stay as they are; `muted_until: null` unmutes; the switches refuse `null`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ConversationSettingsRequest {
     #[serde(
@@ -96,11 +96,25 @@ pub struct ConversationSettingsRequest {
         deserialize_with = "crate::types::present"
     )]
     pub muted_until: Option<Option<crate::MutedUntil>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // The switches may be absent but never `null` (the `present` reader refuses a null
+    // bool), so a client's `"archived": null` is a 400, not a silent no-op.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::types::present"
+    )]
     pub archived: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::types::present"
+    )]
     pub pinned: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::types::present"
+    )]
     pub marked_unread: Option<bool>,
 }
 
@@ -214,4 +228,28 @@ pub struct UnreadSummary {
 pub struct UnreadCount {
     pub conversation_id: ConversationId,
     pub unread_count: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Absent leaves a setting alone, `muted_until: null` unmutes, and a `null` switch is
+    /// refused rather than read as "leave alone".
+    #[test]
+    fn settings_request_tells_absent_from_null() {
+        let empty: ConversationSettingsRequest = serde_json::from_str("{}").unwrap();
+        assert!(empty.muted_until.is_none() && empty.archived.is_none());
+        let unmute: ConversationSettingsRequest =
+            serde_json::from_str(r#"{"muted_until":null,"pinned":true}"#).unwrap();
+        assert_eq!(unmute.muted_until, Some(None));
+        assert_eq!(unmute.pinned, Some(true));
+        for field in ["archived", "pinned", "marked_unread"] {
+            let body = format!(r#"{{"{field}":null}}"#);
+            assert!(
+                serde_json::from_str::<ConversationSettingsRequest>(&body).is_err(),
+                "{body}"
+            );
+        }
+    }
 }
