@@ -131,10 +131,13 @@ pub enum BusEvent {
         /// For messages: the commit time in ms, to measure delivery latency.
         created_at_ms: Option<i64>,
     },
-    /// Send `frame` to every socket that subscribed to `user_id`'s presence.
+    /// Send `frame` to every socket that subscribed to `user_id`'s presence and whose
+    /// user `audience` admits.
     Presence {
         user_id: UserId,
         frame: Arc<ServerFrame>,
+        #[serde(default)]
+        audience: PresenceAudience,
     },
     /// The device's token was revoked: close its sockets now.
     CloseDevice {
@@ -144,6 +147,39 @@ pub enum BusEvent {
     /// Membership changed: drop cached member lists of this conversation. Only a hint: the
     /// recipients of a message are checked against the `members_version` its commit saw.
     MembershipChanged { conversation_id: ConversationId },
+}
+
+/// Which watchers may see a presence change: decided where the change happens (from the
+/// user's `last_seen_privacy` and blocks), applied by each node to its watching sockets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "to", rename_all = "snake_case")]
+pub enum PresenceAudience {
+    /// Every watcher but these users.
+    AllBut { user_ids: Arc<[UserId]> },
+    /// These users only.
+    Only { user_ids: Arc<[UserId]> },
+}
+
+impl Default for PresenceAudience {
+    fn default() -> Self {
+        PresenceAudience::AllBut {
+            user_ids: Arc::from(Vec::new()),
+        }
+    }
+}
+
+impl PresenceAudience {
+    pub fn admits(&self, user_id: &UserId) -> bool {
+        match self {
+            PresenceAudience::AllBut { user_ids } => !user_ids.contains(user_id),
+            PresenceAudience::Only { user_ids } => user_ids.contains(user_id),
+        }
+    }
+
+    /// Whether nobody at all may see it.
+    pub fn is_nobody(&self) -> bool {
+        matches!(self, PresenceAudience::Only { user_ids } if user_ids.is_empty())
+    }
 }
 
 impl BusEvent {

@@ -14,7 +14,7 @@
 
 use crate::bus::{BusEvent, ConnectionId};
 use crate::chat::Chat;
-use crate::error::Error;
+use crate::error::{Error, BLOCKED_DIRECT_CHAT};
 use crate::rules::ChangeIntent;
 use crate::store::{AppendRefusal, Appended, NewMessage, SessionRecord};
 use parley_proto::{ConversationId, Message};
@@ -209,6 +209,7 @@ async fn commit_sends(
             Err(AppendRefusal::NotMember) => Err(Error::NotMember),
             Err(AppendRefusal::ClientMsgIdReused) => Err(Error::ClientMsgIdReused),
             Err(AppendRefusal::TargetGone) => Err(Error::TargetNotFound),
+            Err(AppendRefusal::Blocked) => Err(Error::Blocked(BLOCKED_DIRECT_CHAT)),
         };
         let _ = reply.send(answer);
     }

@@ -44,6 +44,9 @@ pub enum Error {
     /// The message a change names does not exist, or was deleted.
     #[error("no such message (or it was deleted)")]
     TargetNotFound,
+    /// A block between the caller and the other user refuses this.
+    #[error("{0}")]
+    Blocked(&'static str),
     #[error("at most {limit} conversations can be pinned")]
     TooManyPinned { limit: usize },
     #[error("too many requests, retry in {} ms", retry_after.as_millis())]
@@ -64,3 +67,7 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a message to a direct chat was refused by a block (either way).
+pub const BLOCKED_DIRECT_CHAT: &str =
+    "a block between you and this user stops messages in your direct chat";

@@ -9,9 +9,10 @@
 
 use async_trait::async_trait;
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
-    ReactionUsers, Role, SystemEvent, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Member, Message,
+    MessageId, ReactionUsers, Role, SystemEvent, Timestamp, UserId,
 };
+use std::collections::HashSet;
 
 /// Errors every backend maps its own into.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,7 @@ pub struct UserRecord {
     pub display_name: String,
     pub status_message: Option<String>,
     pub avatar_url: Option<String>,
-    pub last_seen_visible: bool,
+    pub last_seen_privacy: LastSeenPrivacy,
     pub last_seen_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
@@ -98,7 +99,7 @@ pub struct ProfileUpdate {
     pub display_name: Option<String>,
     pub status_message: Option<Option<String>>,
     pub avatar_url: Option<Option<String>>,
-    pub last_seen_visible: Option<bool>,
+    pub last_seen_privacy: Option<LastSeenPrivacy>,
 }
 
 /// A logged-in device and the hash of its bearer token.
@@ -259,10 +260,47 @@ pub enum AppendRefusal {
     /// A change entry whose target, when the transaction runs, is not an ordinary message
     /// of the conversation or was deleted (by an earlier entry, maybe of the same batch).
     TargetGone,
+    /// A direct conversation whose two members have a block between them (either way)
+    /// when the transaction runs (`block_user`): nothing is stored.
+    Blocked,
 }
 
 /// One message's fate in `append_messages`.
 pub type AppendOutcome = Result<Appended, AppendRefusal>;
+
+/// The blocks one user is part of.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockRelations {
+    /// The users this user blocks.
+    pub blocked: HashSet<UserId>,
+    /// The users who block this user.
+    pub blocked_by: HashSet<UserId>,
+}
+
+impl BlockRelations {
+    /// From `(other user, whether they block this one)` pairs.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (UserId, bool)>) -> Self {
+        let mut relations = Self::default();
+        for (user_id, blocks_me) in pairs {
+            if blocks_me {
+                relations.blocked_by.insert(user_id);
+            } else {
+                relations.blocked.insert(user_id);
+            }
+        }
+        relations
+    }
+
+    /// Whether a block stands between this user and `other`, either way.
+    pub fn with(&self, other: &UserId) -> bool {
+        self.blocked.contains(other) || self.blocked_by.contains(other)
+    }
+
+    /// Every user on the other side of a block, either way.
+    pub fn all(&self) -> impl Iterator<Item = &UserId> {
+        self.blocked.union(&self.blocked_by)
+    }
+}
 
 /// A new conversation with its first members and, for groups, its first system message.
 #[derive(Clone, Debug)]
@@ -407,6 +445,32 @@ pub trait Store: Send + Sync + 'static {
     /// Records when the user's last device went offline.
     async fn update_last_seen(&self, user_id: &UserId, at: Timestamp) -> StoreResult<()>;
 
+    // ---- blocks -------------------------------------------------------------------
+
+    /// `blocker` blocks `blocked`; returns whether the block is new (blocking twice keeps
+    /// the first time). In the same transaction, their direct conversation (if any) stops
+    /// taking messages from either of them (`AppendRefusal::Blocked`).
+    /// `MissingReference` if either user does not exist.
+    async fn block_user(
+        &self,
+        blocker: &UserId,
+        blocked: &UserId,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Lifts `blocker`'s block of `blocked`; returns whether there was one. Their direct
+    /// conversation takes messages again unless `blocked` also blocks `blocker`.
+    async fn unblock_user(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool>;
+
+    /// The users `blocker` blocks, newest block first, with when.
+    async fn list_blocked(&self, blocker: &UserId) -> StoreResult<Vec<(UserRecord, Timestamp)>>;
+
+    /// Everyone with a block between them and `user_id`, either way.
+    async fn fetch_block_relations(&self, user_id: &UserId) -> StoreResult<BlockRelations>;
+
+    /// Everyone `user_id` has a direct conversation with ("people I chat with").
+    async fn fetch_direct_partners(&self, user_id: &UserId) -> StoreResult<HashSet<UserId>>;
+
     // ---- devices and sessions -----------------------------------------------------
 
     async fn insert_device(&self, device: NewDevice) -> StoreResult<()>;
@@ -424,7 +488,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a conversation with its members (and system message, whose `seq` is 1).
     /// For a direct chat whose `direct_key` exists already, stores nothing and returns the
-    /// existing conversation with `false`.
+    /// existing conversation with `false`. A new direct chat between users with a block
+    /// between them refuses messages from the start, as `block_user` would have made it.
     async fn insert_conversation(
         &self,
         conversation: NewConversation,
@@ -515,8 +580,9 @@ pub trait Store: Send + Sync + 'static {
     /// already stored, or appears earlier in the batch, is a duplicate: nothing is written
     /// and the first message is returned, if it is in the same conversation (else
     /// `AppendRefusal::ClientMsgIdReused`). A new message whose sender is not a member at
-    /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`. Returns only
-    /// once durably committed.
+    /// that moment is refused (`AppendRefusal::NotMember`) and uses no `seq`; so is a
+    /// non-system message to a direct conversation with a block between its members
+    /// (`AppendRefusal::Blocked`). Returns only once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>>;
 
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).

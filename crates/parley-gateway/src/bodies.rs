@@ -9,6 +9,7 @@ use parley_proto::rest::{
     AuthResponse, ConversationList, CreateConversationRequest, MessagePage, ReceiptsResponse,
     UnreadCount, UnreadSummary, UpdateConversationRequest, UpdateProfileRequest,
 };
+use parley_proto::LastSeenPrivacy;
 
 pub fn auth_response(credentials: Credentials) -> AuthResponse {
     AuthResponse {
@@ -23,7 +24,15 @@ pub fn profile_changes(request: UpdateProfileRequest) -> ProfileChanges {
         display_name: request.display_name,
         status_message: request.status_message,
         avatar_url: request.avatar_url,
-        last_seen_visible: request.last_seen_visible,
+        last_seen_privacy: request
+            .last_seen_privacy
+            .or(request.last_seen_visible.map(|visible| {
+                if visible {
+                    LastSeenPrivacy::Everyone
+                } else {
+                    LastSeenPrivacy::Nobody
+                }
+            })),
     }
 }
 

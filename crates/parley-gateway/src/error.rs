@@ -62,6 +62,7 @@ pub fn to_wire(error: &parley_core::Error, context: &'static str) -> WireError {
         Error::GroupFull { .. } => plain(ErrorCode::GroupFull),
         Error::EditWindowPassed => plain(ErrorCode::EditWindowPassed),
         Error::TooManyPinned { .. } => plain(ErrorCode::TooManyPinned),
+        Error::Blocked(_) => plain(ErrorCode::Blocked),
         Error::NotSender => plain(ErrorCode::NotSender),
         Error::TargetNotFound => plain(ErrorCode::TargetNotFound),
         Error::RateLimited { .. } => plain(ErrorCode::RateLimited),

@@ -204,13 +204,20 @@ impl Hub {
                     }
                 }
             }
-            BusEvent::Presence { user_id, frame } => {
+            BusEvent::Presence {
+                user_id,
+                frame,
+                audience,
+            } => {
                 let frame = Utf8Bytes::from(frame.to_json());
                 let registry = self.registry.read();
                 if let Some(watchers) = registry.presence_watchers.get(&user_id) {
                     for connection_id in watchers {
                         if let Some(entry) = registry.connections.get(connection_id) {
-                            offer(entry, Outbound::Frame(frame.clone(), None, None));
+                            // Privacy and blocks: only the watchers the change admits.
+                            if audience.admits(&entry.user_id) || entry.user_id == user_id {
+                                offer(entry, Outbound::Frame(frame.clone(), None, None));
+                            }
                         }
                     }
                 }

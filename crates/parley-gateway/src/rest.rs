@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 mod messages;
 mod settings;
 use messages::{forward, hide_message, reactions, search_messages};
-use settings::update_settings;
+use settings::{block_user, blocked_users, unblock_user, update_settings};
 
 /// A JSON object body whose rejections speak the protocol's error format. Only an object
 /// is accepted: serde would read a struct from an array by position, so `["x","y"]`
@@ -140,8 +140,13 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/users/me", get(me).patch(update_me))
+        .route("/users/me/blocked", get(blocked_users))
         .route("/users", get(search_users))
         .route("/users/{user_id}", get(user))
+        .route(
+            "/users/{user_id}/block",
+            post(block_user).delete(unblock_user),
+        )
         .route(
             "/conversations",
             post(create_conversation).get(list_conversations),

@@ -47,6 +47,9 @@ pub enum ErrorCode {
     TargetNotFound,
     /// A user pins at most 5 conversations. (409)
     TooManyPinned,
+    /// A block between the caller and the other user refuses this: a message in their
+    /// direct chat, a new direct chat, adding the blocker to a group. (403)
+    Blocked,
     /// Too many requests; `retry_after_ms` says when to try again. (429)
     RateLimited,
     /// The server is shutting down or a backend is unavailable. (503)
@@ -63,7 +66,10 @@ impl ErrorCode {
             ErrorCode::Unauthorized
             | ErrorCode::InvalidCredentials
             | ErrorCode::NotAuthenticated => 401,
-            ErrorCode::Forbidden | ErrorCode::NotMember | ErrorCode::NotSender => 403,
+            ErrorCode::Forbidden
+            | ErrorCode::NotMember
+            | ErrorCode::NotSender
+            | ErrorCode::Blocked => 403,
             ErrorCode::NotFound | ErrorCode::TargetNotFound => 404,
             ErrorCode::UsernameTaken | ErrorCode::ClientMsgIdReused | ErrorCode::TooManyPinned => {
                 409
@@ -97,6 +103,7 @@ impl ErrorCode {
             ErrorCode::NotSender => "not_sender",
             ErrorCode::TargetNotFound => "target_not_found",
             ErrorCode::TooManyPinned => "too_many_pinned",
+            ErrorCode::Blocked => "blocked",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -144,6 +151,7 @@ mod tests {
             ErrorCode::NotSender,
             ErrorCode::TargetNotFound,
             ErrorCode::TooManyPinned,
+            ErrorCode::Blocked,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,
             ErrorCode::Internal,

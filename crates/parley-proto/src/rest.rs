@@ -44,8 +44,18 @@ pub struct UpdateProfileRequest {
     pub status_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
+    /// v1's switch: `true` is `last_seen_privacy: "everyone"`, `false` is `"nobody"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_visible: Option<bool>,
+    /// Wins over `last_seen_visible` when both are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_privacy: Option<crate::LastSeenPrivacy>,
+}
+
+/// `GET /users/me/blocked`: newest block first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockedList {
+    pub blocked: Vec<crate::BlockedUser>,
 }
 
 /// `GET /users?query=`

@@ -354,9 +354,48 @@ pub struct Profile {
     pub display_name: String,
     pub status_message: Option<String>,
     pub avatar_url: Option<String>,
-    /// Privacy: whether others see `last_seen` in `presence`.
+    /// Privacy: who sees this user's online status and `last_seen` in `presence`.
+    pub last_seen_privacy: LastSeenPrivacy,
+    /// `last_seen_privacy == "everyone"`, for clients of protocol v1.
     pub last_seen_visible: bool,
     pub created_at: Timestamp,
+}
+
+/// Who sees a user's online status and `last_seen`. Nobody sees them across a block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LastSeenPrivacy {
+    #[default]
+    Everyone,
+    /// The people this user has a direct chat with.
+    Contacts,
+    Nobody,
+}
+
+impl LastSeenPrivacy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LastSeenPrivacy::Everyone => "everyone",
+            LastSeenPrivacy::Contacts => "contacts",
+            LastSeenPrivacy::Nobody => "nobody",
+        }
+    }
+
+    /// The stored name read back; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Everyone, Self::Contacts, Self::Nobody]
+            .into_iter()
+            .find(|privacy| privacy.as_str() == name)
+    }
+}
+
+/// A user this user blocked (`GET /users/me/blocked`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedUser {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub blocked_at: Timestamp,
 }
 
 /// Another user's profile as anyone may see it.

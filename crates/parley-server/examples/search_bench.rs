@@ -129,7 +129,7 @@ async fn user(store: &Arc<dyn Store>, name: &str) -> parley_proto::UserId {
             display_name: name.to_owned(),
             status_message: None,
             avatar_url: None,
-            last_seen_visible: true,
+            last_seen_privacy: parley_proto::LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
         })

@@ -585,6 +585,12 @@ fn rest_rows() -> Vec<RestRow> {
         rest("search users", M::GET, "/users?query=own", None,               [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()]),
         rest("a public profile", M::GET, "/users/{target}", None,            [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])
             .target(Target::Owner),
+        // Blocks are one's own: any live token blocks or unblocks anyone, for themselves.
+        rest("block a user", M::POST, "/users/{target}/block", None,          [ok(204), ok(204),     ok(204),     ok(204),     ok(204), u()])
+            .target(Target::FreshUser),
+        rest("unblock a user", M::DELETE, "/users/{target}/block", None,      [ok(204), ok(204),     ok(204),     ok(204),     ok(204), u()])
+            .target(Target::FreshUser),
+        rest("own blocked list", M::GET, "/users/me/blocked", None,           [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()]),
         rest("list own conversations", M::GET, "/conversations", None,       [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])
             .check(Check::ListsOwnConversations),
         rest("unread counts", M::GET, "/unread", None,                       [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])

@@ -69,17 +69,18 @@ pub(crate) async fn lock_positions(
 
 /// Which `(conversation_id, sender_id)` pairs of a batch are memberships right now. Read
 /// after the conversations' row locks are held, so no removal can commit in between.
+/// Each with whether a block refuses that sender's messages there (`send_blocked`).
 pub(crate) async fn fetch_memberships(
     connection: &mut sqlx::PgConnection,
     messages: &[NewMessage],
-) -> StoreResult<HashSet<(ConversationId, UserId)>> {
+) -> StoreResult<HashMap<(ConversationId, UserId), bool>> {
     let (conversation_ids, user_ids): (Vec<&str>, Vec<&str>) = messages
         .iter()
         .map(|message| (message.conversation_id.as_str(), message.sender_id.as_str()))
         .unzip();
     let rows = sqlx::query(
-        "SELECT conversation_id, user_id FROM members WHERE (conversation_id, user_id) IN \
-         (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+        "SELECT conversation_id, user_id, send_blocked FROM members \
+         WHERE (conversation_id, user_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
     )
     .bind(&conversation_ids)
     .bind(&user_ids)
@@ -89,8 +90,11 @@ pub(crate) async fn fetch_memberships(
     rows.iter()
         .map(|row| {
             Ok((
-                ConversationId(column(row, "conversation_id")?),
-                UserId(column(row, "user_id")?),
+                (
+                    ConversationId(column(row, "conversation_id")?),
+                    UserId(column(row, "user_id")?),
+                ),
+                column(row, "send_blocked")?,
             ))
         })
         .collect()
@@ -140,7 +144,7 @@ pub(crate) async fn append_locked(
     connection: &mut sqlx::PgConnection,
     messages: &[NewMessage],
     positions: &mut HashMap<ConversationId, Position>,
-    memberships: Option<&HashSet<(ConversationId, UserId)>>,
+    memberships: Option<&HashMap<(ConversationId, UserId), bool>>,
 ) -> StoreResult<Option<Vec<AppendOutcome>>> {
     let stored = fetch_stored_duplicates(connection, messages).await?;
     let has_changes = messages
@@ -179,9 +183,16 @@ pub(crate) async fn append_locked(
             continue;
         }
         let membership = (message.conversation_id.clone(), message.sender_id.clone());
-        if memberships.is_some_and(|memberships| !memberships.contains(&membership)) {
-            outcomes.push(Err(AppendRefusal::NotMember));
-            continue;
+        match memberships.map(|memberships| memberships.get(&membership)) {
+            Some(None) => {
+                outcomes.push(Err(AppendRefusal::NotMember));
+                continue;
+            }
+            Some(Some(true)) if !message.content_type.is_system() => {
+                outcomes.push(Err(AppendRefusal::Blocked));
+                continue;
+            }
+            _ => {}
         }
         let is_change = message.content_type.is_change();
         if is_change {
@@ -380,6 +391,9 @@ pub(crate) async fn insert_conversation_rows(
     connection: &mut sqlx::PgConnection,
     conversation: &NewConversation,
 ) -> StoreResult<bool> {
+    if let Some(direct_key) = &conversation.direct_key {
+        lock_pair(&mut *connection, direct_key).await?;
+    }
     let created_at = conversation.created_at.millis();
     let inserted = sqlx::query(
         "INSERT INTO conversations (conversation_id, kind, name, description, direct_key, \
@@ -419,6 +433,11 @@ pub(crate) async fn insert_conversation_rows(
         StoreError::MissingReference => StoreError::NotFound,
         other => other,
     })?;
+    if let (Some(_), [(first, _), (second, _)]) =
+        (&conversation.direct_key, conversation.members.as_slice())
+    {
+        refresh_send_blocked(&mut *connection, first, second).await?;
+    }
     Ok(true)
 }
 

@@ -19,15 +19,15 @@
 use async_trait::async_trait;
 use parley_core::message_state::{group_reactions, with_state};
 use parley_core::store::{
-    AppendOutcome, AppendRefusal, Appended, ChatSettingsUpdate, Conflict, ConversationChange,
-    ConversationRecord, ConversationSummary, ConversationUpdate, Counting, ListCursor, ListFilter,
-    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
-    ReceiptChange, ReceiptUpdate, SearchQuery, SeqRange, SessionRecord, Store, StoreError,
-    StoreResult, UserRecord,
+    AppendOutcome, AppendRefusal, Appended, BlockRelations, ChatSettingsUpdate, Conflict,
+    ConversationChange, ConversationRecord, ConversationSummary, ConversationUpdate, Counting,
+    ListCursor, ListFilter, MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom,
+    ProfileUpdate, ReceiptChange, ReceiptUpdate, SearchQuery, SeqRange, SessionRecord, Store,
+    StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
-    ReactionUsers, Role, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Member, Message,
+    MessageId, ReactionUsers, Role, Timestamp, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -247,6 +247,7 @@ fn is_transient(error: &StoreError) -> bool {
 }
 
 mod batch;
+mod blocks;
 mod changes;
 mod messages;
 mod receipts;
@@ -255,6 +256,7 @@ mod settings;
 mod store;
 
 use batch::*;
+use blocks::*;
 use changes::*;
 use messages::*;
 use receipts::*;

@@ -57,7 +57,7 @@ pub(crate) fn member_from_row(row: &PgRow) -> StoreResult<Member> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, last_seen_visible, last_seen_at, created_at";
+     avatar_url, last_seen_privacy, last_seen_at, created_at";
 
 pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
@@ -67,7 +67,11 @@ pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
         display_name: column(row, "display_name")?,
         status_message: column(row, "status_message")?,
         avatar_url: column(row, "avatar_url")?,
-        last_seen_visible: column(row, "last_seen_visible")?,
+        last_seen_privacy: {
+            let name: String = column(row, "last_seen_privacy")?;
+            LastSeenPrivacy::parse(&name)
+                .ok_or_else(|| unknown("user", "last_seen_privacy", &name))?
+        },
         last_seen_at: column::<Option<i64>>(row, "last_seen_at")?.map(Timestamp),
         created_at: Timestamp(column(row, "created_at")?),
     })

@@ -37,7 +37,7 @@ impl Store for PgStore {
         .bind(&user.display_name)
         .bind(&user.status_message)
         .bind(&user.avatar_url)
-        .bind(user.last_seen_visible)
+        .bind(user.last_seen_privacy.as_str())
         .bind(user.last_seen_at.map(Timestamp::millis))
         .bind(user.created_at.millis())
         .execute(&self.pool)
@@ -125,7 +125,7 @@ impl Store for PgStore {
             "UPDATE users SET display_name = COALESCE($2, display_name), \
              status_message = CASE WHEN $3 THEN $4 ELSE status_message END, \
              avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END, \
-             last_seen_visible = COALESCE($7, last_seen_visible) \
+             last_seen_privacy = COALESCE($7, last_seen_privacy) \
              WHERE user_id = $1 RETURNING {USER_COLUMNS}"
         ))
         .bind(user_id.as_str())
@@ -134,7 +134,7 @@ impl Store for PgStore {
         .bind(update.status_message.flatten())
         .bind(update.avatar_url.is_some())
         .bind(update.avatar_url.flatten())
-        .bind(update.last_seen_visible)
+        .bind(update.last_seen_privacy.map(LastSeenPrivacy::as_str))
         .fetch_one(&self.pool)
         .await
         .map_err(store_error)?;
@@ -150,6 +150,41 @@ impl Store for PgStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    // ---- blocks -------------------------------------------------------------------
+
+    async fn block_user(
+        &self,
+        blocker: &UserId,
+        blocked: &UserId,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        self.change_block(blocker, blocked, Some(at)).await
+    }
+
+    async fn unblock_user(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        self.change_block(blocker, blocked, None).await
+    }
+
+    async fn list_blocked(&self, blocker: &UserId) -> StoreResult<Vec<(UserRecord, Timestamp)>> {
+        self.select_blocked(blocker).await
+    }
+
+    async fn fetch_block_relations(&self, user_id: &UserId) -> StoreResult<BlockRelations> {
+        let rows: Vec<(String, bool)> = sqlx::query_as(BLOCK_RELATIONS)
+            .bind(user_id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(BlockRelations::from_pairs(
+            rows.into_iter()
+                .map(|(id, blocks_me)| (UserId(id), blocks_me)),
+        ))
+    }
+
+    async fn fetch_direct_partners(&self, user_id: &UserId) -> StoreResult<HashSet<UserId>> {
+        self.select_user_ids(DIRECT_PARTNERS, user_id).await
     }
 
     // ---- devices and sessions -----------------------------------------------------

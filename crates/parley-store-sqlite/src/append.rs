@@ -60,9 +60,16 @@ pub(crate) async fn append(
             continue;
         }
         let membership = (message.conversation_id.clone(), message.sender_id.clone());
-        if !memberships.contains(&membership) {
-            outcomes.push(Err(AppendRefusal::NotMember));
-            continue;
+        match memberships.get(&membership) {
+            None => {
+                outcomes.push(Err(AppendRefusal::NotMember));
+                continue;
+            }
+            Some(true) if !message.content_type.is_system() => {
+                outcomes.push(Err(AppendRefusal::Blocked));
+                continue;
+            }
+            Some(_) => {}
         }
         let is_change = message.content_type.is_change();
         if is_change {

@@ -70,20 +70,23 @@ pub(crate) async fn fetch_stored_duplicates(
 }
 
 /// Which `(conversation_id, sender_id)` pairs of a batch are memberships right now.
+/// The senders of a batch that are members of the conversation they send to, each with
+/// whether a block refuses their messages there (`members.send_blocked`).
 pub(crate) async fn fetch_memberships(
     transaction: &mut Transaction<'_, Sqlite>,
     messages: &[NewMessage],
-) -> StoreResult<HashSet<(ConversationId, UserId)>> {
+) -> StoreResult<HashMap<(ConversationId, UserId), bool>> {
     let mut pairs: Vec<(&str, &str)> = messages
         .iter()
         .map(|message| (message.conversation_id.as_str(), message.sender_id.as_str()))
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let mut memberships = HashSet::with_capacity(pairs.len());
+    let mut memberships = HashMap::with_capacity(pairs.len());
     for chunk in pairs.chunks(INSERT_CHUNK) {
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT conversation_id, user_id FROM members WHERE (conversation_id, user_id) IN (VALUES ",
+            "SELECT conversation_id, user_id, send_blocked FROM members \
+             WHERE (conversation_id, user_id) IN (VALUES ",
         );
         push_pair_list(&mut select, chunk.iter().copied());
         for row in select
@@ -92,10 +95,13 @@ pub(crate) async fn fetch_memberships(
             .await
             .map_err(unavailable)?
         {
-            memberships.insert((
-                ConversationId(row.get("conversation_id")),
-                UserId(row.get("user_id")),
-            ));
+            memberships.insert(
+                (
+                    ConversationId(row.get("conversation_id")),
+                    UserId(row.get("user_id")),
+                ),
+                row.get::<i64, _>("send_blocked") != 0,
+            );
         }
     }
     Ok(memberships)

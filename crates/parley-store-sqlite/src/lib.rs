@@ -18,15 +18,15 @@
 use async_trait::async_trait;
 use parley_core::message_state::{group_reactions, with_state};
 use parley_core::store::{
-    AppendOutcome, AppendRefusal, Appended, ChatSettingsUpdate, Conflict, ConversationChange,
-    ConversationRecord, ConversationSummary, ConversationUpdate, Counting, ListCursor, ListFilter,
-    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
-    ReceiptChange, ReceiptUpdate, SearchQuery, SeqRange, SessionRecord, Store, StoreError,
-    StoreResult, UserRecord,
+    AppendOutcome, AppendRefusal, Appended, BlockRelations, ChatSettingsUpdate, Conflict,
+    ConversationChange, ConversationRecord, ConversationSummary, ConversationUpdate, Counting,
+    ListCursor, ListFilter, MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom,
+    ProfileUpdate, ReceiptChange, ReceiptUpdate, SearchQuery, SeqRange, SessionRecord, Store,
+    StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Member, Message, MessageId,
-    ReactionUsers, Role, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Member, Message,
+    MessageId, ReactionUsers, Role, Timestamp, UserId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -220,6 +220,7 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 
 mod append;
 mod batch;
+mod blocks;
 mod changes;
 mod index;
 mod rows;
@@ -228,6 +229,7 @@ mod store;
 
 use append::append;
 use batch::*;
+use blocks::refresh_send_blocked;
 use changes::*;
 use index::*;
 use rows::*;

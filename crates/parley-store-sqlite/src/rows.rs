@@ -53,7 +53,7 @@ pub(crate) fn role_from(value: &str) -> StoreResult<Role> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, last_seen_visible, last_seen_at, created_at";
+     avatar_url, last_seen_privacy, last_seen_at, created_at";
 
 pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
     UserRecord {
@@ -63,7 +63,9 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
         display_name: row.get("display_name"),
         status_message: row.get("status_message"),
         avatar_url: row.get("avatar_url"),
-        last_seen_visible: row.get::<i64, _>("last_seen_visible") != 0,
+        // The column's CHECK admits the three names only; anything else hides.
+        last_seen_privacy: LastSeenPrivacy::parse(row.get("last_seen_privacy"))
+            .unwrap_or(LastSeenPrivacy::Nobody),
         last_seen_at: row.get::<Option<i64>, _>("last_seen_at").map(Timestamp),
         created_at: Timestamp(row.get("created_at")),
     }

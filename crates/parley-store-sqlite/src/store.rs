@@ -31,7 +31,7 @@ impl Store for SqliteStore {
         .bind(&user.display_name)
         .bind(&user.status_message)
         .bind(&user.avatar_url)
-        .bind(i64::from(user.last_seen_visible))
+        .bind(user.last_seen_privacy.as_str())
         .bind(user.last_seen_at.map(Timestamp::millis))
         .bind(user.created_at.millis())
         .execute(&self.writer)
@@ -146,17 +146,17 @@ impl Store for SqliteStore {
         if let Some(avatar_url) = update.avatar_url {
             user.avatar_url = avatar_url;
         }
-        if let Some(visible) = update.last_seen_visible {
-            user.last_seen_visible = visible;
+        if let Some(privacy) = update.last_seen_privacy {
+            user.last_seen_privacy = privacy;
         }
         sqlx::query(
             "UPDATE users SET display_name = ?, status_message = ?, avatar_url = ?, \
-             last_seen_visible = ? WHERE user_id = ?",
+             last_seen_privacy = ? WHERE user_id = ?",
         )
         .bind(&user.display_name)
         .bind(&user.status_message)
         .bind(&user.avatar_url)
-        .bind(i64::from(user.last_seen_visible))
+        .bind(user.last_seen_privacy.as_str())
         .bind(user_id.as_str())
         .execute(&mut *transaction)
         .await
@@ -174,6 +174,33 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    // ---- blocks -------------------------------------------------------------------
+
+    async fn block_user(
+        &self,
+        blocker: &UserId,
+        blocked: &UserId,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        blocks::block_user(&self.writer, blocker, blocked, at).await
+    }
+
+    async fn unblock_user(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        blocks::unblock_user(&self.writer, blocker, blocked).await
+    }
+
+    async fn list_blocked(&self, blocker: &UserId) -> StoreResult<Vec<(UserRecord, Timestamp)>> {
+        blocks::list_blocked(&self.reader, blocker).await
+    }
+
+    async fn fetch_block_relations(&self, user_id: &UserId) -> StoreResult<BlockRelations> {
+        blocks::fetch_block_relations(&self.reader, user_id).await
+    }
+
+    async fn fetch_direct_partners(&self, user_id: &UserId) -> StoreResult<HashSet<UserId>> {
+        blocks::fetch_direct_partners(&self.reader, user_id).await
     }
 
     // ---- devices and sessions -----------------------------------------------------
@@ -295,6 +322,11 @@ impl Store for SqliteStore {
                 StoreError::MissingReference => StoreError::NotFound,
                 other => other,
             })?;
+        }
+        if let (Some(_), [(first, _), (second, _)]) =
+            (&conversation.direct_key, conversation.members.as_slice())
+        {
+            refresh_send_blocked(&mut transaction, first, second).await?;
         }
         if let Some(system_message) = conversation.system_message {
             append_in_transaction(&mut transaction, system_message).await?;

@@ -19,6 +19,7 @@
 
 use parley_core::bus::{
     Audience, Bus, BusError, BusEvent, BusReceiver, ConnectionId, Interest, NodeId,
+    PresenceAudience,
 };
 use parley_proto::{
     ConversationId, DeviceId, Message, MessageId, PresenceStatus, ServerFrame, SystemEvent,
@@ -77,6 +78,7 @@ pub fn presence(user_id: &UserId) -> BusEvent {
             status: PresenceStatus::Online,
             last_seen: None,
         }),
+        audience: PresenceAudience::default(),
     }
 }
 
@@ -463,6 +465,10 @@ pub async fn events_round_trip_unchanged(buses: Vec<Arc<dyn Bus>>) {
                 status: PresenceStatus::Offline,
                 last_seen: Some(Timestamp::from_millis(1_790_000_000_000)),
             }),
+            // Who may see it crosses nodes with it.
+            audience: PresenceAudience::Only {
+                user_ids: vec![bob.clone()].into(),
+            },
         },
         BusEvent::CloseDevice {
             user_id: bob.clone(),

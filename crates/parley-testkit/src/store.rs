@@ -10,8 +10,8 @@ use parley_core::store::{
 };
 use parley_core::Store;
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, Message, MessageId, ReactionCount,
-    ReactionUsers, Role, SystemEvent, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Message, MessageId,
+    ReactionCount, ReactionUsers, Role, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub async fn user(store: &Arc<dyn Store>, username: &str) -> UserId {
             display_name: format!("{username} display"),
             status_message: None,
             avatar_url: None,
-            last_seen_visible: true,
+            last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
         })
@@ -193,7 +193,7 @@ pub async fn users_are_unique_and_searchable(store: Arc<dyn Store>) {
             display_name: "other".into(),
             status_message: None,
             avatar_url: None,
-            last_seen_visible: true,
+            last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
         })
@@ -227,7 +227,7 @@ pub async fn users_are_unique_and_searchable(store: Arc<dyn Store>) {
             ProfileUpdate {
                 display_name: Some("Alice A.".into()),
                 status_message: Some(Some("busy".into())),
-                last_seen_visible: Some(false),
+                last_seen_privacy: Some(LastSeenPrivacy::Contacts),
                 ..ProfileUpdate::default()
             },
         )
@@ -235,7 +235,10 @@ pub async fn users_are_unique_and_searchable(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(updated.display_name, "Alice A.");
     assert_eq!(updated.status_message.as_deref(), Some("busy"));
-    assert!(!store.fetch_user(&alice).await.unwrap().last_seen_visible);
+    assert_eq!(
+        store.fetch_user(&alice).await.unwrap().last_seen_privacy,
+        LastSeenPrivacy::Contacts
+    );
 }
 
 pub async fn sessions_resolve_until_revoked(store: Arc<dyn Store>) {
@@ -1339,6 +1342,7 @@ pub async fn joiners_start_with_the_history_read(store: Arc<dyn Store>) {
 
 // ---- message changes, mentions, hiding and search --------------------------------
 
+mod blocks;
 mod deletes;
 mod kit;
 mod mentions_hiding;
@@ -1346,6 +1350,7 @@ mod reactions_edits;
 mod search;
 mod settings;
 
+pub use blocks::*;
 pub use deletes::*;
 pub use kit::*;
 pub use mentions_hiding::*;

@@ -33,7 +33,7 @@ impl Chat {
             display_name,
             status_message: None,
             avatar_url: None,
-            last_seen_visible: true,
+            last_seen_privacy: parley_proto::LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
         };
@@ -214,14 +214,25 @@ impl Chat {
                 Some(url) => Some(optional_url(url)?),
                 None => None,
             },
-            last_seen_visible: request.last_seen_visible,
+            last_seen_privacy: request.last_seen_privacy,
         };
         self.check_write_rate(session).await?;
+        let before = match update.last_seen_privacy {
+            Some(_) => Some(self.inner.store.fetch_user(&session.user_id).await?),
+            None => None,
+        };
         let user = self
             .inner
             .store
             .update_user(&session.user_id, update)
             .await?;
+        if before.is_some_and(|before| before.last_seen_privacy != user.last_seen_privacy) {
+            // Not fatal: the profile changed; watchers see the new rule from the next
+            // change of presence or subscribe.
+            if let Err(error) = self.presence_privacy_changed(&session.user_id).await {
+                tracing::warn!(%error, "could not announce a presence privacy change");
+            }
+        }
         Ok(own_profile(user))
     }
 

@@ -61,6 +61,7 @@ impl Chat {
         for user_id in joining {
             self.user(user_id).await?;
         }
+        self.check_not_blocked_by(session, joining).await?;
         let intent = ChangeIntent::AddMembers(joining.clone());
         self.check_group_change_rate(session, conversation_id)
             .await?;

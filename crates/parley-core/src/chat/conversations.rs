@@ -88,6 +88,7 @@ impl Chat {
                     }
                 };
                 self.user(&other).await?;
+                self.check_not_blocked_by(session, [&other]).await?;
                 let mut members = vec![(session.user_id.clone(), Role::Member)];
                 if other != session.user_id {
                     members.push((other.clone(), Role::Member));
@@ -126,6 +127,8 @@ impl Chat {
                 for (user_id, _) in &members[1..] {
                     self.user(user_id).await?;
                 }
+                self.check_not_blocked_by(session, members[1..].iter().map(|(user_id, _)| user_id))
+                    .await?;
                 let conversation_id = ids::new_conversation_id();
                 let system_message = self.system_message(
                     session,

@@ -40,6 +40,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 mod accounts;
+mod blocks;
 mod changes;
 mod conversations;
 mod edits;

@@ -145,17 +145,18 @@ impl Chat {
                 "at most {MAX_PRESENCE_USERS} users per presence_subscribe"
             )));
         }
-        let previous = {
+        let (watcher, previous) = {
             let mut connections = self.inner.node.connections.lock();
             let Some(local) = connections.get_mut(&connection.serial) else {
                 return Err(Error::Unauthorized);
             };
-            std::mem::replace(&mut local.watching, user_ids.clone())
+            let previous = std::mem::replace(&mut local.watching, user_ids.clone());
+            (local.user_id.clone(), previous)
         };
         let added: Vec<Interest> = user_ids.iter().cloned().map(Interest::Presence).collect();
         let removed: Vec<Interest> = previous.into_iter().map(Interest::Presence).collect();
         self.change_interests(&added, &removed).await?;
-        self.presence_snapshot(&user_ids).await
+        self.presence_snapshot_for(&watcher, &user_ids).await
     }
 
     /// Counts interests up and down and asks the bus for those that go from 0 to 1 and

@@ -1,7 +1,9 @@
 //! What the operations take and give, in the domain's words. The gateway turns REST
 //! bodies and frames into these and back; the core knows no request or response body.
 
-use parley_proto::{Conversation, ConversationId, DeviceId, Message, MutedUntil, UserId};
+use parley_proto::{
+    Conversation, ConversationId, DeviceId, LastSeenPrivacy, Message, MutedUntil, UserId,
+};
 
 /// A device's bearer token, as registration and login hand it out (only then: the store
 /// keeps its hash).
@@ -19,7 +21,7 @@ pub struct ProfileChanges {
     pub display_name: Option<String>,
     pub status_message: Option<String>,
     pub avatar_url: Option<String>,
-    pub last_seen_visible: Option<bool>,
+    pub last_seen_privacy: Option<LastSeenPrivacy>,
 }
 
 /// A conversation to start.

@@ -44,7 +44,8 @@ pub(super) fn own_profile(user: UserRecord) -> Profile {
         display_name: user.display_name,
         status_message: user.status_message,
         avatar_url: user.avatar_url,
-        last_seen_visible: user.last_seen_visible,
+        last_seen_visible: user.last_seen_privacy == parley_proto::LastSeenPrivacy::Everyone,
+        last_seen_privacy: user.last_seen_privacy,
         created_at: user.created_at,
     }
 }

@@ -1,9 +1,9 @@
-//! The REST calls for a user's own control over their chats: mute, archive, pin, marked
-//! unread, and the archived list.
+//! The REST calls for a user's own control over their chats and presence: mute, archive,
+//! pin, marked unread, the archived list; blocking; who sees their last seen.
 
 use super::*;
-use parley_proto::rest::ConversationSettingsRequest;
-use parley_proto::MutedUntil;
+use parley_proto::rest::{BlockedList, ConversationSettingsRequest};
+use parley_proto::{BlockedUser, LastSeenPrivacy, MutedUntil};
 
 impl Client {
     /// `GET /conversations?archived=true`: the archived conversations, newest activity
@@ -81,5 +81,38 @@ impl Client {
             ..Default::default()
         };
         self.update_settings(conversation_id, &settings).await
+    }
+}
+
+impl Client {
+    /// `POST /users/{id}/block`: their direct chat stops both ways, and neither sees the
+    /// other's presence or typing. Blocking twice is not an error.
+    pub async fn block(&self, user_id: &UserId) -> Result<(), SdkError> {
+        let url = self.url(&["users", user_id.as_str(), "block"]);
+        self.call_empty(self.request(Method::POST, url)).await
+    }
+
+    /// `DELETE /users/{id}/block`.
+    pub async fn unblock(&self, user_id: &UserId) -> Result<(), SdkError> {
+        let url = self.url(&["users", user_id.as_str(), "block"]);
+        self.call_empty(self.request(Method::DELETE, url)).await
+    }
+
+    /// `GET /users/me/blocked`: newest block first.
+    pub async fn blocked_users(&self) -> Result<Vec<BlockedUser>, SdkError> {
+        let list: BlockedList = self.get(&["users", "me", "blocked"]).await?;
+        Ok(list.blocked)
+    }
+
+    /// Who sees this user's online status and last seen (`PATCH /users/me`).
+    pub async fn set_last_seen_privacy(
+        &self,
+        privacy: LastSeenPrivacy,
+    ) -> Result<Profile, SdkError> {
+        let update = UpdateProfileRequest {
+            last_seen_privacy: Some(privacy),
+            ..Default::default()
+        };
+        self.update_me(&update).await
     }
 }

@@ -10,6 +10,7 @@ mod harness;
 mod raw;
 
 mod accounts;
+mod blocking;
 mod chat_settings;
 mod cli;
 mod cluster;

@@ -239,7 +239,7 @@ async fn a_dead_nodes_users_go_offline_after_the_lease() {
 
     let offline = async {
         loop {
-            if let Some(BusEvent::Presence { user_id, frame }) = a_events.recv().await {
+            if let Some(BusEvent::Presence { user_id, frame, .. }) = a_events.recv().await {
                 if user_id == bob.user_id {
                     return frame;
                 }

@@ -52,7 +52,8 @@ async fn presence_is_multi_device_with_last_seen() {
     assert!(last_seen.is_some(), "last seen is visible by default");
 }
 
-/// With `last_seen_visible` off, others see online/offline but never the time.
+/// With v1's `last_seen_visible` off (`last_seen_privacy: nobody`), others see neither
+/// the time nor the status: a frame that says nothing (`offline`, no `last_seen`).
 #[tokio::test]
 async fn last_seen_privacy_is_respected() {
     let server = TestServer::start().await;
