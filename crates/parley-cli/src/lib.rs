@@ -93,6 +93,22 @@ pub enum Command {
         #[arg(long)]
         undo: bool,
     },
+    /// Block a user (`--undo` unblocks): no direct messages either way, no presence.
+    Block {
+        username: String,
+        #[arg(long)]
+        undo: bool,
+    },
+    /// List the users you block.
+    Blocked {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who sees your online status and last seen.
+    Privacy {
+        #[arg(value_enum)]
+        last_seen: settings::LastSeenChoice,
+    },
     /// Create a direct chat or a group.
     #[command(subcommand)]
     Create(CreateCommand),
@@ -422,6 +438,9 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
             conversation_id,
             undo,
         } => settings::mark_unread(&server, conversation_id, !undo).await?,
+        Command::Block { username, undo } => settings::block(&server, &username, !undo).await?,
+        Command::Blocked { json } => settings::blocked(&server, json).await?,
+        Command::Privacy { last_seen } => settings::privacy(&server, last_seen).await?,
         Command::React {
             conversation_id,
             seq,

@@ -1,7 +1,69 @@
-//! `parley mute | archive | pin | mark-unread`: your own settings for a conversation.
+//! `parley mute | archive | pin | mark-unread`: your own settings for a conversation;
+//! `parley block | blocked | privacy`: whom you block and who sees your presence.
 
 use super::*;
-use parley_sdk::proto::{MutedUntil, Timestamp};
+use parley_sdk::proto::{LastSeenPrivacy, MutedUntil, Timestamp};
+
+/// `parley privacy <choice>`: who sees your online status and last seen.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LastSeenChoice {
+    Everyone,
+    /// The people you have a direct chat with.
+    Contacts,
+    Nobody,
+}
+
+pub(crate) async fn block(server: &str, username: &str, block: bool) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    let user = resolve_username(&client, username).await?;
+    if block {
+        client.block(&user.user_id).await.context("blocking")?;
+        println!("blocked {}", user.username);
+    } else {
+        client.unblock(&user.user_id).await.context("unblocking")?;
+        println!("unblocked {}", user.username);
+    }
+    Ok(())
+}
+
+pub(crate) async fn blocked(server: &str, json: bool) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    let blocked = client
+        .blocked_users()
+        .await
+        .context("listing blocked users")?;
+    if json {
+        print_json(&blocked)?;
+    } else if blocked.is_empty() {
+        println!("you block nobody");
+    } else {
+        for user in blocked {
+            println!(
+                "{} ({}) since {}",
+                user.username, user.display_name, user.blocked_at
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn privacy(server: &str, choice: LastSeenChoice) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    let privacy = match choice {
+        LastSeenChoice::Everyone => LastSeenPrivacy::Everyone,
+        LastSeenChoice::Contacts => LastSeenPrivacy::Contacts,
+        LastSeenChoice::Nobody => LastSeenPrivacy::Nobody,
+    };
+    let profile = client
+        .set_last_seen_privacy(privacy)
+        .await
+        .context("changing your privacy")?;
+    println!(
+        "online status and last seen: {}",
+        profile.last_seen_privacy.as_str()
+    );
+    Ok(())
+}
 
 /// How long `--for` mutes: `forever`, or a number of minutes, hours, days or weeks
 /// (`30m`, `8h`, `2d`, `1w`), counted from `now`.

@@ -229,3 +229,42 @@ async fn the_cli_changes_forwards_and_searches_messages() {
         "no messages found"
     );
 }
+
+/// `parley block`, `blocked`, `privacy`: a blocked user's send fails with the server's
+/// reason, and everything is undone as it was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_blocks_and_sets_privacy() {
+    let server = TestServer::start().await;
+    let alice_dir = tempfile::tempdir().unwrap();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (alice_dir.path(), bob_dir.path());
+    stdout(&parley(&server, alice, &["register", "alice"]));
+    stdout(&parley(&server, bob, &["register", "bob"]));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        bob,
+        &["create", "direct", "alice", "--json"],
+    )))
+    .unwrap();
+    let chat = created["conversation_id"].as_str().unwrap().to_owned();
+
+    assert!(stdout(&parley(&server, alice, &["block", "bob"])).contains("blocked bob"));
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&parley(&server, alice, &["blocked", "--json"]))).unwrap();
+    assert_eq!(listed[0]["username"], "bob");
+    let refused = parley(&server, bob, &["send", &chat, "hello?"]);
+    assert!(!refused.status.success());
+    let reason = String::from_utf8_lossy(&refused.stderr);
+    assert!(reason.contains("block"), "{reason}");
+    stdout(&parley(&server, alice, &["block", "bob", "--undo"]));
+    assert!(stdout(&parley(&server, alice, &["blocked"])).contains("you block nobody"));
+    stdout(&parley(&server, bob, &["send", &chat, "hello again"]));
+
+    let privacy = stdout(&parley(&server, alice, &["privacy", "contacts"]));
+    assert!(privacy.contains("contacts"), "{privacy}");
+    let me: serde_json::Value =
+        serde_json::from_str(&stdout(&parley(&server, alice, &["whoami", "--json"]))).unwrap();
+    assert_eq!(me["last_seen_privacy"], "contacts");
+    let wrong = parley(&server, alice, &["privacy", "friends"]);
+    assert!(!wrong.status.success(), "an unknown choice is refused");
+}
