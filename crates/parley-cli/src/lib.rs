@@ -104,6 +104,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Disappearing messages for what is sent from now on: 24h, 7d, 90d or off.
+    Disappear {
+        conversation_id: String,
+        #[arg(value_enum)]
+        after: settings::DisappearAfter,
+    },
     /// Who sees your online status and last seen.
     Privacy {
         #[arg(value_enum)]
@@ -440,6 +446,10 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
         } => settings::mark_unread(&server, conversation_id, !undo).await?,
         Command::Block { username, undo } => settings::block(&server, &username, !undo).await?,
         Command::Blocked { json } => settings::blocked(&server, json).await?,
+        Command::Disappear {
+            conversation_id,
+            after,
+        } => settings::disappear(&server, conversation_id, after).await?,
         Command::Privacy { last_seen } => settings::privacy(&server, last_seen).await?,
         Command::React {
             conversation_id,

@@ -221,6 +221,7 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             hidden: false,
+            expires_at: None,
         }
     }
 
@@ -262,6 +263,7 @@ mod tests {
             pinned_at: None,
             marked_unread: Some(false),
             unread_mentions: 0,
+            disappearing_seconds: 0,
         };
         assert_eq!(conversation_title(&conversation, "u_1"), "bob");
         assert_eq!(conversation_title(&conversation, "u_2"), "alice");

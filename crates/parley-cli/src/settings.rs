@@ -1,5 +1,6 @@
 //! `parley mute | archive | pin | mark-unread`: your own settings for a conversation;
-//! `parley block | blocked | privacy`: whom you block and who sees your presence.
+//! `parley block | blocked | privacy`: whom you block and who sees your presence;
+//! `parley disappear`: disappearing messages in a conversation.
 
 use super::*;
 use parley_sdk::proto::{LastSeenPrivacy, MutedUntil, Timestamp};
@@ -11,6 +12,41 @@ pub enum LastSeenChoice {
     /// The people you have a direct chat with.
     Contacts,
     Nobody,
+}
+
+/// `parley disappear <conversation> <after>`: the protocol's choices.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DisappearAfter {
+    #[value(name = "24h")]
+    Day,
+    #[value(name = "7d")]
+    Week,
+    #[value(name = "90d")]
+    Quarter,
+    Off,
+}
+
+pub(crate) async fn disappear(
+    server: &str,
+    conversation_id: String,
+    after: DisappearAfter,
+) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    let seconds = match after {
+        DisappearAfter::Day => 86_400,
+        DisappearAfter::Week => 7 * 86_400,
+        DisappearAfter::Quarter => 90 * 86_400,
+        DisappearAfter::Off => 0,
+    };
+    client
+        .set_disappearing(&ConversationId::from(conversation_id), seconds)
+        .await
+        .context("setting disappearing messages")?;
+    match after {
+        DisappearAfter::Off => println!("disappearing messages off"),
+        _ => println!("messages sent from now on disappear after {seconds} s"),
+    }
+    Ok(())
 }
 
 pub(crate) async fn block(server: &str, username: &str, block: bool) -> anyhow::Result<()> {

@@ -67,6 +67,7 @@ fn event(user_ids: &[UserId], number: usize) -> BusEvent {
         deleted: false,
         reactions: Vec::new(),
         hidden: false,
+        expires_at: None,
     });
     BusEvent::Deliver {
         user_ids: user_ids.into(),

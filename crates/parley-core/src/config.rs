@@ -44,6 +44,11 @@ pub struct CoreConfig {
     /// Argon2 memory cost in KiB (OWASP: 19456) and passes.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    /// The durations disappearing messages may be set to, in seconds (besides 0, off).
+    pub disappearing_choices: Vec<u32>,
+    /// How often expired messages are looked for and purged (they leave every read path
+    /// at once: the reads filter them until the purge).
+    pub expiry_purge_interval: Duration,
 }
 
 impl Default for CoreConfig {
@@ -67,6 +72,8 @@ impl Default for CoreConfig {
             edit_window: Duration::from_secs(parley_proto::limits::EDIT_WINDOW_SECS),
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
+            disappearing_choices: parley_proto::limits::DISAPPEARING_CHOICES.to_vec(),
+            expiry_purge_interval: Duration::from_secs(10),
         }
     }
 }

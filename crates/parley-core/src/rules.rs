@@ -50,6 +50,9 @@ pub enum ChangeIntent {
     SetRole { user_id: UserId, role: Role },
     /// Remove a member (admins, over lower roles), or leave (`user_id` is the actor).
     Remove { user_id: UserId },
+    /// Disappearing messages on (seconds) or off (0): any member of a direct chat, group
+    /// admins. The value was checked against the configured choices.
+    SetDisappearing(u32),
 }
 
 /// What an authorized change does.
@@ -80,12 +83,27 @@ pub fn plan_change(
     let Some(actor_role) = members.role_of(actor) else {
         return Err(Error::NotMember);
     };
-    if members.kind == ConversationType::Direct {
+    if members.kind == ConversationType::Direct
+        && !matches!(intent, ChangeIntent::SetDisappearing(_))
+    {
         return Err(Error::Forbidden(
             "direct conversations have fixed members and no roles".into(),
         ));
     }
     match intent {
+        ChangeIntent::SetDisappearing(seconds) => {
+            if members.kind == ConversationType::Group {
+                require_admin(actor_role)?;
+            }
+            Ok(ChangePlan {
+                changes: vec![ConversationChange::SetDisappearing(*seconds)],
+                events: vec![SystemEvent::DisappearingChanged {
+                    actor_id: actor.clone(),
+                    seconds: *seconds,
+                }],
+                removed: Vec::new(),
+            })
+        }
         ChangeIntent::Rename { name, description } => {
             require_admin(actor_role)?;
             Ok(ChangePlan {
@@ -209,6 +227,37 @@ pub fn is_archived(
     muted: bool,
 ) -> bool {
     archived_at.is_some_and(|archived_at| last_activity_at <= archived_at || muted)
+}
+
+/// When a message appended now expires, in a conversation whose disappearing messages are
+/// set to `disappearing_seconds` (0: off): ordinary messages only. System messages stay,
+/// and change entries go with their target when it is purged.
+pub fn expires_at(
+    content_type: &ContentType,
+    created_at: Timestamp,
+    disappearing_seconds: u32,
+) -> Option<Timestamp> {
+    (disappearing_seconds > 0 && !content_type.is_system() && !content_type.is_change()).then(
+        || {
+            Timestamp(
+                created_at
+                    .millis()
+                    .saturating_add(i64::from(disappearing_seconds) * 1000),
+            )
+        },
+    )
+}
+
+/// How a disappearing duration reads: "24 hours", "7 days", "90 days", or in seconds.
+pub fn disappearing_label(seconds: u32) -> String {
+    match seconds {
+        0 => "off".to_owned(),
+        seconds if seconds % 86_400 == 0 && seconds >= 2 * 86_400 => {
+            format!("{} days", seconds / 86_400)
+        }
+        seconds if seconds % 3600 == 0 => format!("{} hours", seconds / 3600),
+        seconds => format!("{seconds} seconds"),
+    }
 }
 
 /// Who owns a group after its owner leaves: the longest-standing admin, else the
@@ -422,5 +471,57 @@ mod tests {
                 (UserId::from("u_owner"), Role::Admin),
             ])]
         );
+    }
+
+    /// Disappearing messages: any member of a direct chat, admins of a group; a system
+    /// event either way. Only ordinary messages sent while it is on expire.
+    #[test]
+    fn disappearing_messages_rules() {
+        let set = ChangeIntent::SetDisappearing(86_400);
+        let direct = ConversationMembers::new(
+            ConversationType::Direct,
+            vec![
+                member("u_a", Role::Member, 1),
+                member("u_b", Role::Member, 1),
+            ],
+            1,
+        );
+        let plan = plan_change(&direct, &UserId::from("u_b"), &set, 10).unwrap();
+        assert_eq!(
+            plan.changes,
+            vec![ConversationChange::SetDisappearing(86_400)]
+        );
+        assert_eq!(
+            plan.events,
+            vec![SystemEvent::DisappearingChanged {
+                actor_id: UserId::from("u_b"),
+                seconds: 86_400
+            }]
+        );
+        let members = group(vec![
+            member("u_owner", Role::Owner, 1),
+            member("u_member", Role::Member, 2),
+        ]);
+        assert!(plan_change(&members, &UserId::from("u_owner"), &set, 10).is_ok());
+        assert!(matches!(
+            plan_change(&members, &UserId::from("u_member"), &set, 10),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            plan_change(&members, &UserId::from("u_stranger"), &set, 10),
+            Err(Error::NotMember)
+        ));
+
+        let at = Timestamp(1_000);
+        assert_eq!(
+            expires_at(&ContentType::TEXT, at, 86_400),
+            Some(Timestamp(1_000 + 86_400_000))
+        );
+        assert_eq!(expires_at(&ContentType::TEXT, at, 0), None);
+        assert_eq!(expires_at(&ContentType::SYSTEM, at, 86_400), None);
+        assert_eq!(expires_at(&ContentType::REACTION, at, 86_400), None);
+        assert_eq!(disappearing_label(86_400), "24 hours");
+        assert_eq!(disappearing_label(604_800), "7 days");
+        assert_eq!(disappearing_label(7_776_000), "90 days");
     }
 }

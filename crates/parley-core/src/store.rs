@@ -134,6 +134,8 @@ pub struct ConversationRecord {
     /// Moves on with every membership or metadata change: the version the core decides
     /// changes against.
     pub members_version: i64,
+    /// Disappearing messages: what is sent now expires this many seconds later (0: off).
+    pub disappearing_seconds: u32,
 }
 
 /// A conversation as one member sees it in their list.
@@ -231,6 +233,7 @@ impl NewMessage {
             deleted: false,
             reactions: Vec::new(),
             hidden: false,
+            expires_at: None,
         }
     }
 }
@@ -332,6 +335,9 @@ pub enum ConversationChange {
     },
     /// New roles for present members (absent ones are ignored).
     SetRoles(Vec<(UserId, Role)>),
+    /// Disappearing messages on (seconds after sending) or off (0), for what is appended
+    /// after this change: the store sets their `expires_at` (`rules::expires_at`).
+    SetDisappearing(u32),
 }
 
 /// Changes decided by the core against one state of the members, applied by the store in
@@ -584,6 +590,13 @@ pub trait Store: Send + Sync + 'static {
     /// non-system message to a direct conversation with a block between its members
     /// (`AppendRefusal::Blocked`). Returns only once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>>;
+
+    /// Deletes for good up to `limit` messages whose `expires_at` is at or before `now`
+    /// (the earliest first), with everything that hangs off them: their change entries
+    /// (edited texts), reactions, mentions, hidden marks and search terms. Returns how
+    /// many it deleted; a full `limit` means there may be more. Every read leaves expired
+    /// messages out already, before they are purged. Several nodes may purge at once.
+    async fn purge_expired(&self, now: Timestamp, limit: u32) -> StoreResult<u32>;
 
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
     async fn fetch_message_by_client_id(

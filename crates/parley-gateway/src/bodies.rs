@@ -57,6 +57,7 @@ pub fn group_details(request: UpdateConversationRequest) -> GroupDetails {
     GroupDetails {
         name: request.name,
         description: request.description,
+        disappearing_seconds: request.disappearing_seconds,
     }
 }
 

@@ -190,6 +190,7 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             hidden: false,
+            expires_at: None,
         };
         let value: serde_json::Value =
             serde_json::from_str(&ServerFrame::NewMessage(message).to_json()).unwrap();

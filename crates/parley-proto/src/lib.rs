@@ -51,4 +51,7 @@ pub mod limits {
     pub const MAX_SEARCH_PAGE: u32 = 50;
     /// Longest search query, in characters.
     pub const MAX_SEARCH_QUERY: usize = 256;
+    /// What disappearing messages may be set to, in seconds, besides 0 (off): 24 h, 7 d,
+    /// 90 d.
+    pub const DISAPPEARING_CHOICES: [u32; 3] = [86_400, 604_800, 7_776_000];
 }

@@ -94,6 +94,14 @@ pub struct UpdateConversationRequest {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Disappearing messages for what is sent from now on: `0` (off), `86400`, `604800`
+    /// or `7776000`. Any member of a direct chat; group admins. Never `null`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::types::present"
+    )]
+    pub disappearing_seconds: Option<u32>,
 }
 
 /// `PATCH /conversations/{id}/settings`: this user's settings, on all their devices.

@@ -48,6 +48,10 @@ pub struct Message {
     /// with empty `content` so that its `seq` is still accounted for (no gap).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+    /// Sent while the conversation had disappearing messages on: when it leaves every
+    /// read path and is purged from storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 impl Message {
@@ -179,6 +183,9 @@ pub enum SystemEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<String>,
     },
+    /// `actor_id` turned disappearing messages on (`seconds` after sending) or off (`0`):
+    /// for the messages sent after this one.
+    DisappearingChanged { actor_id: UserId, seconds: u32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -296,6 +303,10 @@ pub struct Conversation {
     /// the ones they hid do not count).
     #[serde(default)]
     pub unread_mentions: i64,
+    /// Disappearing messages: messages sent now expire this many seconds after they are
+    /// sent; `0` is off.
+    #[serde(default)]
+    pub disappearing_seconds: u32,
 }
 
 /// Until when a conversation is muted: a time, or `"forever"`.

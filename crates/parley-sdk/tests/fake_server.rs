@@ -87,6 +87,7 @@ fn message(seq: i64) -> ServerFrame {
         deleted: false,
         reactions: Vec::new(),
         hidden: false,
+        expires_at: None,
     })
 }
 

@@ -76,6 +76,10 @@ pub struct Limits {
     pub searches_per_minute: u32,
     /// How long the sender may edit or delete a message for everyone (default 48 h).
     pub edit_window_secs: u64,
+    /// The durations disappearing messages may be set to, in seconds (0, off, always).
+    pub disappearing_choices_secs: Vec<u32>,
+    /// How often expired messages are purged from storage (they leave every read at once).
+    pub expiry_purge_interval_ms: u64,
     pub new_account_hours: u64,
     pub new_account_direct_chats_per_hour: u32,
     pub new_account_groups_per_day: u32,
@@ -143,6 +147,9 @@ impl Default for Limits {
             writes_per_minute: core.writes_per_minute,
             searches_per_minute: core.searches_per_minute,
             edit_window_secs: core.edit_window.as_secs(),
+            disappearing_choices_secs: core.disappearing_choices.clone(),
+            expiry_purge_interval_ms: u64::try_from(core.expiry_purge_interval.as_millis())
+                .unwrap_or(u64::MAX),
             new_account_hours: core.new_account_period.as_secs() / 3600,
             new_account_direct_chats_per_hour: core.new_account_direct_chats_per_hour,
             new_account_groups_per_day: core.new_account_groups_per_day,
@@ -226,6 +233,10 @@ impl Config {
             new_account_groups_per_day: self.limits.new_account_groups_per_day,
             argon2_memory_kib: self.auth.argon2_memory_kib,
             argon2_iterations: self.auth.argon2_iterations,
+            disappearing_choices: self.limits.disappearing_choices_secs.clone(),
+            expiry_purge_interval: std::time::Duration::from_millis(
+                self.limits.expiry_purge_interval_ms.max(10),
+            ),
             ..parley_core::CoreConfig::default()
         }
     }

@@ -20,6 +20,8 @@ pub(crate) struct Position {
     /// The newest `created_at` of a message (not a change entry) appended in this
     /// transaction (ms), if any was: change entries do not move `last_activity_at`.
     pub(crate) activity: Option<i64>,
+    /// The conversation's disappearing messages setting (seconds, 0: off).
+    pub(crate) disappearing_seconds: u32,
 }
 
 impl Position {
@@ -30,6 +32,7 @@ impl Position {
             members_version: 0,
             moved: false,
             activity: None,
+            disappearing_seconds: 0,
         }
     }
 }
@@ -45,8 +48,8 @@ pub(crate) async fn lock_positions(
     conversation_ids.sort_unstable();
     conversation_ids.dedup();
     let rows = sqlx::query(
-        "SELECT conversation_id, last_seq, members_version FROM conversations \
-         WHERE conversation_id = ANY($1) ORDER BY conversation_id FOR UPDATE",
+        "SELECT conversation_id, last_seq, members_version, disappearing_seconds \
+         FROM conversations WHERE conversation_id = ANY($1) ORDER BY conversation_id FOR UPDATE",
     )
     .bind(&conversation_ids)
     .fetch_all(&mut *connection)
@@ -61,6 +64,11 @@ pub(crate) async fn lock_positions(
                     members_version: column(row, "members_version")?,
                     moved: false,
                     activity: None,
+                    disappearing_seconds: u32::try_from(column::<i32>(
+                        row,
+                        "disappearing_seconds",
+                    )?)
+                    .unwrap_or(0),
                 },
             ))
         })
@@ -228,8 +236,14 @@ pub(crate) async fn append_locked(
             );
         }
         first_in_batch.insert(key, outcomes.len());
+        let mut appended = message.clone().with_seq(position.last_seq);
+        appended.expires_at = parley_core::rules::expires_at(
+            &appended.content_type,
+            appended.created_at,
+            position.disappearing_seconds,
+        );
         outcomes.push(Ok(Appended {
-            message: message.clone().with_seq(position.last_seq),
+            message: appended,
             duplicate: false,
             members_version: position.members_version,
         }));
@@ -270,16 +284,16 @@ async fn insert_messages(
     let result = sqlx::query(&format!(
         "INSERT INTO messages (conversation_id, seq, message_id, sender_id, sender_device_id, \
          client_msg_id, content, content_type, reply_to_seq, system, created_at, target_seq, \
-         mentions, forwarded, search_terms) \
+         mentions, forwarded, search_terms, expires_at) \
          SELECT conversation_id, seq, message_id, sender_id, sender_device_id, client_msg_id, \
          content, content_type, reply_to_seq, system::jsonb, created_at, target_seq, \
-         mentions::jsonb, forwarded, {terms} \
+         mentions::jsonb, forwarded, {terms}, expires_at \
          FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
                      $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], \
-                     $12::bigint[], $13::text[], $14::boolean[], $15::text[]) \
+                     $12::bigint[], $13::text[], $14::boolean[], $15::text[], $16::bigint[]) \
            AS v(conversation_id, seq, message_id, sender_id, sender_device_id, client_msg_id, \
                 content, content_type, reply_to_seq, system, created_at, target_seq, \
-                mentions, forwarded, terms) \
+                mentions, forwarded, terms, expires_at) \
          ON CONFLICT (client_msg_id, sender_id) DO NOTHING",
         terms = terms_sql("v.terms"),
     ))
@@ -298,6 +312,7 @@ async fn insert_messages(
     .bind(columns.mentions)
     .bind(columns.forwardeds)
     .bind(columns.terms)
+    .bind(columns.expires_ats)
     .execute(&mut *connection)
     .await
     .map_err(store_error)?;
@@ -323,6 +338,7 @@ struct MessageArrays<'a> {
     forwardeds: Vec<bool>,
     /// The [`index_document`] of an indexed message, NULL for one that is not.
     terms: Vec<Option<String>>,
+    expires_ats: Vec<Option<i64>>,
 }
 
 impl<'a> MessageArrays<'a> {
@@ -349,6 +365,8 @@ impl<'a> MessageArrays<'a> {
         self.forwardeds.push(message.forwarded);
         self.terms
             .push(is_indexed(message).then(|| index_document(&message.content)));
+        self.expires_ats
+            .push(message.expires_at.map(Timestamp::millis));
     }
 }
 
@@ -543,6 +561,16 @@ pub(crate) async fn apply_change(
             .bind(conversation_id.as_str())
             .bind(name)
             .bind(description)
+            .execute(&mut *connection)
+            .await
+            .map_err(store_error)?;
+        }
+        ConversationChange::SetDisappearing(seconds) => {
+            sqlx::query(
+                "UPDATE conversations SET disappearing_seconds = $2 WHERE conversation_id = $1",
+            )
+            .bind(conversation_id.as_str())
+            .bind(i32::try_from(*seconds).unwrap_or(i32::MAX))
             .execute(&mut *connection)
             .await
             .map_err(store_error)?;

@@ -26,10 +26,13 @@ pub(crate) async fn fetch_target_states(
     if conversation_ids.is_empty() {
         return Ok(TargetStates::new());
     }
-    let rows = sqlx::query(
+    // An expired message (not purged yet) is gone already.
+    let rows = sqlx::query(&format!(
         "SELECT conversation_id, seq, content_type, deleted FROM messages \
-         WHERE (conversation_id, seq) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
-    )
+         WHERE (conversation_id, seq) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[])) \
+         AND {}",
+        unexpired_sql("")
+    ))
     .bind(&conversation_ids)
     .bind(&seqs)
     .fetch_all(&mut *connection)

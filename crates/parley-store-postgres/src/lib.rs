@@ -249,6 +249,7 @@ fn is_transient(error: &StoreError) -> bool {
 mod batch;
 mod blocks;
 mod changes;
+mod expiry;
 mod messages;
 mod receipts;
 mod rows;

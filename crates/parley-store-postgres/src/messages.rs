@@ -41,8 +41,9 @@ pub(crate) async fn fetch_page(
     };
     let rows = sqlx::query(&format!(
         "SELECT {} FROM messages WHERE conversation_id = $1 \
-         AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4",
-        message_columns("", "")
+         AND seq > $2 AND seq < $3 AND {} ORDER BY seq {order} LIMIT $4",
+        message_columns("", ""),
+        unexpired_sql("")
     ))
     .bind(conversation_id.as_str())
     .bind(range.after_seq.unwrap_or(0))
@@ -98,8 +99,9 @@ pub(crate) async fn fetch_one(
     seq: i64,
 ) -> StoreResult<Message> {
     let row = sqlx::query(&format!(
-        "SELECT {} FROM messages WHERE conversation_id = $1 AND seq = $2",
-        message_columns("", "")
+        "SELECT {} FROM messages WHERE conversation_id = $1 AND seq = $2 AND {}",
+        message_columns("", ""),
+        unexpired_sql("")
     ))
     .bind(conversation_id.as_str())
     .bind(seq)
@@ -188,6 +190,7 @@ pub(crate) async fn search(pool: &PgPool, query: SearchQuery<'_>) -> StoreResult
          WHERE h.user_id = mb.user_id AND h.conversation_id = m.conversation_id \
          AND h.seq = m.seq)",
     );
+    select.push(format!(" AND {}", unexpired_sql("m")));
     if let Some(conversation_id) = query.conversation_id {
         select.push(" AND m.conversation_id = ");
         select.push_bind(conversation_id.as_str());

@@ -107,7 +107,19 @@ pub(crate) fn search_users_sql(by: SearchBy) -> String {
 }
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
-     c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version";
+     c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
+     c.disappearing_seconds";
+
+/// The condition that leaves out expired messages of the table aliased `table` (`""` for
+/// none), by the database's clock: every read of messages carries it, so they vanish at
+/// once, not when the purger gets to them.
+pub(crate) fn unexpired_sql(table: &str) -> String {
+    let dot = if table.is_empty() { "" } else { "." };
+    format!(
+        "({table}{dot}expires_at IS NULL OR \
+         {table}{dot}expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+    )
+}
 
 pub(crate) fn conversation_from_row(row: &PgRow) -> StoreResult<ConversationRecord> {
     let kind = match column::<&str>(row, "kind")? {
@@ -127,12 +139,14 @@ pub(crate) fn conversation_from_row(row: &PgRow) -> StoreResult<ConversationReco
         member_count: u32::try_from(member_count)
             .map_err(|_| unknown("conversation", "member_count", member_count))?,
         members_version: column(row, "members_version")?,
+        disappearing_seconds: u32::try_from(column::<i32>(row, "disappearing_seconds")?)
+            .unwrap_or(0),
     })
 }
 
 /// The columns of a message, in the order they are read: as inserted, plus its current
 /// state (`edited_at`, `deleted`). `search_terms` is the index's, never read back.
-const MESSAGE_FIELDS: [&str; 16] = [
+const MESSAGE_FIELDS: [&str; 17] = [
     "conversation_id",
     "seq",
     "message_id",
@@ -149,6 +163,7 @@ const MESSAGE_FIELDS: [&str; 16] = [
     "forwarded",
     "edited_at",
     "deleted",
+    "expires_at",
 ];
 
 /// The select list of a message of the table aliased `table` (`""` for none), each column
@@ -259,6 +274,7 @@ pub(crate) fn prefixed_message_from_row(row: &PgRow, prefix: &str) -> StoreResul
         deleted: column(row, &get("deleted"))?,
         reactions: Vec::new(),
         hidden: false,
+        expires_at: column::<Option<i64>>(row, &get("expires_at"))?.map(Timestamp),
     })
 }
 
@@ -273,7 +289,8 @@ pub(crate) fn prefixed_message_from_row(row: &PgRow, prefix: &str) -> StoreResul
 pub(crate) fn summary_select(rest: &str) -> String {
     format!(
         "SELECT c.conversation_id, c.kind, c.name, c.description, c.created_at, c.last_seq, \
-         c.last_activity_at, c.member_count, c.members_version, m.read_seq, m.muted_until, \
+         c.last_activity_at, c.member_count, c.members_version, c.disappearing_seconds, \
+         m.read_seq, m.muted_until, \
          m.archived_at, m.pinned_at, m.marked_unread, \
          (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
             AND u.seq > m.read_seq AND u.content_type <> ALL($1::text[]) \

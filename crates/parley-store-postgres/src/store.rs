@@ -484,6 +484,10 @@ impl Store for PgStore {
         .await
     }
 
+    async fn purge_expired(&self, now: Timestamp, limit: u32) -> StoreResult<u32> {
+        self.purge_batch(now, limit).await
+    }
+
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
     async fn fetch_message_by_client_id(
         &self,

@@ -113,8 +113,15 @@ pub(crate) async fn append(
             );
         }
         first_in_batch.insert(key, outcomes.len());
+        let expires_at = parley_core::rules::expires_at(
+            &message.content_type,
+            message.created_at,
+            position.disappearing_seconds,
+        );
+        let mut message = message.with_seq(seq);
+        message.expires_at = expires_at;
         outcomes.push(Ok(Appended {
-            message: message.with_seq(seq),
+            message,
             duplicate: false,
             members_version: position.members_version,
         }));
@@ -146,7 +153,8 @@ pub(crate) async fn append(
                 .push_bind(message.created_at.millis())
                 .push_bind(message.target_seq)
                 .push_bind(mentions_column(&message.mentions))
-                .push_bind(i64::from(message.forwarded));
+                .push_bind(i64::from(message.forwarded))
+                .push_bind(message.expires_at.map(Timestamp::millis));
         });
         insert
             .build()

@@ -117,6 +117,8 @@ pub(crate) struct Position {
     pub(crate) members_version: i64,
     /// The conversation's number in search index row ids.
     pub(crate) search_key: i64,
+    /// Its disappearing messages setting (seconds, 0: off).
+    pub(crate) disappearing_seconds: u32,
 }
 
 /// The position of every conversation of a batch, read once inside its transaction.
@@ -133,8 +135,8 @@ pub(crate) async fn fetch_last_seqs(
     let mut positions = HashMap::with_capacity(conversation_ids.len());
     for chunk in conversation_ids.chunks(INSERT_CHUNK) {
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT conversation_id, last_seq, members_version, search_key FROM conversations \
-             WHERE conversation_id IN (",
+            "SELECT conversation_id, last_seq, members_version, search_key, disappearing_seconds \
+             FROM conversations WHERE conversation_id IN (",
         );
         push_list(&mut select, chunk.iter().copied());
         for row in select
@@ -151,6 +153,8 @@ pub(crate) async fn fetch_last_seqs(
                     moved: false,
                     members_version: row.get("members_version"),
                     search_key: row.get("search_key"),
+                    disappearing_seconds: u32::try_from(row.get::<i64, _>("disappearing_seconds"))
+                        .unwrap_or(0),
                 },
             );
         }
@@ -170,7 +174,7 @@ pub(crate) async fn insert_message(
         .map(|event| serde_json::to_string(event).expect("system events serialize"));
     let result = sqlx::query(&format!(
         "INSERT INTO messages ({INSERT_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) \
          ON CONFLICT (client_msg_id, sender_id) DO NOTHING"
     ))
     .bind(message.conversation_id.as_str())
@@ -361,6 +365,16 @@ pub(crate) async fn apply_change(
             .await
             .map_err(unavailable)?;
         }
+        ConversationChange::SetDisappearing(seconds) => {
+            sqlx::query(
+                "UPDATE conversations SET disappearing_seconds = ? WHERE conversation_id = ?",
+            )
+            .bind(i64::from(seconds))
+            .bind(conversation_id.as_str())
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+        }
     }
     Ok(())
 }
@@ -395,11 +409,15 @@ pub(crate) async fn target_state(
     conversation_id: &ConversationId,
     seq: i64,
 ) -> StoreResult<Option<(bool, bool)>> {
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT content_type, deleted FROM messages WHERE conversation_id = ? AND seq = ?",
-    )
+    // An expired message (not purged yet) is gone already.
+    let row: Option<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT content_type, deleted FROM messages WHERE conversation_id = ?1 AND seq = ?2 \
+         AND {}",
+        unexpired_sql("", 3)
+    ))
     .bind(conversation_id.as_str())
     .bind(seq)
+    .bind(Timestamp::now().millis())
     .fetch_optional(&mut **transaction)
     .await
     .map_err(unavailable)?;

@@ -309,11 +309,10 @@ async fn resolve_entries(reader: &SqlitePool, rows: Vec<LogRow>) -> StoreResult<
             entries.push((rowid, old_terms, new_terms));
             continue;
         }
-        // No message (nothing stored under that row id any more): nothing to index.
-        let Some(content) = content else {
-            continue;
-        };
-        if changed == Some(true) {
+        // No message under that row id any more (purged: disappearing messages). If the
+        // purge logged its terms to take out, they go in first, so the replay stays exact;
+        // else there is nothing to index.
+        if content.is_none() || changed == Some(true) {
             let first_old: Option<Option<String>> = sqlx::query_scalar(FIRST_OLD_TERMS)
                 .bind(rowid)
                 .bind(id)
@@ -325,6 +324,9 @@ async fn resolve_entries(reader: &SqlitePool, rows: Vec<LogRow>) -> StoreResult<
             }
             continue;
         }
+        let Some(content) = content else {
+            continue;
+        };
         to_fold.push((entries.len(), content));
         entries.push((rowid, None, None));
     }

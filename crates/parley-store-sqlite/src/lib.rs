@@ -222,6 +222,7 @@ mod append;
 mod batch;
 mod blocks;
 mod changes;
+mod expiry;
 mod index;
 mod rows;
 mod settings;

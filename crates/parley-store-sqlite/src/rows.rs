@@ -91,7 +91,8 @@ pub(crate) fn search_users_sql(by: SearchBy) -> String {
 }
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
-     c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version";
+     c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
+     c.disappearing_seconds";
 
 pub(crate) fn conversation_from_row(row: &SqliteRow) -> StoreResult<ConversationRecord> {
     let kind = match column::<&str>(row, "kind")? {
@@ -117,20 +118,29 @@ pub(crate) fn conversation_from_row(row: &SqliteRow) -> StoreResult<Conversation
         last_activity_at: Timestamp(column(row, "last_activity_at")?),
         member_count: column::<i64>(row, "member_count")? as u32,
         members_version: column(row, "members_version")?,
+        disappearing_seconds: u32::try_from(column::<i64>(row, "disappearing_seconds")?)
+            .unwrap_or(0),
     })
+}
+
+/// The condition that leaves out messages (of the table aliased `alias`) expired at the
+/// time bound as `?{param}` (ms): every read of messages carries it, so they vanish at
+/// once, not when the purger gets to them.
+pub(crate) fn unexpired_sql(alias: &str, param: usize) -> String {
+    format!("({alias}expires_at IS NULL OR {alias}expires_at > ?{param})")
 }
 
 /// The columns a new message is inserted with.
 pub(crate) const INSERT_COLUMNS: &str =
     "conversation_id, seq, message_id, sender_id, sender_device_id, \
      client_msg_id, content, content_type, reply_to_seq, system, created_at, \
-     target_seq, mentions, forwarded";
+     target_seq, mentions, forwarded, expires_at";
 
 /// The columns a message is read back with: as inserted, plus its current state.
 pub(crate) const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, message_id, sender_id, sender_device_id, \
      client_msg_id, content, content_type, reply_to_seq, system, created_at, \
-     target_seq, mentions, forwarded, edited_at, deleted";
+     target_seq, mentions, forwarded, edited_at, deleted, expires_at";
 
 /// The change entries' content types as an SQL list (`'reaction', 'edit', 'delete'`):
 /// constants of the protocol, quoted here once.
@@ -192,6 +202,7 @@ pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> StoreR
         deleted: column::<i64>(row, &get("deleted"))? != 0,
         reactions: Vec::new(),
         hidden: false,
+        expires_at: column::<Option<i64>>(row, &get("expires_at"))?.map(Timestamp),
     })
 }
 
@@ -221,7 +232,7 @@ pub(crate) fn summary_select(unread: Counting<'_>, first_param: usize) -> String
     format!(
         "SELECT c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
-     m.read_seq, m.muted_until, m.archived_at, m.pinned_at, m.marked_unread, \
+     c.disappearing_seconds, m.read_seq, m.muted_until, m.archived_at, m.pinned_at, m.marked_unread, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
         AND u.seq > m.read_seq{counted}) AS unread_count, \
      (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id \

@@ -523,6 +523,10 @@ impl Store for SqliteStore {
         append(&self.writer, &self.scrub_wal, &self.index, messages).await
     }
 
+    async fn purge_expired(&self, now: Timestamp, limit: u32) -> StoreResult<u32> {
+        expiry::purge_expired(&self.writer, &self.scrub_wal, &self.index, now, limit).await
+    }
+
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).
     async fn fetch_message_by_client_id(
         &self,
@@ -555,13 +559,15 @@ impl Store for SqliteStore {
             PageFrom::Newest => "DESC",
         };
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? \
-             AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
+             AND seq > ?2 AND seq < ?3 AND {unexpired} ORDER BY seq {order} LIMIT ?4",
+            unexpired = unexpired_sql("", 5),
         ))
         .bind(conversation_id.as_str())
         .bind(range.after_seq.unwrap_or(0))
         .bind(range.before_seq.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
+        .bind(Timestamp::now().millis())
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
@@ -583,10 +589,13 @@ impl Store for SqliteStore {
         seq: i64,
     ) -> StoreResult<Message> {
         let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq = ?2 \
+             AND {unexpired}",
+            unexpired = unexpired_sql("", 3),
         ))
         .bind(conversation_id.as_str())
         .bind(seq)
+        .bind(Timestamp::now().millis())
         .fetch_one(&self.reader)
         .await
         .map_err(unavailable)?;

@@ -429,6 +429,7 @@ pub async fn events_round_trip_unchanged(buses: Vec<Arc<dyn Bus>>) {
             me: true,
         }],
         hidden: false,
+        expires_at: None,
     };
     let system_message = Message {
         seq: 43,

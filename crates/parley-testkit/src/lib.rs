@@ -85,6 +85,8 @@ macro_rules! store_conformance {
             settings_read_back_and_reading_clears_the_unread_mark,
             a_block_stops_the_direct_chat_both_ways,
             blocks_both_ways_and_new_direct_chats,
+            expired_messages_leave_every_read_at_once,
+            the_purge_deletes_expired_messages_and_what_hangs_off_them,
         );
     };
     (@tests $new_store:path; $($name:ident),* $(,)?) => {

@@ -1344,6 +1344,7 @@ pub async fn joiners_start_with_the_history_read(store: Arc<dyn Store>) {
 
 mod blocks;
 mod deletes;
+mod expiry;
 mod kit;
 mod mentions_hiding;
 mod reactions_edits;
@@ -1352,6 +1353,7 @@ mod settings;
 
 pub use blocks::*;
 pub use deletes::*;
+pub use expiry::*;
 pub use kit::*;
 pub use mentions_hiding::*;
 pub use reactions_edits::*;

@@ -6,7 +6,8 @@
 use super::*;
 
 impl Chat {
-    /// Group admins rename or describe a group.
+    /// Group admins rename or describe a group; any member of a direct chat (group
+    /// admins) set its disappearing messages. Each change is a system message.
     pub async fn update_conversation(
         &self,
         session: &Session,
@@ -22,24 +23,46 @@ impl Chat {
             Some(text) => Some(checked_text("description", text, 0, MAX_DESCRIPTION)?),
             None => None,
         };
-        let intent = ChangeIntent::Rename { name, description };
-        // Checked here for a quick answer, and again at commit against the members then.
-        self.plan(&members, session, &intent)?;
-        if matches!(
-            &intent,
-            ChangeIntent::Rename {
-                name: None,
-                description: None
+        let mut intents = Vec::with_capacity(2);
+        if name.is_some() || description.is_some() {
+            intents.push(ChangeIntent::Rename { name, description });
+        }
+        if let Some(seconds) = request.disappearing_seconds {
+            let choices = &self.inner.config.disappearing_choices;
+            if seconds != 0 && !choices.contains(&seconds) {
+                let choices: Vec<String> = choices.iter().map(u32::to_string).collect();
+                return Err(Error::Invalid(format!(
+                    "disappearing_seconds must be 0 (off) or one of {}",
+                    choices.join(", ")
+                )));
             }
-        ) {
+            let current = self
+                .inner
+                .store
+                .fetch_conversation(conversation_id)
+                .await
+                .map_err(not_found_is_not_member)?;
+            if current.disappearing_seconds != seconds {
+                intents.push(ChangeIntent::SetDisappearing(seconds));
+            }
+        }
+        if intents.is_empty() && request.disappearing_seconds.is_none() {
             return Err(Error::Invalid(
-                "nothing to change: give name or description".into(),
+                "nothing to change: give name, description or disappearing_seconds".into(),
             ));
         }
-        self.check_group_change_rate(session, conversation_id)
-            .await?;
-        self.change_conversation(session, conversation_id, intent)
-            .await?;
+        // Checked here for a quick answer, and again at commit against the members then.
+        for intent in &intents {
+            self.plan(&members, session, intent)?;
+        }
+        if !intents.is_empty() {
+            self.check_group_change_rate(session, conversation_id)
+                .await?;
+        }
+        for intent in intents {
+            self.change_conversation(session, conversation_id, intent)
+                .await?;
+        }
         self.conversation(session, conversation_id).await
     }
 

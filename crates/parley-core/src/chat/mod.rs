@@ -44,6 +44,7 @@ mod blocks;
 mod changes;
 mod conversations;
 mod edits;
+mod expiry;
 mod limits;
 mod messages;
 mod node;
@@ -174,6 +175,7 @@ impl Chat {
             announcement_receiver,
         ));
         tokio::spawn(run_receipt_flusher(Arc::downgrade(&chat.inner)));
+        tokio::spawn(expiry::run_expiry_purger(Arc::downgrade(&chat.inner)));
         tokio::spawn(node::run_lease_keeper(Arc::downgrade(&chat.inner)));
         chat
     }

@@ -42,6 +42,8 @@ pub enum NewChat {
 pub struct GroupDetails {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// Disappearing messages: seconds, or 0 for off.
+    pub disappearing_seconds: Option<u32>,
 }
 
 /// A change to one's own settings for a conversation: `None` leaves a field as it is;

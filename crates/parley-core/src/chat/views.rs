@@ -89,6 +89,7 @@ pub(super) fn conversation_view(
         pinned_at: None,
         marked_unread: None,
         unread_mentions: 0,
+        disappearing_seconds: record.disappearing_seconds,
     }
 }
 
@@ -125,5 +126,14 @@ pub(super) fn system_text(event: &SystemEvent) -> String {
             format!("renamed the group to \"{name}\"")
         }
         SystemEvent::ConversationRenamed { .. } => "changed the group description".to_owned(),
+        SystemEvent::DisappearingChanged { seconds: 0, .. } => {
+            "turned off disappearing messages".to_owned()
+        }
+        SystemEvent::DisappearingChanged { seconds, .. } => {
+            format!(
+                "turned on disappearing messages: {}",
+                rules::disappearing_label(*seconds)
+            )
+        }
     }
 }

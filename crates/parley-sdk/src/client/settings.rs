@@ -115,4 +115,19 @@ impl Client {
         };
         self.update_me(&update).await
     }
+
+    /// Disappearing messages in a conversation (`PATCH /conversations/{id}`): what is sent
+    /// from now on expires `seconds` after sending (0: off). Any member of a direct chat;
+    /// group admins.
+    pub async fn set_disappearing(
+        &self,
+        conversation_id: &ConversationId,
+        seconds: u32,
+    ) -> Result<Conversation, SdkError> {
+        let update = parley_proto::rest::UpdateConversationRequest {
+            disappearing_seconds: Some(seconds),
+            ..Default::default()
+        };
+        self.update_conversation(conversation_id, &update).await
+    }
 }

@@ -230,8 +230,8 @@ async fn the_cli_changes_forwards_and_searches_messages() {
     );
 }
 
-/// `parley block`, `blocked`, `privacy`: a blocked user's send fails with the server's
-/// reason, and everything is undone as it was done.
+/// `parley block`, `blocked`, `privacy`, `disappear`: a blocked user's send fails with the
+/// server's reason, and everything is undone as it was done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_blocks_and_sets_privacy() {
     let server = TestServer::start().await;
@@ -267,4 +267,11 @@ async fn the_cli_blocks_and_sets_privacy() {
     assert_eq!(me["last_seen_privacy"], "contacts");
     let wrong = parley(&server, alice, &["privacy", "friends"]);
     assert!(!wrong.status.success(), "an unknown choice is refused");
+
+    stdout(&parley(&server, alice, &["disappear", &chat, "7d"]));
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&parley(&server, bob, &["conversations", "--json"]))).unwrap();
+    let conversations = listed.get("conversations").unwrap_or(&listed);
+    assert_eq!(conversations[0]["disappearing_seconds"], 604_800);
+    stdout(&parley(&server, bob, &["disappear", &chat, "off"]));
 }

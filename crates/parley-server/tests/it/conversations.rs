@@ -9,6 +9,7 @@ fn rename(name: &str, description: Option<&str>) -> UpdateConversationRequest {
     UpdateConversationRequest {
         name: Some(name.to_owned()),
         description: description.map(str::to_owned),
+        disappearing_seconds: None,
     }
 }
 

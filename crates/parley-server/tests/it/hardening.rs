@@ -20,6 +20,7 @@ fn rename(name: &str) -> parley_proto::rest::UpdateConversationRequest {
     parley_proto::rest::UpdateConversationRequest {
         name: Some(name.into()),
         description: None,
+        disappearing_seconds: None,
     }
 }
 
@@ -903,6 +904,7 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
             parley_core::chat::GroupDetails {
                 name: Some("Renamed".into()),
                 description: None,
+                disappearing_seconds: None,
             },
         )
         .await;

@@ -16,6 +16,7 @@ mod cli;
 mod cluster;
 mod conversations;
 mod crash;
+mod disappearing;
 mod faults;
 mod group_races;
 mod hardening;

@@ -1,0 +1,171 @@
+//! Cases: disappearing messages — `expires_at` from the conversation's setting, expired
+//! messages out of every read at once, and purged with everything hanging off them.
+
+use super::*;
+use parley_core::store::{AppendRefusal, ConversationChange};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Turns disappearing messages to `seconds` in `conversation_id`, with its system message.
+async fn set_disappearing(
+    store: &Arc<dyn Store>,
+    conversation_id: &ConversationId,
+    actor: &UserId,
+    seconds: u32,
+) -> Message {
+    change(
+        store,
+        conversation_id,
+        ConversationChange::SetDisappearing(seconds),
+        system(
+            conversation_id,
+            actor,
+            SystemEvent::DisappearingChanged {
+                actor_id: actor.clone(),
+                seconds,
+            },
+        ),
+    )
+    .await
+    .expect("set disappearing")
+    .message
+}
+
+/// `content` from `sender_id`, sent `ago_ms` before now.
+fn said_ago(
+    conversation_id: &ConversationId,
+    sender_id: &UserId,
+    content: &str,
+    ago_ms: i64,
+) -> NewMessage {
+    let mut message = say(conversation_id, sender_id, content);
+    message.created_at = Timestamp(Timestamp::now().millis() - ago_ms);
+    message
+}
+
+/// Messages sent after the setting carry `expires_at` (ordinary ones only); expired ones
+/// leave history, single reads, search and change targets at once; turning it off stops
+/// it for what follows.
+pub async fn expired_messages_leave_every_read_at_once(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let team = group(&store, &[alice.clone(), bob.clone()]).await;
+    let before = send(&store, say(&team, &alice, "kept forever")).await;
+    assert_eq!(before.expires_at, None);
+    let announced = set_disappearing(&store, &team, &alice, 86_400).await;
+    assert_eq!(announced.expires_at, None, "the announcement stays");
+    assert_eq!(
+        store
+            .fetch_conversation(&team)
+            .await
+            .unwrap()
+            .disappearing_seconds,
+        86_400
+    );
+    let fresh = send(&store, say(&team, &bob, "fresh lemon")).await;
+    assert_eq!(
+        fresh.expires_at,
+        Some(Timestamp(fresh.created_at.millis() + DAY_MS))
+    );
+    // Sent two days ago under a one-day setting: expired already.
+    let stale = send(&store, said_ago(&team, &bob, "stale lemon", 2 * DAY_MS)).await;
+    assert!(stale.expires_at.unwrap() < Timestamp::now());
+    let reaction = append_one(&store, react(&team, &alice, fresh.seq, "👍"))
+        .await
+        .expect("a reaction");
+    assert_eq!(
+        reaction.message.expires_at, None,
+        "changes go with their target"
+    );
+
+    let seen = seqs_of(&history(&store, &team, &alice).await);
+    assert!(seen.contains(&fresh.seq) && seen.contains(&before.seq));
+    assert!(!seen.contains(&stale.seq), "expired: out of the history");
+    assert!(matches!(
+        store.fetch_message(&team, stale.seq).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(found(&store, &alice, "lemon", &team).await, vec![fresh.seq]);
+    assert_eq!(
+        append_one(&store, react(&team, &alice, stale.seq, "👍")).await,
+        Err(AppendRefusal::TargetGone)
+    );
+
+    set_disappearing(&store, &team, &bob, 0).await;
+    let after = send(&store, say(&team, &alice, "after it is off")).await;
+    assert_eq!(after.expires_at, None);
+}
+
+/// The purge deletes expired messages for good, with their change entries (edited text),
+/// reactions, mentions and search terms, a batch at a time, and leaves the rest.
+pub async fn the_purge_deletes_expired_messages_and_what_hangs_off_them(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let team = group(&store, &[alice.clone(), bob.clone()]).await;
+    let kept = send(&store, say(&team, &alice, "kept melon")).await;
+    set_disappearing(&store, &team, &alice, 86_400).await;
+    let mut mentioning = say(&team, &bob, "hey melon");
+    mentioning.mentions = vec![alice.clone()];
+    let mentioned = send(&store, mentioning).await;
+    let edited = send(&store, say(&team, &bob, "first melon")).await;
+    send(&store, edit(&team, &bob, edited.seq, "second papaya")).await;
+    send(&store, react(&team, &alice, edited.seq, "🎉")).await;
+    let others: Vec<Message> = {
+        let mut sent = Vec::new();
+        for index in 0..5 {
+            sent.push(send(&store, say(&team, &bob, &format!("filler {index}"))).await);
+        }
+        sent
+    };
+    assert_eq!(summary(&store, &team, &alice).await.unread_mentions, 1);
+    assert_eq!(
+        found(&store, &alice, "papaya", &team).await,
+        vec![edited.seq]
+    );
+
+    // Nothing is due yet.
+    assert_eq!(store.purge_expired(Timestamp::now(), 100).await.unwrap(), 0);
+    // Two days on, in batches of three.
+    let later = Timestamp(Timestamp::now().millis() + 2 * DAY_MS);
+    let expiring = 2 + others.len() as u32;
+    let mut purged = 0;
+    loop {
+        let batch = store.purge_expired(later, 3).await.unwrap();
+        assert!(batch <= 3);
+        purged += batch;
+        if batch < 3 {
+            break;
+        }
+    }
+    assert_eq!(purged, expiring);
+    assert_eq!(store.purge_expired(later, 3).await.unwrap(), 0);
+
+    let left = history(&store, &team, &alice).await;
+    assert!(left.iter().any(|message| message.seq == kept.seq));
+    for message in &left {
+        assert!(
+            message.expires_at.is_none(),
+            "only what never expires is left: {message:?}"
+        );
+        assert!(
+            message.target_seq.is_none_or(|target| target == kept.seq),
+            "no change entry of a purged message is left: {message:?}"
+        );
+        assert!(!message.content.contains("papaya") && !message.content.contains("first"));
+    }
+    assert!(store
+        .fetch_reactions(&team, edited.seq)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(summary(&store, &team, &alice).await.unread_mentions, 0);
+    assert!(found(&store, &alice, "papaya", &team).await.is_empty());
+    assert!(found(&store, &alice, "melon", &team).await == vec![kept.seq]);
+    assert!(matches!(
+        store.fetch_message(&team, mentioned.seq).await,
+        Err(StoreError::NotFound)
+    ));
+    // The conversation goes on: `seq` keeps counting from where it was.
+    let next = send(&store, say(&team, &alice, "still here")).await;
+    assert!(next.seq > others.last().unwrap().seq);
+}
