@@ -30,7 +30,10 @@ use std::net::SocketAddr;
 mod messages;
 mod settings;
 use messages::{forward, hide_message, reactions, search_messages};
-use settings::{block_user, blocked_users, unblock_user, update_settings};
+use settings::{
+    block_user, blocked_users, delete_account, export, logout_everywhere, unblock_user,
+    update_settings,
+};
 
 /// A JSON object body whose rejections speak the protocol's error format. Only an object
 /// is accepted: serde would read a struct from an array by position, so `["x","y"]`
@@ -139,8 +142,10 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
-        .route("/users/me", get(me).patch(update_me))
+        .route("/users/me", get(me).patch(update_me).delete(delete_account))
         .route("/users/me/blocked", get(blocked_users))
+        .route("/users/me/devices", delete(logout_everywhere))
+        .route("/users/me/export", get(export))
         .route("/users", get(search_users))
         .route("/users/{user_id}", get(user))
         .route(

@@ -52,6 +52,12 @@ pub struct UpdateProfileRequest {
     pub last_seen_privacy: Option<crate::LastSeenPrivacy>,
 }
 
+/// `DELETE /users/me`: the password again, to confirm.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeleteAccountRequest {
+    pub password: String,
+}
+
 /// `GET /users/me/blocked`: newest block first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockedList {

@@ -400,6 +400,22 @@ impl LastSeenPrivacy {
     }
 }
 
+/// `GET /users/me/export`: what parley keeps about the user and what they sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountExport {
+    /// `parley-export-1`.
+    pub format: String,
+    pub exported_at: Timestamp,
+    pub profile: Profile,
+    pub blocked: Vec<BlockedUser>,
+    /// The conversations the user is in, as they see them (their settings, the members),
+    /// without a last message (it may be someone else's).
+    pub conversations: Vec<Conversation>,
+    /// Every message the user sent (system messages aside), those in conversations they
+    /// left included, in their current state, by conversation then `seq`.
+    pub messages: Vec<Message>,
+}
+
 /// A user this user blocked (`GET /users/me/blocked`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockedUser {

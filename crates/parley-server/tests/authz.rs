@@ -591,6 +591,12 @@ fn rest_rows() -> Vec<RestRow> {
         rest("unblock a user", M::DELETE, "/users/{target}/block", None,      [ok(204), ok(204),     ok(204),     ok(204),     ok(204), u()])
             .target(Target::FreshUser),
         rest("own blocked list", M::GET, "/users/me/blocked", None,           [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()]),
+        // One's own account only; the real deletion and logging out everywhere would
+        // end the matrix's callers, and have end-to-end tests of their own.
+        // (The removed member's export names the group: their own messages there are theirs.)
+        rest("export own data", M::GET, "/users/me/export", None,             [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()]),
+        rest("delete own account, wrong password", M::DELETE, "/users/me", Some(r#"{"password":"not-the-password"}"#),
+                                                                             [forbidden(), forbidden(), forbidden(), forbidden(), forbidden(), u()]),
         rest("list own conversations", M::GET, "/conversations", None,       [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])
             .check(Check::ListsOwnConversations),
         rest("unread counts", M::GET, "/unread", None,                       [ok(200), ok(200),     ok(200),     ok(200),     ok(200), u()])

@@ -246,6 +246,7 @@ fn is_transient(error: &StoreError) -> bool {
     }
 }
 
+mod account;
 mod batch;
 mod blocks;
 mod changes;
@@ -255,6 +256,7 @@ mod receipts;
 mod rows;
 mod settings;
 mod store;
+mod users;
 
 use batch::*;
 use blocks::*;

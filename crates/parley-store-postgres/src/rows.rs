@@ -57,7 +57,7 @@ pub(crate) fn member_from_row(row: &PgRow) -> StoreResult<Member> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, last_seen_privacy, last_seen_at, created_at";
+     avatar_url, last_seen_privacy, last_seen_at, created_at, deleted_at";
 
 pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
@@ -74,6 +74,7 @@ pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
         },
         last_seen_at: column::<Option<i64>>(row, "last_seen_at")?.map(Timestamp),
         created_at: Timestamp(column(row, "created_at")?),
+        deleted_at: column::<Option<i64>>(row, "deleted_at")?.map(Timestamp),
     })
 }
 
@@ -102,7 +103,7 @@ pub(crate) fn search_users_sql(by: SearchBy) -> String {
     format!(
         "SELECT {USER_COLUMNS} FROM users \
          WHERE {key} ~>=~ lower($1) AND {key} ~<~ (lower($1) || chr(1114111)) \
-         ORDER BY {key} USING ~<~, user_id LIMIT $2"
+         AND deleted_at IS NULL ORDER BY {key} USING ~<~, user_id LIMIT $2"
     )
 }
 

@@ -26,28 +26,10 @@ impl Store for PgStore {
 
     // ---- users --------------------------------------------------------------------
 
-    /// Creates a user. `Conflict` if the username is taken.
+    /// Creates a user. `Conflict` if the username is taken, or held after its account was
+    /// deleted (until the `username_free_at` that `delete_account` was given).
     async fn insert_user(&self, user: UserRecord) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
-        .bind(user.user_id.as_str())
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(&user.display_name)
-        .bind(&user.status_message)
-        .bind(&user.avatar_url)
-        .bind(user.last_seen_privacy.as_str())
-        .bind(user.last_seen_at.map(Timestamp::millis))
-        .bind(user.created_at.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(|error| match store_error(error) {
-            // `user_id` is made fresh by the core: the username is the rule broken.
-            StoreError::Conflict(_) => StoreError::Conflict(Conflict::Username),
-            other => other,
-        })?;
-        Ok(())
+        self.insert_user_row(user).await
     }
 
     /// `NotFound` if there is no such user.
@@ -90,29 +72,7 @@ impl Store for PgStore {
     /// Users whose username or display name starts with `query` (case-insensitive),
     /// usernames first, at most `limit`.
     async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<UserRecord>> {
-        // Two range scans, each on its `text_pattern_ops` index; PostgreSQL lower-cases
-        // both the prefix and the names, so they fold case by the same rules.
-        let mut users: Vec<UserRecord> = Vec::new();
-        for by in [SearchBy::Username, SearchBy::DisplayName] {
-            if users.len() >= limit as usize {
-                break;
-            }
-            let rows = sqlx::query(&search_users_sql(by))
-                .bind(query)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(store_error)?;
-            for row in &rows {
-                let user = user_from_row(row)?;
-                if users.len() < limit as usize
-                    && !users.iter().any(|known| known.user_id == user.user_id)
-                {
-                    users.push(user);
-                }
-            }
-        }
-        Ok(users)
+        self.search_user_rows(query, limit).await
     }
 
     /// Applies a profile change and returns the new profile.
@@ -121,24 +81,7 @@ impl Store for PgStore {
         user_id: &UserId,
         update: ProfileUpdate,
     ) -> StoreResult<UserRecord> {
-        let row = sqlx::query(&format!(
-            "UPDATE users SET display_name = COALESCE($2, display_name), \
-             status_message = CASE WHEN $3 THEN $4 ELSE status_message END, \
-             avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END, \
-             last_seen_privacy = COALESCE($7, last_seen_privacy) \
-             WHERE user_id = $1 RETURNING {USER_COLUMNS}"
-        ))
-        .bind(user_id.as_str())
-        .bind(update.display_name)
-        .bind(update.status_message.is_some())
-        .bind(update.status_message.flatten())
-        .bind(update.avatar_url.is_some())
-        .bind(update.avatar_url.flatten())
-        .bind(update.last_seen_privacy.map(LastSeenPrivacy::as_str))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)?;
-        user_from_row(&row)
+        self.update_user_row(user_id, update).await
     }
 
     /// Records when the user's last device went offline.
@@ -240,6 +183,33 @@ impl Store for PgStore {
         .await
         .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn delete_devices(&self, user_id: &UserId) -> StoreResult<Vec<DeviceId>> {
+        self.revoke_devices(user_id).await
+    }
+
+    // ---- account deletion and export ---------------------------------------------
+
+    async fn delete_account(
+        &self,
+        user_id: &UserId,
+        at: Timestamp,
+        username_free_at: Timestamp,
+    ) -> StoreResult<Vec<DeviceId>> {
+        self.tombstone(user_id, at, username_free_at).await
+    }
+
+    async fn fetch_sent_conversations(&self, user_id: &UserId) -> StoreResult<Vec<ConversationId>> {
+        self.sent_conversations(user_id).await
+    }
+
+    async fn fetch_sent_messages(
+        &self,
+        user_id: &UserId,
+        conversation_id: &ConversationId,
+    ) -> StoreResult<Vec<Message>> {
+        self.sent_messages(user_id, conversation_id).await
     }
 
     // ---- conversations ------------------------------------------------------------

@@ -218,6 +218,7 @@ fn unavailable(error: sqlx::Error) -> StoreError {
     }
 }
 
+mod account;
 mod append;
 mod batch;
 mod blocks;
@@ -227,6 +228,7 @@ mod index;
 mod rows;
 mod settings;
 mod store;
+mod users;
 
 use append::append;
 use batch::*;

@@ -53,7 +53,7 @@ pub(crate) fn role_from(value: &str) -> StoreResult<Role> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, last_seen_privacy, last_seen_at, created_at";
+     avatar_url, last_seen_privacy, last_seen_at, created_at, deleted_at";
 
 pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
     UserRecord {
@@ -68,6 +68,7 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
             .unwrap_or(LastSeenPrivacy::Nobody),
         last_seen_at: row.get::<Option<i64>, _>("last_seen_at").map(Timestamp),
         created_at: Timestamp(row.get("created_at")),
+        deleted_at: row.get::<Option<i64>, _>("deleted_at").map(Timestamp),
     }
 }
 
@@ -86,7 +87,7 @@ pub(crate) fn search_users_sql(by: SearchBy) -> String {
     };
     format!(
         "SELECT {USER_COLUMNS} FROM users WHERE {key} >= ?1 AND {key} < ?1 || char(1114111) \
-         ORDER BY {order} LIMIT ?2"
+         AND deleted_at IS NULL ORDER BY {order} LIMIT ?2"
     )
 }
 

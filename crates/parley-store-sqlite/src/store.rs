@@ -20,28 +20,10 @@ impl Store for SqliteStore {
 
     // ---- users --------------------------------------------------------------------
 
-    /// Creates a user. `Conflict` if the username is taken.
+    /// Creates a user. `Conflict` if the username is taken, or held after its account was
+    /// deleted (until the `username_free_at` that `delete_account` was given).
     async fn insert_user(&self, user: UserRecord) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(user.user_id.as_str())
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(&user.display_name)
-        .bind(&user.status_message)
-        .bind(&user.avatar_url)
-        .bind(user.last_seen_privacy.as_str())
-        .bind(user.last_seen_at.map(Timestamp::millis))
-        .bind(user.created_at.millis())
-        .execute(&self.writer)
-        .await
-        .map_err(|error| match unavailable(error) {
-            // `user_id` is made fresh by the core: the username is the rule broken.
-            StoreError::Conflict(_) => StoreError::Conflict(Conflict::Username),
-            other => other,
-        })?;
-        Ok(())
+        users::insert_user(&self.writer, user).await
     }
 
     /// `NotFound` if there is no such user.
@@ -89,33 +71,7 @@ impl Store for SqliteStore {
     /// Users whose username or display name starts with `query` (case-insensitive),
     /// usernames first, at most `limit`.
     async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<UserRecord>> {
-        // Two range scans, each on an index (`username` is unique and lower-case;
-        // `users_display_name` is on `lower(display_name)`): a prefix is everything from
-        // the prefix up to the prefix followed by the highest code point.
-        let query = query.to_lowercase();
-        let by_username = sqlx::query(&search_users_sql(SearchBy::Username))
-            .bind(&query)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(unavailable)?;
-        let by_display_name = sqlx::query(&search_users_sql(SearchBy::DisplayName))
-            .bind(&query)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(unavailable)?;
-        let mut users: Vec<UserRecord> = by_username.iter().map(user_from_row).collect();
-        for user in by_display_name.iter().map(user_from_row) {
-            if users.len() >= limit as usize {
-                break;
-            }
-            if !users.iter().any(|known| known.user_id == user.user_id) {
-                users.push(user);
-            }
-        }
-        users.truncate(limit as usize);
-        Ok(users)
+        users::search_users(&self.reader, query, limit).await
     }
 
     /// Applies a profile change and returns the new profile.
@@ -124,45 +80,7 @@ impl Store for SqliteStore {
         user_id: &UserId,
         update: ProfileUpdate,
     ) -> StoreResult<UserRecord> {
-        let mut transaction = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"
-        ))
-        .bind(user_id.as_str())
-        .fetch_one(&mut *transaction)
-        .await
-        .map_err(unavailable)?;
-        let mut user = user_from_row(&row);
-        if let Some(display_name) = update.display_name {
-            user.display_name = display_name;
-        }
-        if let Some(status_message) = update.status_message {
-            user.status_message = status_message;
-        }
-        if let Some(avatar_url) = update.avatar_url {
-            user.avatar_url = avatar_url;
-        }
-        if let Some(privacy) = update.last_seen_privacy {
-            user.last_seen_privacy = privacy;
-        }
-        sqlx::query(
-            "UPDATE users SET display_name = ?, status_message = ?, avatar_url = ?, \
-             last_seen_privacy = ? WHERE user_id = ?",
-        )
-        .bind(&user.display_name)
-        .bind(&user.status_message)
-        .bind(&user.avatar_url)
-        .bind(user.last_seen_privacy.as_str())
-        .bind(user_id.as_str())
-        .execute(&mut *transaction)
-        .await
-        .map_err(unavailable)?;
-        transaction.commit().await.map_err(unavailable)?;
-        Ok(user)
+        users::update_user(&self.writer, user_id, update).await
     }
 
     /// Records when the user's last device went offline.
@@ -260,6 +178,33 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn delete_devices(&self, user_id: &UserId) -> StoreResult<Vec<DeviceId>> {
+        account::delete_devices(&self.writer, user_id).await
+    }
+
+    // ---- account deletion and export ---------------------------------------------
+
+    async fn delete_account(
+        &self,
+        user_id: &UserId,
+        at: Timestamp,
+        username_free_at: Timestamp,
+    ) -> StoreResult<Vec<DeviceId>> {
+        account::delete_account(&self.writer, &self.scrub_wal, user_id, at, username_free_at).await
+    }
+
+    async fn fetch_sent_conversations(&self, user_id: &UserId) -> StoreResult<Vec<ConversationId>> {
+        account::fetch_sent_conversations(&self.reader, user_id).await
+    }
+
+    async fn fetch_sent_messages(
+        &self,
+        user_id: &UserId,
+        conversation_id: &ConversationId,
+    ) -> StoreResult<Vec<Message>> {
+        account::fetch_sent_messages(&self.reader, user_id, conversation_id).await
     }
 
     // ---- conversations ------------------------------------------------------------

@@ -87,6 +87,9 @@ macro_rules! store_conformance {
             blocks_both_ways_and_new_direct_chats,
             expired_messages_leave_every_read_at_once,
             the_purge_deletes_expired_messages_and_what_hangs_off_them,
+            logging_out_everywhere_revokes_every_token,
+            a_deleted_account_leaves_a_tombstone,
+            an_export_reads_only_what_the_user_sent,
         );
     };
     (@tests $new_store:path; $($name:ident),* $(,)?) => {

@@ -30,6 +30,7 @@ pub async fn user(store: &Arc<dyn Store>, username: &str) -> UserId {
             last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
+            deleted_at: None,
         })
         .await
         .expect("insert user");
@@ -196,6 +197,7 @@ pub async fn users_are_unique_and_searchable(store: Arc<dyn Store>) {
             last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
+            deleted_at: None,
         })
         .await;
     assert!(
@@ -1342,6 +1344,7 @@ pub async fn joiners_start_with_the_history_read(store: Arc<dyn Store>) {
 
 // ---- message changes, mentions, hiding and search --------------------------------
 
+mod account;
 mod blocks;
 mod deletes;
 mod expiry;
@@ -1351,6 +1354,7 @@ mod reactions_edits;
 mod search;
 mod settings;
 
+pub use account::*;
 pub use blocks::*;
 pub use deletes::*;
 pub use expiry::*;

@@ -36,6 +36,7 @@ impl Chat {
             last_seen_privacy: parley_proto::LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
+            deleted_at: None,
         };
         let user_id = user.user_id.clone();
         match self.inner.store.insert_user(user).await {

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+mod account_data;
 mod accounts;
 mod blocks;
 mod changes;
@@ -56,6 +57,7 @@ mod types;
 mod validation;
 mod views;
 
+pub use account_data::{EXPORT_FORMAT, USERNAME_HOLD};
 use edits::canonical_reaction;
 use edits::{check_change_fields, checked_mentions};
 use limits::Quotas;

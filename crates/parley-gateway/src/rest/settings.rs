@@ -1,9 +1,9 @@
-//! The REST calls for a user's own control over their chats: settings per conversation,
-//! blocking.
+//! The REST calls for a user's own control over their chats and account: settings per
+//! conversation, blocking, logging out everywhere, deleting the account, the export.
 
 use super::*;
 use parley_core::chat::ChatSettings;
-use parley_proto::rest::{BlockedList, ConversationSettingsRequest};
+use parley_proto::rest::{BlockedList, ConversationSettingsRequest, DeleteAccountRequest};
 
 /// # `PATCH /api/v1/conversations/{conversation_id}/settings`
 ///
@@ -61,4 +61,56 @@ pub(super) async fn blocked_users(
     Ok(Json(BlockedList {
         blocked: state.chat.blocked_users(&session).await?,
     }))
+}
+
+/// # `DELETE /api/v1/users/me`
+///
+/// 204 once the account is deleted (password confirmed); 403 for a wrong password.
+pub(super) async fn delete_account(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    JsonBody(request): JsonBody<DeleteAccountRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .chat
+        .delete_account(&session, &request.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # `DELETE /api/v1/users/me/devices`
+///
+/// 204: every token of the user is revoked (this one too) and their sockets closed.
+pub(super) async fn logout_everywhere(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+) -> Result<StatusCode, ApiError> {
+    state.chat.logout_everywhere(&session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # `GET /api/v1/users/me/export`
+///
+/// The export as a JSON download (`Content-Disposition: attachment`).
+pub(super) async fn export(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+) -> Result<Response, ApiError> {
+    let export = state.chat.export(&session).await?;
+    let filename = format!(
+        "parley-export-{}.json",
+        export
+            .profile
+            .username
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))
+            .collect::<String>()
+    );
+    let mut response = Json(export).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "bad export file name"))?,
+    );
+    Ok(response)
 }

@@ -130,4 +130,27 @@ impl Client {
         };
         self.update_conversation(conversation_id, &update).await
     }
+
+    /// `DELETE /users/me/devices`: every token of this user revoked, this client's too.
+    pub async fn logout_everywhere(&self) -> Result<(), SdkError> {
+        let url = self.url(&["users", "me", "devices"]);
+        self.call_empty(self.request(Method::DELETE, url)).await
+    }
+
+    /// `DELETE /users/me`: deletes the account (the password confirms it). Its messages
+    /// stay for the others, from "Deleted account"; every token fails from now on.
+    pub async fn delete_account(&self, password: &str) -> Result<(), SdkError> {
+        let url = self.url(&["users", "me"]);
+        let body = parley_proto::rest::DeleteAccountRequest {
+            password: password.to_owned(),
+        };
+        self.call_empty(self.request(Method::DELETE, url).json(&body))
+            .await
+    }
+
+    /// `GET /users/me/export`: the profile, blocks, conversations and every message this
+    /// user sent.
+    pub async fn export(&self) -> Result<parley_proto::AccountExport, SdkError> {
+        self.get(&["users", "me", "export"]).await
+    }
 }

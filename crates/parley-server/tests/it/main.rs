@@ -9,6 +9,7 @@ mod binary;
 mod harness;
 mod raw;
 
+mod account_data;
 mod accounts;
 mod blocking;
 mod chat_settings;
