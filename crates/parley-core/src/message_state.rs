@@ -1,15 +1,17 @@
 //! A message's current state as one reader sees it, assembled from what a store read:
 //! shared by every store so their history reads agree.
 
-use parley_proto::{Message, ReactionCount, ReactionUsers, UserId};
+use parley_proto::{Message, ReactionCount, ReactionUsers, Timestamp, UserId};
 use std::collections::HashMap;
 
-/// Messages in their current state for one reader: reaction counts `(target_seq, emoji,
-/// count, me)` in order, and the `seq`s the reader hid emptied and flagged.
+/// Messages in their current state for one reader at `now`: reaction counts
+/// `(target_seq, emoji, count, me)` in order, and the `seq`s the reader hid and the
+/// messages expired by `now` emptied and flagged [`hidden`](hide).
 pub fn with_state(
     mut messages: Vec<Message>,
     reactions: impl IntoIterator<Item = (i64, String, i64, bool)>,
     hidden: &[i64],
+    now: Timestamp,
 ) -> Vec<Message> {
     let mut by_seq: HashMap<i64, usize> = HashMap::with_capacity(messages.len());
     for (index, message) in messages.iter().enumerate() {
@@ -26,16 +28,35 @@ pub fn with_state(
     }
     for seq in hidden {
         if let Some(&index) = by_seq.get(seq) {
-            let message = &mut messages[index];
-            message.hidden = true;
-            message.content.clear();
-            message.mentions.clear();
-            message.reactions.clear();
-            message.reply_to_seq = None;
-            message.system = None;
+            hide(&mut messages[index]);
         }
     }
+    for message in &mut messages {
+        hide_if_expired(message, now);
+    }
     messages
+}
+
+/// Empties a message and flags it hidden: it keeps its `seq` (no gap) and shows nothing.
+pub fn hide(message: &mut Message) {
+    message.hidden = true;
+    message.content.clear();
+    message.mentions.clear();
+    message.reactions.clear();
+    message.reply_to_seq = None;
+    message.system = None;
+}
+
+/// A message (or the change entry of one) expired at `now` reads as a hidden one for
+/// everybody: its `seq` stays accounted for, nothing of it shows. (The purger empties the
+/// row itself soon after.)
+pub fn hide_if_expired(message: &mut Message, now: Timestamp) {
+    if message
+        .expires_at
+        .is_some_and(|expires_at| expires_at <= now)
+    {
+        hide(message);
+    }
 }
 
 /// `(emoji, user_id)` rows in reaction order, grouped by emoji in order of first use.

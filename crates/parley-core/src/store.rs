@@ -287,11 +287,14 @@ pub trait Store: Send + Sync + 'static {
     /// (`AppendRefusal::Blocked`). Returns only once durably committed.
     async fn append_messages(&self, messages: Vec<NewMessage>) -> StoreResult<Vec<AppendOutcome>>;
 
-    /// Deletes for good up to `limit` messages whose `expires_at` is at or before `now`
-    /// (the earliest first), with everything that hangs off them: their change entries
-    /// (edited texts), reactions, mentions, hidden marks and search terms. Returns how
-    /// many it deleted; a full `limit` means there may be more. Every read leaves expired
-    /// messages out already, before they are purged. Several nodes may purge at once.
+    /// Empties for good up to `limit` messages whose `expires_at` is at or before `now`
+    /// (the earliest first) and not emptied yet, with everything that hangs off them:
+    /// their change entries (edited texts; emptied, and given the target's `expires_at`),
+    /// reactions, mentions, hidden marks and search terms. The rows stay as empty
+    /// tombstones, so `seq` has no gap. Returns how many it emptied; a full `limit` means
+    /// there may be more. Reads already treat expired messages as gone before the purge:
+    /// history shows them hidden (`message_state::hide_if_expired`), single reads, change
+    /// targets, search and the export leave them out. Several nodes may purge at once.
     async fn purge_expired(&self, now: Timestamp, limit: u32) -> StoreResult<u32>;
 
     /// The message `sender_id` stored with `client_msg_id`, if any (in any conversation).

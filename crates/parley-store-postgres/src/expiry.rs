@@ -1,5 +1,5 @@
-//! `Store::purge_expired`: disappearing messages deleted for good, one batch per
-//! transaction. The batch's rows are locked `FOR UPDATE SKIP LOCKED`, so nodes purging at
+//! `Store::purge_expired`: disappearing messages emptied for good, one batch per
+//! transaction (the rows stay as empty tombstones, so `seq` has no gap). The batch's rows are locked `FOR UPDATE SKIP LOCKED`, so nodes purging at
 //! once share the work instead of waiting for each other, and a purge never waits on a
 //! send (a send locks the conversation row, not its messages).
 
@@ -10,7 +10,7 @@ impl PgStore {
         self.write("purge_expired", |mut transaction| async move {
             let rows = sqlx::query(
                 "SELECT conversation_id, seq, mentions::text AS mentions FROM messages \
-                 WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+                 WHERE expires_at IS NOT NULL AND content <> '' AND expires_at <= $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
             )
             .bind(now.millis())
@@ -54,12 +54,17 @@ impl PgStore {
                  (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
                 "DELETE FROM hidden_messages WHERE (conversation_id, seq) IN \
                  (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
-                // Their change entries (an edit carries the text) go with them.
-                "DELETE FROM messages WHERE target_seq IS NOT NULL \
-                 AND (conversation_id, target_seq) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
-                // The search terms are on the row: they go with it.
-                "DELETE FROM messages WHERE (conversation_id, seq) IN \
-                 (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
+                // Their change entries (an edit carries the text) are emptied with them,
+                // and expire with them (they read as hidden too).
+                "UPDATE messages c SET content = '', expires_at = t.expires_at FROM messages t \
+                 WHERE c.target_seq IS NOT NULL AND t.conversation_id = c.conversation_id \
+                 AND t.seq = c.target_seq \
+                 AND (c.conversation_id, c.target_seq) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
+                // The search terms are on the row: they go with the text (an empty
+                // vector, not NULL, which the start-up backfill would take for unindexed).
+                "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, \
+                 reply_to_seq = NULL, search_terms = ''::tsvector \
+                 WHERE (conversation_id, seq) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
             ] {
                 sqlx::query(statement)
                     .bind(&conversation_ids)

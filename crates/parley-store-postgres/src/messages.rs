@@ -41,9 +41,8 @@ pub(crate) async fn fetch_page(
     };
     let rows = sqlx::query(&format!(
         "SELECT {} FROM messages WHERE conversation_id = $1 \
-         AND seq > $2 AND seq < $3 AND {} ORDER BY seq {order} LIMIT $4",
-        message_columns("", ""),
-        unexpired_sql("")
+         AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4",
+        message_columns("", "")
     ))
     .bind(conversation_id.as_str())
     .bind(range.after_seq.unwrap_or(0))
@@ -88,7 +87,7 @@ pub(crate) async fn fetch_page(
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
-    Ok(with_state(messages, reactions, &hidden))
+    Ok(with_state(messages, reactions, &hidden, Timestamp::now()))
 }
 
 /// One message in its current state, without `reactions`; `NotFound` if there is no

@@ -328,7 +328,12 @@ pub(crate) fn bind_counting<'q>(
 pub(crate) fn summary_from_row(row: &PgRow) -> StoreResult<ConversationSummary> {
     let conversation = conversation_from_row(row)?;
     let last_message = match column::<Option<i64>>(row, "l_seq")? {
-        Some(_) => Some(prefixed_message_from_row(row, "l_")?),
+        Some(_) => {
+            let mut message = prefixed_message_from_row(row, "l_")?;
+            // Expired, not purged yet: it previews as nothing, like a hidden one.
+            parley_core::message_state::hide_if_expired(&mut message, Timestamp::now());
+            Some(message)
+        }
         None => None,
     };
     Ok(ConversationSummary {

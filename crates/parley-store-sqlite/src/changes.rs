@@ -44,6 +44,7 @@ pub(crate) async fn with_current_state(
             .into_iter()
             .map(|(seq, emoji, count, me)| (seq, emoji, count, me != 0)),
         &hidden,
+        Timestamp::now(),
     ))
 }
 

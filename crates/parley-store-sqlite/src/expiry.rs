@@ -1,6 +1,7 @@
-//! `Store::purge_expired`: disappearing messages deleted for good, one batch per
+//! `Store::purge_expired`: disappearing messages emptied for good, one batch per
 //! transaction, with set statements over a temporary table of the batch (a fixed handful
-//! of statements whatever its size, so the writer is held briefly).
+//! of statements whatever its size, so the writer is held briefly). The rows stay as
+//! empty tombstones, so `seq` has no gap (reads show them as hidden).
 
 use super::*;
 
@@ -28,7 +29,8 @@ pub(crate) async fn purge_expired(
     let picked = sqlx::query(
         "INSERT INTO temp.purge_batch (conversation_id, seq) \
          SELECT conversation_id, seq FROM messages \
-         WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+         WHERE expires_at IS NOT NULL AND content <> '' AND expires_at <= ? \
+         ORDER BY expires_at LIMIT ?",
     )
     .bind(now.millis())
     .bind(i64::from(limit))
@@ -76,11 +78,15 @@ pub(crate) async fn purge_expired(
              (SELECT conversation_id, seq FROM temp.purge_batch)",
         "DELETE FROM hidden_messages WHERE (conversation_id, seq) IN \
              (SELECT conversation_id, seq FROM temp.purge_batch)",
-        // Their change entries (an edit carries the text) go with them.
-        "DELETE FROM messages WHERE target_seq IS NOT NULL AND (conversation_id, target_seq) IN \
+        // Their change entries (an edit carries the text) are emptied with them, and
+        // expire with them (they read as hidden too).
+        "UPDATE messages SET content = '', expires_at = ( \
+             SELECT t.expires_at FROM messages t WHERE t.conversation_id = messages.conversation_id \
+             AND t.seq = messages.target_seq) \
+         WHERE target_seq IS NOT NULL AND (conversation_id, target_seq) IN \
              (SELECT conversation_id, seq FROM temp.purge_batch)",
-        "DELETE FROM messages WHERE (conversation_id, seq) IN \
-             (SELECT conversation_id, seq FROM temp.purge_batch)",
+        "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, reply_to_seq = NULL \
+         WHERE (conversation_id, seq) IN (SELECT conversation_id, seq FROM temp.purge_batch)",
     ] {
         sqlx::query(statement)
             .execute(&mut *transaction)

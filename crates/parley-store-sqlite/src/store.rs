@@ -504,15 +504,13 @@ impl Store for SqliteStore {
             PageFrom::Newest => "DESC",
         };
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
-             AND seq > ?2 AND seq < ?3 AND {unexpired} ORDER BY seq {order} LIMIT ?4",
-            unexpired = unexpired_sql("", 5),
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? \
+             AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
         ))
         .bind(conversation_id.as_str())
         .bind(range.after_seq.unwrap_or(0))
         .bind(range.before_seq.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .bind(Timestamp::now().millis())
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;

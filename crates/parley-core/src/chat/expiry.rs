@@ -1,6 +1,7 @@
 //! Disappearing messages: the purger. Expired messages leave every read path at once
-//! (each read filters on `expires_at`); this task deletes them for good, a batch per
-//! transaction, so a purge never holds the writer long enough to stall sends.
+//! (reads check `expires_at`: history shows them hidden, search and single reads leave
+//! them out); this task empties them for good, a batch per transaction, so a purge never
+//! holds the writer long enough to stall sends.
 
 use super::*;
 

@@ -9,14 +9,14 @@ use parley_proto::rest::UpdateConversationRequest;
 use parley_proto::{ErrorCode, ServerFrame, SystemEvent};
 use std::time::Duration;
 
-/// The `seq`s a fresh device's first sync brings, up to its `sync_done`.
-async fn synced_seqs(connection: &mut parley_sdk::Connection) -> Vec<i64> {
-    let mut seqs = Vec::new();
+/// The messages a fresh device's first sync brings, up to its `sync_done`.
+async fn synced(connection: &mut parley_sdk::Connection) -> Vec<parley_proto::Message> {
+    let mut messages = Vec::new();
     loop {
         let event = within("the sync", connection.next_event()).await;
         match event {
-            Some(parley_sdk::Event::NewMessage(message)) => seqs.push(message.seq),
-            Some(parley_sdk::Event::Frame(ServerFrame::SyncDone { .. })) => return seqs,
+            Some(parley_sdk::Event::NewMessage(message)) => messages.push(message),
+            Some(parley_sdk::Event::Frame(ServerFrame::SyncDone { .. })) => return messages,
             Some(_) => {}
             None => panic!("the connection ended before sync_done"),
         }
@@ -39,8 +39,9 @@ async fn start() -> TestServer {
 }
 
 /// Either member of a direct chat turns it on (announced by a system message); what is
-/// sent then carries `expires_at` and, once expired, is gone from history, sync and
-/// search, and from the database; turned off, messages stay.
+/// sent then carries `expires_at` and, once expired, shows nothing in history and sync
+/// (it keeps its `seq`, as a hidden message does), is not found by search, and its text
+/// is gone from the database; turned off, messages stay.
 #[tokio::test]
 async fn an_expired_message_is_gone_from_every_read_and_from_storage() {
     let mut server = start().await;
@@ -91,25 +92,32 @@ async fn an_expired_message_is_gone_from_every_read_and_from_storage() {
     let live = messages(&mut bob_socket, &id, 1).await;
     assert_eq!(live[0].expires_at, Some(expires_at));
 
-    eventually(
-        "the message leaves the history",
+    let expired = eventually(
+        "the message expires",
         Duration::from_millis(100),
         || async {
             let page = bob.client.history(&id, None, None, None).await.unwrap();
-            (!page.messages.iter().any(|message| message.seq == sent.seq)).then_some(())
+            page.messages
+                .into_iter()
+                .find(|message| message.seq == sent.seq && message.hidden)
         },
     )
     .await;
+    assert!(expired.content.is_empty() && expired.mentions.is_empty());
     let found = bob.client.search(word, None, None, None).await.unwrap();
     assert!(found.results.is_empty(), "not found by search");
-    // A device syncing from the start does not get it either.
+    // A device syncing from the start gets nothing of it either.
     let mut fresh = bob.connect_new_device().await;
-    let synced = synced_seqs(&mut fresh).await;
+    let messages = synced(&mut fresh).await;
     assert!(
-        synced.contains(&announcement.seq),
-        "the sync ran: {synced:?}"
+        messages
+            .iter()
+            .any(|message| message.seq == announcement.seq),
+        "the sync ran"
     );
-    assert!(!synced.contains(&sent.seq), "not synced: {synced:?}");
+    for message in messages.iter().filter(|message| message.seq == sent.seq) {
+        assert!(message.hidden && message.content.is_empty(), "{message:?}");
+    }
     let refused = bob.client.react(&id, sent.seq, "👍").await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::TargetNotFound));
 

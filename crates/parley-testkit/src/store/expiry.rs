@@ -1,5 +1,6 @@
 //! Cases: disappearing messages — `expires_at` from the conversation's setting, expired
-//! messages out of every read at once, and purged with everything hanging off them.
+//! messages hidden from every read at once (their `seq` stays), and emptied by the purge
+//! with everything hanging off them.
 
 use super::*;
 use parley_core::store::{AppendRefusal, ConversationChange};
@@ -44,8 +45,8 @@ fn said_ago(
 }
 
 /// Messages sent after the setting carry `expires_at` (ordinary ones only); expired ones
-/// leave history, single reads, search and change targets at once; turning it off stops
-/// it for what follows.
+/// read as hidden in history (no gap), and leave single reads, search and change targets
+/// at once; turning it off stops it for what follows.
 pub async fn expired_messages_leave_every_read_at_once(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
@@ -78,9 +79,15 @@ pub async fn expired_messages_leave_every_read_at_once(store: Arc<dyn Store>) {
         "changes go with their target"
     );
 
-    let seen = seqs_of(&history(&store, &team, &alice).await);
-    assert!(seen.contains(&fresh.seq) && seen.contains(&before.seq));
-    assert!(!seen.contains(&stale.seq), "expired: out of the history");
+    let seen = history(&store, &team, &alice).await;
+    let shown = |seq: i64| seen.iter().find(|message| message.seq == seq).cloned();
+    assert_eq!(shown(fresh.seq).unwrap().content, "fresh lemon");
+    assert_eq!(shown(before.seq).unwrap().content, "kept forever");
+    let gone = shown(stale.seq).expect("an expired message keeps its seq");
+    assert!(
+        gone.hidden && gone.content.is_empty(),
+        "expired: shows nothing: {gone:?}"
+    );
     assert!(matches!(
         store.fetch_message(&team, stale.seq).await,
         Err(StoreError::NotFound)
@@ -96,8 +103,9 @@ pub async fn expired_messages_leave_every_read_at_once(store: Arc<dyn Store>) {
     assert_eq!(after.expires_at, None);
 }
 
-/// The purge deletes expired messages for good, with their change entries (edited text),
-/// reactions, mentions and search terms, a batch at a time, and leaves the rest.
+/// The purge empties expired messages for good, with their change entries (edited text),
+/// reactions, mentions and search terms, a batch at a time, and leaves the rest. The rows
+/// stay as empty tombstones: `seq` has no gap.
 pub async fn the_purge_deletes_expired_messages_and_what_hangs_off_them(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
@@ -107,7 +115,9 @@ pub async fn the_purge_deletes_expired_messages_and_what_hangs_off_them(store: A
     let mut mentioning = say(&team, &bob, "hey melon");
     mentioning.mentions = vec![alice.clone()];
     let mentioned = send(&store, mentioning).await;
-    let edited = send(&store, say(&team, &bob, "first melon")).await;
+    let first_melon = say(&team, &bob, "first melon");
+    let edited_client_id = first_melon.client_msg_id.clone();
+    let edited = send(&store, first_melon).await;
     send(&store, edit(&team, &bob, edited.seq, "second papaya")).await;
     send(&store, react(&team, &alice, edited.seq, "🎉")).await;
     let others: Vec<Message> = {
@@ -141,18 +151,29 @@ pub async fn the_purge_deletes_expired_messages_and_what_hangs_off_them(store: A
     assert_eq!(store.purge_expired(later, 3).await.unwrap(), 0);
 
     let left = history(&store, &team, &alice).await;
-    assert!(left.iter().any(|message| message.seq == kept.seq));
+    let seqs = seqs_of(&left);
+    assert_eq!(
+        seqs,
+        (1..=*seqs.last().unwrap()).collect::<Vec<_>>(),
+        "no gap in seq"
+    );
     for message in &left {
-        assert!(
-            message.expires_at.is_none(),
-            "only what never expires is left: {message:?}"
-        );
-        assert!(
-            message.target_seq.is_none_or(|target| target == kept.seq),
-            "no change entry of a purged message is left: {message:?}"
-        );
+        if message.seq == kept.seq {
+            assert_eq!(message.content, "kept melon");
+        } else if message.expires_at.is_some() {
+            // (Read before they expire by the clock: purged "two days on", emptied now.)
+            assert!(message.content.is_empty(), "{message:?}");
+        }
         assert!(!message.content.contains("papaya") && !message.content.contains("first"));
     }
+    // Emptied in storage, not only hidden on the way out.
+    let stored = store
+        .fetch_message_by_client_id(&bob, &edited_client_id)
+        .await
+        .unwrap()
+        .expect("the tombstone stays");
+    assert_eq!((stored.seq, stored.content.as_str()), (edited.seq, ""));
+    assert!(stored.mentions.is_empty() && stored.edited_at.is_none());
     assert!(store
         .fetch_reactions(&team, edited.seq)
         .await
@@ -161,10 +182,8 @@ pub async fn the_purge_deletes_expired_messages_and_what_hangs_off_them(store: A
     assert_eq!(summary(&store, &team, &alice).await.unread_mentions, 0);
     assert!(found(&store, &alice, "papaya", &team).await.is_empty());
     assert!(found(&store, &alice, "melon", &team).await == vec![kept.seq]);
-    assert!(matches!(
-        store.fetch_message(&team, mentioned.seq).await,
-        Err(StoreError::NotFound)
-    ));
+    let mention = store.fetch_message(&team, mentioned.seq).await.unwrap();
+    assert!(mention.content.is_empty() && mention.mentions.is_empty());
     // The conversation goes on: `seq` keeps counting from where it was.
     let next = send(&store, say(&team, &alice, "still here")).await;
     assert!(next.seq > others.last().unwrap().seq);
