@@ -11,7 +11,7 @@ impl Chat {
     /// `POST /users/{id}/block`. Blocking twice is not an error.
     pub async fn block(&self, session: &Session, user_id: &UserId) -> Result<()> {
         if user_id == &session.user_id {
-            return Err(Error::Invalid("you cannot block yourself".into()));
+            return Err(Error::Forbidden("you cannot block yourself".into()));
         }
         self.check_write_rate(session).await?;
         let new = match self
@@ -42,7 +42,8 @@ impl Chat {
         Ok(())
     }
 
-    /// `DELETE /users/{id}/block`. Unblocking someone not blocked is not an error.
+    /// `DELETE /users/{id}/block`. Unblocking someone not blocked is not an error; someone
+    /// who does not exist is `NotFound`.
     pub async fn unblock(&self, session: &Session, user_id: &UserId) -> Result<()> {
         self.check_write_rate(session).await?;
         let lifted = self
@@ -50,6 +51,9 @@ impl Chat {
             .store
             .unblock_user(&session.user_id, user_id)
             .await?;
+        if !lifted {
+            self.user(user_id).await?;
+        }
         if lifted {
             // Each sees the other's presence again, if nothing else hides it.
             for (watcher, watched) in [(user_id, &session.user_id), (&session.user_id, user_id)] {

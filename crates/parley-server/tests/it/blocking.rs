@@ -127,7 +127,13 @@ async fn a_block_stops_the_direct_chat_and_new_chats_with_the_blocker() {
         .unwrap_err();
     assert_eq!(unknown.code(), Some(ErrorCode::NotFound));
     let myself = alice.client.block(&alice.user_id).await.unwrap_err();
-    assert_eq!(myself.code(), Some(ErrorCode::InvalidRequest));
+    assert_eq!(myself.code(), Some(ErrorCode::Forbidden));
+    let nobody = alice
+        .client
+        .unblock(&UserId::from("u_01NOBODY0000000000000000000"))
+        .await
+        .unwrap_err();
+    assert_eq!(nobody.code(), Some(ErrorCode::NotFound));
 }
 
 /// Neither side of a block sees the other's presence, last seen or typing; someone
