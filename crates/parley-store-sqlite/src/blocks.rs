@@ -25,45 +25,31 @@ pub(crate) async fn refresh_send_blocked(
     Ok(())
 }
 
-pub(crate) async fn block_user(
+/// Inserts (`Some(at)`) or deletes the block of `blocked` by `blocker` and refreshes their
+/// direct chat's flags, in one transaction; whether a row changed.
+pub(crate) async fn change_block(
     writer: &SqlitePool,
     blocker: &UserId,
     blocked: &UserId,
-    at: Timestamp,
+    block: Option<Timestamp>,
 ) -> StoreResult<bool> {
     let mut transaction = writer
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(unavailable)?;
-    let inserted = sqlx::query(
-        "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(blocker.as_str())
-    .bind(blocked.as_str())
-    .bind(at.millis())
-    .execute(&mut *transaction)
-    .await
-    .map_err(unavailable)?
-    .rows_affected()
-        > 0;
-    refresh_send_blocked(&mut transaction, blocker, blocked).await?;
-    transaction.commit().await.map_err(unavailable)?;
-    Ok(inserted)
-}
-
-pub(crate) async fn unblock_user(
-    writer: &SqlitePool,
-    blocker: &UserId,
-    blocked: &UserId,
-) -> StoreResult<bool> {
-    let mut transaction = writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(unavailable)?;
-    let deleted = sqlx::query("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
+    let query = match block {
+        Some(at) => sqlx::query(
+            "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
         .bind(blocker.as_str())
         .bind(blocked.as_str())
+        .bind(at.millis()),
+        None => sqlx::query("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
+            .bind(blocker.as_str())
+            .bind(blocked.as_str()),
+    };
+    let changed = query
         .execute(&mut *transaction)
         .await
         .map_err(unavailable)?
@@ -71,7 +57,7 @@ pub(crate) async fn unblock_user(
         > 0;
     refresh_send_blocked(&mut transaction, blocker, blocked).await?;
     transaction.commit().await.map_err(unavailable)?;
-    Ok(deleted)
+    Ok(changed)
 }
 
 pub(crate) async fn list_blocked(

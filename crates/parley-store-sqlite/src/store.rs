@@ -102,11 +102,11 @@ impl Store for SqliteStore {
         blocked: &UserId,
         at: Timestamp,
     ) -> StoreResult<bool> {
-        blocks::block_user(&self.writer, blocker, blocked, at).await
+        blocks::change_block(&self.writer, blocker, blocked, Some(at)).await
     }
 
     async fn unblock_user(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
-        blocks::unblock_user(&self.writer, blocker, blocked).await
+        blocks::change_block(&self.writer, blocker, blocked, None).await
     }
 
     async fn list_blocked(&self, blocker: &UserId) -> StoreResult<Vec<(UserRecord, Timestamp)>> {

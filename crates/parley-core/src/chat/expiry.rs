@@ -10,20 +10,6 @@ pub(super) const PURGE_BATCH: u32 = 1000;
 /// The pause between two full batches: sends get the writer in between.
 const BETWEEN_BATCHES: std::time::Duration = std::time::Duration::from_millis(20);
 
-pub(super) async fn run_expiry_purger(inner: std::sync::Weak<Inner>) {
-    let interval = match inner.upgrade() {
-        Some(inner) => inner.config.expiry_purge_interval,
-        None => return,
-    };
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        purge_expired(&inner).await;
-    }
-}
-
 /// Purges everything expired by now, batch after batch.
 pub(super) async fn purge_expired(inner: &Arc<Inner>) {
     loop {

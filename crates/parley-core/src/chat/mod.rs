@@ -64,7 +64,7 @@ use limits::Quotas;
 pub use messages::SyncPlan;
 use node::NodeState;
 pub use node::Ports;
-use receipts::{flush_receipts, run_receipt_flusher};
+use receipts::flush_receipts;
 pub use search::{SearchHit, SearchPage};
 pub use settings::MAX_PINNED;
 pub use types::*;
@@ -176,8 +176,17 @@ impl Chat {
             chat.clone(),
             announcement_receiver,
         ));
-        tokio::spawn(run_receipt_flusher(Arc::downgrade(&chat.inner)));
-        tokio::spawn(expiry::run_expiry_purger(Arc::downgrade(&chat.inner)));
+        let config = &chat.inner.config;
+        tokio::spawn(run_periodically(
+            Arc::downgrade(&chat.inner),
+            config.receipt_flush_interval,
+            |inner| async move { flush_receipts(&inner).await },
+        ));
+        tokio::spawn(run_periodically(
+            Arc::downgrade(&chat.inner),
+            config.expiry_purge_interval,
+            |inner| async move { expiry::purge_expired(&inner).await },
+        ));
         tokio::spawn(node::run_lease_keeper(Arc::downgrade(&chat.inner)));
         chat
     }
@@ -260,6 +269,25 @@ impl Chat {
             tracing::warn!(%error, "bus publish failed");
             Error::Bus(error)
         })
+    }
+}
+
+/// Runs `job` every `interval` for as long as the service lives: the task holds the
+/// service only while a run is under way, so dropping the last `Chat` ends it.
+async fn run_periodically<F, Fut>(
+    inner: std::sync::Weak<Inner>,
+    interval: std::time::Duration,
+    job: F,
+) where
+    F: Fn(Arc<Inner>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        job(inner).await;
     }
 }
 

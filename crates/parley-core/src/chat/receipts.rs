@@ -182,20 +182,6 @@ impl Chat {
     }
 }
 
-pub(super) async fn run_receipt_flusher(inner: std::sync::Weak<Inner>) {
-    let interval = match inner.upgrade() {
-        Some(inner) => inner.config.receipt_flush_interval,
-        None => return,
-    };
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        flush_receipts(&inner).await;
-    }
-}
-
 pub(super) async fn flush_receipts(inner: &Arc<Inner>) {
     let _one_at_a_time = inner.receipt_flush.lock().await;
     let updates = inner.receipts.take();

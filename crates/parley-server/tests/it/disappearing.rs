@@ -151,23 +151,7 @@ async fn an_expired_message_is_gone_from_every_read_and_from_storage() {
     }
     let data_dir = server.config().data_dir;
     server.server.take().unwrap().shutdown().await.unwrap();
-    let mut scanned = 0;
-    for entry in std::fs::read_dir(&data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("parley") {
-            let bytes = std::fs::read(&path).unwrap();
-            scanned += bytes.len();
-            let at = bytes
-                .windows(word.len())
-                .position(|window| window == word.as_bytes());
-            assert!(
-                at.is_none(),
-                "{name} still holds the expired text at {at:?}"
-            );
-        }
-    }
-    assert!(scanned > 0, "no database file in {}", data_dir.display());
+    assert_gone_from_files(&data_dir, word, "the expired text");
 }
 
 /// In a group only admins set it; a member is refused and nothing is announced.

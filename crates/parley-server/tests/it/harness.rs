@@ -376,3 +376,29 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         .await
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
+
+/// Fails if `word` is in any of the store's files in `data_dir` (`parley.db`, the search
+/// index `parley-search.db`, and their WALs), read as bytes: `what` was overwritten, not
+/// just unlinked. With `PARLEY_TEST_KEEP_DB=path` the offending file is kept there.
+pub fn assert_gone_from_files(data_dir: &std::path::Path, word: &str, what: &str) {
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("parley") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        scanned += bytes.len();
+        let found = bytes
+            .windows(word.len())
+            .position(|window| window == word.as_bytes());
+        if let Some(offset) = found {
+            if let Ok(keep) = std::env::var("PARLEY_TEST_KEEP_DB") {
+                std::fs::copy(&path, keep).unwrap();
+            }
+            panic!("{name} still holds {what} at byte {offset}");
+        }
+    }
+    assert!(scanned > 0, "no database file in {}", data_dir.display());
+}

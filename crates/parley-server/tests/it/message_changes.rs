@@ -348,26 +348,7 @@ async fn a_deleted_message_is_gone_from_the_database_file() {
     drop(socket);
     let data_dir = server.config().data_dir;
     server.server.take().unwrap().shutdown().await.unwrap();
-    let mut scanned = 0;
-    for entry in std::fs::read_dir(&data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        // `parley.db` and its WAL, `parley-search.db` (the index) and its WAL.
-        if name.starts_with("parley") {
-            let bytes = std::fs::read(&path).unwrap();
-            scanned += bytes.len();
-            let found = bytes
-                .windows(word.len())
-                .position(|window| window == word.as_bytes());
-            if let Some(offset) = found {
-                if let Ok(keep) = std::env::var("PARLEY_TEST_KEEP_DB") {
-                    std::fs::copy(&path, keep).unwrap();
-                }
-                panic!("{name} still holds the deleted text at byte {offset}");
-            }
-        }
-    }
-    assert!(scanned > 0, "no database file in {}", data_dir.display());
+    assert_gone_from_files(&data_dir, word, "the deleted text");
 }
 
 /// Mentions: members only; `unread_mentions` until read; the list shows them.
