@@ -53,7 +53,7 @@ export class Api {
   get(path) { return this.request('GET', path); }
   post(path, body) { return this.request('POST', path, body === undefined ? {} : body); }
   patch(path, body) { return this.request('PATCH', path, body); }
-  del(path) { return this.request('DELETE', path); }
+  del(path, body) { return this.request('DELETE', path, body); }
 
   register(username, password, displayName) {
     const body = { username, password, device_name: deviceName() };
@@ -65,6 +65,13 @@ export class Api {
   }
   logout() { return this.request('POST', '/auth/logout', undefined); }
   me() { return this.get('/users/me'); }
+  updateMe(changes) { return this.patch('/users/me', changes); }
+  blockedUsers() { return this.get('/users/me/blocked'); }
+  block(userId) { return this.post(`/users/${encodeURIComponent(userId)}/block`); }
+  unblock(userId) { return this.del(`/users/${encodeURIComponent(userId)}/block`); }
+  logoutEverywhere() { return this.del('/users/me/devices'); }
+  deleteAccount(password) { return this.del('/users/me', { password }); }
+  exportData() { return this.get('/users/me/export'); }
   user(id) { return this.get(`/users/${encodeURIComponent(id)}`); }
   searchUsers(query) { return this.get(`/users?query=${encodeURIComponent(query)}`); }
 
@@ -89,6 +96,9 @@ export class Api {
   createDirect(userId) { return this.post('/conversations', { type: 'direct', participant_ids: [userId] }); }
   createGroup(name, memberIds) { return this.post('/conversations', { type: 'group', name, member_ids: memberIds }); }
   renameConversation(id, name) { return this.patch(`/conversations/${encodeURIComponent(id)}`, { name }); }
+  setDisappearing(id, seconds) {
+    return this.patch(`/conversations/${encodeURIComponent(id)}`, { disappearing_seconds: seconds });
+  }
   addMembers(id, userIds) { return this.post(`/conversations/${encodeURIComponent(id)}/members`, { user_ids: userIds }); }
   setRole(id, userId, role) {
     return this.patch(`/conversations/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`, { role });

@@ -10,6 +10,7 @@ import {
 } from './dom.js';
 import { openPopover, closePopover, replacePopover, justClosedBy, bindPopovers } from './popover.js';
 import { openEmojiPicker, emojiName, QUICK_REACTIONS } from './emoji.js';
+import { applyTheme, createSettings, previewsOn } from './settings.js';
 
 const MAX_CONTENT_BYTES = 64 * 1024;
 const PAGE = 50;
@@ -28,7 +29,8 @@ const EDIT_WINDOW_MS = 48 * 3600 * 1000;
 /** A searched message further back than this is loaded as a window around it (with a gap). */
 const JUMP_BACKFILL_MAX = 200;
 
-const api = new Api({ onUnauthorized: () => signOut({ expired: true }) });
+const api = new Api({ onUnauthorized: () => signOut({ expired: !ui.revoking, reason: ui.revoking }) });
+applyTheme();
 let session = null;
 let store = null;
 let conn = null;
@@ -41,6 +43,8 @@ const ui = {
   editing: null, // {seq, draft}: the composer edits one of my messages (draft: what it held before)
   drafts: new Map(),
   presence: new Map(), // user_id -> {status, last_seen}
+  blocked: new Set(), // user ids I block
+  revoking: null, // 'everywhere' | 'deleted' while that request is under way
   syncing: false,
   everReady: false,
   connState: 'idle',
@@ -201,8 +205,14 @@ function renderLogoutDialog() {
   $('#logout-discard').textContent = waiting || failed ? 'Discard and log out' : 'Log out';
 }
 
-async function signOut({ expired = false } = {}) {
+/**
+ * Ends the session. `expired`: the server refused the token (no logout call, the outbox
+ * kept for the next login); `reason` `everywhere` or `deleted`: this user revoked every
+ * token or deleted the account (no logout call, nothing kept).
+ */
+async function signOut({ expired = false, reason = null } = {}) {
   if (!session) return;
+  ui.revoking = null;
   const wasSession = session;
   session = null;
   if (conn) conn.stop();
@@ -215,7 +225,7 @@ async function signOut({ expired = false } = {}) {
   if (!expired) {
     try {
       api.token = wasSession.token;
-      await api.logout();
+      if (!reason) await api.logout();
     } catch {
       /* the token is dropped locally either way */
     }
@@ -229,7 +239,11 @@ async function signOut({ expired = false } = {}) {
   store = null;
   resetUi();
   if (location.hash) history.replaceState(null, '', location.pathname);
-  showAuth(expired ? 'Your session has ended. Please log in again.' : '');
+  const farewell = {
+    everywhere: 'You are logged out of all your devices.',
+    deleted: 'Your account was deleted.',
+  };
+  showAuth(expired ? 'Your session has ended. Please log in again.' : farewell[reason] || '');
 }
 
 function resetUi() {
@@ -307,6 +321,7 @@ async function startApp() {
     if (!session) return; // 401 already signed out
   }
 
+  loadBlocked();
   await loadConversations();
   if (!session) return;
   applyRoute();
@@ -321,6 +336,60 @@ async function startApp() {
   conn.start();
   if (!ui.resendTimer) ui.resendTimer = setInterval(() => sendQueue && sendQueue.pump(), 5000);
 }
+
+/** The users I block: the chat menu and the composer of their direct chat follow it. */
+async function loadBlocked() {
+  try {
+    const list = await api.blockedUsers();
+    if (!store) return;
+    ui.blocked = new Set((list.blocked || []).map((user) => user.user_id));
+    scheduleRender({ chat: true });
+  } catch {
+    /* the menu offers "Block" until it is known; the server decides anyway */
+  }
+}
+
+async function setBlocked(userId, block) {
+  const name = store.userName(userId);
+  try {
+    if (block) await api.block(userId);
+    else await api.unblock(userId);
+  } catch (err) {
+    if (err.status !== 401) toast(block ? 'Could not block. Try again.' : 'Could not unblock. Try again.');
+    return;
+  }
+  if (block) ui.blocked.add(userId);
+  else ui.blocked.delete(userId);
+  toast(block ? `${name} blocked` : `${name} unblocked`);
+  scheduleRender({ chat: true, list: true, info: true });
+}
+
+/** The other member of a direct chat, if I block them. */
+function blockedOther(conv) {
+  if (!conv || conv.type !== 'direct') return null;
+  const other = store.otherMember(conv);
+  return other && ui.blocked.has(other.user_id) ? other : null;
+}
+
+const settingsScreen = createSettings({
+  api,
+  me: () => (store ? store.me : {}),
+  onProfile: (profile) => {
+    if (!store) return;
+    Object.assign(store.me, { username: profile.username, display_name: profile.display_name });
+    store.rememberUser(profile);
+    if (session) {
+      session.display_name = profile.display_name;
+      saveSession(session);
+    }
+    renderMe();
+  },
+  blocked: { clear: () => ui.blocked.clear(), add: (id) => ui.blocked.add(id), delete: (id) => ui.blocked.delete(id) },
+  onBlockedChanged: () => scheduleRender({ chat: true, list: true }),
+  toast: (text) => toast(text),
+  revoking: (reason) => { ui.revoking = reason; },
+  signOut: (reason) => signOut({ reason }),
+});
 
 function renderMe() {
   const name = store.me.display_name || store.me.username || '';
@@ -639,6 +708,7 @@ function applySystemEvent(conv, msg) {
   const ids = [ev.actor_id, ev.user_id, ...(ev.user_ids || [])].filter(Boolean);
   for (const id of ids) ensureUser(id);
   if (ev.event === 'conversation_renamed' && ev.name) conv.name = ev.name;
+  if (ev.event === 'disappearing_changed') conv.disappearing_seconds = ev.seconds;
   if (['members_added', 'member_removed', 'member_left', 'role_changed'].includes(ev.event)) {
     fetchConversation(conv.conversation_id);
   }
@@ -921,6 +991,7 @@ function onServerError(frame) {
       not_member: 'You are not a member of this conversation.',
       forbidden: 'You may not send here.',
       not_found: 'This conversation no longer exists.',
+      blocked: 'Not sent: one of you blocked the other, or the account was deleted.',
     };
     store.updateOutbox(item.client_msg_id, { status: 'failed', error: reasons[frame.code] || frame.message || 'Not sent.' });
     sendQueue.pump(item.conversation_id); // the ones behind it go on
@@ -1624,6 +1695,14 @@ function openChatMenu(conv, { anchor = null, opener = null } = {}) {
   } else {
     items.push(menuItem('Mark as unread', 'chat-menu-unread', ICONS.unread, act({ marked_unread: true })));
   }
+  const other = conv.type === 'direct' ? store.otherMember(conv) : null;
+  if (other) {
+    const blocked = ui.blocked.has(other.user_id);
+    items.push(menuItem(blocked ? 'Unblock' : 'Block', 'chat-menu-block', ICONS.block, () => {
+      closePopover();
+      setBlocked(other.user_id, !blocked);
+    }, blocked ? '' : 'danger-text'));
+  }
   menu.replaceChildren(...items);
   openPopover(menu, { anchor, opener });
 }
@@ -1735,6 +1814,16 @@ function joinNames(ids) {
   return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
 
+const DISAPPEARING_CHOICES = [[0, 'Off'], [86400, '24 hours'], [604800, '7 days'], [7776000, '90 days']];
+
+function disappearingLabel(seconds) {
+  const known = DISAPPEARING_CHOICES.find(([value]) => value === seconds);
+  if (known) return known[1];
+  if (seconds % 86400 === 0) return `${seconds / 86400} days`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hours`;
+  return `${seconds} seconds`;
+}
+
 function systemText(msg) {
   const ev = msg.system;
   if (!ev) return msg.content || 'Update';
@@ -1747,6 +1836,10 @@ function systemText(msg) {
       const what = { owner: 'the owner', admin: 'an admin', member: 'a member' }[ev.role] || ev.role;
       return `${nameOrYou(ev.actor_id)} made ${nameOrYou(ev.user_id, false)} ${what}`;
     }
+    case 'disappearing_changed':
+      return ev.seconds
+        ? `${nameOrYou(ev.actor_id)} turned on disappearing messages: new messages disappear after ${disappearingLabel(ev.seconds)}`
+        : `${nameOrYou(ev.actor_id)} turned off disappearing messages`;
     case 'conversation_renamed':
       return ev.name
         ? `${nameOrYou(ev.actor_id)} renamed the group to “${ev.name}”`
@@ -1768,6 +1861,11 @@ function renderChat({ bottom = false } = {}) {
   $('#chat-main').hidden = !conv;
   if (!conv) return;
   renderHeader();
+  const blocked = blockedOther(conv);
+  $('.composer').hidden = !!blocked;
+  const note = $('#chat-blocked');
+  note.hidden = !blocked;
+  if (blocked) $('#chat-blocked-text').textContent = `You blocked ${store.userName(blocked.user_id)}. Unblock to send messages.`;
   const composer = $('#composer');
   if (!composer.style.height) autoGrow(composer);
   renderMessages(conv, { bottom });
@@ -1847,12 +1945,19 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
   // a jump to a far message) gets a row that loads it.
   const all = [];
   let prevSeq = 0;
+  const now = Date.now();
+  let nextExpiry = Infinity;
   for (const m of stored) {
     if (prevSeq && m.seq > prevSeq + 1 && m.seq <= conv.syncedSeq) all.push({ kind: 'gap', after: prevSeq, before: m.seq });
     prevSeq = m.seq;
     if (isChange(m) || m.hidden) continue;
+    // Disappearing messages leave the screen when they expire, without waiting for the server.
+    const expiresAt = m.expires_at ? Date.parse(m.expires_at) : Infinity;
+    if (expiresAt <= now) continue;
+    nextExpiry = Math.min(nextExpiry, expiresAt);
     all.push({ kind: 'stored', m, date: new Date(m.created_at) });
   }
+  scheduleExpiry(nextExpiry);
   for (const p of pendingItems) all.push({ kind: 'pending', m: p, date: new Date(p.created_at) });
   const myId = store.me.user_id;
   let lastOwnSeq = 0;
@@ -2041,6 +2146,15 @@ function cached(key, sig, build, nextCache) {
   return el;
 }
 
+/** Renders the open chat again when its next disappearing message expires. */
+function scheduleExpiry(at) {
+  clearTimeout(ui.expiryTimer);
+  if (!Number.isFinite(at)) return;
+  // setTimeout's limit is about 24.8 days; a later expiry is checked again then.
+  const delay = Math.min(Math.max(at - Date.now(), 0) + 50, 2 ** 31 - 1);
+  ui.expiryTimer = setTimeout(() => scheduleRender({ chat: true, list: true }), delay);
+}
+
 function quoteFor(conv, seq) {
   const msg = store.findBySeq(conv.conversation_id, seq) || (conv.quotes && conv.quotes.get(seq));
   if (!msg) {
@@ -2141,7 +2255,12 @@ function messageEl(conv, item, opts) {
       title: m.edited_at ? `Edited ${formatDateTime(new Date(m.edited_at))}` : 'Edited', text: 'edited',
     })
     : null;
-  const meta = h('span', { class: 'msg-meta' }, edited, time, own && !view.deleted ? ticksEl(status) : null);
+  const expiring = m.expires_at && !view.deleted
+    ? h('span', {
+      class: 'msg-expiry', testid: 'expiry-mark', title: `Disappears ${formatDateTime(new Date(m.expires_at))}`,
+    }, icon(ICONS.timer))
+    : null;
+  const meta = h('span', { class: 'msg-meta' }, expiring, edited, time, own && !view.deleted ? ticksEl(status) : null);
   if (own && readInfo && isGroup) {
     meta.title = `Read by ${readInfo.read} of ${readInfo.total}, delivered to ${readInfo.delivered} of ${readInfo.total}`;
   }
@@ -2292,6 +2411,7 @@ function canDeleteForEveryone(conv, m) {
 }
 
 const ICONS = {
+  timer: 'M15 1H9v2h6V1Zm-4 13h2V8h-2v6Zm8-6.6 1.4-1.4A11 11 0 0 0 19 4.6l-1.4 1.4A9 9 0 1 0 21 13a8.9 8.9 0 0 0-2-5.6ZM12 20a7 7 0 1 1 7-7 7 7 0 0 1-7 7Z',
   reply: 'M10 9V5l-7 7 7 7v-4.1c5 0 8.5 1.6 11 5.1-1-5-4-10-11-11Z',
   smile: 'M12 2a10 10 0 1 0 10 10A10 10 0 0 0 12 2Zm0 18a8 8 0 1 1 8-8 8 8 0 0 1-8 8Zm-3.5-9A1.5 1.5 0 1 0 7 9.5 1.5 1.5 0 0 0 8.5 11Zm7 0A1.5 1.5 0 1 0 14 9.5a1.5 1.5 0 0 0 1.5 1.5ZM12 17.5a5.5 5.5 0 0 0 5.1-3.5H6.9a5.5 5.5 0 0 0 5.1 3.5Z',
   more: 'M6 10a2 2 0 1 0 2 2 2 2 0 0 0-2-2Zm6 0a2 2 0 1 0 2 2 2 2 0 0 0-2-2Zm6 0a2 2 0 1 0 2 2 2 2 0 0 0-2-2Z',
@@ -3263,7 +3383,8 @@ function notify(conv, msg) {
   // A muted chat stays silent, except for a message that mentions me.
   if (store.isMuted(conv) && !(msg.mentions || []).includes(store.me.user_id)) return;
   const title = conv.type === 'group' ? `${store.userName(msg.sender_id)} · ${store.title(conv)}` : store.title(conv);
-  const body = msg.content_type === 'system' ? systemText(msg) : oneLine(msg.content);
+  const body = !previewsOn(store.me.user_id) ? 'New message'
+    : msg.content_type === 'system' ? systemText(msg) : oneLine(msg.content);
   try {
     const n = new Notification(title, { body, tag: conv.conversation_id, icon: 'icon.svg' });
     n.onclick = () => {
@@ -3539,11 +3660,36 @@ function renderChatSettings(box, conv) {
       onchange: (e) => changeSettings(conv, settings(e.target.checked)),
     }),
     h('span', { text: label }));
+  // Disappearing messages: any member of a direct chat, a group's admins.
+  const role = store.myRole(conv);
+  const mayDisappear = conv.type === 'direct' || role === 'admin' || role === 'owner';
+  const current = conv.disappearing_seconds || 0;
+  const disappear = h('select', {
+    id: `${box.id}-disappear`, testid: 'settings-disappearing', disabled: mayDisappear ? null : '',
+    onchange: (e) => setDisappearing(conv, Number(e.target.value)),
+  }, ...DISAPPEARING_CHOICES.map(([value, label]) => h('option', { value: String(value), text: label })),
+  DISAPPEARING_CHOICES.some(([value]) => value === current)
+    ? null : h('option', { value: String(current), text: disappearingLabel(current) }));
+  disappear.value = String(current);
   box.replaceChildren(
     h('label', { class: 'settings-row', for: mute.id },
       h('span', { text: 'Notifications' }), mute),
+    h('label', { class: 'settings-row', for: disappear.id, title: mayDisappear ? '' : 'Only admins can change this' },
+      h('span', { text: 'Disappearing messages' }), disappear),
     toggle('Pin to top', 'settings-pin', !!conv.pinned_at, (on) => ({ pinned: on })),
     toggle('Archived', 'settings-archive', !!conv.archived, (on) => ({ archived: on })));
+}
+
+async function setDisappearing(conv, seconds) {
+  try {
+    const data = await api.setDisappearing(conv.conversation_id, seconds);
+    if (!store) return;
+    store.upsertConversation(data, { authoritative: false });
+    toast(seconds ? `New messages disappear after ${disappearingLabel(seconds)}` : 'Disappearing messages off');
+  } catch (err) {
+    if (err.status !== 401) toast(err.code === 'forbidden' ? 'Only group admins can change this.' : 'Could not change it. Try again.');
+  }
+  scheduleRender({ chat: conv.conversation_id === ui.activeId, info: true });
 }
 
 function infoError(text) {
@@ -3670,6 +3816,11 @@ function hideToast() {
 
 function bindApp() {
   $('#logout').addEventListener('click', requestLogout);
+  $('#settings-open').addEventListener('click', () => settingsScreen.open());
+  $('#chat-unblock').addEventListener('click', () => {
+    const blocked = blockedOther(activeConv());
+    if (blocked) setBlocked(blocked.user_id, false);
+  });
   $('#logout-discard').addEventListener('click', () => {
     closeDialog($('#logout-dialog'));
     signOut();

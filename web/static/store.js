@@ -104,7 +104,7 @@ export class Store {
       conv = this._blank(id);
       this.convs.set(id, conv);
     }
-    for (const key of ['type', 'name', 'description', 'member_count', 'created_at']) {
+    for (const key of ['type', 'name', 'description', 'member_count', 'created_at', 'disappearing_seconds']) {
       if (data[key] !== undefined) conv[key] = data[key];
     }
     // This user's own settings come only in their own views of the conversation (the
@@ -404,12 +404,14 @@ export class Store {
   }
 
   /** The message the chat list previews: the last one, or the newest held one still shown. */
-  previewMessage(conv) {
+  previewMessage(conv, now = Date.now()) {
+    // An expired disappearing message is gone before the server says so.
+    const shown = (msg) => !msg.hidden && !isChange(msg) && !(msg.expires_at && Date.parse(msg.expires_at) <= now);
     const last = conv.last_message;
-    if (last && !last.hidden && !isChange(last)) return last;
+    if (last && shown(last)) return last;
     let best = null;
     for (const msg of conv.msgs.values()) {
-      if (!isChange(msg) && !msg.hidden && (!best || msg.seq > best.seq)) best = msg;
+      if (shown(msg) && (!best || msg.seq > best.seq)) best = msg;
     }
     return best;
   }
