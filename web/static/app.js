@@ -248,6 +248,8 @@ async function signOut({ expired = false, reason = null } = {}) {
 
 function resetUi() {
   ui.activeId = null;
+  ui.blocked = new Set();
+  ui.revoking = null;
   ui.showArchived = false;
   ui.unreadFrom = null;
   ui.positionPending = false;

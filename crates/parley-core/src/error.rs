@@ -70,4 +70,4 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a message to a direct chat was refused by a block (either way).
 pub const BLOCKED_DIRECT_CHAT: &str =
-    "a block between you and this user stops messages in your direct chat";
+    "this direct chat takes no messages: one of you blocks the other, or the account was deleted";

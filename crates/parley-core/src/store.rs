@@ -136,11 +136,13 @@ pub trait Store: Send + Sync + 'static {
     /// Everyone with a block between them and `user_id`, either way.
     async fn fetch_block_relations(&self, user_id: &UserId) -> StoreResult<BlockRelations>;
 
-    /// Everyone `user_id` has a direct conversation with ("people I chat with").
+    /// Everyone `user_id` has a direct conversation with and has written to there
+    /// ("people I chat with": a chat someone else opened does not make them one).
     async fn fetch_direct_partners(&self, user_id: &UserId) -> StoreResult<HashSet<UserId>>;
 
     // ---- devices and sessions -----------------------------------------------------
 
+    /// `NotFound` if the user does not exist or their account is deleted.
     async fn insert_device(&self, device: NewDevice) -> StoreResult<()>;
 
     /// The session a token hash belongs to; `NotFound` if unknown or revoked.

@@ -378,7 +378,7 @@ pub struct Profile {
 pub enum LastSeenPrivacy {
     #[default]
     Everyone,
-    /// The people this user has a direct chat with.
+    /// The people this user has a direct chat with and has written to there.
     Contacts,
     Nobody,
 }

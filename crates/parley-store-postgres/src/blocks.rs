@@ -20,7 +20,8 @@ pub(crate) async fn lock_pair(
 }
 
 /// Sets `send_blocked` on both members of the pair's direct conversation (if there is
-/// one) to whether a block stands between them, either way. The caller holds `lock_pair`.
+/// one) to whether a block stands between them, either way, or either account is
+/// deleted. The caller holds `lock_pair`.
 pub(crate) async fn refresh_send_blocked(
     connection: &mut sqlx::PgConnection,
     first: &UserId,
@@ -29,6 +30,7 @@ pub(crate) async fn refresh_send_blocked(
     sqlx::query(
         "UPDATE members SET send_blocked = EXISTS (SELECT 1 FROM blocks \
              WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)) \
+         OR EXISTS (SELECT 1 FROM users WHERE user_id IN ($1, $2) AND deleted_at IS NOT NULL) \
          WHERE conversation_id = (SELECT conversation_id FROM conversations WHERE direct_key = $3)",
     )
     .bind(first.as_str())
@@ -123,9 +125,11 @@ pub(crate) const BLOCK_RELATIONS: &str =
     "SELECT blocked_id, FALSE FROM blocks WHERE blocker_id = $1 \
      UNION ALL SELECT blocker_id, TRUE FROM blocks WHERE blocked_id = $1";
 
-/// Everyone `$1` has a direct conversation with.
+/// Everyone `$1` has a direct conversation with and has written to there.
 pub(crate) const DIRECT_PARTNERS: &str = "SELECT other.user_id FROM members mine \
      JOIN conversations c ON c.conversation_id = mine.conversation_id AND c.kind = 'direct' \
      JOIN members other ON other.conversation_id = mine.conversation_id \
          AND other.user_id <> mine.user_id \
-     WHERE mine.user_id = $1";
+     WHERE mine.user_id = $1 AND EXISTS (SELECT 1 FROM messages w \
+         WHERE w.conversation_id = c.conversation_id AND w.sender_id = $1 \
+         AND w.content_type <> 'system')";

@@ -124,11 +124,13 @@ pub(crate) async fn apply_message_change(
     } else if change.content_type == ContentType::EDIT {
         // The target's text, `edited_at` and terms (if it is indexed: it is not deleted,
         // so a `text` one is), and every edit entry of the target carries the current
-        // text: no older one stays. The two parts write different rows (the target is no
-        // edit entry), so they are one statement.
+        // text: no older one stays, and expires with the target (disappearing messages).
+        // The two parts write different rows (the target is no edit entry), so they are
+        // one statement.
         edit_sql = format!(
             "WITH entries AS ( \
-                UPDATE messages SET content = $3 \
+                UPDATE messages SET content = $3, expires_at = (SELECT t.expires_at FROM messages t \
+                    WHERE t.conversation_id = $1 AND t.seq = $2) \
                 WHERE conversation_id = $1 AND target_seq = $2 AND content_type = 'edit') \
              UPDATE messages SET content = $3, edited_at = $4, \
                 search_terms = CASE WHEN content_type = 'text' AND NOT deleted \

@@ -486,12 +486,14 @@ pub(crate) async fn apply_message_change(
             .execute(&mut **transaction)
             .await
             .map_err(unavailable)?;
-        // Every edit entry of the target carries the current text: no older one stays.
+        // Every edit entry of the target carries the current text: no older one stays; and
+        // expires with the target (disappearing messages), so the text goes with it.
         run(
-            "UPDATE messages SET content = ? WHERE conversation_id = ? AND target_seq = ? \
-             AND content_type = 'edit'",
+            "UPDATE messages SET content = ?, expires_at = ? WHERE conversation_id = ? \
+             AND target_seq = ? AND content_type = 'edit'",
         )
         .bind(&change.content)
+        .bind(target.expires_at.map(Timestamp::millis))
         .bind(conversation_id)
         .bind(target_seq)
         .execute(&mut **transaction)

@@ -4,7 +4,8 @@
 use super::*;
 
 /// Sets `send_blocked` on both members of the direct conversation with `direct_key` (if
-/// there is one) to whether a block stands between `first` and `second`, either way.
+/// there is one) to whether a block stands between `first` and `second`, either way, or
+/// either account is deleted.
 /// Inside the caller's write transaction.
 pub(crate) async fn refresh_send_blocked(
     transaction: &mut Transaction<'_, Sqlite>,
@@ -14,6 +15,7 @@ pub(crate) async fn refresh_send_blocked(
     sqlx::query(
         "UPDATE members SET send_blocked = EXISTS (SELECT 1 FROM blocks \
              WHERE (blocker_id = ?1 AND blocked_id = ?2) OR (blocker_id = ?2 AND blocked_id = ?1)) \
+         OR EXISTS (SELECT 1 FROM users WHERE user_id IN (?1, ?2) AND deleted_at IS NOT NULL) \
          WHERE conversation_id = (SELECT conversation_id FROM conversations WHERE direct_key = ?3)",
     )
     .bind(first.as_str())
@@ -111,7 +113,9 @@ pub(crate) async fn fetch_direct_partners(
          JOIN conversations c ON c.conversation_id = mine.conversation_id AND c.kind = 'direct' \
          JOIN members other ON other.conversation_id = mine.conversation_id \
              AND other.user_id <> mine.user_id \
-         WHERE mine.user_id = ?",
+         WHERE mine.user_id = ?1 AND EXISTS (SELECT 1 FROM messages w \
+             WHERE w.conversation_id = c.conversation_id AND w.sender_id = ?1 \
+             AND w.content_type <> 'system')",
     )
     .bind(user_id.as_str())
     .fetch_all(reader)

@@ -270,10 +270,11 @@ impl SearchIndex {
 /// A batch of the log, in log order, with the stored state of each new message's row
 /// (entries without terms): `(id, index_rowid, old_terms, new_terms, content, changed)`,
 /// where `content` is `NULL` when the message is not stored (or the entry has terms) and
-/// `changed` says it was edited or deleted for everyone since it was logged.
+/// `changed` says it was edited, deleted for everyone or emptied by the purge of
+/// disappearing messages since it was logged.
 pub(crate) const READ_LOG: &str =
     "SELECT l.id, l.index_rowid, l.old_terms, l.new_terms, m.content, \
-     (m.deleted = 1 OR m.edited_at IS NOT NULL) \
+     (m.deleted = 1 OR m.edited_at IS NOT NULL OR m.content = '') \
      FROM index_log l \
      LEFT JOIN conversations c ON l.old_terms IS NULL AND l.new_terms IS NULL \
          AND c.search_key = (l.index_rowid >> 32) \
@@ -309,9 +310,9 @@ async fn resolve_entries(reader: &SqlitePool, rows: Vec<LogRow>) -> StoreResult<
             entries.push((rowid, old_terms, new_terms));
             continue;
         }
-        // No message under that row id any more (purged: disappearing messages). If the
-        // purge logged its terms to take out, they go in first, so the replay stays exact;
-        // else there is nothing to index.
+        // Changed since it was logged (edited, deleted, emptied by the purge), or no
+        // message under that row id any more: the terms its first later change takes out
+        // go in, so the replay stays exact; without such a change, nothing is indexed.
         if content.is_none() || changed == Some(true) {
             let first_old: Option<Option<String>> = sqlx::query_scalar(FIRST_OLD_TERMS)
                 .bind(rowid)
@@ -454,7 +455,7 @@ async fn rebuild(
             "SELECT m.conversation_id, m.seq, m.content, c.search_key FROM messages m \
              JOIN conversations c ON c.conversation_id = m.conversation_id \
              WHERE (m.conversation_id, m.seq) > (?, ?) AND m.content_type = 'text' \
-             AND m.deleted = 0 ORDER BY m.conversation_id, m.seq LIMIT ?",
+             AND m.deleted = 0 AND m.content <> '' ORDER BY m.conversation_id, m.seq LIMIT ?",
         )
         .bind(&after.0)
         .bind(after.1)

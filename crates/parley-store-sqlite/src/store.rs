@@ -123,10 +123,13 @@ impl Store for SqliteStore {
 
     // ---- devices and sessions -----------------------------------------------------
 
+    /// `NotFound` if the user does not exist or their account is deleted.
     async fn insert_device(&self, device: NewDevice) -> StoreResult<()> {
-        sqlx::query(
+        // Not for an account deleted meanwhile (a login racing the deletion).
+        let inserted = sqlx::query(
             "INSERT INTO devices (device_id, user_id, name, token_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS \
+             (SELECT 1 FROM users WHERE user_id = ?2 AND deleted_at IS NULL)",
         )
         .bind(device.device_id.as_str())
         .bind(device.user_id.as_str())
@@ -136,6 +139,9 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(unavailable)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         Ok(())
     }
 

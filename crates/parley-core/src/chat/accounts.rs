@@ -72,7 +72,11 @@ impl Chat {
             .await?
             .unwrap_or(false);
         match user {
-            Some(user) if verified => self.new_device(user.user_id, device_name).await,
+            // An account deleted between the check and the device: no login either.
+            Some(user) if verified => match self.new_device(user.user_id, device_name).await {
+                Err(Error::Store(StoreError::NotFound)) => Err(Error::InvalidCredentials),
+                other => other,
+            },
             _ => Err(Error::InvalidCredentials),
         }
     }
@@ -237,11 +241,22 @@ impl Chat {
         Ok(own_profile(user))
     }
 
-    /// Another user's public profile.
+    /// Another user's public profile (a deleted account's tombstone too: "Deleted
+    /// account", so the messages it sent still name someone).
     pub async fn user(&self, user_id: &UserId) -> Result<PublicProfile> {
         match self.inner.store.fetch_user(user_id).await {
             Ok(user) => Ok(public_profile(user)),
             Err(StoreError::NotFound) => Err(Error::NotFound("user")),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A user who may be put in a conversation: `NotFound` for one who does not exist or
+    /// whose account was deleted.
+    pub(super) async fn live_user(&self, user_id: &UserId) -> Result<()> {
+        match self.inner.store.fetch_user(user_id).await {
+            Ok(user) if user.deleted_at.is_none() => Ok(()),
+            Ok(_) | Err(StoreError::NotFound) => Err(Error::NotFound("user")),
             Err(error) => Err(error.into()),
         }
     }

@@ -86,6 +86,32 @@ impl Chat {
         Ok(self.inner.store.fetch_block_relations(user_id).await?)
     }
 
+    /// Refuses a change in a direct chat that takes no messages: a block either way, or
+    /// the other account deleted (its system message would still reach the other side).
+    pub(super) async fn check_direct_chat_open(
+        &self,
+        session: &Session,
+        members: &ConversationMembers,
+    ) -> Result<()> {
+        if members.kind != ConversationType::Direct {
+            return Ok(());
+        }
+        let relations = self.block_relations(&session.user_id).await?;
+        for other in members.others(&session.user_id).iter() {
+            let deleted = self
+                .inner
+                .store
+                .fetch_user(other)
+                .await?
+                .deleted_at
+                .is_some();
+            if deleted || relations.with(other) {
+                return Err(Error::Blocked(crate::error::BLOCKED_DIRECT_CHAT));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses when one of `user_ids` blocks the caller: they cannot be put in a chat
     /// with them (a direct chat, a group they create or add to).
     pub(super) async fn check_not_blocked_by(

@@ -43,6 +43,7 @@ impl Chat {
                 .await
                 .map_err(not_found_is_not_member)?;
             if current.disappearing_seconds != seconds {
+                self.check_direct_chat_open(session, &members).await?;
                 intents.push(ChangeIntent::SetDisappearing(seconds));
             }
         }
@@ -82,7 +83,7 @@ impl Chat {
             return Ok(members.members.clone());
         };
         for user_id in joining {
-            self.user(user_id).await?;
+            self.live_user(user_id).await?;
         }
         self.check_not_blocked_by(session, joining).await?;
         let intent = ChangeIntent::AddMembers(joining.clone());

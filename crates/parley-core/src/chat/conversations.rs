@@ -87,7 +87,7 @@ impl Chat {
                         ))
                     }
                 };
-                self.user(&other).await?;
+                self.live_user(&other).await?;
                 self.check_not_blocked_by(session, [&other]).await?;
                 let mut members = vec![(session.user_id.clone(), Role::Member)];
                 if other != session.user_id {
@@ -125,7 +125,7 @@ impl Chat {
                     });
                 }
                 for (user_id, _) in &members[1..] {
-                    self.user(user_id).await?;
+                    self.live_user(user_id).await?;
                 }
                 self.check_not_blocked_by(session, members[1..].iter().map(|(user_id, _)| user_id))
                     .await?;

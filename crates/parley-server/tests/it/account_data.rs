@@ -105,6 +105,17 @@ async fn deleting_the_account_revokes_everything_and_keeps_the_messages() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::Blocked));
+    let announced = bob.client.set_disappearing(&chat, 86_400).await.unwrap_err();
+    assert_eq!(announced.code(), Some(ErrorCode::Blocked), "nothing new in that chat");
+    // Nobody can start a chat with the deleted account or put it in a group.
+    let reopened = carol.client.create_direct(&alice.user_id).await.unwrap_err();
+    assert_eq!(reopened.code(), Some(ErrorCode::NotFound));
+    let added = bob
+        .client
+        .add_members(&team, std::slice::from_ref(&alice.user_id))
+        .await
+        .unwrap_err();
+    assert_eq!(added.code(), Some(ErrorCode::NotFound));
 
     let login = parley_sdk::Client::new(&server.url).unwrap();
     let denied = login.login("alice", "password-123").await.unwrap_err();

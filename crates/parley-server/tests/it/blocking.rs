@@ -71,6 +71,9 @@ async fn a_block_stops_the_direct_chat_and_new_chats_with_the_blocker() {
         .await
         .unwrap_err();
     assert_eq!(own.code(), Some(ErrorCode::Blocked));
+    // No system message gets in either.
+    let announced = bob.client.set_disappearing(&chat, 86_400).await.unwrap_err();
+    assert_eq!(announced.code(), Some(ErrorCode::Blocked));
     let history = alice.client.history(&chat, None, None, None).await.unwrap();
     let texts: Vec<&str> = history
         .messages
@@ -234,14 +237,23 @@ async fn presence_and_typing_do_not_cross_a_block() {
     .await;
 }
 
-/// `last_seen_privacy`: `contacts` shows presence to people with a direct chat only;
+/// `last_seen_privacy`: `contacts` shows presence only to people with a direct chat the
+/// user has written in;
 /// `nobody` to no one (those who saw it get the frame that says nothing); `everyone`
 /// shows it again. v1's `last_seen_visible` follows.
 #[tokio::test]
 async fn last_seen_privacy_has_three_choices() {
     let server = TestServer::start().await;
     let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
-    alice.direct_with(&bob).await;
+    // "People I chat with": a direct chat alice has written in (carol's, opened by
+    // carol and silent on alice's side, does not count).
+    let with_bob = alice.direct_with(&bob).await.conversation_id;
+    alice
+        .client
+        .send_rest(&with_bob, &text_request("hi", "hi bob"))
+        .await
+        .unwrap();
+    carol.direct_with(&alice).await;
     let profile = alice
         .client
         .set_last_seen_privacy(LastSeenPrivacy::Contacts)

@@ -98,6 +98,15 @@ pub async fn expired_messages_leave_every_read_at_once(store: Arc<dyn Store>) {
         Err(AppendRefusal::TargetGone)
     );
 
+    // An edit entry carries the text: it expires with its target.
+    let edit_entry = send(&store, edit(&team, &bob, fresh.seq, "fresh lime")).await;
+    let entry = history(&store, &team, &alice)
+        .await
+        .into_iter()
+        .find(|message| message.seq == edit_entry.seq)
+        .expect("the edit entry");
+    assert_eq!(entry.expires_at, fresh.expires_at);
+
     set_disappearing(&store, &team, &bob, 0).await;
     let after = send(&store, say(&team, &alice, "after it is off")).await;
     assert_eq!(after.expires_at, None);
@@ -137,7 +146,8 @@ pub async fn the_purge_deletes_expired_messages_and_what_hangs_off_them(store: A
     assert_eq!(store.purge_expired(Timestamp::now(), 100).await.unwrap(), 0);
     // Two days on, in batches of three.
     let later = Timestamp(Timestamp::now().millis() + 2 * DAY_MS);
-    let expiring = 2 + others.len() as u32;
+    // The mention, the edited message and its edit entry (it expires with it), the fillers.
+    let expiring = 3 + others.len() as u32;
     let mut purged = 0;
     loop {
         let batch = store.purge_expired(later, 3).await.unwrap();
@@ -184,6 +194,14 @@ pub async fn the_purge_deletes_expired_messages_and_what_hangs_off_them(store: A
     assert!(found(&store, &alice, "melon", &team).await == vec![kept.seq]);
     let mention = store.fetch_message(&team, mentioned.seq).await.unwrap();
     assert!(mention.content.is_empty() && mention.mentions.is_empty());
+    // Purged before the indexer got to it: the index stays exact (a word of it is not
+    // found; the others still are, and later messages get indexed).
+    let lagging = send(&store, said_ago(&team, &bob, "guava lagging", 0)).await;
+    assert!(lagging.expires_at.is_some());
+    let again_later = Timestamp(Timestamp::now().millis() + 3 * DAY_MS);
+    assert_eq!(store.purge_expired(again_later, 100).await.unwrap(), 1);
+    assert!(found(&store, &alice, "guava", &team).await.is_empty());
+    assert_eq!(found(&store, &alice, "melon", &team).await, vec![kept.seq]);
     // The conversation goes on: `seq` keeps counting from where it was.
     let next = send(&store, say(&team, &alice, "still here")).await;
     assert!(next.seq > others.last().unwrap().seq);
