@@ -105,10 +105,22 @@ async fn deleting_the_account_revokes_everything_and_keeps_the_messages() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::Blocked));
-    let announced = bob.client.set_disappearing(&chat, 86_400).await.unwrap_err();
-    assert_eq!(announced.code(), Some(ErrorCode::Blocked), "nothing new in that chat");
+    let announced = bob
+        .client
+        .set_disappearing(&chat, 86_400)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        announced.code(),
+        Some(ErrorCode::Blocked),
+        "nothing new in that chat"
+    );
     // Nobody can start a chat with the deleted account or put it in a group.
-    let reopened = carol.client.create_direct(&alice.user_id).await.unwrap_err();
+    let reopened = carol
+        .client
+        .create_direct(&alice.user_id)
+        .await
+        .unwrap_err();
     assert_eq!(reopened.code(), Some(ErrorCode::NotFound));
     let added = bob
         .client

@@ -72,7 +72,11 @@ async fn a_block_stops_the_direct_chat_and_new_chats_with_the_blocker() {
         .unwrap_err();
     assert_eq!(own.code(), Some(ErrorCode::Blocked));
     // No system message gets in either.
-    let announced = bob.client.set_disappearing(&chat, 86_400).await.unwrap_err();
+    let announced = bob
+        .client
+        .set_disappearing(&chat, 86_400)
+        .await
+        .unwrap_err();
     assert_eq!(announced.code(), Some(ErrorCode::Blocked));
     let history = alice.client.history(&chat, None, None, None).await.unwrap();
     let texts: Vec<&str> = history
