@@ -103,9 +103,9 @@ async fn a_row_that_does_not_decode_is_reported() {
     );
 }
 
-/// The foreign keys answer for references to rows that do not exist: a device of an
-/// unknown user is `MissingReference`, a conversation with an unknown member `NotFound`
-/// (as in SQLite), and neither leaves anything behind.
+/// References to rows that do not exist: a device of an unknown (or deleted) user is
+/// `NotFound` (the insert checks the account), a conversation with an unknown member
+/// `NotFound` (the foreign keys, as in SQLite), and neither leaves anything behind.
 #[tokio::test]
 async fn missing_references_are_reported_by_kind() {
     let schema = support::Schema::create().await;
@@ -120,10 +120,7 @@ async fn missing_references_are_reported_by_kind() {
             created_at: Timestamp::now(),
         })
         .await;
-    assert!(
-        matches!(device, Err(StoreError::MissingReference)),
-        "{device:?}"
-    );
+    assert!(matches!(device, Err(StoreError::NotFound)), "{device:?}");
     let conversation_id = ConversationId::from("c_with_a_stranger");
     let created = store
         .insert_conversation(NewConversation {
