@@ -134,24 +134,7 @@ impl Store for PgStore {
 
     /// `NotFound` if the user does not exist or their account is deleted.
     async fn insert_device(&self, device: NewDevice) -> StoreResult<()> {
-        // Not for an account deleted meanwhile (a login racing the deletion).
-        let inserted = sqlx::query(
-            "INSERT INTO devices (device_id, user_id, name, token_hash, created_at) \
-             SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
-             (SELECT 1 FROM users WHERE user_id = $2 AND deleted_at IS NULL)",
-        )
-        .bind(device.device_id.as_str())
-        .bind(device.user_id.as_str())
-        .bind(&device.name)
-        .bind(&device.token_hash)
-        .bind(device.created_at.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.insert_device_row(device).await
     }
 
     /// The session a token hash belongs to; `NotFound` if unknown or revoked.

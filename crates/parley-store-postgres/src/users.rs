@@ -1,4 +1,5 @@
-//! Users: creating one (not with a held username), the prefix search, profile changes.
+//! Users: creating one (not with a held username), the prefix search, profile changes,
+//! a new device (not for a deleted account).
 
 use super::*;
 
@@ -86,5 +87,26 @@ impl PgStore {
         .await
         .map_err(store_error)?;
         user_from_row(&row)
+    }
+
+    pub(crate) async fn insert_device_row(&self, device: NewDevice) -> StoreResult<()> {
+        // Not for an account deleted meanwhile (a login racing the deletion).
+        let inserted = sqlx::query(
+            "INSERT INTO devices (device_id, user_id, name, token_hash, created_at) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+             (SELECT 1 FROM users WHERE user_id = $2 AND deleted_at IS NULL)",
+        )
+        .bind(device.device_id.as_str())
+        .bind(device.user_id.as_str())
+        .bind(&device.name)
+        .bind(&device.token_hash)
+        .bind(device.created_at.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }
