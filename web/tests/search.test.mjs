@@ -178,8 +178,9 @@ test('edited messages are found by their new words, deleted and hidden ones are 
   await sendText(d, 'Bring the popcorn maker');
   const mine = messagesWithText(d, 'Bring the popcorn maker');
   await until(async () => ['sent', 'delivered', 'read'].includes(await mine.getAttribute('data-status')), { message: 'stored' });
-  await mine.hover();
-  await mine.getByTestId('message-menu-button').click();
+  // The message's own menu by a right click: a hover toolbar can be covered by the
+  // message above while the list still settles.
+  await mine.click({ button: 'right' });
   await d.getByTestId('menu-edit').click();
   await d.getByTestId('composer-input').fill('Bring the nachos maker');
   await d.getByTestId('composer-input').press('Enter');
@@ -200,8 +201,7 @@ test('edited messages are found by their new words, deleted and hidden ones are 
   // Eli hides Dee's message for himself: no longer found by him, still by Dee.
   await e.getByTestId('search-input').fill('');
   const theirs = messagesWithText(e, 'Bring the nachos maker');
-  await theirs.hover();
-  await theirs.getByTestId('message-menu-button').click();
+  await theirs.click({ button: 'right' });
   await e.getByTestId('menu-delete').click();
   await e.getByTestId('delete-for-me').click();
   await until(async () => (await messagesWithText(e, 'Bring the nachos maker').count()) === 0, { message: 'hidden' });
@@ -210,8 +210,7 @@ test('edited messages are found by their new words, deleted and hidden ones are 
   // Dee deletes it for everyone: found by nobody.
   await d.getByTestId('search-input').fill('');
   const again = messagesWithText(d, 'Bring the nachos maker');
-  await again.hover();
-  await again.getByTestId('message-menu-button').click();
+  await again.click({ button: 'right' });
   await d.getByTestId('menu-delete').click();
   await d.getByTestId('delete-for-everyone').click();
   await d.locator('[data-testid="message"][data-deleted="true"]').waitFor();
