@@ -66,20 +66,7 @@ pub async fn a_deleted_account_leaves_a_tombstone(store: Arc<dyn Store>) {
     let bob = user(&store, "bob").await;
     let carol = user(&store, "carol").await;
     let phone = device(&store, &alice, 7).await;
-    let (chat, _) = store
-        .insert_conversation(NewConversation {
-            conversation_id: ids::new_conversation_id(),
-            kind: ConversationType::Direct,
-            name: None,
-            description: None,
-            direct_key: Some(ids::direct_key(&alice, &bob)),
-            members: vec![(alice.clone(), Role::Member), (bob.clone(), Role::Member)],
-            created_at: Timestamp::now(),
-            system_message: None,
-        })
-        .await
-        .unwrap();
-    let chat = chat.conversation_id;
+    let chat = direct(&store, &alice, &bob).await;
     let sent = send(&store, say(&chat, &alice, "hello from alice")).await;
     store
         .block_user(&alice, &carol, Timestamp(1))

@@ -3,28 +3,6 @@
 use super::*;
 use parley_core::store::{AppendRefusal, BlockRelations};
 
-/// A new direct conversation between `first` and `second`.
-async fn direct(store: &Arc<dyn Store>, first: &UserId, second: &UserId) -> ConversationId {
-    let (record, created) = store
-        .insert_conversation(NewConversation {
-            conversation_id: ids::new_conversation_id(),
-            kind: ConversationType::Direct,
-            name: None,
-            description: None,
-            direct_key: Some(ids::direct_key(first, second)),
-            members: vec![
-                (first.clone(), Role::Member),
-                (second.clone(), Role::Member),
-            ],
-            created_at: Timestamp::now(),
-            system_message: None,
-        })
-        .await
-        .expect("direct conversation");
-    assert!(created);
-    record.conversation_id
-}
-
 fn set(users: &[&UserId]) -> HashSet<UserId> {
     users.iter().map(|&user_id| user_id.clone()).collect()
 }
