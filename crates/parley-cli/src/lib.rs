@@ -115,6 +115,9 @@ pub enum Command {
         #[arg(value_enum)]
         last_seen: settings::LastSeenChoice,
     },
+    /// Your account: export your data, log out everywhere, delete it.
+    #[command(subcommand)]
+    Account(settings::AccountCommand),
     /// Create a direct chat or a group.
     #[command(subcommand)]
     Create(CreateCommand),
@@ -343,6 +346,7 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Account(command) => settings::account(&server, command).await?,
         Command::Create(create) => {
             let (client, saved) = logged_in(&server)?;
             let (conversation, json) = match create {

@@ -1,6 +1,7 @@
 //! `parley mute | archive | pin | mark-unread`: your own settings for a conversation;
 //! `parley block | blocked | privacy`: whom you block and who sees your presence;
-//! `parley disappear`: disappearing messages in a conversation.
+//! `parley disappear`: disappearing messages in a conversation; `parley account`: export,
+//! log out everywhere, delete.
 
 use super::*;
 use parley_sdk::proto::{LastSeenPrivacy, MutedUntil, Timestamp};
@@ -191,6 +192,68 @@ pub(crate) async fn mark_unread(
             "unread mark cleared"
         }
     );
+    Ok(())
+}
+
+/// `parley account …`
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountCommand {
+    /// Download everything you sent and what parley keeps about you, as JSON.
+    Export {
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Revoke every device's login, this one's too.
+    LogoutEverywhere,
+    /// Delete your account for good (your messages stay for the others).
+    Delete {
+        /// For scripts; prompted for when absent.
+        #[arg(long, env = "PARLEY_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+pub(crate) async fn account(server: &str, command: AccountCommand) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    match command {
+        AccountCommand::Export { output } => {
+            let export = client.export().await.context("exporting your data")?;
+            let text = serde_json::to_string_pretty(&export)?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!(
+                        "{} messages exported to {}",
+                        export.messages.len(),
+                        path.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+        }
+        AccountCommand::LogoutEverywhere => {
+            client
+                .logout_everywhere()
+                .await
+                .context("logging out everywhere")?;
+            session::remove(&session::config_dir()?)?;
+            println!("logged out of every device");
+        }
+        AccountCommand::Delete { password } => {
+            let password = match password {
+                Some(password) => password,
+                None => prompt_password("Password (to delete your account): ")?,
+            };
+            client
+                .delete_account(&password)
+                .await
+                .context("deleting your account")?;
+            session::remove(&session::config_dir()?)?;
+            println!("account deleted");
+        }
+    }
     Ok(())
 }
 

@@ -275,3 +275,50 @@ async fn the_cli_blocks_and_sets_privacy() {
     assert_eq!(conversations[0]["disappearing_seconds"], 604_800);
     stdout(&parley(&server, bob, &["disappear", &chat, "off"]));
 }
+
+/// `parley account export | logout-everywhere | delete`: the export is the user's own
+/// messages; logging out everywhere ends every session; deleting ends the login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_exports_logs_out_everywhere_and_deletes_the_account() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let (me, other) = (dir.path(), other_dir.path());
+    stdout(&parley(&server, me, &["register", "erin"]));
+    stdout(&parley(&server, other, &["register", "finn"]));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        me,
+        &["create", "direct", "finn", "--json"],
+    )))
+    .unwrap();
+    let chat = created["conversation_id"].as_str().unwrap().to_owned();
+    stdout(&parley(&server, me, &["send", &chat, "mine", "to", "keep"]));
+    stdout(&parley(&server, other, &["send", &chat, "finn's", "own"]));
+
+    let file = me.join("export.json");
+    let said = stdout(&parley(
+        &server,
+        me,
+        &["account", "export", "--output", file.to_str().unwrap()],
+    ));
+    assert!(said.contains("1 messages exported"), "{said}");
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(export["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(export["messages"][0]["content"], "mine to keep");
+
+    // A second login of erin's, then out everywhere: both fail after.
+    let second = tempfile::tempdir().unwrap();
+    stdout(&parley(&server, second.path(), &["login", "erin"]));
+    stdout(&parley(&server, me, &["account", "logout-everywhere"]));
+    assert!(!parley(&server, second.path(), &["whoami"]).status.success());
+    assert!(!parley(&server, me, &["whoami"]).status.success());
+
+    stdout(&parley(&server, me, &["login", "erin"]));
+    stdout(&parley(&server, me, &["account", "delete"]));
+    assert!(
+        !parley(&server, me, &["login", "erin"]).status.success(),
+        "no login any more"
+    );
+}
