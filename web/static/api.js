@@ -117,6 +117,7 @@ export class Api {
   /** Who reacted with what: {reactions: [{emoji, user_ids}]}. */
   reactions(id, seq) { return this.get(`/conversations/${encodeURIComponent(id)}/messages/${seq}/reactions`); }
   /** Delete for me: the message leaves my history on all my devices. */
+  clearConversation(id) { return this.post(`/conversations/${encodeURIComponent(id)}/clear`); }
   hideMessage(id, seq) { return this.post(`/conversations/${encodeURIComponent(id)}/messages/${seq}/hide`); }
   /** Copies of a message in up to 5 other chats: {messages: [...]}. */
   forward(fromId, seq, toIds, clientMsgId) {

@@ -895,8 +895,11 @@ function onConversationUpdated(frame) {
   const known = store.convs.has(data.conversation_id);
   // Not authoritative for per-member fields: the server sends one view to all members
   // (unread_count 0, no last_message), so keep our own counts.
+  const wasCleared = known ? store.convs.get(data.conversation_id).cleared_seq || 0 : 0;
   const conv = store.upsertConversation(data, { authoritative: false });
   if (!known && data.last_seq > 0) fetchConversation(data.conversation_id);
+  // Deleted for me on another device while open here: the chat closes here too.
+  if ((conv.cleared_seq || 0) > wasCleared && conv.conversation_id === ui.activeId && store.isCleared(conv)) navigate(null);
   if (!known) updatePresenceSubscription();
   if (conv.conversation_id === ui.activeId) updatePresenceSubscription();
   scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId, info: true });
@@ -1705,8 +1708,46 @@ function openChatMenu(conv, { anchor = null, opener = null } = {}) {
       setBlocked(other.user_id, !blocked);
     }, blocked ? '' : 'danger-text'));
   }
+  items.push(menuItem('Delete chat', 'chat-menu-delete', ICONS.trash, () => {
+    closePopover();
+    openClearChat(conv, opener);
+  }, 'danger-text'));
   menu.replaceChildren(...items);
   openPopover(menu, { anchor, opener });
+}
+
+/** "Delete chat" (for me), confirmed first: the others keep the chat as it is. */
+function openClearChat(conv, opener) {
+  const dialog = $('#clear-dialog');
+  const who = conv.type === 'group' ? 'The other members keep theirs, and you stay in the group.' : `${store.title(conv)} keeps theirs.`;
+  $('#clear-text').textContent = `The messages of this chat will be deleted from all your devices. ${who} A new message brings the chat back.`;
+  dialog.dataset.id = conv.conversation_id;
+  ui.clearReturn = opener;
+  dialog.showModal();
+  $('#clear-confirm').focus();
+}
+
+async function confirmClearChat() {
+  const dialog = $('#clear-dialog');
+  const id = dialog.dataset.id;
+  ui.clearReturn = null;
+  closeDialog(dialog);
+  const conv = id && store.convs.get(id);
+  if (!conv) return;
+  try {
+    const data = await api.clearConversation(id);
+    if (!store) return;
+    store.upsertConversation(data, { authoritative: true });
+  } catch (err) {
+    if (err.status !== 401) toast(err.status === 0 ? 'Could not delete the chat: you are offline.' : 'Could not delete the chat. Try again.');
+    return;
+  }
+  toast('Chat deleted');
+  if (ui.activeId === id) {
+    for (const info of ['#info-dialog', '#contact-dialog']) if ($(info).open) closeDialog($(info));
+    navigate(null);
+  }
+  scheduleRender({ list: true, chat: true, info: true });
 }
 
 /** "Mark as read" from the list: the read pointer to the end, on every device. */
@@ -3679,7 +3720,11 @@ function renderChatSettings(box, conv) {
     h('label', { class: 'settings-row', for: disappear.id, title: mayDisappear ? '' : 'Only admins can change this' },
       h('span', { text: 'Disappearing messages' }), disappear),
     toggle('Pin to top', 'settings-pin', !!conv.pinned_at, (on) => ({ pinned: on })),
-    toggle('Archived', 'settings-archive', !!conv.archived, (on) => ({ archived: on })));
+    toggle('Archived', 'settings-archive', !!conv.archived, (on) => ({ archived: on })),
+    h('button', {
+      type: 'button', class: 'btn ghost danger-text settings-clear', testid: 'settings-clear', text: 'Delete chat for me',
+      onclick: (e) => openClearChat(conv, e.currentTarget),
+    }));
 }
 
 async function setDisappearing(conv, seconds) {
@@ -3923,6 +3968,12 @@ function bindApp() {
   bindPopovers();
   bindMessageGestures($('#message-items'));
   bindChatListGestures($('#conv-list'));
+  $('#clear-confirm').addEventListener('click', confirmClearChat);
+  $('#clear-dialog').addEventListener('close', () => {
+    const opener = ui.clearReturn;
+    ui.clearReturn = null;
+    if (opener && opener.isConnected) opener.focus();
+  });
   $('#delete-everyone').addEventListener('click', () => onDeleteChoice(true));
   $('#delete-me').addEventListener('click', () => onDeleteChoice(false));
   $('#delete-dialog').addEventListener('close', () => {

@@ -140,8 +140,35 @@ export class Store {
     if (authoritative && typeof data.unread_count === 'number') conv.unread_count = data.unread_count;
     if (authoritative && typeof data.unread_mentions === 'number') conv.unread_mentions = data.unread_mentions;
     if (isNew) conv.syncedSeq = conv.last_seq;
+    if (typeof data.cleared_seq === 'number' && data.cleared_seq > (conv.cleared_seq || 0)) {
+      this.clearUpTo(conv, data.cleared_seq, data);
+    }
     if (data.last_message) this._learnFromMessage(data.last_message);
     return conv;
+  }
+
+  /**
+   * I deleted the chat for me up to `seq` (on this device or another): nothing up to it
+   * stays, the history starts after it, and the counts are the server's as of the clear.
+   */
+  clearUpTo(conv, seq, data = {}) {
+    conv.cleared_seq = seq;
+    for (const held of [...conv.msgs.keys()]) if (held <= seq) conv.msgs.delete(held);
+    for (const target of [...conv.changes.keys()]) if (target <= seq) conv.changes.delete(target);
+    conv.syncedSeq = Math.max(conv.syncedSeq, seq);
+    conv.readSent = Math.max(conv.readSent || 0, seq);
+    if (conv.last_message && conv.last_message.seq <= seq) conv.last_message = null;
+    conv.unread_count = typeof data.unread_count === 'number' ? data.unread_count : 0;
+    conv.unread_mentions = typeof data.unread_mentions === 'number' ? data.unread_mentions : 0;
+    conv.hasMoreBefore = false;
+  }
+
+  /** A chat I deleted for me, with nothing since: it stays out of the list. */
+  isCleared(conv) {
+    if (!conv.cleared_seq) return false;
+    if (conv.last_message && conv.last_message.seq > conv.cleared_seq) return false;
+    for (const [seq, msg] of conv.msgs) if (seq > conv.cleared_seq && !msg.hidden && !isChange(msg)) return false;
+    return this.pendingMessages(conv.conversation_id).length === 0;
   }
 
   removeConversation(id) {
@@ -166,13 +193,13 @@ export class Store {
     };
     const pin = (conv) => (conv.pinned_at ? Date.parse(conv.pinned_at) || 1 : 0);
     return [...this.convs.values()]
-      .filter((conv) => !!conv.archived === archived)
+      .filter((conv) => !!conv.archived === archived && !this.isCleared(conv))
       .sort((a, b) => pin(b) - pin(a) || time(b) - time(a));
   }
 
   archivedCount() {
     let count = 0;
-    for (const conv of this.convs.values()) if (conv.archived) count += 1;
+    for (const conv of this.convs.values()) if (conv.archived && !this.isCleared(conv)) count += 1;
     return count;
   }
 

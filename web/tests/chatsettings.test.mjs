@@ -172,6 +172,36 @@ test('the info panel of the open chat has its settings', async () => {
   await a.keyboard.press('Escape');
 });
 
+test('delete chat takes it off both devices for good; a new message brings it back alone', async () => {
+  const a = desk.page;
+  await listItem(a, 'Bo Peep').waitFor();
+  await openMenu(a, 'Bo Peep');
+  await a.getByTestId('chat-menu-delete').click();
+  const dialog = a.getByTestId('clear-dialog');
+  await dialog.waitFor();
+  assert.match(await dialog.getByTestId('clear-text').textContent(), /Bo Peep keeps theirs/);
+  await screenshot(a, 'desktop-delete-chat');
+  await dialog.getByTestId('clear-confirm').click();
+  await until(async () => !(await titles(a)).includes('Bo Peep'), { message: 'gone from the desktop list' });
+  await until(async () => !(await titles(phone.page)).includes('Bo Peep'), { message: 'gone from the phone list, live' });
+  await a.reload();
+  await waitOnline(a);
+  await listItem(a, 'Book club').waitFor();
+  assert.ok(!(await titles(a)).includes('Bo Peep'), 'still gone after a reload');
+  const bos = await rest(server.url, 'GET', `/conversations/${chats.bo}/messages`, { token: users.bo.token });
+  assert.ok(bos.messages.some((m) => m.content === 'Tea later?'), 'Bo keeps his messages');
+
+  await rest(server.url, 'POST', `/conversations/${chats.bo}/messages`, {
+    token: users.bo.token, body: { client_msg_id: 'bo-after-clear', content: 'Still on for tea?' },
+  });
+  await until(async () => (await titles(a)).includes('Bo Peep'), { message: 'the new message brought Bo back' });
+  await until(async () => (await titles(phone.page)).includes('Bo Peep'), { message: 'back on the phone too' });
+  await listItem(a, 'Bo Peep').click();
+  await a.getByTestId('message').filter({ hasText: 'Still on for tea?' }).waitFor();
+  const texts = await a.getByTestId('message').allTextContents();
+  assert.ok(!texts.some((text) => text.includes('Tea later?')), `nothing from before the delete: ${texts}`);
+});
+
 test('on a touch phone a long press opens the chat menu as a sheet', async () => {
   const context = await browser.newContext({
     viewport: PHONE, hasTouch: true, isMobile: true, baseURL: server.url, locale: 'en-GB', timezoneId: 'UTC',

@@ -93,6 +93,8 @@ pub enum Command {
         #[arg(long)]
         undo: bool,
     },
+    /// Delete a chat for yourself: what it holds so far leaves your history and list.
+    Clear { conversation_id: String },
     /// Block a user (`--undo` unblocks): no direct messages either way, no presence.
     Block {
         username: String,
@@ -448,6 +450,7 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
             conversation_id,
             undo,
         } => settings::mark_unread(&server, conversation_id, !undo).await?,
+        Command::Clear { conversation_id } => settings::clear(&server, conversation_id).await?,
         Command::Block { username, undo } => settings::block(&server, &username, !undo).await?,
         Command::Blocked { json } => settings::blocked(&server, json).await?,
         Command::Disappear {

@@ -254,7 +254,12 @@ mod tests {
             created_at: Timestamp(0),
             last_activity_at: Timestamp(0),
             last_seq: 5,
-            last_message: Some(message(5, "u_2", "see you\ntomorrow", ContentType::TEXT)),
+            last_message: Some(Box::new(message(
+                5,
+                "u_2",
+                "see you\ntomorrow",
+                ContentType::TEXT,
+            ))),
             unread_count: 2,
             last_read_seq: 3,
             muted_until: Some(None),
@@ -264,6 +269,7 @@ mod tests {
             marked_unread: Some(false),
             unread_mentions: 0,
             disappearing_seconds: 0,
+            cleared_seq: Some(0),
         };
         assert_eq!(conversation_title(&conversation, "u_1"), "bob");
         assert_eq!(conversation_title(&conversation, "u_2"), "alice");

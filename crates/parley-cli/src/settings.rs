@@ -164,6 +164,19 @@ pub(crate) async fn archive(
     Ok(())
 }
 
+pub(crate) async fn clear(server: &str, conversation_id: String) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    let conversation = client
+        .clear_conversation(&ConversationId::from(conversation_id))
+        .await
+        .context("deleting the chat")?;
+    println!(
+        "deleted for you up to #{}",
+        conversation.cleared_seq.unwrap_or_default()
+    );
+    Ok(())
+}
+
 pub(crate) async fn pin(server: &str, conversation_id: String, pinned: bool) -> anyhow::Result<()> {
     let (client, _) = logged_in(server)?;
     client

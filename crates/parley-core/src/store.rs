@@ -245,7 +245,23 @@ pub trait Store: Send + Sync + 'static {
         max_pinned: u32,
     ) -> StoreResult<()>;
 
-    /// Every conversation of the user with its `last_seq` and the user's read pointer.
+    /// Deletes the chat for `user_id` alone, up to the conversation's `last_seq` now,
+    /// and returns that `seq` (the user's new `cleared_seq`). From then on, for that
+    /// user: history and sync start after it (`fetch_messages`), search leaves out what
+    /// came before (`search_messages`), the preview and the unread and mention counts
+    /// consider only what comes after, and the list leaves the chat out until an entry
+    /// that would be its preview arrives. The chat is unpinned, unarchived and no longer
+    /// marked unread; the user's hidden marks up to that `seq` go (they hide nothing any
+    /// more). Their receipt pointers do not move: nobody is told they read anything.
+    /// `NotFound` if the user is not a member.
+    async fn clear_conversation(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+    ) -> StoreResult<i64>;
+
+    /// Every conversation of the user with its `last_seq` and the point up to which
+    /// nothing is unread for them: their read pointer, or their `cleared_seq` if later.
     async fn list_conversation_positions(
         &self,
         user_id: &UserId,
@@ -309,7 +325,8 @@ pub trait Store: Send + Sync + 'static {
     /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end,
     /// in their current state as `viewer` sees them: `reactions` counted (with `me` for
     /// the viewer), and the messages the viewer hid with `hidden: true`, empty `content`
-    /// and no mentions, reactions or reply (they keep their `seq`: no gap).
+    /// and no mentions, reactions or reply (they keep their `seq`: no gap). Nothing up to
+    /// the viewer's `cleared_seq` (`clear_conversation`) is returned.
     async fn fetch_messages(
         &self,
         conversation_id: &ConversationId,
@@ -346,9 +363,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Full-text search: messages of `query.user_id`'s conversations (checked in the
-    /// query: member now, not hidden by them, not deleted) that contain a word starting
-    /// with each term, newest `message_id` first, at most `limit`, in their current state
-    /// without `reactions`.
+    /// query: member now, not hidden by them, after their `cleared_seq`, not deleted)
+    /// that contain a word starting with each term, newest `message_id` first, at most
+    /// `limit`, in their current state without `reactions`.
     async fn search_messages(&self, query: SearchQuery<'_>) -> StoreResult<Vec<Message>>;
 
     /// The distinct senders of the messages with `after_seq < seq <= up_to_seq` that

@@ -31,8 +31,8 @@ mod messages;
 mod settings;
 use messages::{forward, hide_message, reactions, search_messages};
 use settings::{
-    block_user, blocked_users, delete_account, export, logout_everywhere, unblock_user,
-    update_settings,
+    block_user, blocked_users, clear_conversation, delete_account, export, logout_everywhere,
+    unblock_user, update_settings,
 };
 
 /// A JSON object body whose rejections speak the protocol's error format. Only an object
@@ -173,6 +173,10 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
             get(history).post(send_message),
         )
         .route("/conversations/{conversation_id}/read", post(mark_read))
+        .route(
+            "/conversations/{conversation_id}/clear",
+            post(clear_conversation),
+        )
         .route(
             "/conversations/{conversation_id}/settings",
             axum::routing::patch(update_settings),

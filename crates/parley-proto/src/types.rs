@@ -270,7 +270,9 @@ pub struct Conversation {
     /// Extension: time of the last message (or creation); the list is ordered by it.
     pub last_activity_at: Timestamp,
     pub last_seq: i64,
-    pub last_message: Option<Message>,
+    /// Boxed: a `Conversation` travels in frames beside the hot `new_message`, and an
+    /// inline `Message` would make every frame as large as both.
+    pub last_message: Option<Box<Message>>,
     pub unread_count: i64,
     /// Extension: this user's read pointer, shared by all their devices.
     #[serde(default)]
@@ -307,6 +309,13 @@ pub struct Conversation {
     /// sent; `0` is off.
     #[serde(default)]
     pub disappearing_seconds: u32,
+    /// Extension: this user deleted the chat for themselves (`POST
+    /// /conversations/{id}/clear`) when it ended at this `seq`: nothing up to it is in
+    /// their history, sync, search, preview or counts, and the chat stays out of their
+    /// list until a message comes after it. `0`: never cleared. Present exactly when
+    /// `muted_until` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_seq: Option<i64>,
 }
 
 /// Until when a conversation is muted: a time, or `"forever"`.

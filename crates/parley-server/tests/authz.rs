@@ -773,13 +773,16 @@ fn rest_rows() -> Vec<RestRow> {
         rest("delete in a direct chat", M::POST, "/conversations/{conv}/messages", Some(r#"{"client_msg_id":"{uniq}","content_type":"delete","target_seq":1,"content":""}"#),
                                                                              [nm(),    not_sender(), nm(),        ok(201),     nm(),    u()])
             .on(Direct),
+        rest("delete a direct chat for oneself", M::POST, "/conversations/{conv}/clear", None,
+                                                                             [nm(),    ok(200),     nm(),        ok(200),     nm(),    u()])
+            .on(Direct),
         // Last of the direct rows: if it wrongly succeeded it would end the chat.
         rest("leave a direct chat", M::DELETE, "/conversations/{conv}/members/{target}", None,
                                                                              [nm(),    forbidden(), nm(),        forbidden(), nm(),    u()])
             .on(Direct).target(Target::Caller),
     ];
     // ---- a conversation that does not exist answers exactly like a foreign one ----
-    let missing: [(&'static str, Method, &'static str, Option<&'static str>, Target); 15] = [
+    let missing: [(&'static str, Method, &'static str, Option<&'static str>, Target); 16] = [
         ("read a missing conversation", M::GET, "/conversations/{conv}", None, Target::None),
         ("rename a missing conversation", M::PATCH, "/conversations/{conv}", Some(r#"{"name":"Mine"}"#), Target::None),
         ("add to a missing conversation", M::POST, "/conversations/{conv}/members", Some(r#"{"user_ids":["{target}"]}"#), Target::Caller),
@@ -792,6 +795,7 @@ fn rest_rows() -> Vec<RestRow> {
         ("reactions in a missing conversation", M::GET, "/conversations/{conv}/messages/1/reactions", None, Target::None),
         ("hide in a missing conversation", M::POST, "/conversations/{conv}/messages/1/hide", None, Target::None),
         ("settings of a missing conversation", M::PATCH, "/conversations/{conv}/settings", Some(r#"{"archived":true}"#), Target::None),
+        ("delete a missing conversation for oneself", M::POST, "/conversations/{conv}/clear", None, Target::None),
         ("search a missing conversation", M::GET, "/search?q=hello&conversation_id={conv}", None, Target::None),
         ("forward from a missing conversation", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{conv}","seq":1,"to_conversation_ids":["{group}"]}"#), Target::None),
         ("forward into a missing conversation", M::POST, "/messages/forward", Some(r#"{"from_conversation_id":"{group}","seq":3,"to_conversation_ids":["{conv}"]}"#), Target::None),

@@ -41,13 +41,16 @@ pub(crate) async fn fetch_page(
     };
     let rows = sqlx::query(&format!(
         "SELECT {} FROM messages WHERE conversation_id = $1 \
-         AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4",
+         AND seq > GREATEST($2, COALESCE((SELECT cleared_seq FROM members \
+             WHERE conversation_id = $1 AND user_id = $5), 0)) \
+         AND seq < $3 ORDER BY seq {order} LIMIT $4",
         message_columns("", "")
     ))
     .bind(conversation_id.as_str())
     .bind(range.after_seq.unwrap_or(0))
     .bind(range.before_seq.unwrap_or(i64::MAX))
     .bind(i64::from(limit))
+    .bind(viewer.as_str())
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
@@ -185,7 +188,7 @@ pub(crate) async fn search(pool: &PgPool, query: SearchQuery<'_>) -> StoreResult
     select.push(" WHERE m.search_terms @@ ");
     select.push_bind(prefix_query(query.terms));
     select.push(
-        "::tsquery AND NOT m.deleted AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+        "::tsquery AND m.seq > mb.cleared_seq AND NOT m.deleted AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
          WHERE h.user_id = mb.user_id AND h.conversation_id = m.conversation_id \
          AND h.seq = m.seq)",
     );

@@ -284,7 +284,8 @@ pub(crate) fn prefixed_message_from_row(row: &PgRow, prefix: &str) -> StoreResul
 /// never written here: `$1` the content types that do not count (`text[]`), `$2` whether
 /// the member's own messages do not (`boolean`). Bind them with [`bind_counting`] first.
 /// `unread_mentions` counts the member's mention rows after their read pointer (a
-/// deleted or hidden message has none). The preview is the newest entry that is not a
+/// deleted or hidden message has none); both count only after the member's
+/// `cleared_seq`. The preview is the newest entry after `cleared_seq` that is not a
 /// change and not hidden by the member: a short backwards walk of the conversation's
 /// primary key from its end.
 pub(crate) fn summary_select(rest: &str) -> String {
@@ -292,17 +293,18 @@ pub(crate) fn summary_select(rest: &str) -> String {
         "SELECT c.conversation_id, c.kind, c.name, c.description, c.created_at, c.last_seq, \
          c.last_activity_at, c.member_count, c.members_version, c.disappearing_seconds, \
          m.read_seq, m.muted_until, \
-         m.archived_at, m.pinned_at, m.marked_unread, \
+         m.archived_at, m.pinned_at, m.marked_unread, m.cleared_seq, \
          (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
-            AND u.seq > m.read_seq AND u.content_type <> ALL($1::text[]) \
+            AND u.seq > GREATEST(m.read_seq, m.cleared_seq) \
+            AND u.content_type <> ALL($1::text[]) \
             AND NOT ($2::boolean AND u.sender_id = m.user_id)) AS unread_count, \
          (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id \
-            AND n.conversation_id = c.conversation_id AND n.seq > m.read_seq) \
-            AS unread_mentions, \
+            AND n.conversation_id = c.conversation_id \
+            AND n.seq > GREATEST(m.read_seq, m.cleared_seq)) AS unread_mentions, \
          l.* \
          FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
          LEFT JOIN LATERAL (SELECT {last} FROM messages x \
-            WHERE x.conversation_id = c.conversation_id \
+            WHERE x.conversation_id = c.conversation_id AND x.seq > m.cleared_seq \
             AND x.content_type NOT IN ({changes}) \
             AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = m.user_id \
                 AND h.conversation_id = x.conversation_id AND h.seq = x.seq) \
@@ -346,5 +348,6 @@ pub(crate) fn summary_from_row(row: &PgRow) -> StoreResult<ConversationSummary> 
         archived_at: column::<Option<i64>>(row, "archived_at")?.map(Timestamp),
         pinned_at: column::<Option<i64>>(row, "pinned_at")?.map(Timestamp),
         marked_unread: column(row, "marked_unread")?,
+        cleared_seq: column(row, "cleared_seq")?,
     })
 }

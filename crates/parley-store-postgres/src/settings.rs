@@ -19,7 +19,8 @@ pub(crate) async fn list_conversations(
     // $4 pinned_at, $5 last_activity_at, $6 conversation_id of the cursor: after a pinned
     // one come the pinned ones further down and then every unpinned one; after an
     // unpinned one, only unpinned ones further down. In the archive at $9: archived, and
-    // since then no message arrived or muted now (`parley_core::rules::is_archived`).
+    // since then no message arrived or muted now (`parley_core::rules::is_archived`). A
+    // chat the user cleared stays out until it has a preview again.
     let sql = summary_select(
         "WHERE m.user_id = $3 \
          AND ($5::bigint IS NULL OR CASE WHEN $4::bigint IS NOT NULL THEN \
@@ -29,6 +30,7 @@ pub(crate) async fn list_conversations(
          AND ($8::boolean IS NULL OR (m.archived_at IS NOT NULL \
               AND (c.last_activity_at <= m.archived_at \
                    OR COALESCE(m.muted_until, 0) > $9::bigint)) = $8::boolean) \
+         AND (m.cleared_seq = 0 OR l.l_seq IS NOT NULL) \
          ORDER BY m.pinned_at IS NULL, m.pinned_at DESC, c.last_activity_at DESC, \
              c.conversation_id DESC LIMIT $7",
     );
@@ -124,4 +126,63 @@ pub(crate) async fn update_chat_settings(
     .await
     .map_err(store_error)?;
     transaction.commit().await.map_err(store_error)
+}
+
+pub(crate) async fn clear_conversation(
+    pool: &PgPool,
+    conversation_id: &ConversationId,
+    user_id: &UserId,
+) -> StoreResult<i64> {
+    let mut transaction = pool.begin().await.map_err(store_error)?;
+    let cleared: Option<i64> = sqlx::query_scalar(
+        "UPDATE members SET cleared_seq = (SELECT last_seq FROM conversations \
+             WHERE conversation_id = $1), \
+         pinned_at = NULL, archived_at = NULL, marked_unread = FALSE \
+         WHERE conversation_id = $1 AND user_id = $2 RETURNING cleared_seq",
+    )
+    .bind(conversation_id.as_str())
+    .bind(user_id.as_str())
+    .fetch_optional(&mut *transaction)
+    .await
+    .map_err(store_error)?;
+    let Some(cleared) = cleared else {
+        return Err(StoreError::NotFound);
+    };
+    sqlx::query(
+        "DELETE FROM hidden_messages WHERE user_id = $1 AND conversation_id = $2 AND seq <= $3",
+    )
+    .bind(user_id.as_str())
+    .bind(conversation_id.as_str())
+    .bind(cleared)
+    .execute(&mut *transaction)
+    .await
+    .map_err(store_error)?;
+    transaction.commit().await.map_err(store_error)?;
+    Ok(cleared)
+}
+
+/// Every conversation of the user with its `last_seq` and the point up to which nothing
+/// is unread for them.
+pub(crate) async fn positions(
+    pool: &PgPool,
+    user_id: &UserId,
+) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT c.conversation_id, c.last_seq, GREATEST(m.read_seq, m.cleared_seq) AS read_seq \
+         FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
+         WHERE m.user_id = $1",
+    )
+    .bind(user_id.as_str())
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                ConversationId(column(row, "conversation_id")?),
+                column(row, "last_seq")?,
+                column(row, "read_seq")?,
+            ))
+        })
+        .collect()
 }

@@ -167,7 +167,7 @@ pub(crate) async fn search(
              WHERE message_index MATCH ",
     );
     select.push_bind(matching.join(" AND "));
-    select.push(" AND m.deleted = 0 AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = mb.user_id AND h.conversation_id = m.conversation_id AND h.seq = m.seq)");
+    select.push(" AND m.seq > mb.cleared_seq AND m.deleted = 0 AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = mb.user_id AND h.conversation_id = m.conversation_id AND h.seq = m.seq)");
     select.push(" AND (m.expires_at IS NULL OR m.expires_at > ");
     select.push_bind(Timestamp::now().millis());
     select.push(")");

@@ -224,8 +224,8 @@ pub(crate) fn summary_select(unread: Counting<'_>, first_param: usize) -> String
             params.join(", ")
         ));
     }
-    // The preview is the newest entry that is not a change and not hidden by the user:
-    // a short backwards walk of the conversation's key range from its end.
+    // The preview is the newest entry that is not a change, not hidden by the user and
+    // after where they cleared the chat: a short backwards walk of the conversation's key range from its end.
     let last_columns: Vec<String> = MESSAGE_COLUMNS
         .split(',')
         .map(|name| format!("l.{0} AS l_{0}", name.trim()))
@@ -234,15 +234,17 @@ pub(crate) fn summary_select(unread: Counting<'_>, first_param: usize) -> String
         "SELECT c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
      c.disappearing_seconds, m.read_seq, m.muted_until, m.archived_at, m.pinned_at, m.marked_unread, \
+     m.cleared_seq, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
-        AND u.seq > m.read_seq{counted}) AS unread_count, \
+        AND u.seq > MAX(m.read_seq, m.cleared_seq){counted}) AS unread_count, \
      (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id \
-        AND n.conversation_id = c.conversation_id AND n.seq > m.read_seq) AS unread_mentions, \
+        AND n.conversation_id = c.conversation_id \
+        AND n.seq > MAX(m.read_seq, m.cleared_seq)) AS unread_mentions, \
      {last} \
      FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
      LEFT JOIN messages l ON l.conversation_id = c.conversation_id AND l.seq = ( \
         SELECT x.seq FROM messages x WHERE x.conversation_id = c.conversation_id \
-        AND x.content_type NOT IN ({changes}) \
+        AND x.seq > m.cleared_seq AND x.content_type NOT IN ({changes}) \
         AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = m.user_id \
             AND h.conversation_id = x.conversation_id AND h.seq = x.seq) \
         ORDER BY x.seq DESC LIMIT 1)",
@@ -283,5 +285,6 @@ pub(crate) fn summary_from_row(row: &SqliteRow) -> StoreResult<ConversationSumma
         archived_at: column::<Option<i64>>(row, "archived_at")?.map(Timestamp),
         pinned_at: column::<Option<i64>>(row, "pinned_at")?.map(Timestamp),
         marked_unread: column(row, "marked_unread")?,
+        cleared_seq: column(row, "cleared_seq")?,
     })
 }

@@ -27,7 +27,8 @@ pub(crate) async fn list_conversations(
     };
     // ?2 pinned_at, ?3 last_activity_at, ?4 conversation_id of the cursor: after a pinned
     // one come the pinned ones further down and then every unpinned one; after an
-    // unpinned one, only unpinned ones further down.
+    // unpinned one, only unpinned ones further down. A chat the user cleared stays out
+    // until it has a preview again.
     let sql = format!(
         "{select} WHERE m.user_id = ?1 \
          AND (?3 IS NULL OR CASE WHEN ?2 IS NOT NULL THEN \
@@ -36,6 +37,7 @@ pub(crate) async fn list_conversations(
               ELSE (m.pinned_at IS NULL AND (c.last_activity_at < ?3 \
                  OR (c.last_activity_at = ?3 AND c.conversation_id < ?4))) END) \
          AND (?6 IS NULL OR {archived} = ?6) \
+         AND (m.cleared_seq = 0 OR l.seq IS NOT NULL) \
          ORDER BY m.pinned_at IS NULL, m.pinned_at DESC, c.last_activity_at DESC, \
              c.conversation_id DESC LIMIT ?5",
         select = summary_select(unread, 8),
@@ -126,4 +128,40 @@ pub(crate) async fn update_chat_settings(
     .await
     .map_err(unavailable)?;
     transaction.commit().await.map_err(unavailable)
+}
+
+pub(crate) async fn clear_conversation(
+    writer: &SqlitePool,
+    conversation_id: &ConversationId,
+    user_id: &UserId,
+) -> StoreResult<i64> {
+    let mut transaction = writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(unavailable)?;
+    let cleared: Option<i64> = sqlx::query_scalar(
+        "UPDATE members SET cleared_seq = (SELECT last_seq FROM conversations \
+             WHERE conversation_id = ?1), \
+         pinned_at = NULL, archived_at = NULL, marked_unread = 0 \
+         WHERE conversation_id = ?1 AND user_id = ?2 RETURNING cleared_seq",
+    )
+    .bind(conversation_id.as_str())
+    .bind(user_id.as_str())
+    .fetch_optional(&mut *transaction)
+    .await
+    .map_err(unavailable)?;
+    let Some(cleared) = cleared else {
+        return Err(StoreError::NotFound);
+    };
+    sqlx::query(
+        "DELETE FROM hidden_messages WHERE user_id = ? AND conversation_id = ? AND seq <= ?",
+    )
+    .bind(user_id.as_str())
+    .bind(conversation_id.as_str())
+    .bind(cleared)
+    .execute(&mut *transaction)
+    .await
+    .map_err(unavailable)?;
+    transaction.commit().await.map_err(unavailable)?;
+    Ok(cleared)
 }

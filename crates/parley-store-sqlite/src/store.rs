@@ -367,13 +367,32 @@ impl Store for SqliteStore {
             .await
     }
 
-    /// Every conversation of the user with its `last_seq` and the user's read pointer.
+    /// Deletes the chat for `user_id` alone, up to the conversation's `last_seq` now,
+    /// and returns that `seq` (the user's new `cleared_seq`). From then on, for that
+    /// user: history and sync start after it (`fetch_messages`), search leaves out what
+    /// came before (`search_messages`), the preview and the unread and mention counts
+    /// consider only what comes after, and the list leaves the chat out until an entry
+    /// that would be its preview arrives. The chat is unpinned, unarchived and no longer
+    /// marked unread; the user's hidden marks up to that `seq` go (they hide nothing any
+    /// more). Their receipt pointers do not move: nobody is told they read anything.
+    /// `NotFound` if the user is not a member.
+    async fn clear_conversation(
+        &self,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
+    ) -> StoreResult<i64> {
+        settings::clear_conversation(&self.writer, conversation_id, user_id).await
+    }
+
+    /// Every conversation of the user with its `last_seq` and the point up to which
+    /// nothing is unread for them: their read pointer, or their `cleared_seq` if later.
     async fn list_conversation_positions(
         &self,
         user_id: &UserId,
     ) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
         let rows = sqlx::query(
-            "SELECT c.conversation_id, c.last_seq, m.read_seq FROM members m \
+            "SELECT c.conversation_id, c.last_seq, MAX(m.read_seq, m.cleared_seq) AS read_seq \
+             FROM members m \
              JOIN conversations c ON c.conversation_id = m.conversation_id WHERE m.user_id = ?",
         )
         .bind(user_id.as_str())
@@ -496,7 +515,8 @@ impl Store for SqliteStore {
     /// At most `limit` messages of `range`, in ascending `seq`, taken from the `from` end,
     /// in their current state as `viewer` sees them: `reactions` counted (with `me` for
     /// the viewer), and the messages the viewer hid with `hidden: true`, empty `content`
-    /// and no mentions, reactions or reply (they keep their `seq`: no gap).
+    /// and no mentions, reactions or reply (they keep their `seq`: no gap). Nothing up to
+    /// the viewer's `cleared_seq` (`clear_conversation`) is returned.
     async fn fetch_messages(
         &self,
         conversation_id: &ConversationId,
@@ -510,13 +530,16 @@ impl Store for SqliteStore {
             PageFrom::Newest => "DESC",
         };
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? \
-             AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
+             AND seq > MAX(?2, COALESCE((SELECT cleared_seq FROM members \
+                 WHERE conversation_id = ?1 AND user_id = ?5), 0)) \
+             AND seq < ?3 ORDER BY seq {order} LIMIT ?4"
         ))
         .bind(conversation_id.as_str())
         .bind(range.after_seq.unwrap_or(0))
         .bind(range.before_seq.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
+        .bind(viewer.as_str())
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
@@ -574,9 +597,9 @@ impl Store for SqliteStore {
     }
 
     /// Full-text search: messages of `query.user_id`'s conversations (checked in the
-    /// query: member now, not hidden by them, not deleted) that contain a word starting
-    /// with each term, newest `message_id` first, at most `limit`, in their current state
-    /// without `reactions`.
+    /// query: member now, not hidden by them, after their `cleared_seq`, not deleted)
+    /// that contain a word starting with each term, newest `message_id` first, at most
+    /// `limit`, in their current state without `reactions`.
     async fn search_messages(&self, query: SearchQuery<'_>) -> StoreResult<Vec<Message>> {
         self.index.catch_up(&self.reader).await?;
         search(&self.reader, query).await

@@ -83,6 +83,8 @@ macro_rules! store_conformance {
             pins_are_limited_and_a_refused_pin_changes_nothing,
             a_message_brings_an_archived_chat_back_unless_muted,
             settings_read_back_and_reading_clears_the_unread_mark,
+            clearing_a_chat_hides_its_past_from_that_user_only,
+            clearing_resets_the_list_settings_and_needs_membership,
             a_block_stops_the_direct_chat_both_ways,
             blocks_both_ways_and_new_direct_chats,
             expired_messages_leave_every_read_at_once,

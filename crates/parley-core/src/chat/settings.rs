@@ -1,5 +1,6 @@
-//! Each user's own settings for their conversations (mute, archive, pin, marked unread):
-//! they follow the user to every device, live, and shape their list.
+//! Each user's own settings for their conversations (mute, archive, pin, marked unread,
+//! and where they deleted the chat for themselves): they follow the user to every device,
+//! live, and shape their list.
 
 use super::*;
 use crate::store::{ChatSettingsUpdate, Conflict, MUTED_FOREVER};
@@ -59,6 +60,36 @@ impl Chat {
             }
             Err(error) => return Err(not_found_is_not_member(error)),
         }
+        let conversation = self.conversation(session, conversation_id).await?;
+        self.publish(deliver_event(
+            Arc::from(vec![session.user_id.clone()]),
+            ServerFrame::ConversationUpdated {
+                conversation: conversation.clone(),
+            },
+        ))
+        .await;
+        Ok(conversation)
+    }
+}
+
+impl Chat {
+    /// Deletes the chat for the user alone ("delete chat for me"): everything in it up
+    /// to now leaves their history, sync, search and counts on all their devices, and
+    /// the chat leaves their list until a new message arrives (`Store::clear_conversation`).
+    /// The others see no change and get no receipt. All the user's devices get the
+    /// conversation as they now see it (`conversation_updated`, with `cleared_seq`).
+    pub async fn clear_conversation(
+        &self,
+        session: &Session,
+        conversation_id: &ConversationId,
+    ) -> Result<Conversation> {
+        self.members_for(conversation_id, &session.user_id).await?;
+        self.check_write_rate(session).await?;
+        self.inner
+            .store
+            .clear_conversation(conversation_id, &session.user_id)
+            .await
+            .map_err(not_found_is_not_member)?;
         let conversation = self.conversation(session, conversation_id).await?;
         self.publish(deliver_event(
             Arc::from(vec![session.user_id.clone()]),

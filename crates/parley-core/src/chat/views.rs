@@ -80,7 +80,7 @@ pub(super) fn conversation_view(
         created_at: record.created_at,
         last_activity_at: record.last_activity_at,
         last_seq: record.last_seq,
-        last_message,
+        last_message: last_message.map(Box::new),
         unread_count: 0,
         last_read_seq: 0,
         muted_until: None,
@@ -90,6 +90,7 @@ pub(super) fn conversation_view(
         marked_unread: None,
         unread_mentions: 0,
         disappearing_seconds: record.disappearing_seconds,
+        cleared_seq: None,
     }
 }
 
@@ -107,6 +108,7 @@ pub(super) fn summary_to_conversation(summary: ConversationSummary) -> Conversat
     conversation.pinned_at = summary_pinned_at;
     conversation.marked_unread = Some(settings.marked_unread);
     conversation.unread_mentions = summary.unread_mentions;
+    conversation.cleared_seq = Some(summary.cleared_seq);
     conversation
 }
 

@@ -81,6 +81,9 @@ pub struct ConversationSummary {
     pub archived_at: Option<Timestamp>,
     pub pinned_at: Option<Timestamp>,
     pub marked_unread: bool,
+    /// Where the user deleted the chat for themselves (`Store::clear_conversation`): the
+    /// `seq` nothing up to which they see any more; 0 if never.
+    pub cleared_seq: i64,
 }
 
 /// `muted_until` of a conversation muted "forever".

@@ -29,6 +29,23 @@ pub(super) async fn update_settings(
     ))
 }
 
+/// # `POST /api/v1/conversations/{conversation_id}/clear`
+///
+/// Delete chat for me: 200 with the conversation as the user now sees it (`cleared_seq`
+/// set, nothing before it); their devices get it as `conversation_updated`.
+pub(super) async fn clear_conversation(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    PathParams(conversation_id): PathParams<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    Ok(Json(
+        state
+            .chat
+            .clear_conversation(&session, &ConversationId(conversation_id))
+            .await?,
+    ))
+}
+
 /// # `POST /api/v1/users/{user_id}/block`
 ///
 /// 204; blocking twice is not an error.

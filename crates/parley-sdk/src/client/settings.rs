@@ -31,6 +31,17 @@ impl Client {
         .await
     }
 
+    /// `POST /conversations/{id}/clear`: deletes the chat for this user alone, on all
+    /// their devices (everything in it so far leaves their history, search and list until
+    /// a new message comes); the conversation as they now see it, with `cleared_seq`.
+    pub async fn clear_conversation(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> Result<Conversation, SdkError> {
+        let url = self.url(&["conversations", conversation_id.as_str(), "clear"]);
+        self.call(self.request(Method::POST, url)).await
+    }
+
     /// Mutes the conversation until `until` (`None`: unmutes).
     pub async fn mute(
         &self,

@@ -277,3 +277,95 @@ async fn settings_follow_the_user_across_nodes() {
         .unwrap();
     assert!(main.conversations.is_empty());
 }
+
+/// Delete chat for me: the chat's past leaves the user's history, search, list and
+/// `sync` on every device (the other devices are told live), the other member keeps all
+/// of it, and a new message brings the chat back with only what came after.
+#[tokio::test]
+async fn deleting_a_chat_for_me_hides_its_past_on_every_device() {
+    let server = TestServer::start().await;
+    let [alice, bob, mallory] = server.users(["alice", "bob", "mallory"]).await;
+    let id = alice.direct_with(&bob).await.conversation_id;
+    let alice_socket = alice.connect().await;
+    for word in ["narwhal one", "narwhal two", "narwhal three"] {
+        alice_socket.send_and_wait(id.clone(), word).await.unwrap();
+    }
+    let mut bob_phone = bob.connect_new_device().await;
+    sync_done(&mut bob_phone).await;
+
+    let cleared = bob.client.clear_conversation(&id).await.unwrap();
+    assert_eq!(cleared.cleared_seq, Some(3));
+    assert_eq!((cleared.unread_count, cleared.last_message), (0, None));
+    let live = settings_frame(&mut bob_phone, &id, "the clear on bob's phone").await;
+    assert_eq!(live.cleared_seq, Some(3));
+
+    let page = bob.client.history(&id, None, None, None).await.unwrap();
+    assert!(page.messages.is_empty() && !page.has_more);
+    assert_eq!(
+        alice
+            .client
+            .history(&id, None, None, None)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        3,
+        "alice keeps everything"
+    );
+    let found = bob
+        .client
+        .search("narwhal", None, None, None)
+        .await
+        .unwrap();
+    assert!(found.results.is_empty());
+    assert!(bob
+        .client
+        .conversations(None, None)
+        .await
+        .unwrap()
+        .conversations
+        .is_empty());
+    assert_eq!(alice.client.unread().await.unwrap().total, 0);
+    assert_eq!(bob.client.unread().await.unwrap().total, 0);
+    // A device syncing from the start gets none of it.
+    let mut fresh = connect_with(&bob.new_device().await, |config| {
+        config.initial_cursors = [(id.clone(), 0)].into_iter().collect();
+    })
+    .await;
+    let cursors = sync_done(&mut fresh).await;
+    assert_eq!(cursors.get(&id), Some(&3));
+    expect_none(
+        &mut fresh,
+        Duration::from_millis(200),
+        "old messages",
+        |event| matches!(event, parley_sdk::Event::NewMessage(_)),
+    )
+    .await;
+
+    alice_socket
+        .send_and_wait(id.clone(), "narwhal four")
+        .await
+        .unwrap();
+    let arrived = messages(&mut bob_phone, &id, 1).await;
+    assert_eq!(arrived[0].seq, 4);
+    let list = bob
+        .client
+        .conversations(None, None)
+        .await
+        .unwrap()
+        .conversations;
+    assert_eq!(ids(&list), vec![id.clone()]);
+    assert_eq!(list[0].unread_count, 1);
+    let page = bob.client.history(&id, None, None, None).await.unwrap();
+    let seqs: Vec<i64> = page.messages.iter().map(|message| message.seq).collect();
+    assert_eq!(seqs, vec![4]);
+    let found = bob
+        .client
+        .search("narwhal", None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(found.results.len(), 1);
+
+    let stranger = mallory.client.clear_conversation(&id).await.unwrap_err();
+    assert_eq!(stranger.code(), Some(ErrorCode::NotMember));
+}

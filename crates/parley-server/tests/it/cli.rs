@@ -230,10 +230,11 @@ async fn the_cli_changes_forwards_and_searches_messages() {
     );
 }
 
-/// `parley block`, `blocked`, `privacy`, `disappear`: a blocked user's send fails with the
-/// server's reason, and everything is undone as it was done.
+/// `parley block`, `blocked`, `privacy`, `disappear`, `clear`: a blocked user's send
+/// fails with the server's reason, everything is undone as it was done, and a cleared
+/// chat's history is empty for the one who cleared it only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_blocks_and_sets_privacy() {
+async fn the_cli_blocks_sets_privacy_and_clears_a_chat() {
     let server = TestServer::start().await;
     let alice_dir = tempfile::tempdir().unwrap();
     let bob_dir = tempfile::tempdir().unwrap();
@@ -274,6 +275,28 @@ async fn the_cli_blocks_and_sets_privacy() {
     let conversations = listed.get("conversations").unwrap_or(&listed);
     assert_eq!(conversations[0]["disappearing_seconds"], 604_800);
     stdout(&parley(&server, bob, &["disappear", &chat, "off"]));
+
+    let cleared = stdout(&parley(&server, alice, &["clear", &chat]));
+    assert!(cleared.contains("deleted for you up to #"), "{cleared}");
+    let history: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        alice,
+        &["history", &chat, "--json"],
+    )))
+    .unwrap();
+    let messages = history.get("messages").unwrap_or(&history);
+    assert_eq!(messages.as_array().map(Vec::len), Some(0), "{history}");
+    let kept: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        bob,
+        &["history", &chat, "--json"],
+    )))
+    .unwrap();
+    let kept = kept.get("messages").unwrap_or(&kept);
+    assert!(
+        kept.as_array().is_some_and(|kept| !kept.is_empty()),
+        "bob keeps his"
+    );
 }
 
 /// `parley account export | logout-everywhere | delete`: the export is the user's own

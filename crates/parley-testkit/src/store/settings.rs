@@ -313,3 +313,186 @@ pub async fn settings_read_back_and_reading_clears_the_unread_mark(store: Arc<dy
         (None, Some(Timestamp(7)))
     );
 }
+
+/// Delete chat for me: what the chat held when the user cleared it leaves their history,
+/// search, preview, counts and list, and only theirs; it moves no receipt; a new message
+/// brings the chat back with only what came after.
+pub async fn clearing_a_chat_hides_its_past_from_that_user_only(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let conversation_id = group(&store, &[alice.clone(), bob.clone()]).await;
+    let mut mention = say(&conversation_id, &alice, "bob, the walrus report");
+    mention.mentions = vec![bob.clone()];
+    let first = send(&store, mention).await;
+    let hidden = send(&store, say(&conversation_id, &alice, "walrus again")).await;
+    store
+        .hide_message(&bob, &conversation_id, hidden.seq)
+        .await
+        .expect("hide");
+    let last = send(&store, say(&conversation_id, &alice, "one more walrus")).await;
+    assert_eq!(
+        summary(&store, &conversation_id, &bob)
+            .await
+            .unread_mentions,
+        1
+    );
+
+    let cleared = store
+        .clear_conversation(&conversation_id, &bob)
+        .await
+        .expect("clear");
+    assert_eq!(cleared, last.seq, "cleared up to the end");
+
+    assert!(history(&store, &conversation_id, &bob).await.is_empty());
+    assert_eq!(
+        seqs_of(&history(&store, &conversation_id, &alice).await),
+        (1..=last.seq).collect::<Vec<_>>(),
+        "the others keep everything"
+    );
+    assert!(found(&store, &bob, "walrus", &conversation_id)
+        .await
+        .is_empty());
+    assert!(search(&store, &bob, "walrus", None).await.is_empty());
+    assert_eq!(
+        found(&store, &alice, "walrus", &conversation_id).await,
+        vec![first.seq, hidden.seq, last.seq]
+    );
+    let bobs = summary(&store, &conversation_id, &bob).await;
+    assert_eq!(
+        (bobs.cleared_seq, bobs.unread_count, bobs.unread_mentions),
+        (cleared, 0, 0)
+    );
+    assert_eq!(bobs.last_message, None, "no preview");
+    assert_eq!(bobs.read_seq, 0, "the read pointer does not move");
+    let receipts = store
+        .fetch_receipts(&conversation_id, last.seq)
+        .await
+        .expect("receipts");
+    assert!(
+        !receipts.read_by.contains(&bob),
+        "nobody is told bob read it"
+    );
+    assert_eq!(
+        summary(&store, &conversation_id, &alice).await.cleared_seq,
+        0
+    );
+    assert!(list_all(&store, &bob, main_list(), 10).await.is_empty());
+    assert!(list_all(&store, &bob, ListFilter::All, 10).await.is_empty());
+    assert_eq!(
+        list_all(&store, &alice, main_list(), 10).await,
+        vec![conversation_id.clone()]
+    );
+    let positions = store.list_conversation_positions(&bob).await.unwrap();
+    assert_eq!(
+        positions,
+        vec![(conversation_id.clone(), last.seq, cleared)]
+    );
+
+    // A reaction to an old message is no preview: the chat stays out.
+    send(&store, react(&conversation_id, &alice, first.seq, "👍")).await;
+    assert!(list_all(&store, &bob, main_list(), 10).await.is_empty());
+    assert_eq!(
+        summary(&store, &conversation_id, &bob).await.unread_count,
+        0
+    );
+
+    let mut again = say(&conversation_id, &alice, "walrus news, bob");
+    again.mentions = vec![bob.clone()];
+    let new = send(&store, again).await;
+    assert_eq!(
+        list_all(&store, &bob, main_list(), 10).await,
+        vec![conversation_id.clone()]
+    );
+    let bobs = summary(&store, &conversation_id, &bob).await;
+    assert_eq!((bobs.unread_count, bobs.unread_mentions), (1, 1));
+    assert_eq!(bobs.last_message.map(|message| message.seq), Some(new.seq));
+    assert_eq!(
+        seqs_of(&history(&store, &conversation_id, &bob).await),
+        vec![new.seq - 1, new.seq],
+        "the reaction entry and the new message"
+    );
+    assert_eq!(
+        found(&store, &bob, "walrus", &conversation_id).await,
+        vec![new.seq]
+    );
+    // Reading forward from before the clear starts after it all the same.
+    let page = store
+        .fetch_messages(
+            &conversation_id,
+            SeqRange {
+                after_seq: Some(0),
+                before_seq: None,
+            },
+            PageFrom::Oldest,
+            100,
+            &bob,
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs_of(&page), vec![new.seq - 1, new.seq]);
+}
+
+/// Clearing takes the chat out of the pins and the archive and drops the unread mark;
+/// clearing again moves the point on; only a member may clear.
+pub async fn clearing_resets_the_list_settings_and_needs_membership(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let mallory = user(&store, "mallory").await;
+    let conversation_id = direct(&store, &alice, &bob).await;
+    send(&store, say(&conversation_id, &alice, "hello")).await;
+    set(&store, &conversation_id, &bob, pin_at(10)).await;
+    set(
+        &store,
+        &conversation_id,
+        &bob,
+        ChatSettingsUpdate {
+            marked_unread: Some(true),
+            muted_until: Some(Some(MUTED_FOREVER)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let first = store
+        .clear_conversation(&conversation_id, &bob)
+        .await
+        .unwrap();
+    let bobs = summary(&store, &conversation_id, &bob).await;
+    assert_eq!(bobs.pinned_at, None);
+    assert_eq!(bobs.archived_at, None);
+    assert!(!bobs.marked_unread);
+    assert_eq!(bobs.muted_until, Some(MUTED_FOREVER), "a mute stays");
+
+    set(
+        &store,
+        &conversation_id,
+        &bob,
+        archive_at(Some(Timestamp(5))),
+    )
+    .await;
+    let later = send(&store, say(&conversation_id, &bob, "bob writes")).await;
+    let second = store
+        .clear_conversation(&conversation_id, &bob)
+        .await
+        .unwrap();
+    assert_eq!((first, second), (later.seq - 1, later.seq));
+    assert_eq!(
+        summary(&store, &conversation_id, &bob).await.archived_at,
+        None
+    );
+    assert!(history(&store, &conversation_id, &bob).await.is_empty());
+    assert_eq!(
+        history(&store, &conversation_id, &alice).await.len() as i64,
+        later.seq
+    );
+
+    assert!(matches!(
+        store.clear_conversation(&conversation_id, &mallory).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .clear_conversation(&ConversationId("c_missing".into()), &bob)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
