@@ -169,22 +169,30 @@ pub(crate) async fn append(
     };
     // New text is logged by row id only: the indexer reads the text and makes its
     // document, off this writer.
-    let to_index: Vec<IndexChange> = outcomes
+    let indexed: Vec<&Message> = outcomes
         .iter()
         .filter_map(|outcome| {
             let appended = outcome
                 .as_ref()
                 .ok()
                 .filter(|appended| !appended.duplicate)?;
-            let message = &appended.message;
-            is_indexed(message).then(|| IndexChange {
-                rowid: index_rowid(search_key(&message.conversation_id), message.seq),
-                old_terms: None,
-                new_terms: None,
-            })
+            is_indexed(&appended.message).then_some(&appended.message)
         })
         .collect();
-    log_for_index(&mut transaction, &to_index).await?;
+    let to_index: Vec<IndexChange> = indexed
+        .iter()
+        .map(|message| IndexChange {
+            rowid: index_rowid(search_key(&message.conversation_id), message.seq),
+            old_terms: None,
+            new_terms: None,
+        })
+        .collect();
+    let log_ids = log_for_index(&mut transaction, &to_index).await?;
+    // Handed to the indexer in memory once committed (it reads them back otherwise).
+    let fresh: Vec<(i64, String)> = log_ids
+        .into_iter()
+        .zip(indexed.iter().map(|message| message.content.clone()))
+        .collect();
     let logged = !to_index.is_empty();
     let mentioned: Vec<(&UserId, &ConversationId, i64)> = new_messages
         .iter()
@@ -229,6 +237,7 @@ pub(crate) async fn append(
             .map_err(unavailable)?;
     }
     transaction.commit().await.map_err(unavailable)?;
+    index.remember(fresh);
     if overwrote_text {
         scrub_wal.store(true, Ordering::Release);
     }

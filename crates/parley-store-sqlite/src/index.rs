@@ -2,8 +2,9 @@
 //! `parley.db`).
 //!
 //! A commit only appends to `index_log` in the main file: the index changes it makes due.
-//! A new text message logs its row id alone (the hot path writes a few bytes; the indexer
-//! reads the text and folds its words); an edit logs the old and new documents, a delete
+//! A new text message logs its row id alone (the hot path writes a few bytes; the commit
+//! hands its text to the indexer in memory, `index/fresh.rs`, and the indexer reads it
+//! back from the messages only when that was lost, after a restart); an edit logs the old and new documents, a delete
 //! for everyone the old one, made from the text of that moment. The indexer replays the log
 //! into the index file in order, on its own connection, and records there how far it got,
 //! in the same transaction. So the index's B-tree work, WAL frames and fsyncs never hold
@@ -20,6 +21,9 @@
 
 use super::*;
 use std::path::PathBuf;
+
+mod fresh;
+use fresh::Fresh;
 
 /// The index file's name in the data directory.
 pub(crate) const INDEX_FILE: &str = "parley-search.db";
@@ -75,6 +79,9 @@ pub(crate) struct SearchIndex {
     /// Held while the log is replayed, so a search that catches up first waits for a
     /// pass already under way instead of missing what it is indexing.
     progress: tokio::sync::Mutex<Progress>,
+    /// The texts of new messages that commits just logged, by log id: the indexer takes
+    /// them from here instead of reading them back from the main file.
+    fresh: std::sync::Mutex<Fresh>,
 }
 
 struct Progress {
@@ -138,6 +145,7 @@ impl SearchIndex {
                 scrub_index: false,
                 log_holds_old_terms: true,
             }),
+            fresh: std::sync::Mutex::new(Fresh::default()),
         })
     }
 
@@ -234,12 +242,7 @@ impl SearchIndex {
     /// transaction, until it is read to its end.
     async fn replay(&self, progress: &mut Progress, reader: &SqlitePool) -> StoreResult<()> {
         loop {
-            let rows: Vec<LogRow> = sqlx::query_as(READ_LOG)
-                .bind(progress.indexed_through)
-                .bind(INDEX_BATCH)
-                .fetch_all(reader)
-                .await
-                .map_err(unavailable)?;
+            let rows = self.read_log(progress.indexed_through, reader).await?;
             let Some(&(last_id, ..)) = rows.last() else {
                 return Ok(());
             };
@@ -500,82 +503,4 @@ async fn rebuild(
         tracing::info!(indexed, "search index built for the stored messages");
     }
     Ok(last_logged)
-}
-
-/// A message's row id in `message_index`: its conversation's `search_key` in the high 32
-/// bits, its `seq` in the low ones (a conversation is one range of row ids).
-pub(crate) fn index_rowid(search_key: i64, seq: i64) -> i64 {
-    (search_key << 32) | (seq & 0xFFFF_FFFF)
-}
-
-/// The row id range `[first, last]` of one conversation's messages in `message_index`.
-pub(crate) fn index_range(search_key: i64) -> (i64, i64) {
-    (
-        index_rowid(search_key, 0),
-        index_rowid(search_key, 0xFFFF_FFFF),
-    )
-}
-
-/// Whether a message is indexed for search: ordinary text, not deleted, with a `seq` that
-/// fits its row id.
-pub(crate) fn is_indexed(message: &Message) -> bool {
-    message.content_type == ContentType::TEXT && !message.deleted && message.seq <= 0xFFFF_FFFF
-}
-
-/// A text's terms as the index takes them: parley-core's folded words, space separated
-/// (made before a commit begins: it is the costly part of a document).
-pub(crate) fn index_terms(content: &str) -> String {
-    parley_core::search::index_terms(content).join(" ")
-}
-
-/// What `message_index` indexes for a message of the conversation `search_key`: its
-/// conversation's token, then its terms (`index_terms`).
-pub(crate) fn index_document(search_key: i64, terms: &str) -> String {
-    let token = conversation_token(search_key);
-    let mut document = String::with_capacity(token.len() + 1 + terms.len());
-    document.push_str(&token);
-    if !terms.is_empty() {
-        document.push(' ');
-        document.push_str(terms);
-    }
-    document
-}
-
-/// The index token every message of a conversation carries (`_c<search_key>`, which no
-/// query word can match or be a prefix of: words are letters and digits only).
-pub(crate) fn conversation_token(search_key: i64) -> String {
-    format!("_c{search_key}")
-}
-
-/// One change to the index, logged in the commit that makes it due. Without terms at all
-/// it is a new message's: the indexer makes its document from the stored text.
-pub(crate) struct IndexChange {
-    pub(crate) rowid: i64,
-    /// The document to take out (the text before an edit or a delete).
-    pub(crate) old_terms: Option<String>,
-    /// The document to put in (an edit's new text).
-    pub(crate) new_terms: Option<String>,
-}
-
-/// Logs index changes in the commit that makes them due.
-pub(crate) async fn log_for_index(
-    transaction: &mut Transaction<'_, Sqlite>,
-    changes: &[IndexChange],
-) -> StoreResult<()> {
-    for chunk in changes.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO index_log (index_rowid, old_terms, new_terms) ",
-        );
-        insert.push_values(chunk, |mut row, change| {
-            row.push_bind(change.rowid)
-                .push_bind(change.old_terms.as_deref())
-                .push_bind(change.new_terms.as_deref());
-        });
-        insert
-            .build()
-            .execute(&mut **transaction)
-            .await
-            .map_err(unavailable)?;
-    }
-    Ok(())
 }

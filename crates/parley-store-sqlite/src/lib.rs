@@ -225,6 +225,7 @@ mod blocks;
 mod changes;
 mod expiry;
 mod index;
+mod index_log;
 mod rows;
 mod settings;
 mod store;
@@ -235,6 +236,7 @@ use batch::*;
 use blocks::refresh_send_blocked;
 use changes::*;
 use index::*;
+use index_log::*;
 use rows::*;
 
 #[cfg(test)]
