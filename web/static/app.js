@@ -899,7 +899,10 @@ function onConversationUpdated(frame) {
   const conv = store.upsertConversation(data, { authoritative: false });
   if (!known && data.last_seq > 0) fetchConversation(data.conversation_id);
   // Deleted for me on another device while open here: the chat closes here too.
-  if ((conv.cleared_seq || 0) > wasCleared && conv.conversation_id === ui.activeId && store.isCleared(conv)) navigate(null);
+  if ((conv.cleared_seq || 0) > wasCleared && conv.conversation_id === ui.activeId && store.isCleared(conv)) {
+    for (const info of ['#info-dialog', '#contact-dialog']) if ($(info).open) closeDialog($(info));
+    navigate(null);
+  }
   if (!known) updatePresenceSubscription();
   if (conv.conversation_id === ui.activeId) updatePresenceSubscription();
   scheduleRender({ list: true, chat: conv.conversation_id === ui.activeId, info: true });

@@ -161,6 +161,7 @@ export class Store {
     conv.unread_count = typeof data.unread_count === 'number' ? data.unread_count : 0;
     conv.unread_mentions = typeof data.unread_mentions === 'number' ? data.unread_mentions : 0;
     conv.hasMoreBefore = false;
+    this.advanceSynced(conv);
   }
 
   /** A chat I deleted for me, with nothing since: it stays out of the list. */
@@ -261,6 +262,16 @@ export class Store {
     const conv = this.convs.get(msg.conversation_id);
     if (!conv) return { conv: null, fresh: false, target: null };
     if (msg.sender_id === this.me.user_id && msg.client_msg_id) this._resolveOutbox(msg.client_msg_id);
+    // Deleted with the chat (a late page, a frame that crossed the clear): not ours any
+    // more. A change to such a message keeps its seq but applies to nothing.
+    const cleared = conv.cleared_seq || 0;
+    if (msg.seq <= cleared) return { conv, fresh: false, target: null };
+    if (isChange(msg) && msg.target_seq <= cleared) {
+      const fresh = !conv.msgs.has(msg.seq);
+      conv.msgs.set(msg.seq, { ...msg, hidden: true, content: '' });
+      this.advanceSynced(conv);
+      return { conv, fresh, target: null };
+    }
     if (isChange(msg)) return this._addChange(conv, msg);
     const held = conv.msgs.get(msg.seq);
     const fresh = !held;

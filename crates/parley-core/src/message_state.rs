@@ -47,6 +47,20 @@ pub fn hide(message: &mut Message) {
     message.system = None;
 }
 
+/// Change entries whose target the viewer deleted with the chat (it is at or below their
+/// `cleared_seq`) read as hidden: the target is not theirs any more, and an edit entry
+/// would carry its text back. They keep their `seq` (no gap).
+pub fn hide_changes_to_cleared(messages: &mut [Message], cleared_seq: i64) {
+    for message in messages {
+        if message
+            .target_seq
+            .is_some_and(|target_seq| target_seq <= cleared_seq)
+        {
+            hide(message);
+        }
+    }
+}
+
 /// A message (or the change entry of one) expired at `now` reads as a hidden one for
 /// everybody: its `seq` stays accounted for, nothing of it shows. (The purger empties the
 /// row itself soon after.)

@@ -260,12 +260,11 @@ pub trait Store: Send + Sync + 'static {
         user_id: &UserId,
     ) -> StoreResult<i64>;
 
-    /// Every conversation of the user with its `last_seq` and the point up to which
-    /// nothing is unread for them: their read pointer, or their `cleared_seq` if later.
+    /// Every conversation of the user with where they stand in it.
     async fn list_conversation_positions(
         &self,
         user_id: &UserId,
-    ) -> StoreResult<Vec<(ConversationId, i64, i64)>>;
+    ) -> StoreResult<Vec<ConversationPosition>>;
 
     /// Applies membership or metadata changes and appends their system messages in the
     /// same transaction, if `members_version` is still `expected_members_version`, and

@@ -132,6 +132,14 @@ impl CursorTracker {
         }
     }
 
+    /// Nothing up to `seq` of a conversation this device knows will come (the user deleted
+    /// the chat for themselves up to there): its cursor moves up to it, never down.
+    pub fn skip_to(&mut self, conversation_id: &ConversationId, seq: i64) {
+        if let Some(cursor) = self.conversations.get_mut(conversation_id) {
+            cursor.advance_to(seq);
+        }
+    }
+
     /// The contiguous cursor of one conversation, if it is known.
     pub fn cursor(&self, conversation_id: &ConversationId) -> Option<i64> {
         self.conversations
@@ -227,6 +235,20 @@ mod tests {
             tracker.observe(&conversation("c"), 9),
             Observation::Duplicate
         );
+    }
+
+    /// A chat cleared up to a `seq` above a gap: the gap is no longer waited on, what was
+    /// seen above it joins the cursor, and the cursor never moves back.
+    #[test]
+    fn a_clear_skips_the_gap_below_it() {
+        let mut tracker = CursorTracker::from_cursors(&Cursors::from([(conversation("c"), 3)]));
+        assert_eq!(tracker.observe(&conversation("c"), 9), Observation::New);
+        tracker.skip_to(&conversation("c"), 8);
+        assert_eq!(tracker.cursor(&conversation("c")), Some(9));
+        tracker.skip_to(&conversation("c"), 5);
+        assert_eq!(tracker.cursor(&conversation("c")), Some(9));
+        tracker.skip_to(&conversation("unknown"), 5);
+        assert_eq!(tracker.cursor(&conversation("unknown")), None);
     }
 
     /// An unknown conversation starts just below its first message, so the next `sync`

@@ -39,10 +39,12 @@ pub(crate) async fn fetch_page(
         PageFrom::Oldest => "ASC",
         PageFrom::Newest => "DESC",
     };
+    // The viewer's `cleared_seq` comes with every row (one uncorrelated subquery).
     let rows = sqlx::query(&format!(
-        "SELECT {} FROM messages WHERE conversation_id = $1 \
-         AND seq > GREATEST($2, COALESCE((SELECT cleared_seq FROM members \
-             WHERE conversation_id = $1 AND user_id = $5), 0)) \
+        "WITH viewer AS (SELECT COALESCE((SELECT cleared_seq FROM members \
+             WHERE conversation_id = $1 AND user_id = $5), 0) AS cleared) \
+         SELECT {}, viewer.cleared AS viewer_cleared FROM messages, viewer \
+         WHERE conversation_id = $1 AND seq > GREATEST($2, viewer.cleared) \
          AND seq < $3 ORDER BY seq {order} LIMIT $4",
         message_columns("", "")
     ))
@@ -54,6 +56,10 @@ pub(crate) async fn fetch_page(
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
+    let cleared: i64 = match rows.first() {
+        Some(row) => column(row, "viewer_cleared")?,
+        None => 0,
+    };
     let mut messages: Vec<Message> = rows
         .iter()
         .map(message_from_row)
@@ -61,6 +67,7 @@ pub(crate) async fn fetch_page(
     if from == PageFrom::Newest {
         messages.reverse();
     }
+    hide_changes_to_cleared(&mut messages, cleared);
     let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
         return Ok(messages);
     };

@@ -161,15 +161,14 @@ pub(crate) async fn clear_conversation(
     Ok(cleared)
 }
 
-/// Every conversation of the user with its `last_seq` and the point up to which nothing
-/// is unread for them.
+/// Every conversation of the user with where they stand in it.
 pub(crate) async fn positions(
     pool: &PgPool,
     user_id: &UserId,
-) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
+) -> StoreResult<Vec<ConversationPosition>> {
     let rows = sqlx::query(
-        "SELECT c.conversation_id, c.last_seq, GREATEST(m.read_seq, m.cleared_seq) AS read_seq \
-         FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
+        "SELECT c.conversation_id, c.last_seq, GREATEST(m.read_seq, m.cleared_seq) AS read_seq, \
+         m.cleared_seq FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id \
          WHERE m.user_id = $1",
     )
     .bind(user_id.as_str())
@@ -178,11 +177,12 @@ pub(crate) async fn positions(
     .map_err(store_error)?;
     rows.iter()
         .map(|row| {
-            Ok((
-                ConversationId(column(row, "conversation_id")?),
-                column(row, "last_seq")?,
-                column(row, "read_seq")?,
-            ))
+            Ok(ConversationPosition {
+                conversation_id: ConversationId(column(row, "conversation_id")?),
+                last_seq: column(row, "last_seq")?,
+                read_seq: column(row, "read_seq")?,
+                cleared_seq: column(row, "cleared_seq")?,
+            })
         })
         .collect()
 }

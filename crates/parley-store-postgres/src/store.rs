@@ -333,12 +333,11 @@ impl Store for PgStore {
         settings::clear_conversation(&self.pool, conversation_id, user_id).await
     }
 
-    /// Every conversation of the user with its `last_seq` and the point up to which
-    /// nothing is unread for them: their read pointer, or their `cleared_seq` if later.
+    /// Every conversation of the user with where they stand in it.
     async fn list_conversation_positions(
         &self,
         user_id: &UserId,
-    ) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
+    ) -> StoreResult<Vec<ConversationPosition>> {
         settings::positions(&self.pool, user_id).await
     }
 

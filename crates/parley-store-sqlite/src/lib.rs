@@ -16,13 +16,13 @@
 //! the database, runs the checkpointer and maps sqlx errors into `StoreError`.
 
 use async_trait::async_trait;
-use parley_core::message_state::{group_reactions, with_state};
+use parley_core::message_state::{group_reactions, hide_changes_to_cleared, with_state};
 use parley_core::store::{
     AppendOutcome, AppendRefusal, Appended, BlockRelations, ChatSettingsUpdate, Conflict,
-    ConversationChange, ConversationRecord, ConversationSummary, ConversationUpdate, Counting,
-    ListCursor, ListFilter, MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom,
-    ProfileUpdate, ReceiptChange, ReceiptUpdate, SearchQuery, SeqRange, SessionRecord, Store,
-    StoreError, StoreResult, UserRecord,
+    ConversationChange, ConversationPosition, ConversationRecord, ConversationSummary,
+    ConversationUpdate, Counting, ListCursor, ListFilter, MessageReceipts, NewConversation,
+    NewDevice, NewMessage, PageFrom, ProfileUpdate, ReceiptChange, ReceiptUpdate, SearchQuery,
+    SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
     ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Member, Message,

@@ -384,15 +384,14 @@ impl Store for SqliteStore {
         settings::clear_conversation(&self.writer, conversation_id, user_id).await
     }
 
-    /// Every conversation of the user with its `last_seq` and the point up to which
-    /// nothing is unread for them: their read pointer, or their `cleared_seq` if later.
+    /// Every conversation of the user with where they stand in it.
     async fn list_conversation_positions(
         &self,
         user_id: &UserId,
-    ) -> StoreResult<Vec<(ConversationId, i64, i64)>> {
+    ) -> StoreResult<Vec<ConversationPosition>> {
         let rows = sqlx::query(
-            "SELECT c.conversation_id, c.last_seq, MAX(m.read_seq, m.cleared_seq) AS read_seq \
-             FROM members m \
+            "SELECT c.conversation_id, c.last_seq, MAX(m.read_seq, m.cleared_seq) AS read_seq, \
+             m.cleared_seq FROM members m \
              JOIN conversations c ON c.conversation_id = m.conversation_id WHERE m.user_id = ?",
         )
         .bind(user_id.as_str())
@@ -401,12 +400,11 @@ impl Store for SqliteStore {
         .map_err(unavailable)?;
         Ok(rows
             .iter()
-            .map(|row| {
-                (
-                    ConversationId(row.get("conversation_id")),
-                    row.get("last_seq"),
-                    row.get("read_seq"),
-                )
+            .map(|row| ConversationPosition {
+                conversation_id: ConversationId(row.get("conversation_id")),
+                last_seq: row.get("last_seq"),
+                read_seq: row.get("read_seq"),
+                cleared_seq: row.get("cleared_seq"),
             })
             .collect())
     }
@@ -530,10 +528,11 @@ impl Store for SqliteStore {
             PageFrom::Newest => "DESC",
         };
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
-             AND seq > MAX(?2, COALESCE((SELECT cleared_seq FROM members \
-                 WHERE conversation_id = ?1 AND user_id = ?5), 0)) \
-             AND seq < ?3 ORDER BY seq {order} LIMIT ?4"
+            "WITH viewer AS (SELECT COALESCE((SELECT cleared_seq FROM members \
+                 WHERE conversation_id = ?1 AND user_id = ?5), 0) AS cleared) \
+             SELECT {MESSAGE_COLUMNS}, viewer.cleared AS viewer_cleared \
+             FROM messages, viewer WHERE conversation_id = ?1 \
+             AND seq > MAX(?2, viewer.cleared) AND seq < ?3 ORDER BY seq {order} LIMIT ?4"
         ))
         .bind(conversation_id.as_str())
         .bind(range.after_seq.unwrap_or(0))
@@ -543,6 +542,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
+        let cleared: i64 = rows.first().map_or(0, |row| row.get("viewer_cleared"));
         let mut messages: Vec<Message> = rows
             .iter()
             .map(message_from_row)
@@ -550,6 +550,7 @@ impl Store for SqliteStore {
         if from == PageFrom::Newest {
             messages.reverse();
         }
+        hide_changes_to_cleared(&mut messages, cleared);
         with_current_state(&self.reader, conversation_id, messages, viewer).await
     }
 

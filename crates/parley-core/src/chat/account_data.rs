@@ -39,7 +39,10 @@ impl Chat {
             .list_conversation_positions(&session.user_id)
             .await?;
         let mut direct = Vec::new();
-        for (conversation_id, _, _) in conversations {
+        for ConversationPosition {
+            conversation_id, ..
+        } in conversations
+        {
             let members = match self.members(&conversation_id).await {
                 Ok(members) => members,
                 Err(Error::NotMember) => continue,
@@ -107,7 +110,9 @@ impl Chat {
         let profile = own_profile(self.inner.store.fetch_user(&session.user_id).await?);
         let blocked = self.blocked_users(session).await?;
         let mut conversations = Vec::new();
-        for (conversation_id, _, _) in self
+        for ConversationPosition {
+            conversation_id, ..
+        } in self
             .inner
             .store
             .list_conversation_positions(&session.user_id)

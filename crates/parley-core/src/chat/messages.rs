@@ -317,9 +317,16 @@ impl Chat {
             .list_conversation_positions(&session.user_id)
             .await?;
         let mut plan = SyncPlan::default();
-        for (conversation_id, last_seq, read_seq) in positions {
+        for position in positions {
+            let ConversationPosition {
+                conversation_id,
+                last_seq,
+                read_seq,
+                cleared_seq,
+            } = position;
+            // Nothing up to where the user cleared the chat is theirs to receive.
             let start = match cursor_of(&conversation_id) {
-                Some(cursor) => cursor.clamp(0, last_seq),
+                Some(cursor) => cursor.clamp(cleared_seq.min(last_seq), last_seq),
                 None => read_seq.max(last_seq - i64::from(self.inner.config.sync_uncursored_limit)),
             };
             if start < last_seq {

@@ -23,9 +23,9 @@ use crate::ratelimit::{Admission, Bucket, Quota, RateLimiter};
 use crate::receipts::ReceiptTracker;
 use crate::rules::{self, ChangeIntent};
 use crate::store::{
-    Appended, ConversationRecord, ConversationSummary, ConversationUpdate, ListCursor, ListFilter,
-    MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom, ProfileUpdate,
-    ReceiptChange, SeqRange, Store, StoreError, UserRecord,
+    Appended, ConversationPosition, ConversationRecord, ConversationSummary, ConversationUpdate,
+    ListCursor, ListFilter, MessageReceipts, NewConversation, NewDevice, NewMessage, PageFrom,
+    ProfileUpdate, ReceiptChange, SeqRange, Store, StoreError, UserRecord,
 };
 use parley_proto::frames::Cursors;
 use parley_proto::{

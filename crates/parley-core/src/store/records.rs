@@ -86,6 +86,19 @@ pub struct ConversationSummary {
     pub cleared_seq: i64,
 }
 
+/// Where one user stands in one of their conversations (`Store::list_conversation_positions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationPosition {
+    pub conversation_id: ConversationId,
+    pub last_seq: i64,
+    /// Up to where nothing is unread for the user: their read pointer, or their
+    /// `cleared_seq` if later.
+    pub read_seq: i64,
+    /// Where they deleted the chat for themselves (0: never): nothing up to it is theirs
+    /// to receive any more.
+    pub cleared_seq: i64,
+}
+
 /// `muted_until` of a conversation muted "forever".
 pub const MUTED_FOREVER: Timestamp = Timestamp(i64::MAX);
 

@@ -86,6 +86,25 @@ impl Positions {
             return;
         }
         *held = seq;
+        self.absorb_ahead(key);
+    }
+
+    /// Nothing up to `seq` of `conversation_id` is the socket's to receive (the user
+    /// deleted the chat for themselves up to there): it holds the conversation from there.
+    pub(super) fn skip_to(&mut self, conversation_id: &ConversationId, seq: i64) {
+        let key = self.key(conversation_id);
+        let held = self.held.entry(key).or_insert(seq);
+        if seq > *held {
+            *held = seq;
+            self.absorb_ahead(key);
+        }
+    }
+
+    /// Moves `held` over what was received ahead of it and is contiguous with it now.
+    fn absorb_ahead(&mut self, key: u64) {
+        let Some(held) = self.held.get_mut(&key) else {
+            return;
+        };
         if let Some(ahead) = self.ahead.get_mut(&key) {
             ahead.sort_unstable();
             let mut caught_up = 0;
@@ -219,6 +238,11 @@ impl<S: Socket> Connection<S> {
     /// Streams what is still missing of `behind`, as `sync` would, without `sync_done`.
     async fn repair(&mut self, behind: Vec<(ConversationId, i64, i64)>) -> Result<(), ()> {
         for (conversation_id, after_seq, up_to_seq) in behind {
+            // A plan starts no lower than the user's `cleared_seq`: below it there is
+            // nothing to resend, so the socket holds the conversation from there.
+            if self.positions.held(&conversation_id).unwrap_or(0) < after_seq {
+                self.positions.skip_to(&conversation_id, after_seq);
+            }
             let held = self.positions.held(&conversation_id).unwrap_or(after_seq);
             if held >= up_to_seq {
                 continue;
@@ -238,6 +262,25 @@ mod tests {
 
     fn conversation(name: &str) -> ConversationId {
         ConversationId::from(name)
+    }
+
+    /// Skipping to where the user cleared a chat takes in what came past the gap, and
+    /// never moves a position back.
+    #[test]
+    fn a_skip_over_a_cleared_range_absorbs_what_came_ahead() {
+        let mut positions = Positions::new();
+        let team = conversation("c_team");
+        positions.received(&team, 3);
+        positions.received(&team, 11);
+        positions.received(&team, 12);
+        assert_eq!(positions.held(&team), Some(3));
+        positions.skip_to(&team, 10);
+        assert_eq!(positions.held(&team), Some(12));
+        positions.skip_to(&team, 5);
+        assert_eq!(positions.held(&team), Some(12));
+        let fresh = conversation("c_fresh");
+        positions.skip_to(&fresh, 4);
+        assert_eq!(positions.held(&fresh), Some(4));
     }
 
     /// Positions advance only without a gap; what came past a gap counts once the gap

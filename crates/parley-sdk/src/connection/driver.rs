@@ -478,6 +478,16 @@ impl Driver {
                 self.tracker.forget(conversation_id);
                 Event::Frame(frame)
             }
+            // This user deleted the chat for themselves up to `cleared_seq` (here or on
+            // another device): nothing below it will come, so it is no gap to wait on.
+            ServerFrame::ConversationUpdated { ref conversation }
+                if conversation.cleared_seq.is_some_and(|cleared| cleared > 0) =>
+            {
+                if let Some(cleared) = conversation.cleared_seq {
+                    self.tracker.skip_to(&conversation.conversation_id, cleared);
+                }
+                Event::Frame(frame)
+            }
             ServerFrame::SyncDone { ref cursors } => {
                 self.tracker.apply_sync_done(cursors);
                 Event::Frame(frame)

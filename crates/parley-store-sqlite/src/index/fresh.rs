@@ -17,6 +17,12 @@ pub(super) struct Fresh {
     bytes: usize,
 }
 
+/// What one remembered text costs in memory: its bytes and about what the map and the
+/// `String` add to each entry.
+fn held_bytes(text: &str) -> usize {
+    text.len() + 64
+}
+
 impl SearchIndex {
     /// Hands the indexer the texts of new messages a commit just logged, by log id (the
     /// text as sent: the log's later entries, in order, carry what edits and deletes did
@@ -27,12 +33,12 @@ impl SearchIndex {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (id, text) in texts {
-            if fresh.bytes + text.len() > MAX_FRESH_BYTES {
+            if fresh.bytes + held_bytes(&text) > MAX_FRESH_BYTES {
                 break;
             }
-            fresh.bytes += text.len();
+            fresh.bytes += held_bytes(&text);
             if let Some(replaced) = fresh.texts.insert(id, text) {
-                fresh.bytes -= replaced.len();
+                fresh.bytes -= held_bytes(&replaced);
             }
         }
     }
@@ -46,7 +52,8 @@ impl SearchIndex {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let later = fresh.texts.split_off(&last_id.saturating_add(1));
         let taken = std::mem::replace(&mut fresh.texts, later);
-        fresh.bytes = fresh.texts.values().map(String::len).sum();
+        let taken_bytes: usize = taken.values().map(|text| held_bytes(text)).sum();
+        fresh.bytes = fresh.bytes.saturating_sub(taken_bytes);
         taken
     }
     /// The next batch of the log after `after`, in log order, as [`READ_LOG`] gives it.
@@ -155,7 +162,7 @@ mod tests {
     async fn the_hand_over_is_bounded() {
         let directory = tempfile::tempdir().unwrap();
         let sqlite = SqliteStore::open(directory.path()).await.unwrap();
-        let big = "x".repeat(MAX_FRESH_BYTES / 2);
+        let big = "x".repeat(MAX_FRESH_BYTES / 2 - 64);
         sqlite
             .index
             .remember([(1, big.clone()), (2, big.clone()), (3, "y".into())]);
@@ -163,6 +170,6 @@ mod tests {
         assert_eq!(taken.keys().copied().collect::<Vec<_>>(), vec![1]);
         let fresh = sqlite.index.fresh.lock().unwrap();
         assert_eq!(fresh.texts.keys().copied().collect::<Vec<_>>(), vec![2]);
-        assert_eq!(fresh.bytes, big.len());
+        assert_eq!(fresh.bytes, held_bytes(&big));
     }
 }

@@ -2,7 +2,7 @@
 //! unread) and the list they shape.
 
 use super::*;
-use parley_core::store::{ChatSettingsUpdate, Conflict, MUTED_FOREVER};
+use parley_core::store::{ChatSettingsUpdate, Conflict, ConversationPosition, MUTED_FOREVER};
 
 async fn set(
     store: &Arc<dyn Store>,
@@ -385,11 +385,31 @@ pub async fn clearing_a_chat_hides_its_past_from_that_user_only(store: Arc<dyn S
     let positions = store.list_conversation_positions(&bob).await.unwrap();
     assert_eq!(
         positions,
-        vec![(conversation_id.clone(), last.seq, cleared)]
+        vec![ConversationPosition {
+            conversation_id: conversation_id.clone(),
+            last_seq: last.seq,
+            read_seq: cleared,
+            cleared_seq: cleared,
+        }]
     );
 
-    // A reaction to an old message is no preview: the chat stays out.
-    send(&store, react(&conversation_id, &alice, first.seq, "👍")).await;
+    // A reaction to an old message is no preview: the chat stays out. Changes to what bob
+    // cleared read as hidden for him: an edit would bring the text back.
+    let reaction = send(&store, react(&conversation_id, &alice, first.seq, "👍")).await;
+    let edited_again = send(
+        &store,
+        edit(&conversation_id, &alice, first.seq, "walrus secret"),
+    )
+    .await;
+    for change in [&reaction, &edited_again] {
+        let seen_by_bob = seen(&store, &conversation_id, &bob, change.seq).await;
+        assert!(
+            seen_by_bob.hidden && seen_by_bob.content.is_empty(),
+            "{seen_by_bob:?}"
+        );
+        let seen_by_alice = seen(&store, &conversation_id, &alice, change.seq).await;
+        assert!(!seen_by_alice.hidden && !seen_by_alice.content.is_empty());
+    }
     assert!(list_all(&store, &bob, main_list(), 10).await.is_empty());
     assert_eq!(
         summary(&store, &conversation_id, &bob).await.unread_count,
@@ -408,8 +428,8 @@ pub async fn clearing_a_chat_hides_its_past_from_that_user_only(store: Arc<dyn S
     assert_eq!(bobs.last_message.map(|message| message.seq), Some(new.seq));
     assert_eq!(
         seqs_of(&history(&store, &conversation_id, &bob).await),
-        vec![new.seq - 1, new.seq],
-        "the reaction entry and the new message"
+        vec![reaction.seq, edited_again.seq, new.seq],
+        "the (hidden) change entries and the new message"
     );
     assert_eq!(
         found(&store, &bob, "walrus", &conversation_id).await,
@@ -429,7 +449,10 @@ pub async fn clearing_a_chat_hides_its_past_from_that_user_only(store: Arc<dyn S
         )
         .await
         .unwrap();
-    assert_eq!(seqs_of(&page), vec![new.seq - 1, new.seq]);
+    assert_eq!(
+        seqs_of(&page),
+        vec![reaction.seq, edited_again.seq, new.seq]
+    );
 }
 
 /// Clearing takes the chat out of the pins and the archive and drops the unread mark;
