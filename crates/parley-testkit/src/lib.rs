@@ -12,6 +12,9 @@
 //!   exactly-once departures), so the factory hands out handles for several nodes.
 //! - [`rate_limiter_conformance!`] ([`ratelimit`]): bursts, refill, all-or-none, refunds,
 //!   no over-grant under concurrency.
+//! - [`media_conformance!`] ([`media`]): signed uploads and downloads over real HTTP
+//!   (exact lengths, headers, ranges, expiry, one object and method per signature), and
+//!   the server's reads, writes and deletes.
 //!
 //! `tests/local.rs` runs the port suites against `parley_core::local`, the reference; the
 //! cluster adapters run the same ones. Timing cases use the real clock with short
@@ -19,6 +22,7 @@
 //! with a marker or a short quiet period rather than a long sleep.
 
 pub mod bus;
+pub mod media;
 pub mod presence;
 pub mod ratelimit;
 pub mod services;
@@ -202,6 +206,31 @@ macro_rules! rate_limiter_conformance {
             async fn $name() {
                 let (limiter, _guard) = $new_limiter().await;
                 $crate::ratelimit::$name(limiter).await;
+            }
+        )*
+    };
+}
+
+/// Defines one `#[tokio::test]` per media behaviour. `$new_media` is an async fn returning
+/// `(Arc<dyn MediaStore>, Guard)`: a backend whose keys no other test shares, and what
+/// keeps it alive (a temp dir and the server answering its URLs, a key prefix).
+#[macro_export]
+macro_rules! media_conformance {
+    ($new_media:path) => {
+        $crate::media_conformance!(@tests $new_media;
+            an_upload_request_stores_the_bytes,
+            an_upload_of_another_length_is_refused_or_seen,
+            a_download_request_serves_the_bytes_as_asked,
+            signed_requests_bind_their_object_method_and_time,
+            objects_are_written_read_and_deleted,
+        );
+    };
+    (@tests $new_media:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (media, _guard) = $new_media().await;
+                $crate::media::$name(media).await;
             }
         )*
     };
