@@ -67,10 +67,12 @@ impl DiskMediaStore {
     }
 
     /// The routes that answer this store's signed URLs (`GET` and `PUT` under
-    /// [`BLOB_PATH`]). Refusals are the protocol's JSON errors.
+    /// [`BLOB_PATH`]). Refusals are the protocol's JSON errors. No body limit of the
+    /// server's applies here: an upload is held to the length its URL signs.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route(&format!("{BLOB_PATH}/{{*key}}"), get(download).put(upload))
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(self)
     }
 

@@ -33,7 +33,8 @@ impl Chat {
     }
 
     /// The message a change or a per-message operation names: `TargetNotFound` if there
-    /// is no such `seq` or it was deleted, `Invalid` if it is not an ordinary message.
+    /// is no ordinary message at that `seq` (none, a system message, a change entry) or
+    /// it was deleted.
     async fn change_target(
         &self,
         conversation_id: &ConversationId,
@@ -52,12 +53,10 @@ impl Chat {
             Err(StoreError::NotFound) => return Err(Error::TargetNotFound),
             Err(error) => return Err(error.into()),
         };
-        if target.content_type.is_system() || target.is_change() {
-            return Err(Error::Invalid(
-                "the target must be an ordinary message, not a system message or a change".into(),
-            ));
-        }
-        if target.deleted {
+        // A system message or a change entry is no message to change: as for a `seq`
+        // with nothing there, the request names no target (a state of the conversation,
+        // not a malformed request).
+        if target.content_type.is_system() || target.is_change() || target.deleted {
             return Err(Error::TargetNotFound);
         }
         Ok(target)

@@ -108,7 +108,7 @@ async fn reactions_set_replace_clear_and_never_count_as_unread() {
         ("ok", seq, ErrorCode::InvalidRequest),
         ("👍👍", seq, ErrorCode::InvalidRequest),
         ("👍", 99, ErrorCode::TargetNotFound),
-        ("👍", reaction, ErrorCode::InvalidRequest),
+        ("👍", reaction, ErrorCode::TargetNotFound),
     ] {
         let refused = send(
             &bob_socket,
@@ -186,7 +186,7 @@ async fn edits_by_the_sender_within_the_window() {
             OutgoingMessage::edit(id.clone(), 1, "renamed")
         )
         .await,
-        Err(ErrorCode::InvalidRequest)
+        Err(ErrorCode::TargetNotFound)
     );
     assert_eq!(
         send(&alice_socket, OutgoingMessage::edit(id.clone(), seq, " ")).await,
