@@ -39,27 +39,30 @@ pub(crate) async fn fetch_page(
         PageFrom::Oldest => "ASC",
         PageFrom::Newest => "DESC",
     };
-    // The viewer's `cleared_seq` comes with every row (one uncorrelated subquery).
+    // The viewer's `cleared_seq` first, on its own: bound as a plain value, the page's
+    // range keeps its plan (an index scan in `seq` order up to the limit); a subquery
+    // in the range would leave the planner guessing its size.
+    let cleared: i64 = sqlx::query_scalar(
+        "SELECT cleared_seq FROM members WHERE conversation_id = $1 AND user_id = $2",
+    )
+    .bind(conversation_id.as_str())
+    .bind(viewer.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?
+    .unwrap_or(0);
     let rows = sqlx::query(&format!(
-        "WITH viewer AS (SELECT COALESCE((SELECT cleared_seq FROM members \
-             WHERE conversation_id = $1 AND user_id = $5), 0) AS cleared) \
-         SELECT {}, viewer.cleared AS viewer_cleared FROM messages, viewer \
-         WHERE conversation_id = $1 AND seq > GREATEST($2, viewer.cleared) \
-         AND seq < $3 ORDER BY seq {order} LIMIT $4",
+        "SELECT {} FROM messages WHERE conversation_id = $1 \
+         AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4",
         message_columns("", "")
     ))
     .bind(conversation_id.as_str())
-    .bind(range.after_seq.unwrap_or(0))
+    .bind(range.after_seq.unwrap_or(0).max(cleared))
     .bind(range.before_seq.unwrap_or(i64::MAX))
     .bind(i64::from(limit))
-    .bind(viewer.as_str())
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
-    let cleared: i64 = match rows.first() {
-        Some(row) => column(row, "viewer_cleared")?,
-        None => 0,
-    };
     let mut messages: Vec<Message> = rows
         .iter()
         .map(message_from_row)

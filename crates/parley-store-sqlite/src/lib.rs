@@ -293,6 +293,27 @@ mod tests {
         }
     }
 
+    /// A page of history walks the primary key in order up to its limit, whichever end it
+    /// starts from: no scan, no sort of the range.
+    #[tokio::test]
+    async fn history_pages_walk_the_primary_key() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(directory.path()).await.unwrap();
+        for order in ["ASC", "DESC"] {
+            let explain = format!("EXPLAIN QUERY PLAN {}", fetch_page_sql(order));
+            let query = sqlx::query(&explain)
+                .bind("c")
+                .bind(0i64)
+                .bind(i64::MAX)
+                .bind(50i64)
+                .bind("u");
+            let plan = query_plan(&store, query).await;
+            assert!(plan.contains("SEARCH messages USING PRIMARY KEY"), "{plan}");
+            assert!(!plan.contains("SCAN"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
     /// A row that no longer decodes is an error the caller sees, never a message quietly
     /// left out or read with a made-up value.
     #[tokio::test]

@@ -207,6 +207,21 @@ pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> StoreR
     })
 }
 
+/// A page of a conversation's messages as `?5` sees it, ordered `order` (`ASC`, `DESC`):
+/// `seq` in `(MAX(?2, their cleared_seq), ?3)`, at most `?4`, each row with the viewer's
+/// `cleared_seq` as `viewer_cleared`. The viewer's row is read by uncorrelated scalar
+/// subqueries (evaluated once), not joined: a join would make SQLite sort the whole
+/// range instead of walking the primary key in order up to the limit.
+pub(crate) fn fetch_page_sql(order: &str) -> String {
+    let cleared = "COALESCE((SELECT cleared_seq FROM members \
+         WHERE conversation_id = ?1 AND user_id = ?5), 0)";
+    format!(
+        "SELECT {MESSAGE_COLUMNS}, {cleared} AS viewer_cleared FROM messages \
+         WHERE conversation_id = ?1 AND seq > MAX(?2, {cleared}) AND seq < ?3 \
+         ORDER BY seq {order} LIMIT ?4"
+    )
+}
+
 /// The summary query up to its `WHERE`: `unread_count` counts what `unread` lets count,
 /// with the excluded content types bound as `?first_param`, `?first_param+1`, … (bind
 /// them with [`bind_types`] after the query's own parameters).

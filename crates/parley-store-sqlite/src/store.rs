@@ -527,21 +527,15 @@ impl Store for SqliteStore {
             PageFrom::Oldest => "ASC",
             PageFrom::Newest => "DESC",
         };
-        let rows = sqlx::query(&format!(
-            "WITH viewer AS (SELECT COALESCE((SELECT cleared_seq FROM members \
-                 WHERE conversation_id = ?1 AND user_id = ?5), 0) AS cleared) \
-             SELECT {MESSAGE_COLUMNS}, viewer.cleared AS viewer_cleared \
-             FROM messages, viewer WHERE conversation_id = ?1 \
-             AND seq > MAX(?2, viewer.cleared) AND seq < ?3 ORDER BY seq {order} LIMIT ?4"
-        ))
-        .bind(conversation_id.as_str())
-        .bind(range.after_seq.unwrap_or(0))
-        .bind(range.before_seq.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .bind(viewer.as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(unavailable)?;
+        let rows = sqlx::query(&fetch_page_sql(order))
+            .bind(conversation_id.as_str())
+            .bind(range.after_seq.unwrap_or(0))
+            .bind(range.before_seq.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .bind(viewer.as_str())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
         let cleared: i64 = rows.first().map_or(0, |row| row.get("viewer_cleared"));
         let mut messages: Vec<Message> = rows
             .iter()
