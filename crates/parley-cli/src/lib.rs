@@ -6,6 +6,7 @@
 //! `parley-sdk`, so the CLI holds no protocol logic of its own.
 
 mod chat;
+mod media;
 mod messages;
 pub mod output;
 pub mod session;
@@ -126,9 +127,21 @@ pub enum Command {
     /// Send a text message.
     Send {
         conversation_id: String,
-        /// The text (several words are joined with spaces).
-        #[arg(required = true, num_args = 1..)]
+        /// The text, or the caption of the attachments (words are joined with spaces).
+        #[arg(required_unless_present = "attach", num_args = 1..)]
         text: Vec<String>,
+        /// A file to attach (photo, video, voice note, any file); repeat for several.
+        #[arg(long, value_name = "FILE")]
+        attach: Vec<std::path::PathBuf>,
+    },
+    /// Save a photo, video or file someone sent (its `media_id`) to a file.
+    Download {
+        media_id: String,
+        #[arg(long, short)]
+        out: std::path::PathBuf,
+        /// The picture's thumbnail instead.
+        #[arg(long)]
+        thumbnail: bool,
     },
     /// Show messages, oldest first.
     History {
@@ -380,22 +393,13 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
         Command::Send {
             conversation_id,
             text,
-        } => {
-            let (client, _) = logged_in(&server)?;
-            let request = SendMessageRequest {
-                client_msg_id: parley_sdk::new_client_msg_id(),
-                content: text.join(" "),
-                content_type: None,
-                reply_to_seq: None,
-                target_seq: None,
-                mentions: Vec::new(),
-            };
-            let message = client
-                .send_rest(&ConversationId::from(conversation_id), &request)
-                .await
-                .context("sending")?;
-            println!("sent #{} in {}", message.seq, message.conversation_id);
-        }
+            attach,
+        } => media::send(&server, conversation_id, text, attach).await?,
+        Command::Download {
+            media_id,
+            out,
+            thumbnail,
+        } => media::download(&server, media_id, out, thumbnail).await?,
         Command::History {
             conversation_id,
             limit,

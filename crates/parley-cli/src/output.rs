@@ -49,6 +49,27 @@ pub fn clock_time(timestamp: Timestamp) -> String {
 
 /// `#12 10:00:01 alice: Hello! (edited) [👍 2, ❤️ 1]` (system messages and changes in
 /// brackets, deleted and forwarded messages said so).
+/// `[photo 4000×3000 m_…]`, `[file report.pdf 2.1 MB m_…]`: what `parley download`
+/// takes.
+fn attachment_label(media: &parley_sdk::proto::Media) -> String {
+    let kind = media.content_type.split('/').next().unwrap_or_default();
+    let what = match (kind, media.width, media.height) {
+        ("image", Some(width), Some(height)) => format!("photo {width}×{height}"),
+        ("video", ..) => "video".to_owned(),
+        ("audio", ..) => "audio".to_owned(),
+        _ => format!("file {}", media.filename.as_deref().unwrap_or("")),
+    };
+    let length = media
+        .duration_ms
+        .map(|ms| format!(" {}:{:02}", ms / 60_000, ms / 1000 % 60))
+        .unwrap_or_default();
+    format!(
+        "[{what}{length} {:.1} MB {}]",
+        media.size as f64 / 1e6,
+        media.media_id
+    )
+}
+
 pub fn message_line(message: &Message, names: &NameBook) -> String {
     let time = clock_time(message.created_at);
     let sender = names.name(message.sender_id.as_str());
@@ -78,6 +99,9 @@ pub fn message_line(message: &Message, names: &NameBook) -> String {
         line.push_str("[forwarded] ");
     }
     line.push_str(&message.content);
+    for media in &message.attachments {
+        line.push_str(&format!(" {}", attachment_label(media)));
+    }
     if message.edited_at.is_some() {
         line.push_str(" (edited)");
     }
@@ -217,6 +241,7 @@ mod tests {
             target_seq: None,
             mentions: Vec::new(),
             forwarded: false,
+            attachments: Vec::new(),
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),

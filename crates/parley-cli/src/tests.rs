@@ -53,6 +53,10 @@ fn command_lines_parse() {
         Command::Bench { json: true, ref args } if args.connections == 10
     ));
     assert!(Harness::try_parse_from(["parley", "send", "c_1"]).is_err());
+    assert!(matches!(
+        parse(&["send", "c_1", "--attach", "a.png", "--attach", "b.pdf"]),
+        Command::Send { ref text, ref attach, .. } if text.is_empty() && attach.len() == 2
+    ));
 }
 
 fn profile(username: &str) -> PublicProfile {

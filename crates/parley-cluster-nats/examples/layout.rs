@@ -63,6 +63,7 @@ fn event(user_ids: &[UserId], number: usize) -> BusEvent {
         target_seq: None,
         mentions: Vec::new(),
         forwarded: false,
+        attachments: Vec::new(),
         edited_at: None,
         deleted: false,
         reactions: Vec::new(),

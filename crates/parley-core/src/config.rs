@@ -49,6 +49,24 @@ pub struct CoreConfig {
     /// How often expired messages are looked for and purged (they leave every read path
     /// at once: the reads filter them until the purge).
     pub expiry_purge_interval: Duration,
+    /// Largest upload, in bytes.
+    pub media_max_bytes: u64,
+    /// Bytes of uploads one user may keep (pending ones count).
+    pub media_quota_bytes: u64,
+    /// Uploads a user may start per minute.
+    pub media_uploads_per_minute: u32,
+    /// How long an upload URL stands.
+    pub media_upload_ttl: Duration,
+    /// How long a download URL stands.
+    pub media_download_ttl: Duration,
+    /// Uploads never sent are collected this long after they were created.
+    pub media_unsent_ttl: Duration,
+    /// How often unusable media are looked for and deleted.
+    pub media_collect_interval: Duration,
+    /// Largest picture processed (thumbnail, stripping), in bytes; a larger one is refused.
+    pub media_max_picture_bytes: u64,
+    /// Most pixels a picture may have; a larger one is refused before it is decoded.
+    pub media_max_pixels: u64,
 }
 
 impl Default for CoreConfig {
@@ -74,6 +92,15 @@ impl Default for CoreConfig {
             argon2_iterations: 2,
             disappearing_choices: parley_proto::limits::DISAPPEARING_CHOICES.to_vec(),
             expiry_purge_interval: Duration::from_secs(10),
+            media_max_bytes: parley_proto::limits::MAX_MEDIA_BYTES,
+            media_quota_bytes: 10 * 1024 * 1024 * 1024,
+            media_uploads_per_minute: 60,
+            media_upload_ttl: Duration::from_secs(3600),
+            media_download_ttl: Duration::from_secs(600),
+            media_unsent_ttl: Duration::from_secs(24 * 3600),
+            media_collect_interval: Duration::from_secs(600),
+            media_max_picture_bytes: 50 * 1024 * 1024,
+            media_max_pixels: 50_000_000,
         }
     }
 }

@@ -49,6 +49,16 @@ pub enum Error {
     Blocked(&'static str),
     #[error("at most {limit} conversations can be pinned")]
     TooManyPinned { limit: usize },
+    /// An upload past the size limit, past the user's quota, or a picture with more pixels
+    /// than the server decodes; the text says which.
+    #[error("{0}")]
+    MediaTooLarge(String),
+    /// The upload has not arrived whole, or is not completed yet; the text says which.
+    #[error("{0}")]
+    MediaNotReady(String),
+    /// The media backend failed or cannot be reached.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
     #[error("too many requests, retry in {} ms", retry_after.as_millis())]
     RateLimited { retry_after: Duration },
     #[error("the server is shutting down")]

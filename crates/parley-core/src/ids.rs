@@ -19,6 +19,11 @@ pub fn new_message_id() -> MessageId {
     MessageId(ulid::Ulid::new().to_string())
 }
 
+/// A new upload's id (`m_…`).
+pub fn new_media_id() -> parley_proto::MediaId {
+    parley_proto::MediaId(format!("m_{}", ulid::Ulid::new()))
+}
+
 /// The key that makes a direct conversation unique per pair, whatever the order.
 pub fn direct_key(first: &UserId, second: &UserId) -> String {
     if first <= second {

@@ -42,6 +42,7 @@ pub fn hide(message: &mut Message) {
     message.hidden = true;
     message.content.clear();
     message.mentions.clear();
+    message.attachments.clear();
     message.reactions.clear();
     message.reply_to_seq = None;
     message.system = None;

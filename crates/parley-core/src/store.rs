@@ -9,8 +9,8 @@
 
 use async_trait::async_trait;
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Member, Message,
-    MessageId, ReactionUsers, Role, SystemEvent, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Media, Member,
+    Message, MessageId, ReactionUsers, Role, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 
@@ -79,11 +79,13 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+mod media_records;
 mod records;
+pub use media_records::*;
 pub use records::*;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MediaRecordStore + Send + Sync + 'static {
     /// Answers once the backend can serve reads and writes (`/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
@@ -291,8 +293,11 @@ pub trait Store: Send + Sync + 'static {
     /// emoji) or clears it (`""`); an `edit` replaces the target's text, sets its
     /// `edited_at` and rewrites every earlier `edit` entry of the target to the new text
     /// (no older version stays readable) and re-indexes it; a `delete` empties the
-    /// target's text and mentions for good, marks it deleted, empties its `edit` entries,
-    /// drops its reactions and mentions and takes it out of the search index. Change
+    /// target's text, mentions and attachments for good, marks it deleted, empties its
+    /// `edit` entries, drops its reactions and mentions and takes it out of the search
+    /// index. A message's `attachments` (the core resolved them) are stored with it and
+    /// mark each of their media sent; they make the media readable to the conversation's
+    /// members (`media_readable`) for as long as the message carries them. Change
     /// entries do not move `last_activity_at`. Ordinary `text` messages are indexed for
     /// search (`crate::search::index_terms`) and their mentions counted. Gives each new message the next `seq` of its
     /// conversation (gap-free, from 1); a message whose `(sender_id, client_msg_id)` is
@@ -307,7 +312,7 @@ pub trait Store: Send + Sync + 'static {
     /// Empties for good up to `limit` messages whose `expires_at` is at or before `now`
     /// (the earliest first) and not emptied yet, with everything that hangs off them:
     /// their change entries (edited texts; emptied, and given the target's `expires_at`),
-    /// reactions, mentions, hidden marks and search terms. The rows stay as empty
+    /// attachments, reactions, mentions, hidden marks and search terms. The rows stay as empty
     /// tombstones, so `seq` has no gap. Returns how many it emptied; a full `limit` means
     /// there may be more. Reads already treat expired messages as gone before the purge:
     /// history shows them hidden (`message_state::hide_if_expired`), single reads, change

@@ -26,6 +26,7 @@ fn send(index: usize) -> CommitRequest {
             target_seq: None,
             mentions: Vec::new(),
             forwarded: false,
+            attachments: Vec::new(),
         },
         reply,
         queued_at: Instant::now(),

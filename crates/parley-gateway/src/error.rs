@@ -66,6 +66,12 @@ pub fn to_wire(error: &parley_core::Error, context: &'static str) -> WireError {
         Error::NotSender => plain(ErrorCode::NotSender),
         Error::TargetNotFound => plain(ErrorCode::TargetNotFound),
         Error::RateLimited { .. } => plain(ErrorCode::RateLimited),
+        Error::MediaTooLarge(_) => plain(ErrorCode::MediaTooLarge),
+        Error::MediaNotReady(_) => plain(ErrorCode::MediaNotReady),
+        Error::Media(parley_core::media::MediaError::NotFound) => (
+            ErrorCode::MediaNotReady,
+            "the upload has not arrived".to_owned(),
+        ),
         Error::ShuttingDown | Error::Busy => plain(ErrorCode::Unavailable),
         Error::Store(StoreError::NotFound) => (ErrorCode::NotFound, "not found".to_owned()),
         Error::Store(StoreError::Conflict(_)) => {

@@ -55,6 +55,9 @@ pub struct GatewayConfig {
     /// How often each socket checks that it missed no message (`ws/positions.rs`);
     /// `None`: only when the bus reports a possible loss.
     pub position_check_interval: Option<Duration>,
+    /// Where clients fetch and upload media when that is not parley itself (the S3
+    /// endpoint's origin, `https://s3.example.com`): allowed by the web client's CSP.
+    pub media_origin: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -73,6 +76,7 @@ impl Default for GatewayConfig {
             accepts_per_second: 500,
             request_timeout: Duration::from_secs(10),
             position_check_interval: Some(Duration::from_secs(60)),
+            media_origin: None,
         }
     }
 }

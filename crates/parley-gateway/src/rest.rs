@@ -27,8 +27,10 @@ use parley_proto::{
 use serde::Deserialize;
 use std::net::SocketAddr;
 
+mod media;
 mod messages;
 mod settings;
+use media::{complete_media, create_media, download_media, download_thumbnail};
 use messages::{forward, hide_message, reactions, search_messages};
 use settings::{
     block_user, blocked_users, clear_conversation, delete_account, export, logout_everywhere,
@@ -194,6 +196,10 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
             post(hide_message),
         )
         .route("/messages/forward", post(forward))
+        .route("/media", post(create_media))
+        .route("/media/{media_id}", get(download_media))
+        .route("/media/{media_id}/complete", post(complete_media))
+        .route("/media/{media_id}/thumbnail", get(download_thumbnail))
         .route("/search", get(search_messages))
         .route("/unread", get(unread))
         .route("/openapi.json", get(openapi))
@@ -467,6 +473,7 @@ async fn send_message(
                 reply_to_seq: request.reply_to_seq,
                 target_seq: request.target_seq,
                 mentions: request.mentions,
+                attachments: request.attachments,
                 forwarded: false,
                 origin_connection: None,
             },

@@ -53,7 +53,8 @@ impl std::fmt::Debug for DiskMediaStore {
 }
 
 impl DiskMediaStore {
-    /// Opens (creating) the media directory `root`; signed URLs start with `base_url`.
+    /// Opens (creating) the media directory `root`; signed URLs start with `base_url`, or
+    /// are paths on the server that serves [`router`](Self::router) when it is empty.
     pub async fn open(root: &Path, base_url: &str) -> MediaResult<Self> {
         tokio::fs::create_dir_all(root.join(TEMP_DIR))
             .await
@@ -99,7 +100,14 @@ impl DiskMediaStore {
     }
 
     fn signed_url(&self, grant: &Grant<'_>) -> String {
-        let mut url = url::Url::parse(&format!("{}{BLOB_PATH}/{}", self.base_url, grant.key))
+        // Without a base URL the URL is a path on this server (made absolute here only to
+        // build it, then given back relative).
+        let base = if self.base_url.is_empty() {
+            RELATIVE_BASE
+        } else {
+            &self.base_url
+        };
+        let mut url = url::Url::parse(&format!("{base}{BLOB_PATH}/{}", grant.key))
             .expect("a base URL and a checked key make a URL");
         {
             let mut query = url.query_pairs_mut();
@@ -115,9 +123,16 @@ impl DiskMediaStore {
             }
             query.append_pair("sig", &self.sign(grant));
         }
-        url.into()
+        if self.base_url.is_empty() {
+            url.as_str()[RELATIVE_BASE.len()..].to_owned()
+        } else {
+            url.into()
+        }
     }
 }
+
+/// Stands in for the server's address while a relative URL is built.
+const RELATIVE_BASE: &str = "http://relative.invalid";
 
 /// What one signed URL allows, in the order it is signed.
 struct Grant<'a> {
@@ -225,6 +240,25 @@ impl MediaStore for DiskMediaStore {
         if bytes.len() as u64 > limit {
             return Err(MediaError::TooLarge { limit });
         }
+        Ok(bytes)
+    }
+
+    async fn read_range(&self, key: &str, start: u64, length: u64) -> MediaResult<Vec<u8>> {
+        let mut file = match tokio::fs::File::open(self.path_of(key)?).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(MediaError::NotFound)
+            }
+            Err(error) => return Err(MediaError::unavailable(error)),
+        };
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(MediaError::unavailable)?;
+        let mut bytes = Vec::new();
+        file.take(length)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(MediaError::unavailable)?;
         Ok(bytes)
     }
 

@@ -162,6 +162,21 @@ impl MediaStore for S3MediaStore {
         Ok(bytes.to_vec())
     }
 
+    async fn read_range(&self, key: &str, start: u64, length: u64) -> MediaResult<Vec<u8>> {
+        let path = self.path_of(key)?;
+        let size = self.store.head(&path).await.map_err(store_error)?.size;
+        let end = start.saturating_add(length).min(size);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let bytes = self
+            .store
+            .get_range(&path, start..end)
+            .await
+            .map_err(store_error)?;
+        Ok(bytes.to_vec())
+    }
+
     async fn write(&self, key: &str, bytes: Vec<u8>) -> MediaResult<()> {
         self.store
             .put(&self.path_of(key)?, PutPayload::from(bytes))

@@ -47,6 +47,13 @@ pub enum ErrorCode {
     TargetNotFound,
     /// A user pins at most 5 conversations. (409)
     TooManyPinned,
+    /// An upload larger than the media limit (100 MiB by default), larger than it was
+    /// declared, or past the user's storage quota; an image with more pixels than the
+    /// server decodes. Nothing is kept. (413)
+    MediaTooLarge,
+    /// The media's upload has not arrived or has not been completed yet, or its bytes
+    /// are not what was declared. (409)
+    MediaNotReady,
     /// A block between the caller and the other user refuses this: a message in their
     /// direct chat, a new direct chat, adding the blocker to a group. (403)
     Blocked,
@@ -71,10 +78,11 @@ impl ErrorCode {
             | ErrorCode::NotSender
             | ErrorCode::Blocked => 403,
             ErrorCode::NotFound | ErrorCode::TargetNotFound => 404,
-            ErrorCode::UsernameTaken | ErrorCode::ClientMsgIdReused | ErrorCode::TooManyPinned => {
-                409
-            }
-            ErrorCode::FrameTooLarge | ErrorCode::ContentTooLarge => 413,
+            ErrorCode::UsernameTaken
+            | ErrorCode::ClientMsgIdReused
+            | ErrorCode::TooManyPinned
+            | ErrorCode::MediaNotReady => 409,
+            ErrorCode::FrameTooLarge | ErrorCode::ContentTooLarge | ErrorCode::MediaTooLarge => 413,
             ErrorCode::GroupFull | ErrorCode::EditWindowPassed => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
@@ -103,6 +111,8 @@ impl ErrorCode {
             ErrorCode::NotSender => "not_sender",
             ErrorCode::TargetNotFound => "target_not_found",
             ErrorCode::TooManyPinned => "too_many_pinned",
+            ErrorCode::MediaTooLarge => "media_too_large",
+            ErrorCode::MediaNotReady => "media_not_ready",
             ErrorCode::Blocked => "blocked",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",

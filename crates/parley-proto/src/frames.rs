@@ -1,7 +1,7 @@
 //! WebSocket frames: one JSON object per text frame, `type` says which.
 
 use crate::{
-    ContentType, Conversation, ConversationId, DeviceId, ErrorCode, Message, MessageId,
+    ContentType, Conversation, ConversationId, DeviceId, ErrorCode, MediaId, Message, MessageId,
     PresenceStatus, ReceiptStatus, Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,9 @@ pub enum ClientFrame {
         /// For `text`: members mentioned (each must be a current member).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mentions: Vec<UserId>,
+        /// Completed media of the sender's (at most 10); `content` is the caption.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<MediaId>,
     },
     /// This device has received everything up to `seq` (delivered).
     Ack {
@@ -186,6 +189,7 @@ mod tests {
             target_seq: None,
             mentions: Vec::new(),
             forwarded: false,
+            attachments: Vec::new(),
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),

@@ -52,6 +52,10 @@ id_type!(
     ConversationId
 );
 id_type!(
+    /// An uploaded photo, video, voice note or file (`m_…`).
+    MediaId
+);
+id_type!(
     /// A message, globally unique and roughly time-ordered (a ULID).
     MessageId
 );

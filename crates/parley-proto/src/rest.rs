@@ -1,7 +1,8 @@
 //! REST bodies, prefix `/api/v1`.
 
 use crate::{
-    ContentType, Conversation, ConversationId, DeviceId, Member, Message, ReactionUsers, UserId,
+    ContentType, Conversation, ConversationId, DeviceId, MediaId, Member, Message, ReactionUsers,
+    Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -182,6 +183,49 @@ pub struct SendMessageRequest {
     /// For `text`: members mentioned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<UserId>,
+    /// Media the sender uploaded and completed (at most 10); `content` is the caption.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<MediaId>,
+}
+
+/// `POST /media`: what the client is about to upload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateMediaRequest {
+    /// What the client believes it is (`image/jpeg`); the server sniffs the bytes.
+    pub content_type: String,
+    /// Exactly the bytes that will be uploaded, at most 100 MiB.
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Hex SHA-256 of the bytes: checked on completion when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Extension: the client's own measure of a recording (a voice note), kept where the
+    /// container does not say (WebM from `MediaRecorder`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// The answer to `POST /media`: send the bytes with `upload_method` to `upload_url`,
+/// with `upload_headers` as they are, before `expires_at`; then
+/// `POST /media/{media_id}/complete`. `upload_url` is absolute (S3), or a path on
+/// parley itself (the embedded store), resolved against the server's address.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MediaUpload {
+    pub media_id: MediaId,
+    pub upload_url: String,
+    pub upload_method: String,
+    pub upload_headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: Timestamp,
+}
+
+/// `GET /media/{id}` (and `/thumbnail`) with `Accept: application/json`: the signed
+/// URL that the `302` would lead to, for `<img src>` and players that cannot send a
+/// token. Absolute, or a path on parley itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MediaLink {
+    pub url: String,
+    pub expires_at: Timestamp,
 }
 
 /// `GET /conversations/{id}/messages/{seq}/reactions`

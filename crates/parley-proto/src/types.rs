@@ -1,6 +1,6 @@
 //! The protocol's nouns: messages, conversations, members, profiles.
 
-use crate::{ConversationId, DeviceId, MessageId, Timestamp, UserId};
+use crate::{ConversationId, DeviceId, MediaId, MessageId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
@@ -52,6 +52,72 @@ pub struct Message {
     /// read path and is purged from storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
+    /// Photos, videos, voice notes and files, in the order sent (`content` is their
+    /// caption). Gone once the message is deleted or expires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Media>,
+}
+
+/// An uploaded photo, video, voice note or file: what `POST /media/{id}/complete`
+/// answers, and each attachment of a message. Its bytes are fetched with
+/// `GET /media/{id}` (and `/thumbnail`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    pub media_id: MediaId,
+    pub status: MediaStatus,
+    /// The type sniffed from the bytes (a declared type that lies is corrected).
+    pub content_type: String,
+    /// Bytes, as stored (an image's metadata stripped).
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Images: pixels, upright.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Audio and video, where the container says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Images: a smaller picture at `GET /media/{id}/thumbnail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<Thumbnail>,
+    /// Images: a BlurHash (blurha.sh) to paint before any byte arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blurhash: Option<String>,
+}
+
+/// Where an upload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStatus {
+    /// Created; its bytes not uploaded or not checked yet.
+    Pending,
+    /// Checked and processed: it may be sent and downloaded.
+    Ready,
+}
+
+impl MediaStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaStatus::Pending => "pending",
+            MediaStatus::Ready => "ready",
+        }
+    }
+
+    /// The stored name read back; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Ready]
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+}
+
+/// The size of an image's thumbnail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    pub width: u32,
+    pub height: u32,
 }
 
 impl Message {

@@ -20,6 +20,7 @@ use serde::Serialize;
 use std::sync::{Arc, RwLock};
 
 mod changes;
+mod media;
 mod settings;
 /// The session a successful `register` or `login` established.
 #[derive(Clone, Debug, Default)]

@@ -83,6 +83,7 @@ fn message(seq: i64) -> ServerFrame {
         target_seq: None,
         mentions: Vec::new(),
         forwarded: false,
+        attachments: Vec::new(),
         edited_at: None,
         deleted: false,
         reactions: Vec::new(),

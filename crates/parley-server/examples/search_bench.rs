@@ -257,6 +257,7 @@ async fn main() {
                     target_seq: None,
                     mentions: Vec::new(),
                     forwarded: false,
+                    attachments: Vec::new(),
                 }
             })
             .collect();

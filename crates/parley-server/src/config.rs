@@ -48,8 +48,90 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     pub limits: Limits,
     pub auth: Auth,
+    pub media: MediaConfig,
     /// HTTPS/WSS with rustls when set.
     pub tls: Option<Tls>,
+}
+
+/// Photos, videos, voice notes and files (`[media]`, `PARLEY_MEDIA__…`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Largest upload, in bytes (100 MiB).
+    pub max_bytes: u64,
+    /// Bytes of media one user may keep.
+    pub quota_bytes: u64,
+    pub uploads_per_minute: u32,
+    /// Largest picture processed (stripped, thumbnailed); a larger one is refused.
+    pub max_picture_bytes: u64,
+    /// Most pixels of a picture; more is refused before decoding (decompression bombs).
+    pub max_pixels: u64,
+    /// Seconds an upload URL stands, and a download URL.
+    pub upload_url_secs: u64,
+    pub download_url_secs: u64,
+    /// Seconds between two collections of unused media (never sent for a day, or no
+    /// message carries them any more).
+    pub collect_interval_secs: u64,
+    /// Seconds an upload may wait to be sent before it is collected (a day).
+    pub unsent_secs: u64,
+    /// S3-compatible object storage (`[media.s3]`, `PARLEY_MEDIA__S3__BUCKET`, …):
+    /// uploads and downloads go straight to it with presigned URLs. Unset: the data
+    /// directory, with parley serving its own signed URLs (one node only).
+    pub s3: Option<S3Settings>,
+}
+
+/// The bucket media go to in cluster mode.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// `https://s3.eu-west-1.amazonaws.com`, or any S3-compatible service's address.
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Keys start with this (several clusters may share a bucket).
+    #[serde(default)]
+    pub prefix: String,
+    /// Allow an `http://` endpoint (a local test service).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl S3Settings {
+    /// The origin browsers reach the bucket at: the endpoint's, or AWS's.
+    pub fn origin(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => match url::Url::parse(endpoint) {
+                Ok(url) => url.origin().ascii_serialization(),
+                Err(_) => endpoint.trim_end_matches('/').to_owned(),
+            },
+            None => "https://*.amazonaws.com".to_owned(),
+        }
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        let core = parley_core::CoreConfig::default();
+        Self {
+            max_bytes: core.media_max_bytes,
+            quota_bytes: core.media_quota_bytes,
+            uploads_per_minute: core.media_uploads_per_minute,
+            max_picture_bytes: core.media_max_picture_bytes,
+            max_pixels: core.media_max_pixels,
+            upload_url_secs: core.media_upload_ttl.as_secs(),
+            download_url_secs: core.media_download_ttl.as_secs(),
+            collect_interval_secs: core.media_collect_interval.as_secs(),
+            unsent_secs: core.media_unsent_ttl.as_secs(),
+            s3: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -117,6 +199,7 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             limits: Limits::default(),
             auth: Auth::default(),
+            media: MediaConfig::default(),
             tls: None,
         }
     }
@@ -237,6 +320,17 @@ impl Config {
             expiry_purge_interval: std::time::Duration::from_millis(
                 self.limits.expiry_purge_interval_ms.max(10),
             ),
+            media_max_bytes: self.media.max_bytes,
+            media_quota_bytes: self.media.quota_bytes,
+            media_uploads_per_minute: self.media.uploads_per_minute,
+            media_upload_ttl: std::time::Duration::from_secs(self.media.upload_url_secs.max(1)),
+            media_download_ttl: std::time::Duration::from_secs(self.media.download_url_secs.max(1)),
+            media_unsent_ttl: std::time::Duration::from_secs(self.media.unsent_secs),
+            media_collect_interval: std::time::Duration::from_secs(
+                self.media.collect_interval_secs.max(1),
+            ),
+            media_max_picture_bytes: self.media.max_picture_bytes,
+            media_max_pixels: self.media.max_pixels,
             ..parley_core::CoreConfig::default()
         }
     }
@@ -256,6 +350,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(self.limits.request_timeout_secs),
             position_check_interval: (self.position_check_secs > 0 && self.nats_url.is_some())
                 .then(|| std::time::Duration::from_secs(self.position_check_secs)),
+            media_origin: self.media.s3.as_ref().map(S3Settings::origin),
             ..parley_gateway::GatewayConfig::default()
         }
     }

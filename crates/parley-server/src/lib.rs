@@ -154,7 +154,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     config.validate()?;
     let store = backends::Storage::open(&config).await?;
     let core = config.core();
-    let ports = backends::ports(&config, &store, core.presence_lease).await?;
+    let media = backends::Media::open(&config).await?;
+    let ports = backends::ports(&config, &store, &media, core.presence_lease).await?;
     let chat = Chat::new(core, ports);
     let metrics = if config.metrics {
         metrics_handle()
@@ -164,8 +165,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let state = AppState::new(chat, config.gateway(), metrics)
         .await
         .context("subscribing to the bus")?;
-    let app =
-        parley_gateway::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let mut app = parley_gateway::router(state.clone());
+    if let Some(blobs) = media.router() {
+        app = app.merge(blobs);
+    }
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
     let grace = Duration::from_secs(config.shutdown_grace_secs);
 

@@ -262,6 +262,7 @@ pub(crate) async fn append_locked(
         return Ok(None);
     }
     insert_mentions(connection, &new_messages).await?;
+    crate::media::refer_media(connection, &new_messages).await?;
     for change in new_messages.iter().filter(|message| message.is_change()) {
         apply_message_change(connection, change).await?;
     }
@@ -284,16 +285,17 @@ async fn insert_messages(
     let result = sqlx::query(&format!(
         "INSERT INTO messages (conversation_id, seq, message_id, sender_id, sender_device_id, \
          client_msg_id, content, content_type, reply_to_seq, system, created_at, target_seq, \
-         mentions, forwarded, search_terms, expires_at) \
+         mentions, forwarded, search_terms, expires_at, attachments) \
          SELECT conversation_id, seq, message_id, sender_id, sender_device_id, client_msg_id, \
          content, content_type, reply_to_seq, system::jsonb, created_at, target_seq, \
-         mentions::jsonb, forwarded, {terms}, expires_at \
+         mentions::jsonb, forwarded, {terms}, expires_at, attachments::jsonb \
          FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
                      $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], \
-                     $12::bigint[], $13::text[], $14::boolean[], $15::text[], $16::bigint[]) \
+                     $12::bigint[], $13::text[], $14::boolean[], $15::text[], $16::bigint[], \
+                     $17::text[]) \
            AS v(conversation_id, seq, message_id, sender_id, sender_device_id, client_msg_id, \
                 content, content_type, reply_to_seq, system, created_at, target_seq, \
-                mentions, forwarded, terms, expires_at) \
+                mentions, forwarded, terms, expires_at, attachments) \
          ON CONFLICT (client_msg_id, sender_id) DO NOTHING",
         terms = terms_sql("v.terms"),
     ))
@@ -313,6 +315,7 @@ async fn insert_messages(
     .bind(columns.forwardeds)
     .bind(columns.terms)
     .bind(columns.expires_ats)
+    .bind(columns.attachments)
     .execute(&mut *connection)
     .await
     .map_err(store_error)?;
@@ -339,6 +342,7 @@ struct MessageArrays<'a> {
     /// The [`index_document`] of an indexed message, NULL for one that is not.
     terms: Vec<Option<String>>,
     expires_ats: Vec<Option<i64>>,
+    attachments: Vec<Option<String>>,
 }
 
 impl<'a> MessageArrays<'a> {
@@ -367,6 +371,8 @@ impl<'a> MessageArrays<'a> {
             .push(is_indexed(message).then(|| index_document(&message.content)));
         self.expires_ats
             .push(message.expires_at.map(Timestamp::millis));
+        self.attachments
+            .push(attachments_column(&message.attachments));
     }
 }
 

@@ -160,9 +160,14 @@ pub(crate) async fn apply_message_change(
                 DELETE FROM reactions WHERE conversation_id = $1 AND target_seq = $2), \
              entries AS ( \
                 UPDATE messages SET content = '' \
-                WHERE conversation_id = $1 AND target_seq = $2 AND content_type = 'edit') \
+                WHERE conversation_id = $1 AND target_seq = $2 AND content_type = 'edit'), \
+             released AS ( \
+                UPDATE media SET released = true WHERE media_id IN ( \
+                    SELECT media_id FROM media_refs WHERE conversation_id = $1 AND seq = $2)), \
+             unreferred AS ( \
+                DELETE FROM media_refs WHERE conversation_id = $1 AND seq = $2) \
              UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, \
-                deleted = true, search_terms = NULL \
+                deleted = true, search_terms = NULL, attachments = NULL \
              WHERE conversation_id = $1 AND seq = $2",
         )
         .bind(conversation_id)

@@ -10,7 +10,8 @@ impl PgStore {
         self.write("purge_expired", |mut transaction| async move {
             let rows = sqlx::query(
                 "SELECT conversation_id, seq, mentions::text AS mentions FROM messages \
-                 WHERE expires_at IS NOT NULL AND content <> '' AND expires_at <= $1 \
+                 WHERE expires_at IS NOT NULL AND (content <> '' OR attachments IS NOT NULL) \
+                 AND expires_at <= $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
             )
             .bind(now.millis())
@@ -62,8 +63,13 @@ impl PgStore {
                  AND (c.conversation_id, c.target_seq) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
                 // The search terms are on the row: they go with the text (an empty
                 // vector, not NULL, which the start-up backfill would take for unindexed).
+                "UPDATE media SET released = true WHERE media_id IN (SELECT media_id \
+                 FROM media_refs WHERE (conversation_id, seq) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::bigint[])))",
+                "DELETE FROM media_refs WHERE (conversation_id, seq) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
                 "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, \
-                 reply_to_seq = NULL, search_terms = ''::tsvector \
+                 reply_to_seq = NULL, search_terms = ''::tsvector, attachments = NULL \
                  WHERE (conversation_id, seq) IN (SELECT * FROM UNNEST($1::text[], $2::bigint[]))",
             ] {
                 sqlx::query(statement)

@@ -251,6 +251,7 @@ mod batch;
 mod blocks;
 mod changes;
 mod expiry;
+mod media;
 mod messages;
 mod receipts;
 mod rows;

@@ -147,7 +147,7 @@ pub(crate) fn conversation_from_row(row: &PgRow) -> StoreResult<ConversationReco
 
 /// The columns of a message, in the order they are read: as inserted, plus its current
 /// state (`edited_at`, `deleted`). `search_terms` is the index's, never read back.
-const MESSAGE_FIELDS: [&str; 17] = [
+const MESSAGE_FIELDS: [&str; 18] = [
     "conversation_id",
     "seq",
     "message_id",
@@ -165,6 +165,7 @@ const MESSAGE_FIELDS: [&str; 17] = [
     "edited_at",
     "deleted",
     "expires_at",
+    "attachments",
 ];
 
 /// The select list of a message of the table aliased `table` (`""` for none), each column
@@ -175,7 +176,7 @@ pub(crate) fn message_columns(table: &str, label: &str) -> String {
     MESSAGE_FIELDS
         .iter()
         .map(|name| {
-            let cast = if matches!(*name, "system" | "mentions") {
+            let cast = if matches!(*name, "system" | "mentions" | "attachments") {
                 "::text"
             } else {
                 ""
@@ -194,6 +195,12 @@ pub(crate) fn change_types_sql() -> String {
         .map(|kind| format!("'{}'", kind.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A message's attachments as stored: a JSON array of media objects, or NULL for none.
+pub(crate) fn attachments_column(attachments: &[parley_proto::Media]) -> Option<String> {
+    (!attachments.is_empty())
+        .then(|| serde_json::to_string(attachments).expect("media objects serialize"))
 }
 
 /// A message's mentions as stored: a JSON array of user ids, or NULL for none.
@@ -250,6 +257,12 @@ pub(crate) fn prefixed_message_from_row(row: &PgRow, prefix: &str) -> StoreResul
         ),
         None => None,
     };
+    let attachments = match column::<Option<&str>>(row, &get("attachments"))? {
+        Some(text) => {
+            serde_json::from_str(text).map_err(|error| StoreError::corrupt("attachments", error))?
+        }
+        None => Vec::new(),
+    };
     let mentions = match column::<Option<&str>>(row, &get("mentions"))? {
         Some(text) => {
             serde_json::from_str(text).map_err(|error| StoreError::corrupt("mentions", error))?
@@ -276,6 +289,7 @@ pub(crate) fn prefixed_message_from_row(row: &PgRow, prefix: &str) -> StoreResul
         reactions: Vec::new(),
         hidden: false,
         expires_at: column::<Option<i64>>(row, &get("expires_at"))?.map(Timestamp),
+        attachments,
     })
 }
 

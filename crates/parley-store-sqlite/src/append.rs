@@ -154,7 +154,8 @@ pub(crate) async fn append(
                 .push_bind(message.target_seq)
                 .push_bind(mentions_column(&message.mentions))
                 .push_bind(i64::from(message.forwarded))
-                .push_bind(message.expires_at.map(Timestamp::millis));
+                .push_bind(message.expires_at.map(Timestamp::millis))
+                .push_bind(attachments_column(&message.attachments));
         });
         insert
             .build()
@@ -162,6 +163,7 @@ pub(crate) async fn append(
             .await
             .map_err(unavailable)?;
     }
+    refer_media(&mut transaction, &new_messages).await?;
     let search_key = |conversation_id: &ConversationId| {
         positions
             .get(conversation_id)

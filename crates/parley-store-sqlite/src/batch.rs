@@ -174,7 +174,7 @@ pub(crate) async fn insert_message(
         .map(|event| serde_json::to_string(event).expect("system events serialize"));
     let result = sqlx::query(&format!(
         "INSERT INTO messages ({INSERT_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) \
          ON CONFLICT (client_msg_id, sender_id) DO NOTHING"
     ))
     .bind(message.conversation_id.as_str())
@@ -191,6 +191,7 @@ pub(crate) async fn insert_message(
     .bind(message.target_seq)
     .bind(mentions_column(&message.mentions))
     .bind(i64::from(message.forwarded))
+    .bind(attachments_column(&message.attachments))
     .execute(&mut **transaction)
     .await
     .map_err(unavailable)?;
@@ -510,14 +511,17 @@ pub(crate) async fn apply_message_change(
         }
     } else if change.content_type == ContentType::DELETE {
         run(
-            "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, deleted = 1 \
-             WHERE conversation_id = ? AND seq = ?",
+            "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, deleted = 1, \
+             attachments = NULL WHERE conversation_id = ? AND seq = ?",
         )
         .bind(conversation_id)
         .bind(target_seq)
         .execute(&mut **transaction)
         .await
         .map_err(unavailable)?;
+        if !target.attachments.is_empty() {
+            release_media(transaction, conversation_id, target_seq).await?;
+        }
         run(
             "UPDATE messages SET content = '' WHERE conversation_id = ? AND target_seq = ? \
              AND content_type = 'edit'",

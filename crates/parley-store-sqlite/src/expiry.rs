@@ -29,7 +29,8 @@ pub(crate) async fn purge_expired(
     let picked = sqlx::query(
         "INSERT INTO temp.purge_batch (conversation_id, seq) \
          SELECT conversation_id, seq FROM messages \
-         WHERE expires_at IS NOT NULL AND content <> '' AND expires_at <= ? \
+         WHERE expires_at IS NOT NULL AND (content <> '' OR attachments IS NOT NULL) \
+         AND expires_at <= ? \
          ORDER BY expires_at LIMIT ?",
     )
     .bind(now.millis())
@@ -85,7 +86,13 @@ pub(crate) async fn purge_expired(
              AND t.seq = messages.target_seq) \
          WHERE target_seq IS NOT NULL AND (conversation_id, target_seq) IN \
              (SELECT conversation_id, seq FROM temp.purge_batch)",
-        "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, reply_to_seq = NULL \
+        // Their media can be collected once no other message carries them.
+        "UPDATE media SET released = 1 WHERE media_id IN (SELECT r.media_id FROM media_refs r \
+             JOIN temp.purge_batch p ON p.conversation_id = r.conversation_id AND p.seq = r.seq)",
+        "DELETE FROM media_refs WHERE (conversation_id, seq) IN \
+             (SELECT conversation_id, seq FROM temp.purge_batch)",
+        "UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, reply_to_seq = NULL, \
+         attachments = NULL \
          WHERE (conversation_id, seq) IN (SELECT conversation_id, seq FROM temp.purge_batch)",
     ] {
         sqlx::query(statement)

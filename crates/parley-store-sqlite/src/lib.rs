@@ -226,6 +226,7 @@ mod changes;
 mod expiry;
 mod index;
 mod index_log;
+mod media;
 mod rows;
 mod settings;
 mod store;
@@ -237,6 +238,7 @@ use blocks::refresh_send_blocked;
 use changes::*;
 use index::*;
 use index_log::*;
+use media::{attachments_column, refer_media, release_media};
 use rows::*;
 
 #[cfg(test)]

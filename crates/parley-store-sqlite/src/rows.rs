@@ -135,13 +135,13 @@ pub(crate) fn unexpired_sql(alias: &str, param: usize) -> String {
 pub(crate) const INSERT_COLUMNS: &str =
     "conversation_id, seq, message_id, sender_id, sender_device_id, \
      client_msg_id, content, content_type, reply_to_seq, system, created_at, \
-     target_seq, mentions, forwarded, expires_at";
+     target_seq, mentions, forwarded, expires_at, attachments";
 
 /// The columns a message is read back with: as inserted, plus its current state.
 pub(crate) const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, message_id, sender_id, sender_device_id, \
      client_msg_id, content, content_type, reply_to_seq, system, created_at, \
-     target_seq, mentions, forwarded, edited_at, deleted, expires_at";
+     target_seq, mentions, forwarded, edited_at, deleted, expires_at, attachments";
 
 /// The change entries' content types as an SQL list (`'reaction', 'edit', 'delete'`):
 /// constants of the protocol, quoted here once.
@@ -184,6 +184,12 @@ pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> StoreR
         }
         None => Vec::new(),
     };
+    let attachments = match column::<Option<&str>>(row, &get("attachments"))? {
+        Some(text) => {
+            serde_json::from_str(text).map_err(|error| StoreError::corrupt("attachments", error))?
+        }
+        None => Vec::new(),
+    };
     Ok(Message {
         message_id: MessageId(column(row, &get("message_id"))?),
         conversation_id: ConversationId(column(row, &get("conversation_id"))?),
@@ -204,6 +210,7 @@ pub(crate) fn prefixed_message_from_row(row: &SqliteRow, prefix: &str) -> StoreR
         reactions: Vec::new(),
         hidden: false,
         expires_at: column::<Option<i64>>(row, &get("expires_at"))?.map(Timestamp),
+        attachments,
     })
 }
 

@@ -421,6 +421,21 @@ pub async fn events_round_trip_unchanged(buses: Vec<Arc<dyn Bus>>) {
         target_seq: None,
         mentions: vec![bob.clone()],
         forwarded: true,
+        attachments: vec![parley_proto::Media {
+            media_id: parley_proto::MediaId::from("m_01"),
+            status: parley_proto::MediaStatus::Ready,
+            content_type: "image/jpeg".into(),
+            size: 123_456,
+            filename: Some("été.jpg".into()),
+            width: Some(4000),
+            height: Some(3000),
+            duration_ms: None,
+            thumbnail: Some(parley_proto::Thumbnail {
+                width: 320,
+                height: 240,
+            }),
+            blurhash: Some("LEHV6nWB2yk8pyo0adR*.7kCMdnj".into()),
+        }],
         edited_at: Some(Timestamp::from_millis(1_790_000_000_456)),
         deleted: false,
         reactions: vec![parley_proto::ReactionCount {

@@ -96,6 +96,9 @@ macro_rules! store_conformance {
             logging_out_everywhere_revokes_every_token,
             a_deleted_account_leaves_a_tombstone,
             an_export_reads_only_what_the_user_sent,
+            media_records_complete_once,
+            attachments_make_media_readable_to_members,
+            collection_takes_unsent_and_released_media,
         );
     };
     (@tests $new_store:path; $($name:ident),* $(,)?) => {
@@ -223,6 +226,7 @@ macro_rules! media_conformance {
             a_download_request_serves_the_bytes_as_asked,
             signed_requests_bind_their_object_method_and_time,
             objects_are_written_read_and_deleted,
+            ranges_of_an_object_read_back,
         );
     };
     (@tests $new_media:path; $($name:ident),* $(,)?) => {

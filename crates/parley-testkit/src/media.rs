@@ -226,3 +226,37 @@ pub async fn objects_are_written_read_and_deleted(store: Arc<dyn MediaStore>) {
         ));
     }
 }
+
+/// A range of an object reads those bytes: clipped at its end, empty past it; a read of
+/// more than the limit is refused.
+pub async fn ranges_of_an_object_read_back(store: Arc<dyn MediaStore>) {
+    let content = bytes(10_000);
+    store
+        .write("m/seven/original", content.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read_range("m/seven/original", 0, 100).await.unwrap(),
+        content[..100]
+    );
+    assert_eq!(
+        store
+            .read_range("m/seven/original", 9_990, 100)
+            .await
+            .unwrap(),
+        content[9_990..]
+    );
+    assert!(store
+        .read_range("m/seven/original", 20_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.read("m/seven/original", 9_999).await,
+        Err(MediaError::TooLarge { limit: 9_999 })
+    ));
+    assert!(matches!(
+        store.read_range("m/seven/none", 0, 10).await,
+        Err(MediaError::NotFound)
+    ));
+}

@@ -57,6 +57,7 @@ pub fn text(
         target_seq: None,
         mentions: Vec::new(),
         forwarded: false,
+        attachments: Vec::new(),
     }
 }
 
@@ -1349,6 +1350,7 @@ mod blocks;
 mod deletes;
 mod expiry;
 mod kit;
+mod media;
 mod mentions_hiding;
 mod reactions_edits;
 mod search;
@@ -1359,6 +1361,7 @@ pub use blocks::*;
 pub use deletes::*;
 pub use expiry::*;
 pub use kit::*;
+pub use media::*;
 pub use mentions_hiding::*;
 pub use reactions_edits::*;
 pub use search::*;

@@ -294,6 +294,7 @@ impl Chat {
             target_seq: None,
             mentions: Vec::new(),
             forwarded: false,
+            attachments: Vec::new(),
         }
     }
 }

@@ -152,6 +152,11 @@ impl Chat {
                 reply_to_seq: None,
                 target_seq: None,
                 mentions: Vec::new(),
+                attachments: source
+                    .attachments
+                    .iter()
+                    .map(|media| media.media_id.clone())
+                    .collect(),
                 forwarded: true,
                 origin_connection: None,
             };

@@ -10,6 +10,7 @@ pub(super) struct Quotas {
     /// Other writes (conversations, members, renames, roles, profile) per user.
     writes: Quota,
     searches: Quota,
+    media_uploads: Quota,
     auth_attempts: Quota,
     /// New direct chats and new groups of accounts younger than `new_account_period`.
     new_account_direct: Quota,
@@ -23,6 +24,7 @@ impl Quotas {
             group_messages: Quota::per_minute(config.group_messages_per_minute),
             writes: Quota::per_minute(config.writes_per_minute),
             searches: Quota::per_minute(config.searches_per_minute),
+            media_uploads: Quota::per_minute(config.media_uploads_per_minute),
             auth_attempts: Quota::per_minute(config.auth_attempts_per_minute),
             new_account_direct: Quota::per_period(
                 config.new_account_direct_chats_per_hour,
@@ -89,6 +91,16 @@ impl Chat {
             self.inner.quotas.searches,
         );
         self.acquire(&[searches]).await
+    }
+
+    /// One of the user's uploads a minute.
+    pub(super) async fn check_upload_rate(&self, session: &Session) -> Result<()> {
+        let uploads = Bucket::new(
+            "media_uploads",
+            session.user_id.as_str(),
+            self.inner.quotas.media_uploads,
+        );
+        self.acquire(&[uploads]).await
     }
 
     /// One register or login attempt from `origin` (the gateway's name for the client's

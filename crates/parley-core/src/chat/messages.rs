@@ -39,7 +39,13 @@ impl Chat {
                     .into(),
             ));
         }
+        let attachment_ids = std::mem::take(&mut request.attachments);
         let mentions = if content_type.is_change() {
+            if !attachment_ids.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "a {content_type} carries no attachments"
+                )));
+            }
             check_change_fields(&content_type, &request)?;
             if let Some(emoji) = (content_type == ContentType::REACTION)
                 .then(|| canonical_reaction(&request.content))
@@ -49,7 +55,12 @@ impl Chat {
             }
             Vec::new()
         } else {
-            check_content(&request.content)?;
+            if attachment_ids.is_empty() || !request.content.trim().is_empty() {
+                check_content(&request.content)?;
+            } else {
+                // Attachments without a caption.
+                request.content.clear();
+            }
             if request.target_seq.is_some() {
                 return Err(Error::Invalid(
                     "target_seq is only for reaction, edit and delete".into(),
@@ -79,6 +90,12 @@ impl Chat {
                 .first_ack_or(refusal, session, &request.conversation_id, &client_msg_id)
                 .await;
         }
+        let attachments = if attachment_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.resolve_attachments(session, &attachment_ids, request.forwarded)
+                .await?
+        };
         let (reply, outcome) = oneshot::channel();
         let pending = PendingSend {
             message: NewMessage {
@@ -95,6 +112,7 @@ impl Chat {
                 target_seq: request.target_seq,
                 mentions,
                 forwarded: request.forwarded,
+                attachments,
             },
             reply,
             queued_at: Instant::now(),

@@ -29,9 +29,9 @@ use crate::store::{
 };
 use parley_proto::frames::Cursors;
 use parley_proto::{
-    ContentType, Conversation, ConversationId, ConversationType, Member, Message, MutedUntil,
-    PresenceStatus, Profile, PublicProfile, ReactionUsers, ReceiptStatus, Role, ServerFrame,
-    SystemEvent, Timestamp, UserId,
+    ContentType, Conversation, ConversationId, ConversationType, MediaId, Member, Message,
+    MutedUntil, PresenceStatus, Profile, PublicProfile, ReactionUsers, ReceiptStatus, Role,
+    ServerFrame, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +47,7 @@ mod conversations;
 mod edits;
 mod expiry;
 mod limits;
+mod media;
 mod messages;
 mod node;
 mod presence;
@@ -61,6 +62,7 @@ pub use account_data::{EXPORT_FORMAT, USERNAME_HOLD};
 use edits::canonical_reaction;
 use edits::{check_change_fields, checked_mentions};
 use limits::Quotas;
+pub use media::{original_key, thumbnail_key, NewUpload, Upload};
 pub use messages::SyncPlan;
 use node::NodeState;
 pub use node::Ports;
@@ -86,7 +88,10 @@ pub struct SendRequest {
     pub target_seq: Option<i64>,
     /// For ordinary messages: members mentioned.
     pub mentions: Vec<UserId>,
-    /// Set by [`Chat::forward`] only: the copy is marked as forwarded.
+    /// Completed media (at most 10); `content` is their caption.
+    pub attachments: Vec<MediaId>,
+    /// Set by [`Chat::forward`] only: the copy is marked as forwarded (and may carry
+    /// media the sender can read rather than only their own).
     pub forwarded: bool,
     /// The WebSocket connection it came on (`None` for REST): it is answered with
     /// `msg_ack` and skipped by the fan-out.
@@ -120,6 +125,9 @@ struct Inner {
     bus: Arc<dyn Bus>,
     presence: Arc<dyn PresenceRegistry>,
     limiter: Arc<dyn RateLimiter>,
+    media: Arc<dyn crate::MediaStore>,
+    /// Pictures decode one per core at a time (each may take hundreds of MiB).
+    picture_processing: Arc<tokio::sync::Semaphore>,
     quotas: Quotas,
     /// This node's connections and what it asked the bus for.
     node: NodeState,
@@ -155,6 +163,10 @@ impl Chat {
             bus: ports.bus,
             presence: ports.presence,
             limiter: ports.limiter,
+            media: ports.media,
+            picture_processing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |cores| cores.get()),
+            )),
             members: MembershipCache::default(),
             receipts: ReceiptTracker::default(),
             commit_queue,
@@ -186,6 +198,11 @@ impl Chat {
             Arc::downgrade(&chat.inner),
             config.expiry_purge_interval,
             |inner| async move { expiry::purge_expired(&inner).await },
+        ));
+        tokio::spawn(run_periodically(
+            Arc::downgrade(&chat.inner),
+            config.media_collect_interval,
+            |inner| async move { media::collect(&inner).await },
         ));
         tokio::spawn(node::run_lease_keeper(Arc::downgrade(&chat.inner)));
         chat

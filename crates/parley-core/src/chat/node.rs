@@ -22,6 +22,7 @@ pub struct Ports {
     pub bus: Arc<dyn Bus>,
     pub presence: Arc<dyn PresenceRegistry>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub media: Arc<dyn crate::MediaStore>,
 }
 
 struct LocalConnection {

@@ -151,6 +151,9 @@ pub struct NewMessage {
     pub mentions: Vec<UserId>,
     /// A forwarded copy.
     pub forwarded: bool,
+    /// Ready media, checked by the core (the sender's own, or readable by them for a
+    /// forward), in the order sent.
+    pub attachments: Vec<Media>,
 }
 
 impl NewMessage {
@@ -171,6 +174,7 @@ impl NewMessage {
             target_seq: self.target_seq,
             mentions: self.mentions,
             forwarded: self.forwarded,
+            attachments: self.attachments,
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),

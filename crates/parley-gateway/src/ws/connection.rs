@@ -335,6 +335,7 @@ impl<S: Socket> Connection<S> {
                 reply_to_seq,
                 target_seq,
                 mentions,
+                attachments,
             } => {
                 if self.pending_acks.len() >= MAX_IN_FLIGHT_SENDS {
                     let refusal = ServerFrame::Error {
@@ -353,6 +354,7 @@ impl<S: Socket> Connection<S> {
                     reply_to_seq,
                     target_seq,
                     mentions,
+                    attachments,
                     forwarded: false,
                     origin_connection: Some(self.connection_id.clone()),
                 };

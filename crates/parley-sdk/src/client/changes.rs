@@ -23,6 +23,7 @@ impl Client {
             reply_to_seq: None,
             target_seq: Some(target_seq),
             mentions: Vec::new(),
+            attachments: Vec::new(),
         };
         self.send_rest(conversation_id, &request).await
     }

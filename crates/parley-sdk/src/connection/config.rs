@@ -5,7 +5,7 @@
 //! [`OutgoingMessage`] into the `send_message` frame.
 
 use crate::SdkError;
-use parley_proto::{frames::Cursors, ContentType, ConversationId, UserId};
+use parley_proto::{frames::Cursors, ContentType, ConversationId, MediaId, UserId};
 use std::time::Duration;
 
 /// How a [`Connection`] behaves. Build with [`ConnectionConfig::new`] and adjust fields.
@@ -111,6 +111,8 @@ pub struct OutgoingMessage {
     pub target_seq: Option<i64>,
     /// For text: members mentioned.
     pub mentions: Vec<UserId>,
+    /// Completed media (`Client::upload`); `content` is their caption.
+    pub attachments: Vec<MediaId>,
     /// `None` lets the SDK make a ULID. Give one to make a retry across restarts safe.
     pub client_msg_id: Option<String>,
 }
@@ -125,6 +127,7 @@ impl OutgoingMessage {
             reply_to_seq: None,
             target_seq: None,
             mentions: Vec::new(),
+            attachments: Vec::new(),
             client_msg_id: None,
         }
     }
@@ -160,6 +163,12 @@ impl OutgoingMessage {
             target_seq: Some(target_seq),
             ..Self::text(conversation_id, content)
         }
+    }
+
+    /// The same message carrying these media (at most 10).
+    pub fn with_attachments(mut self, attachments: Vec<MediaId>) -> Self {
+        self.attachments = attachments;
+        self
     }
 
     /// The same message mentioning these members.

@@ -150,6 +150,7 @@ impl ConnectionHandle {
             reply_to_seq: message.reply_to_seq,
             target_seq: message.target_seq,
             mentions: message.mentions,
+            attachments: message.attachments,
         };
         let frame_text = Utf8Bytes::from(serde_json::to_string(&frame)?);
         let ClientFrame::SendMessage { client_msg_id, .. } = frame else {

@@ -97,8 +97,26 @@ pub struct ClusterBackends {
     pub schema: Schema,
     pub nats_url: String,
     pub redis_url: String,
-    /// NATS subjects and Redis keys of this test only.
+    /// NATS subjects and Redis keys of this test only (and its media keys' prefix).
     pub cluster_name: String,
+    /// The S3-compatible service media go to.
+    pub s3: parley_server::config::S3Settings,
+}
+
+/// The S3 service of the cluster tests: `PARLEY_TEST_S3_ENDPOINT` (default SeaweedFS on
+/// 127.0.0.1:8333, which `scripts/seaweedfs.sh` starts), `PARLEY_TEST_S3_BUCKET`
+/// (`parley-test`) and `PARLEY_TEST_S3_ACCESS_KEY_ID` / `_SECRET_ACCESS_KEY`.
+pub fn s3_settings(prefix: &str) -> parley_server::config::S3Settings {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    parley_server::config::S3Settings {
+        bucket: var("PARLEY_TEST_S3_BUCKET", "parley-test"),
+        endpoint: Some(var("PARLEY_TEST_S3_ENDPOINT", "http://127.0.0.1:8333")),
+        region: "us-east-1".into(),
+        access_key_id: var("PARLEY_TEST_S3_ACCESS_KEY_ID", "parley"),
+        secret_access_key: var("PARLEY_TEST_S3_SECRET_ACCESS_KEY", "parley-secret"),
+        prefix: prefix.to_owned(),
+        allow_http: true,
+    }
 }
 
 impl ClusterBackends {
@@ -110,11 +128,20 @@ impl ClusterBackends {
             std::env::var("PARLEY_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
         reachable("NATS", "PARLEY_TEST_NATS_URL", &nats_url).await;
         reachable("Redis", "PARLEY_TEST_REDIS_URL", &redis_url).await;
+        let cluster_name = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+        let s3 = s3_settings(&cluster_name);
+        reachable(
+            "An S3 service (scripts/seaweedfs.sh)",
+            "PARLEY_TEST_S3_ENDPOINT",
+            s3.endpoint.as_deref().unwrap_or_default(),
+        )
+        .await;
         Self {
             schema: Schema::create().await,
             nats_url,
             redis_url,
-            cluster_name: format!("t{}", ulid::Ulid::new().to_string().to_lowercase()),
+            cluster_name,
+            s3,
         }
     }
 
@@ -125,6 +152,7 @@ impl ClusterBackends {
         config.redis_url = Some(self.redis_url.clone());
         config.cluster_name = self.cluster_name.clone();
         config.node_id = node_id.to_owned();
+        config.media.s3 = Some(self.s3.clone());
     }
 }
 

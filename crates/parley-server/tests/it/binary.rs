@@ -25,12 +25,23 @@ pub fn spawn_binary(data_dir: &Path, env: &[(&str, String)]) -> (Child, String) 
     }
     let mut child = command.spawn().expect("the parley binary starts");
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (child, url)
+    // The address comes on the first line that has one (warnings may come before it).
+    let mut reader = BufReader::new(stdout);
+    let mut seen = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(url) = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+        {
+            return (child, url.to_owned());
+        }
+        seen.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no URL in {seen:?}")
 }

@@ -874,6 +874,11 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
             bus: bus.clone(),
             presence: Arc::new(presence),
             limiter: Arc::new(LocalRateLimiter::new()),
+            media: Arc::new(
+                parley_media::DiskMediaStore::open(&tempfile::tempdir().unwrap().keep(), "")
+                    .await
+                    .unwrap(),
+            ),
         },
     );
     let alice = chat

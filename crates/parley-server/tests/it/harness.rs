@@ -200,6 +200,7 @@ pub fn text_request(client_msg_id: &str, content: &str) -> SendMessageRequest {
         reply_to_seq: None,
         target_seq: None,
         mentions: Vec::new(),
+        attachments: Vec::new(),
     }
 }
 

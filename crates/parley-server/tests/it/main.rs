@@ -21,6 +21,7 @@ mod disappearing;
 mod faults;
 mod group_races;
 mod hardening;
+mod media;
 mod message_changes;
 mod messaging;
 mod nodes;

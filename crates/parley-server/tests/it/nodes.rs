@@ -67,6 +67,12 @@ async fn two_nodes(dir: &std::path::Path, lease: Duration) -> (Node, Node, Local
         presence_lease: lease,
         ..CoreConfig::default()
     };
+    let media_dir = tempfile::tempdir().unwrap().keep();
+    let media: Arc<dyn parley_core::MediaStore> = Arc::new(
+        parley_media::DiskMediaStore::open(&media_dir, "")
+            .await
+            .unwrap(),
+    );
     let mut nodes = Vec::new();
     for name in ["a", "b"] {
         let node = NodeId::new(name).unwrap();
@@ -81,6 +87,7 @@ async fn two_nodes(dir: &std::path::Path, lease: Duration) -> (Node, Node, Local
                 bus: bus.clone(),
                 presence: Arc::new(registry.join(node)),
                 limiter: limiter.clone(),
+                media: media.clone(),
             },
         );
         nodes.push(Node { chat, bus });
@@ -107,6 +114,7 @@ fn send(conversation_id: &parley_proto::ConversationId, text: &str) -> SendReque
         reply_to_seq: None,
         target_seq: None,
         mentions: Vec::new(),
+        attachments: Vec::new(),
         forwarded: false,
         origin_connection: None,
     }

@@ -140,6 +140,7 @@ async fn rate_limits_say_when_to_retry() {
                 reply_to_seq: None,
                 target_seq: None,
                 mentions: Vec::new(),
+                attachments: Vec::new(),
             },
         )
         .await

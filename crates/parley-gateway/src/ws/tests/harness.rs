@@ -181,6 +181,11 @@ pub(super) async fn node_with_bus(config: GatewayConfig, bus: Arc<dyn Bus>) -> N
         bus,
         presence: Arc::new(LocalPresence::new(node_id, core.presence_lease)),
         limiter: Arc::new(LocalRateLimiter::new()),
+        media: Arc::new(
+            parley_media::DiskMediaStore::open(&dir.path().join("media"), "")
+                .await
+                .unwrap(),
+        ),
     };
     let chat = Chat::new(core, ports);
     let state = AppState::new(chat, config, None).await.unwrap();

@@ -13,6 +13,10 @@
 
 use async_trait::async_trait;
 use parley_proto::Timestamp;
+
+pub mod duration;
+pub mod picture;
+pub mod sniff;
 use std::time::Duration;
 
 /// Errors every backend maps its own into.
@@ -72,7 +76,9 @@ impl HttpMethod {
 
 /// How a download answers: the type it declares and whether a browser shows it or saves
 /// it. Whatever was uploaded, a download never renders as a page on parley's origin: the
-/// backends send `nosniff`, and anything but the few types shown inline is an attachment.
+/// type is the sniffed one (markup is stored as plain bytes), anything but pictures,
+/// audio and video is an attachment, and the disk backend, which serves on parley's
+/// origin, adds `nosniff` and a sandbox; S3 serves from an origin of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DownloadAs {
     pub content_type: String,
@@ -144,8 +150,10 @@ pub trait MediaStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> MediaResult<SignedRequest>;
 
-    /// A request that downloads `key`, valid for `ttl`, answered with `as_`'s headers and
-    /// `X-Content-Type-Options: nosniff`; `Range` requests get `206` with the part.
+    /// A request that downloads `key`, valid for `ttl`, answered with `as_`'s
+    /// `Content-Type` and `Content-Disposition`; `Range` requests get `206` with the part.
+    /// A backend that serves on parley's own origin (the disk) adds
+    /// `X-Content-Type-Options: nosniff` and a sandboxing `Content-Security-Policy`.
     async fn download_request(
         &self,
         key: &str,
@@ -159,6 +167,10 @@ pub trait MediaStore: Send + Sync + 'static {
     /// The whole object; `TooLarge` (reading no more than that) past `limit` bytes,
     /// `NotFound` if there is none.
     async fn read(&self, key: &str, limit: u64) -> MediaResult<Vec<u8>>;
+
+    /// At most `length` bytes of the object from byte `start` (fewer at its end, none
+    /// past it); `NotFound` if there is no object.
+    async fn read_range(&self, key: &str, start: u64, length: u64) -> MediaResult<Vec<u8>>;
 
     /// Stores `bytes` under `key` (what the server derives: a thumbnail, a cleaned copy).
     async fn write(&self, key: &str, bytes: Vec<u8>) -> MediaResult<()>;

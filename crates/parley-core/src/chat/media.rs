@@ -1,0 +1,496 @@
+//! Media: starting an upload, completing it (checks and processing), who may download
+//! it, resolving a message's attachments, and collecting what nobody can use any more.
+//!
+//! The bytes never pass through here on their way in or out: a client uploads and
+//! downloads with requests the `MediaStore` signs. The server reads an upload back once,
+//! on completion, to check its size (and SHA-256 when declared), sniff its real type,
+//! and, for pictures, strip their metadata and make a thumbnail and a BlurHash on a
+//! blocking thread, a bounded number at a time: none of it is on the send path.
+
+use super::*;
+use crate::media::duration::{duration_ms, DURATION_WINDOW};
+use crate::media::picture::{self, PictureError, PictureLimits};
+use crate::media::sniff::{shown_inline, sniff, Kind, SNIFF_BYTES};
+use crate::media::{DownloadAs, MediaError, SignedRequest};
+use crate::store::{MediaCollection, MediaRecord};
+use parley_proto::{Media, MediaStatus, Thumbnail};
+use sha2::{Digest, Sha256};
+
+/// An upload a client is about to make (`POST /media`).
+#[derive(Clone, Debug)]
+pub struct NewUpload {
+    pub content_type: String,
+    pub size: u64,
+    pub filename: Option<String>,
+    pub sha256: Option<String>,
+    /// The client's own measure of a recording, kept where the container does not say.
+    pub duration_ms: Option<u64>,
+}
+
+/// Where to send the bytes of a new upload.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub media_id: MediaId,
+    pub request: SignedRequest,
+}
+
+/// The object key of an upload's bytes, and of its thumbnail.
+pub fn original_key(media_id: &MediaId) -> String {
+    format!("m/{media_id}/original")
+}
+
+pub fn thumbnail_key(media_id: &MediaId) -> String {
+    format!("m/{media_id}/thumbnail")
+}
+
+/// How the SHA-256 of a large upload is read: a slice at a time.
+const HASH_CHUNK: u64 = 8 * 1024 * 1024;
+/// A picture taking longer than this to process is given up (it is kept as a file).
+const PICTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Media collected per batch.
+const COLLECT_BATCH: u32 = 500;
+const MAX_CONTENT_TYPE: usize = 127;
+
+impl Chat {
+    /// Starts an upload: checks what the client declares against the limits and the
+    /// user's quota, records it `pending`, and signs the request that uploads it.
+    pub async fn create_upload(&self, session: &Session, upload: NewUpload) -> Result<Upload> {
+        let config = &self.inner.config;
+        let content_type = checked_content_type(&upload.content_type)?;
+        if upload.size == 0 {
+            return Err(Error::Invalid("size must be at least 1 byte".into()));
+        }
+        if upload.size > config.media_max_bytes {
+            return Err(Error::MediaTooLarge(format!(
+                "an upload is at most {} bytes",
+                config.media_max_bytes
+            )));
+        }
+        let filename = checked_filename(upload.filename)?;
+        let sha256 = match upload.sha256 {
+            Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(hash.to_ascii_lowercase())
+            }
+            Some(_) => {
+                return Err(Error::Invalid(
+                    "sha256 must be 64 hexadecimal characters".into(),
+                ))
+            }
+            None => None,
+        };
+        self.check_upload_rate(session).await?;
+        let used = self.inner.store.media_usage(&session.user_id).await?;
+        if used.saturating_add(upload.size) > config.media_quota_bytes {
+            return Err(Error::MediaTooLarge(format!(
+                "this upload would take your media past your {} byte quota ({used} used)",
+                config.media_quota_bytes
+            )));
+        }
+        let media_id = ids::new_media_id();
+        let record = MediaRecord {
+            media: Media {
+                media_id: media_id.clone(),
+                status: MediaStatus::Pending,
+                content_type: content_type.clone(),
+                size: upload.size,
+                filename,
+                width: None,
+                height: None,
+                duration_ms: upload.duration_ms,
+                thumbnail: None,
+                blurhash: None,
+            },
+            owner_id: session.user_id.clone(),
+            declared_type: content_type,
+            sha256,
+            created_at: Timestamp::now(),
+            sent: false,
+        };
+        self.inner.store.insert_media(record).await?;
+        let request = self
+            .inner
+            .media
+            .upload_request(
+                &original_key(&media_id),
+                upload.size,
+                config.media_upload_ttl,
+            )
+            .await?;
+        Ok(Upload { media_id, request })
+    }
+
+    /// Completes the caller's upload: checks that exactly the declared bytes arrived
+    /// (and their SHA-256), sniffs their type, processes a picture, and marks it ready.
+    /// Completing a ready upload answers it again.
+    pub async fn complete_upload(&self, session: &Session, media_id: &MediaId) -> Result<Media> {
+        let record = self.inner.store.fetch_media(media_id).await;
+        let record = match record {
+            Ok(record) if record.owner_id == session.user_id => record,
+            Ok(_) | Err(StoreError::NotFound) => return Err(Error::NotFound("media")),
+            Err(error) => return Err(error.into()),
+        };
+        if record.is_ready() {
+            return Ok(record.media);
+        }
+        let media = self.process_upload(&record).await?;
+        Ok(self.inner.store.complete_media(&media).await?.media)
+    }
+
+    async fn process_upload(&self, record: &MediaRecord) -> Result<Media> {
+        let store = &self.inner.media;
+        let config = &self.inner.config;
+        let key = original_key(record.media_id());
+        let declared = record.media.size;
+        let Some(size) = store.size(&key).await? else {
+            return Err(Error::MediaNotReady("the upload has not arrived".into()));
+        };
+        if size > declared {
+            // Presigned S3 uploads cannot pin the length: what is longer than declared
+            // goes, so the quota holds.
+            store.delete(&key).await?;
+            return Err(Error::MediaTooLarge(format!(
+                "{size} bytes arrived, {declared} were declared; upload again"
+            )));
+        }
+        if size < declared {
+            return Err(Error::MediaNotReady(format!(
+                "{size} of the {declared} declared bytes have arrived"
+            )));
+        }
+        if let Some(expected) = &record.sha256 {
+            if &sha256_of(store.as_ref(), &key, size).await? != expected {
+                store.delete(&key).await?;
+                return Err(Error::MediaNotReady(
+                    "the uploaded bytes do not match sha256; upload again".into(),
+                ));
+            }
+        }
+        let head = store.read_range(&key, 0, DURATION_WINDOW).await?;
+        let sniffed = sniff(&head[..head.len().min(SNIFF_BYTES)], &record.declared_type);
+        let mut media = Media {
+            status: MediaStatus::Ready,
+            content_type: sniffed.content_type,
+            size,
+            ..record.media.clone()
+        };
+        match sniffed.kind {
+            Kind::Image(kind) => {
+                if size > config.media_max_picture_bytes {
+                    store.delete(&key).await?;
+                    return Err(Error::MediaTooLarge(format!(
+                        "pictures are processed up to {} bytes",
+                        config.media_max_picture_bytes
+                    )));
+                }
+                let bytes = store.read(&key, config.media_max_picture_bytes).await?;
+                match self.process_picture(bytes, kind).await {
+                    Ok(done) => {
+                        if let Some(cleaned) = done.cleaned {
+                            media.size = cleaned.len() as u64;
+                            store.write(&key, cleaned).await?;
+                        }
+                        store
+                            .write(&thumbnail_key(record.media_id()), done.thumbnail)
+                            .await?;
+                        media.width = Some(done.width);
+                        media.height = Some(done.height);
+                        media.thumbnail = Some(Thumbnail {
+                            width: done.thumbnail_width,
+                            height: done.thumbnail_height,
+                        });
+                        media.blurhash = Some(done.blurhash);
+                        media.duration_ms = None;
+                    }
+                    Err(PictureError::TooManyPixels { width, height, max }) => {
+                        store.delete(&key).await?;
+                        return Err(Error::MediaTooLarge(format!(
+                            "{width}×{height} pixels is more than the {max} this server decodes"
+                        )));
+                    }
+                    Err(PictureError::Undecodable(reason)) => {
+                        tracing::info!(media_id = %record.media_id(), %reason,
+                            "an upload that looks like a picture does not decode: kept as a file");
+                        media.content_type = "application/octet-stream".into();
+                        media.duration_ms = None;
+                    }
+                }
+            }
+            Kind::Audio | Kind::Video => {
+                let tail = if size > DURATION_WINDOW {
+                    store
+                        .read_range(&key, size - DURATION_WINDOW, DURATION_WINDOW)
+                        .await?
+                } else {
+                    head.clone()
+                };
+                if let Some(found) = duration_ms(&media.content_type, &head, &tail) {
+                    media.duration_ms = Some(found);
+                }
+            }
+            Kind::File => media.duration_ms = None,
+        }
+        Ok(media)
+    }
+
+    /// Decodes a picture on a blocking thread, one per core at a time, within a time.
+    async fn process_picture(
+        &self,
+        bytes: Vec<u8>,
+        kind: crate::media::sniff::ImageKind,
+    ) -> std::result::Result<picture::Picture, PictureError> {
+        let _permit = self
+            .inner
+            .picture_processing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PictureError::Undecodable("shutting down".into()))?;
+        let limits = PictureLimits {
+            max_pixels: self.inner.config.media_max_pixels,
+            ..PictureLimits::default()
+        };
+        let started = Instant::now();
+        let work = tokio::task::spawn_blocking(move || picture::process(&bytes, kind, limits));
+        let outcome = match tokio::time::timeout(PICTURE_TIMEOUT, work).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => Err(PictureError::Undecodable(format!(
+                "decoder failed: {panic}"
+            ))),
+            Err(_) => Err(PictureError::Undecodable("took too long".into())),
+        };
+        metrics::histogram!("parley_media_picture_seconds").record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    /// A short-lived request that downloads the media (or its thumbnail), if the caller
+    /// may see it: they uploaded it, or it was sent to a conversation they are in.
+    /// Anything else is `NotFound`, so nobody learns that an id exists.
+    pub async fn media_download(
+        &self,
+        session: &Session,
+        media_id: &MediaId,
+        thumbnail: bool,
+    ) -> Result<SignedRequest> {
+        let record = match self.inner.store.fetch_media(media_id).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound) => return Err(Error::NotFound("media")),
+            Err(error) => return Err(error.into()),
+        };
+        let readable = record.is_ready()
+            && (record.owner_id == session.user_id
+                || self
+                    .inner
+                    .store
+                    .media_readable(media_id, &session.user_id)
+                    .await?);
+        if !readable || (thumbnail && record.media.thumbnail.is_none()) {
+            return Err(Error::NotFound("media"));
+        }
+        let media = &record.media;
+        let (key, as_) = if thumbnail {
+            let as_ = DownloadAs {
+                content_type: "image/jpeg".into(),
+                inline: true,
+                filename: None,
+            };
+            (thumbnail_key(media_id), as_)
+        } else {
+            let as_ = DownloadAs {
+                content_type: media.content_type.clone(),
+                inline: shown_inline(&media.content_type),
+                filename: media.filename.clone(),
+            };
+            (original_key(media_id), as_)
+        };
+        Ok(self
+            .inner
+            .media
+            .download_request(&key, &as_, self.inner.config.media_download_ttl)
+            .await?)
+    }
+
+    /// The media a send names, checked: at most 10, no repeats, each ready and the
+    /// sender's own (for a forward: one the sender may read).
+    pub(super) async fn resolve_attachments(
+        &self,
+        session: &Session,
+        media_ids: &[MediaId],
+        forwarded: bool,
+    ) -> Result<Vec<Media>> {
+        let limit = parley_proto::limits::MAX_ATTACHMENTS;
+        if media_ids.len() > limit {
+            return Err(Error::Invalid(format!(
+                "a message carries at most {limit} attachments"
+            )));
+        }
+        let mut seen = HashSet::new();
+        let mut attachments = Vec::with_capacity(media_ids.len());
+        for media_id in media_ids {
+            if !seen.insert(media_id) {
+                return Err(Error::Invalid(format!("attachments name {media_id} twice")));
+            }
+            let record = match self.inner.store.fetch_media(media_id).await {
+                Ok(record) => record,
+                Err(StoreError::NotFound) => return Err(Error::NotFound("media")),
+                Err(error) => return Err(error.into()),
+            };
+            let usable = record.owner_id == session.user_id
+                || (forwarded
+                    && self
+                        .inner
+                        .store
+                        .media_readable(media_id, &session.user_id)
+                        .await?);
+            if !usable {
+                return Err(Error::NotFound("media"));
+            }
+            if !record.is_ready() {
+                return Err(Error::MediaNotReady(format!(
+                    "media {media_id} is not completed: POST /media/{media_id}/complete first"
+                )));
+            }
+            attachments.push(record.media);
+        }
+        Ok(attachments)
+    }
+}
+
+/// Collects media nobody can use any more, batch after batch: the records first (one
+/// statement decides, so two nodes never both take one), then their bytes.
+pub(super) async fn collect(inner: &Arc<Inner>) {
+    loop {
+        let now = Timestamp::now().millis();
+        let unsent_ms =
+            i64::try_from(inner.config.media_unsent_ttl.as_millis()).unwrap_or(i64::MAX);
+        let collection = MediaCollection {
+            unsent_before: Timestamp(now.saturating_sub(unsent_ms)),
+            limit: COLLECT_BATCH,
+        };
+        let collected = match inner.store.collect_media(collection).await {
+            Ok(collected) => collected,
+            Err(error) => {
+                tracing::warn!(%error, "collecting unused media failed; will retry");
+                return;
+            }
+        };
+        for record in &collected {
+            for key in [
+                original_key(record.media_id()),
+                thumbnail_key(record.media_id()),
+            ] {
+                if let Err(error) = inner.media.delete(&key).await {
+                    tracing::warn!(%error, key, "deleting a collected upload's bytes failed");
+                }
+            }
+        }
+        if !collected.is_empty() {
+            metrics::counter!("parley_media_collected_total").increment(collected.len() as u64);
+        }
+        if collected.len() < COLLECT_BATCH as usize {
+            return;
+        }
+    }
+}
+
+/// The SHA-256 of an object, read a slice at a time.
+async fn sha256_of(
+    store: &dyn crate::MediaStore,
+    key: &str,
+    size: u64,
+) -> std::result::Result<String, MediaError> {
+    let mut hasher = Sha256::new();
+    let mut at = 0;
+    while at < size {
+        let chunk = store.read_range(key, at, HASH_CHUNK).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        at += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// `type/subtype` (lower case, parameters dropped): what `POST /media` takes.
+fn checked_content_type(content_type: &str) -> Result<String> {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match essence.split_once('/') {
+        Some((kind, subtype))
+            if essence.len() <= MAX_CONTENT_TYPE && token(kind) && token(subtype) =>
+        {
+            Ok(essence)
+        }
+        _ => Err(Error::Invalid(
+            "content_type must be a media type such as image/jpeg".into(),
+        )),
+    }
+}
+
+/// A file name as shown and offered on download: no path, no control characters, at
+/// most 255 bytes; `None` if nothing is left.
+fn checked_filename(filename: Option<String>) -> Result<Option<String>> {
+    let Some(name) = filename else {
+        return Ok(None);
+    };
+    let limit = parley_proto::limits::MAX_FILENAME_BYTES;
+    if name.len() > limit {
+        return Err(Error::Invalid(format!("filename is at most {limit} bytes")));
+    }
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim();
+    Ok((!cleaned.is_empty() && cleaned != "." && cleaned != "..").then(|| cleaned.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_media_types() {
+        assert_eq!(
+            checked_content_type("Image/JPEG; q=1").unwrap(),
+            "image/jpeg"
+        );
+        for bad in ["", "image", "image/", "/png", "a b/c", "image/png/x"] {
+            assert!(checked_content_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn filenames_lose_paths_and_control_characters() {
+        assert_eq!(
+            checked_filename(Some("../../etc/passwd".into()))
+                .unwrap()
+                .as_deref(),
+            Some(".._.._etc_passwd")
+        );
+        assert_eq!(
+            checked_filename(Some("a\u{0}b.txt".into()))
+                .unwrap()
+                .as_deref(),
+            Some("a_b.txt")
+        );
+        assert_eq!(checked_filename(Some("  ".into())).unwrap(), None);
+        assert!(checked_filename(Some("x".repeat(256))).is_err());
+    }
+}

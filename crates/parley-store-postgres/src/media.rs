@@ -1,0 +1,253 @@
+//! The media records of `Store` on PostgreSQL: uploads, who may read them, and their
+//! collection (the same rules as SQLite's).
+
+use super::*;
+use parley_core::store::{MediaCollection, MediaRecord, MediaRecordStore};
+use parley_proto::{Media, MediaId, MediaStatus, Thumbnail};
+
+const MEDIA_COLUMNS: &str = "media_id, owner_id, status, declared_type, content_type, size, \
+     filename, sha256, width, height, duration_ms, thumbnail_width, thumbnail_height, \
+     blurhash, created_at, sent";
+
+#[async_trait]
+impl MediaRecordStore for PgStore {
+    /// Records an upload about to be made (`pending`, not sent). `MissingReference` if the
+    /// owner does not exist.
+    async fn insert_media(&self, media: MediaRecord) -> StoreResult<()> {
+        insert_media(&self.pool, media).await
+    }
+
+    /// `NotFound` if there is no such upload (or it was collected).
+    async fn fetch_media(&self, media_id: &MediaId) -> StoreResult<MediaRecord> {
+        fetch_media(&self.pool, media_id).await
+    }
+
+    /// Marks a `pending` upload `ready` with what processing found (`media`: type, size,
+    /// dimensions, thumbnail, blurhash) and returns the record; one already `ready` is
+    /// returned as it is (completing twice changes nothing). `NotFound` if there is none.
+    async fn complete_media(&self, media: &Media) -> StoreResult<MediaRecord> {
+        complete_media(&self.pool, media).await
+    }
+
+    /// The bytes the user's uploads take, pending ones included (the quota).
+    async fn media_usage(&self, owner_id: &UserId) -> StoreResult<u64> {
+        media_usage(&self.pool, owner_id).await
+    }
+
+    /// Whether `user_id` may download the upload: they uploaded it, or a message that
+    /// carries it (not deleted, not expired) is in a conversation they are a member of
+    /// now, after their `cleared_seq` and not hidden by them.
+    async fn media_readable(&self, media_id: &MediaId, user_id: &UserId) -> StoreResult<bool> {
+        media_readable(&self.pool, media_id, user_id).await
+    }
+
+    /// Deletes, in one statement each, the records of uploads nobody can use any more
+    /// and returns them (the caller deletes their bytes): those never sent and created
+    /// before `collection.unsent_before`, and those sent that no stored message carries
+    /// any more (every one deleted for everyone or purged on expiry). At most
+    /// `collection.limit`; a full `limit` means there may be more.
+    async fn collect_media(&self, collection: MediaCollection) -> StoreResult<Vec<MediaRecord>> {
+        collect_media(&self.pool, collection).await
+    }
+}
+
+fn media_from_row(row: &PgRow) -> StoreResult<MediaRecord> {
+    let status: String = column(row, "status")?;
+    let status = MediaStatus::parse(&status).ok_or_else(|| {
+        StoreError::corrupt(
+            "media",
+            UnknownValue {
+                column: "status",
+                value: status,
+            },
+        )
+    })?;
+    let small = |name: &str| -> StoreResult<Option<u32>> {
+        Ok(column::<Option<i64>>(row, name)?.and_then(|value| u32::try_from(value).ok()))
+    };
+    let thumbnail = match (small("thumbnail_width")?, small("thumbnail_height")?) {
+        (Some(width), Some(height)) => Some(Thumbnail { width, height }),
+        _ => None,
+    };
+    Ok(MediaRecord {
+        media: Media {
+            media_id: MediaId(column(row, "media_id")?),
+            status,
+            content_type: column(row, "content_type")?,
+            size: u64::try_from(column::<i64>(row, "size")?).unwrap_or_default(),
+            filename: column(row, "filename")?,
+            width: small("width")?,
+            height: small("height")?,
+            duration_ms: column::<Option<i64>>(row, "duration_ms")?
+                .and_then(|value| u64::try_from(value).ok()),
+            thumbnail,
+            blurhash: column(row, "blurhash")?,
+        },
+        owner_id: UserId(column(row, "owner_id")?),
+        declared_type: column(row, "declared_type")?,
+        sha256: column(row, "sha256")?,
+        created_at: Timestamp(column(row, "created_at")?),
+        sent: column::<bool>(row, "sent")?,
+    })
+}
+
+fn as_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) async fn insert_media(writer: &PgPool, record: MediaRecord) -> StoreResult<()> {
+    let media = &record.media;
+    sqlx::query(&format!(
+        "INSERT INTO media ({MEDIA_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ))
+    .bind(media.media_id.as_str())
+    .bind(record.owner_id.as_str())
+    .bind(media.status.as_str())
+    .bind(&record.declared_type)
+    .bind(&media.content_type)
+    .bind(as_i64(media.size))
+    .bind(&media.filename)
+    .bind(&record.sha256)
+    .bind(media.width.map(i64::from))
+    .bind(media.height.map(i64::from))
+    .bind(media.duration_ms.map(as_i64))
+    .bind(media.thumbnail.map(|thumbnail| i64::from(thumbnail.width)))
+    .bind(media.thumbnail.map(|thumbnail| i64::from(thumbnail.height)))
+    .bind(&media.blurhash)
+    .bind(record.created_at.millis())
+    .bind(record.sent)
+    .execute(writer)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+pub(crate) async fn fetch_media(pool: &PgPool, media_id: &MediaId) -> StoreResult<MediaRecord> {
+    let row = sqlx::query(&format!(
+        "SELECT {MEDIA_COLUMNS} FROM media WHERE media_id = $1"
+    ))
+    .bind(media_id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?
+    .ok_or(StoreError::NotFound)?;
+    media_from_row(&row)
+}
+
+pub(crate) async fn complete_media(writer: &PgPool, media: &Media) -> StoreResult<MediaRecord> {
+    sqlx::query(
+        "UPDATE media SET status = $1, content_type = $2, size = $3, width = $4, height = $5, \
+         duration_ms = $6, thumbnail_width = $7, thumbnail_height = $8, blurhash = $9 \
+         WHERE media_id = $10 AND status = $11",
+    )
+    .bind(MediaStatus::Ready.as_str())
+    .bind(&media.content_type)
+    .bind(as_i64(media.size))
+    .bind(media.width.map(i64::from))
+    .bind(media.height.map(i64::from))
+    .bind(media.duration_ms.map(as_i64))
+    .bind(media.thumbnail.map(|thumbnail| i64::from(thumbnail.width)))
+    .bind(media.thumbnail.map(|thumbnail| i64::from(thumbnail.height)))
+    .bind(&media.blurhash)
+    .bind(media.media_id.as_str())
+    .bind(MediaStatus::Pending.as_str())
+    .execute(writer)
+    .await
+    .map_err(store_error)?;
+    fetch_media(writer, &media.media_id).await
+}
+
+pub(crate) async fn media_usage(reader: &PgPool, owner_id: &UserId) -> StoreResult<u64> {
+    let used: i64 =
+        sqlx::query_scalar("SELECT COALESCE(SUM(size), 0)::bigint FROM media WHERE owner_id = $1")
+            .bind(owner_id.as_str())
+            .fetch_one(reader)
+            .await
+            .map_err(store_error)?;
+    Ok(u64::try_from(used).unwrap_or_default())
+}
+
+pub(crate) async fn media_readable(
+    reader: &PgPool,
+    media_id: &MediaId,
+    user_id: &UserId,
+) -> StoreResult<bool> {
+    let readable: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM media_refs r \
+         JOIN members m ON m.conversation_id = r.conversation_id AND m.user_id = $2 \
+         JOIN messages g ON g.conversation_id = r.conversation_id AND g.seq = r.seq \
+         WHERE r.media_id = $1 AND r.seq > m.cleared_seq AND NOT g.deleted \
+         AND (g.expires_at IS NULL OR g.expires_at > $3) \
+         AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $2 \
+             AND h.conversation_id = r.conversation_id AND h.seq = r.seq))",
+    )
+    .bind(media_id.as_str())
+    .bind(user_id.as_str())
+    .bind(Timestamp::now().millis())
+    .fetch_one(reader)
+    .await
+    .map_err(store_error)?;
+    Ok(readable)
+}
+
+pub(crate) async fn collect_media(
+    writer: &PgPool,
+    collection: MediaCollection,
+) -> StoreResult<Vec<MediaRecord>> {
+    // Released media a message still carries (it was forwarded) are not released.
+    sqlx::query(
+        "UPDATE media SET released = false WHERE released \
+         AND EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.media_id)",
+    )
+    .execute(writer)
+    .await
+    .map_err(store_error)?;
+    // Rows locked by another node's collection are skipped: each goes to one node.
+    let rows = sqlx::query(&format!(
+        "DELETE FROM media WHERE media_id IN ( \
+             SELECT media_id FROM media WHERE (NOT sent AND created_at < $1) OR (released \
+             AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.media_id)) \
+             LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING {MEDIA_COLUMNS}"
+    ))
+    .bind(collection.unsent_before.millis())
+    .bind(i64::from(collection.limit))
+    .fetch_all(writer)
+    .await
+    .map_err(store_error)?;
+    rows.iter().map(media_from_row).collect()
+}
+
+/// Records that the new messages carry their attachments: one `media_refs` row each,
+/// and their media marked sent.
+pub(crate) async fn refer_media(
+    connection: &mut sqlx::PgConnection,
+    messages: &[&parley_proto::Message],
+) -> StoreResult<()> {
+    let mut media_ids = Vec::new();
+    let mut conversation_ids = Vec::new();
+    let mut seqs = Vec::new();
+    for message in messages {
+        for media in &message.attachments {
+            media_ids.push(media.media_id.as_str());
+            conversation_ids.push(message.conversation_id.as_str());
+            seqs.push(message.seq);
+        }
+    }
+    if media_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH refs AS (INSERT INTO media_refs (media_id, conversation_id, seq) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING) \
+         UPDATE media SET sent = true, released = false WHERE media_id = ANY($1)",
+    )
+    .bind(&media_ids)
+    .bind(&conversation_ids)
+    .bind(&seqs)
+    .execute(&mut *connection)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
