@@ -210,6 +210,7 @@ async fn commit_sends(
             Err(AppendRefusal::ClientMsgIdReused) => Err(Error::ClientMsgIdReused),
             Err(AppendRefusal::TargetGone) => Err(Error::TargetNotFound),
             Err(AppendRefusal::Blocked) => Err(Error::Blocked(BLOCKED_DIRECT_CHAT)),
+            Err(AppendRefusal::MediaGone) => Err(Error::NotFound("media")),
         };
         let _ = reply.send(answer);
     }

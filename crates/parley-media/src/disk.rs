@@ -7,6 +7,7 @@
 //! change to it, or its use after the expiry, is refused. An upload is written to a
 //! temporary file and renamed into place only once exactly the signed length arrived.
 
+use crate::range::{parse_range, Range};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -56,7 +57,10 @@ impl DiskMediaStore {
     /// Opens (creating) the media directory `root`; signed URLs start with `base_url`, or
     /// are paths on the server that serves [`router`](Self::router) when it is empty.
     pub async fn open(root: &Path, base_url: &str) -> MediaResult<Self> {
-        tokio::fs::create_dir_all(root.join(TEMP_DIR))
+        let temp = root.join(TEMP_DIR);
+        // Uploads a crash cut off halfway are of no use.
+        let _ = tokio::fs::remove_dir_all(&temp).await;
+        tokio::fs::create_dir_all(&temp)
             .await
             .map_err(MediaError::unavailable)?;
         let signing_key = signing_key(&root.join(SIGNING_KEY_FILE)).await?;
@@ -225,13 +229,7 @@ impl MediaStore for DiskMediaStore {
     }
 
     async fn read(&self, key: &str, limit: u64) -> MediaResult<Vec<u8>> {
-        let file = match tokio::fs::File::open(self.path_of(key)?).await {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(MediaError::NotFound)
-            }
-            Err(error) => return Err(MediaError::unavailable(error)),
-        };
+        let file = self.open_object(key).await?;
         let mut bytes = Vec::new();
         file.take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
@@ -244,13 +242,7 @@ impl MediaStore for DiskMediaStore {
     }
 
     async fn read_range(&self, key: &str, start: u64, length: u64) -> MediaResult<Vec<u8>> {
-        let mut file = match tokio::fs::File::open(self.path_of(key)?).await {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(MediaError::NotFound)
-            }
-            Err(error) => return Err(MediaError::unavailable(error)),
-        };
+        let mut file = self.open_object(key).await?;
         file.seek(SeekFrom::Start(start))
             .await
             .map_err(MediaError::unavailable)?;
@@ -271,6 +263,17 @@ impl MediaStore for DiskMediaStore {
         self.move_into_place(&temp, &path).await
     }
 
+    async fn rename(&self, from: &str, to: &str) -> MediaResult<()> {
+        let (from, to) = (self.path_of(from)?, self.path_of(to)?);
+        if !tokio::fs::try_exists(&from)
+            .await
+            .map_err(MediaError::unavailable)?
+        {
+            return Err(MediaError::NotFound);
+        }
+        self.move_into_place(&from, &to).await
+    }
+
     async fn delete(&self, key: &str) -> MediaResult<()> {
         match tokio::fs::remove_file(self.path_of(key)?).await {
             Ok(()) => Ok(()),
@@ -281,6 +284,14 @@ impl MediaStore for DiskMediaStore {
 }
 
 impl DiskMediaStore {
+    async fn open_object(&self, key: &str) -> MediaResult<tokio::fs::File> {
+        match tokio::fs::File::open(self.path_of(key)?).await {
+            Ok(file) => Ok(file),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(MediaError::NotFound),
+            Err(error) => Err(MediaError::unavailable(error)),
+        }
+    }
+
     fn temp_path(&self) -> PathBuf {
         self.root
             .join(TEMP_DIR)
@@ -507,49 +518,6 @@ fn read_chunks(
         chunk.truncate(read);
         Ok(Some((chunk, (file, remaining - read as u64))))
     })
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Range {
-    /// Not one range of bytes this server serves as a part: the whole file.
-    Ignored,
-    /// `[start, end)`.
-    Part(u64, u64),
-    Unsatisfiable,
-}
-
-/// One `bytes=` range (`a-b`, `a-`, `-n`) of a file of `length` bytes; several ranges or
-/// another unit are served as the whole file (RFC 9110 lets a server ignore `Range`).
-fn parse_range(value: &str, length: u64) -> Range {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
-        return Range::Ignored;
-    };
-    if spec.contains(',') {
-        return Range::Ignored;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return Range::Ignored;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    let parsed = match (first.is_empty(), last.is_empty()) {
-        (true, false) => last
-            .parse::<u64>()
-            .ok()
-            .map(|suffix| (length.saturating_sub(suffix), length)),
-        (false, true) => first.parse::<u64>().ok().map(|start| (start, length)),
-        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
-            (Ok(start), Ok(end)) if end >= start => {
-                Some((start, end.saturating_add(1).min(length)))
-            }
-            _ => return Range::Ignored,
-        },
-        (true, true) => None,
-    };
-    match parsed {
-        None => Range::Ignored,
-        Some((start, end)) if start >= length || start >= end => Range::Unsatisfiable,
-        Some((start, end)) => Range::Part(start, end),
-    }
 }
 
 /// The signing key at `path`, made (32 random bytes, owner-only) if there is none.

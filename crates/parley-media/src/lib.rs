@@ -7,6 +7,7 @@
 //!   clients upload and download with presigned URLs.
 
 mod disk;
+mod range;
 mod s3;
 
 pub use disk::{DiskMediaStore, BLOB_PATH};

@@ -177,6 +177,14 @@ impl MediaStore for S3MediaStore {
         Ok(bytes.to_vec())
     }
 
+    async fn rename(&self, from: &str, to: &str) -> MediaResult<()> {
+        // A server-side copy, then the delete (S3 has no move).
+        self.store
+            .rename(&self.path_of(from)?, &self.path_of(to)?)
+            .await
+            .map_err(store_error)
+    }
+
     async fn write(&self, key: &str, bytes: Vec<u8>) -> MediaResult<()> {
         self.store
             .put(&self.path_of(key)?, PutPayload::from(bytes))

@@ -51,13 +51,13 @@ pub mod limits {
     pub const MAX_SEARCH_PAGE: u32 = 50;
     /// Longest search query, in characters.
     pub const MAX_SEARCH_QUERY: usize = 256;
-    /// What disappearing messages may be set to, in seconds, besides 0 (off): 24 h, 7 d,
-    /// 90 d.
     /// Largest upload, in bytes (100 MiB; a server may be configured lower or higher).
     pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
     /// Most attachments one message carries.
     pub const MAX_ATTACHMENTS: usize = 10;
     /// Longest media `filename`, in bytes.
     pub const MAX_FILENAME_BYTES: usize = 255;
+    /// What disappearing messages may be set to, in seconds, besides 0 (off): 24 h, 7 d,
+    /// 90 d.
     pub const DISAPPEARING_CHOICES: [u32; 3] = [86_400, 604_800, 7_776_000];
 }

@@ -31,3 +31,8 @@ CREATE TABLE media_refs (
 CREATE INDEX media_refs_message ON media_refs (conversation_id, seq);
 
 ALTER TABLE messages ADD COLUMN attachments JSONB;
+
+-- The purge's index covers messages that are only attachments (empty content) too.
+DROP INDEX messages_expiry;
+CREATE INDEX messages_expiry ON messages (expires_at)
+    WHERE expires_at IS NOT NULL AND (content <> '' OR attachments IS NOT NULL);

@@ -165,6 +165,8 @@ pub(crate) async fn append_locked(
     } else {
         TargetStates::new()
     };
+    // Share-locked: the collector skips them, so none it deletes is attached here.
+    let media = crate::media::lock_media(connection, messages).await?;
     let mut first_in_batch: HashMap<(&UserId, &str), usize> = HashMap::new();
     let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());
     for message in messages {
@@ -201,6 +203,10 @@ pub(crate) async fn append_locked(
                 continue;
             }
             _ => {}
+        }
+        if !crate::media::attachments_exist(message, &media) {
+            outcomes.push(Err(AppendRefusal::MediaGone));
+            continue;
         }
         let is_change = message.content_type.is_change();
         if is_change {
@@ -583,15 +589,4 @@ pub(crate) async fn apply_change(
         }
     }
     Ok(())
-}
-
-/// The results of appending system messages, which are never refused for membership: a
-/// `client_msg_id` already used in another conversation is a broken rule, not a retry.
-pub(crate) fn only_appended(outcomes: Vec<AppendOutcome>) -> StoreResult<Vec<Appended>> {
-    outcomes
-        .into_iter()
-        .map(|outcome| {
-            outcome.map_err(|_| StoreError::Conflict(Conflict::Unique("messages_dedup".into())))
-        })
-        .collect()
 }

@@ -178,3 +178,14 @@ pub(crate) async fn apply_message_change(
     query.execute(&mut *connection).await.map_err(store_error)?;
     Ok(())
 }
+
+/// The results of appending system messages, which are never refused for membership: a
+/// `client_msg_id` already used in another conversation is a broken rule, not a retry.
+pub(crate) fn only_appended(outcomes: Vec<AppendOutcome>) -> StoreResult<Vec<Appended>> {
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.map_err(|_| StoreError::Conflict(Conflict::Unique("messages_dedup".into())))
+        })
+        .collect()
+}

@@ -251,3 +251,35 @@ pub(crate) async fn refer_media(
     .map_err(store_error)?;
     Ok(())
 }
+
+/// Which of the media the batch's messages attach still exist, their rows locked
+/// `FOR SHARE` until the transaction ends.
+pub(crate) async fn lock_media(
+    connection: &mut sqlx::PgConnection,
+    messages: &[NewMessage],
+) -> StoreResult<HashSet<String>> {
+    let wanted: Vec<&str> = messages
+        .iter()
+        .flat_map(|message| message.attachments.iter())
+        .map(|media| media.media_id.as_str())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT media_id FROM media WHERE media_id = ANY($1) ORDER BY media_id FOR SHARE",
+    )
+    .bind(&wanted)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(store_error)?;
+    Ok(found.into_iter().collect())
+}
+
+/// Whether every attachment of `message` is among the `existing` media.
+pub(crate) fn attachments_exist(message: &NewMessage, existing: &HashSet<String>) -> bool {
+    message
+        .attachments
+        .iter()
+        .all(|attachment| existing.contains(attachment.media_id.as_str()))
+}

@@ -36,3 +36,8 @@ CREATE INDEX media_refs_message ON media_refs (conversation_id, seq);
 
 -- A message's attachments as sent (JSON array of media objects); NULL: none, or gone.
 ALTER TABLE messages ADD COLUMN attachments TEXT;
+
+-- The purge's index covers messages that are only attachments (empty content) too.
+DROP INDEX messages_expiry;
+CREATE INDEX messages_expiry ON messages (expires_at)
+    WHERE expires_at IS NOT NULL AND (content <> '' OR attachments IS NOT NULL);

@@ -24,6 +24,9 @@ pub(crate) async fn append(
     // read once per conversation and written once at the end.
     let mut positions = fetch_last_seqs(&mut transaction, &messages).await?;
     let memberships = fetch_memberships(&mut transaction, &messages).await?;
+    // The attachments' media as this transaction sees them: the collector writes in
+    // transactions of its own, so none can go between this read and the commit.
+    let media = existing_media(&mut transaction, &messages).await?;
     let mut first_in_batch: HashMap<(UserId, String), usize> = HashMap::new();
     // Change targets seen in this batch: `(ordinary, deleted)` per `(conversation, seq)`.
     let mut targets: HashMap<(ConversationId, i64), (bool, bool)> = HashMap::new();
@@ -70,6 +73,10 @@ pub(crate) async fn append(
                 continue;
             }
             Some(_) => {}
+        }
+        if !attachments_exist(&message, &media) {
+            outcomes.push(Err(AppendRefusal::MediaGone));
+            continue;
         }
         let is_change = message.content_type.is_change();
         if is_change {

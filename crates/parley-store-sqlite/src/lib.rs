@@ -238,7 +238,7 @@ use blocks::refresh_send_blocked;
 use changes::*;
 use index::*;
 use index_log::*;
-use media::{attachments_column, refer_media, release_media};
+use media::{attachments_column, attachments_exist, existing_media, refer_media, release_media};
 use rows::*;
 
 #[cfg(test)]

@@ -279,3 +279,38 @@ pub(crate) async fn release_media(
     }
     Ok(())
 }
+
+/// Which of the media the batch's messages attach still exist.
+pub(crate) async fn existing_media(
+    transaction: &mut Transaction<'_, Sqlite>,
+    messages: &[NewMessage],
+) -> StoreResult<HashSet<String>> {
+    let wanted: Vec<&str> = messages
+        .iter()
+        .flat_map(|message| message.attachments.iter())
+        .map(|media| media.media_id.as_str())
+        .collect();
+    let mut found = HashSet::new();
+    for chunk in wanted.chunks(INSERT_CHUNK) {
+        let mut query =
+            sqlx::QueryBuilder::<Sqlite>::new("SELECT media_id FROM media WHERE media_id IN ");
+        query.push_tuples(chunk, |mut row, media_id| {
+            row.push_bind(*media_id);
+        });
+        let rows: Vec<(String,)> = query
+            .build_query_as()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+        found.extend(rows.into_iter().map(|(media_id,)| media_id));
+    }
+    Ok(found)
+}
+
+/// Whether every attachment of `message` is among the `existing` media.
+pub(crate) fn attachments_exist(message: &NewMessage, existing: &HashSet<String>) -> bool {
+    message
+        .attachments
+        .iter()
+        .all(|attachment| existing.contains(attachment.media_id.as_str()))
+}

@@ -227,6 +227,7 @@ macro_rules! media_conformance {
             signed_requests_bind_their_object_method_and_time,
             objects_are_written_read_and_deleted,
             ranges_of_an_object_read_back,
+            objects_move,
         );
     };
     (@tests $new_media:path; $($name:ident),* $(,)?) => {

@@ -260,3 +260,24 @@ pub async fn ranges_of_an_object_read_back(store: Arc<dyn MediaStore>) {
         Err(MediaError::NotFound)
     ));
 }
+
+/// A move takes the object to its new key, replacing what is there, and leaves nothing
+/// behind; moving what is not there is `NotFound`.
+pub async fn objects_move(store: Arc<dyn MediaStore>) {
+    store.write("u/eight", bytes(300)).await.unwrap();
+    store.write("m/eight/original", bytes(5)).await.unwrap();
+    store.rename("u/eight", "m/eight/original").await.unwrap();
+    assert_eq!(store.size("u/eight").await.unwrap(), None);
+    assert_eq!(
+        store.read("m/eight/original", 1000).await.unwrap(),
+        bytes(300)
+    );
+    assert!(matches!(
+        store.rename("u/eight", "m/eight/original").await,
+        Err(MediaError::NotFound)
+    ));
+    assert!(matches!(
+        store.rename("u/eight", "../x").await,
+        Err(MediaError::Invalid(_)) | Err(MediaError::NotFound)
+    ));
+}

@@ -34,7 +34,14 @@ pub struct Upload {
     pub request: SignedRequest,
 }
 
-/// The object key of an upload's bytes, and of its thumbnail.
+/// Where a client's upload lands (its signed URL's key), until completion checks it and
+/// moves or derives the media's own objects from it. Keys under `u/` that outlive a day
+/// are leftovers (an S3 lifecycle rule on that prefix may expire them).
+pub fn upload_key(media_id: &MediaId) -> String {
+    format!("u/{media_id}")
+}
+
+/// The object key of a media's bytes as served, and of its thumbnail.
 pub fn original_key(media_id: &MediaId) -> String {
     format!("m/{media_id}/original")
 }
@@ -45,7 +52,7 @@ pub fn thumbnail_key(media_id: &MediaId) -> String {
 
 /// How the SHA-256 of a large upload is read: a slice at a time.
 const HASH_CHUNK: u64 = 8 * 1024 * 1024;
-/// A picture taking longer than this to process is given up (it is kept as a file).
+/// A picture taking longer than this to process is given up for now (ask again).
 const PICTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Media collected per batch.
 const COLLECT_BATCH: u32 = 500;
@@ -110,11 +117,7 @@ impl Chat {
         let request = self
             .inner
             .media
-            .upload_request(
-                &original_key(&media_id),
-                upload.size,
-                config.media_upload_ttl,
-            )
+            .upload_request(&upload_key(&media_id), upload.size, config.media_upload_ttl)
             .await?;
         Ok(Upload { media_id, request })
     }
@@ -132,22 +135,64 @@ impl Chat {
         if record.is_ready() {
             return Ok(record.media);
         }
-        let media = self.process_upload(&record).await?;
-        Ok(self.inner.store.complete_media(&media).await?.media)
+        // One completion of an upload at a time on this node, in a task of its own: a
+        // client that goes away mid-way does not leave it half done.
+        if !self.inner.completing.lock().insert(media_id.clone()) {
+            return Err(Error::MediaNotReady(
+                "this upload is being completed; ask again in a moment".into(),
+            ));
+        }
+        let chat = self.clone();
+        let task = tokio::spawn(async move {
+            let media_id = record.media_id().clone();
+            let outcome = chat.process_and_complete(&record).await;
+            chat.inner.completing.lock().remove(&media_id);
+            outcome
+        });
+        task.await.map_err(|_| Error::ShuttingDown)?
     }
 
+    async fn process_and_complete(&self, record: &MediaRecord) -> Result<Media> {
+        let outcome = self.process_upload(record).await;
+        let media = match outcome {
+            Ok(media) => media,
+            // Completed meanwhile by another node (the upload was moved away): its answer.
+            Err(Error::Media(MediaError::NotFound)) => {
+                let current = self.inner.store.fetch_media(record.media_id()).await?;
+                if current.is_ready() {
+                    return Ok(current.media);
+                }
+                return Err(Error::MediaNotReady("the upload has not arrived".into()));
+            }
+            Err(error) => return Err(error),
+        };
+        let completed = self.inner.store.complete_media(&media).await?.media;
+        // What the client uploaded is no longer needed (a move took it already, for a
+        // file).
+        let _ = self
+            .inner
+            .media
+            .delete(&upload_key(record.media_id()))
+            .await;
+        Ok(completed)
+    }
+
+    /// Checks the upload at its staging key and makes the media's own objects from it:
+    /// the bytes the server serves are only ever what it wrote or checked, never what a
+    /// client can still write to with its upload URL.
     async fn process_upload(&self, record: &MediaRecord) -> Result<Media> {
         let store = &self.inner.media;
         let config = &self.inner.config;
+        let staged = upload_key(record.media_id());
         let key = original_key(record.media_id());
         let declared = record.media.size;
-        let Some(size) = store.size(&key).await? else {
+        let Some(size) = store.size(&staged).await? else {
             return Err(Error::MediaNotReady("the upload has not arrived".into()));
         };
         if size > declared {
             // Presigned S3 uploads cannot pin the length: what is longer than declared
             // goes, so the quota holds.
-            store.delete(&key).await?;
+            store.delete(&staged).await?;
             return Err(Error::MediaTooLarge(format!(
                 "{size} bytes arrived, {declared} were declared; upload again"
             )));
@@ -157,15 +202,24 @@ impl Chat {
                 "{size} of the {declared} declared bytes have arrived"
             )));
         }
+        // Reading and decoding hold a permit: memory is bounded by the permits, whatever
+        // the number of completions asked for.
+        let permit = self
+            .inner
+            .picture_processing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
         if let Some(expected) = &record.sha256 {
-            if &sha256_of(store.as_ref(), &key, size).await? != expected {
-                store.delete(&key).await?;
+            if &sha256_of(store.as_ref(), &staged, size).await? != expected {
+                store.delete(&staged).await?;
                 return Err(Error::MediaNotReady(
                     "the uploaded bytes do not match sha256; upload again".into(),
                 ));
             }
         }
-        let head = store.read_range(&key, 0, DURATION_WINDOW).await?;
+        let head = store.read_range(&staged, 0, DURATION_WINDOW).await?;
         let sniffed = sniff(&head[..head.len().min(SNIFF_BYTES)], &record.declared_type);
         let mut media = Media {
             status: MediaStatus::Ready,
@@ -173,90 +227,115 @@ impl Chat {
             size,
             ..record.media.clone()
         };
-        match sniffed.kind {
-            Kind::Image(kind) => {
-                if size > config.media_max_picture_bytes {
-                    store.delete(&key).await?;
+        if let Kind::Image(kind) = sniffed.kind {
+            if size > config.media_max_picture_bytes {
+                store.delete(&staged).await?;
+                return Err(Error::MediaTooLarge(format!(
+                    "pictures are processed up to {} bytes",
+                    config.media_max_picture_bytes
+                )));
+            }
+            let bytes = store.read(&staged, config.media_max_picture_bytes).await?;
+            let (outcome, bytes) = self.process_picture(bytes, kind, permit).await;
+            match outcome {
+                Ok(done) => {
+                    let kept = done.cleaned.unwrap_or(bytes);
+                    media.size = kept.len() as u64;
+                    if let Some(content_type) = done.content_type {
+                        media.content_type = content_type.to_owned();
+                    }
+                    store.write(&key, kept).await?;
+                    store
+                        .write(&thumbnail_key(record.media_id()), done.thumbnail)
+                        .await?;
+                    media.width = Some(done.width);
+                    media.height = Some(done.height);
+                    media.thumbnail = Some(Thumbnail {
+                        width: done.thumbnail_width,
+                        height: done.thumbnail_height,
+                    });
+                    media.blurhash = Some(done.blurhash);
+                    media.duration_ms = None;
+                    return Ok(media);
+                }
+                Err(PictureError::TooManyPixels { width, height, max }) => {
+                    store.delete(&staged).await?;
                     return Err(Error::MediaTooLarge(format!(
-                        "pictures are processed up to {} bytes",
-                        config.media_max_picture_bytes
+                        "{width}×{height} pixels is more than the {max} this server decodes"
                     )));
                 }
-                let bytes = store.read(&key, config.media_max_picture_bytes).await?;
-                match self.process_picture(bytes, kind).await {
-                    Ok(done) => {
-                        if let Some(cleaned) = done.cleaned {
-                            media.size = cleaned.len() as u64;
-                            store.write(&key, cleaned).await?;
-                        }
-                        store
-                            .write(&thumbnail_key(record.media_id()), done.thumbnail)
-                            .await?;
-                        media.width = Some(done.width);
-                        media.height = Some(done.height);
-                        media.thumbnail = Some(Thumbnail {
-                            width: done.thumbnail_width,
-                            height: done.thumbnail_height,
-                        });
-                        media.blurhash = Some(done.blurhash);
-                        media.duration_ms = None;
-                    }
-                    Err(PictureError::TooManyPixels { width, height, max }) => {
-                        store.delete(&key).await?;
-                        return Err(Error::MediaTooLarge(format!(
-                            "{width}×{height} pixels is more than the {max} this server decodes"
-                        )));
-                    }
-                    Err(PictureError::Undecodable(reason)) => {
-                        tracing::info!(media_id = %record.media_id(), %reason,
-                            "an upload that looks like a picture does not decode: kept as a file");
-                        media.content_type = "application/octet-stream".into();
-                        media.duration_ms = None;
-                    }
+                Err(PictureError::Busy(reason)) => {
+                    return Err(Error::MediaNotReady(format!(
+                        "the picture could not be processed now ({reason}); ask again"
+                    )));
+                }
+                Err(PictureError::Undecodable(reason)) => {
+                    tracing::info!(media_id = %record.media_id(), %reason,
+                        "an upload that looks like a picture does not decode: kept as a file");
+                    media.content_type = "application/octet-stream".into();
+                    media.duration_ms = None;
                 }
             }
-            Kind::Audio | Kind::Video => {
-                let tail = if size > DURATION_WINDOW {
-                    store
-                        .read_range(&key, size - DURATION_WINDOW, DURATION_WINDOW)
-                        .await?
-                } else {
-                    head.clone()
-                };
-                if let Some(found) = duration_ms(&media.content_type, &head, &tail) {
-                    media.duration_ms = Some(found);
-                }
+        } else {
+            drop(permit);
+        }
+        // Anything but a processed picture is served as uploaded: moved into place, then
+        // checked again (a PUT racing the move would otherwise slip through).
+        store.rename(&staged, &key).await?;
+        let moved = store.read_range(&key, 0, SNIFF_BYTES as u64).await?;
+        if store.size(&key).await? != Some(size) || !head.starts_with(&moved) {
+            store.delete(&key).await?;
+            return Err(Error::MediaNotReady(
+                "the upload changed while it was checked; upload again".into(),
+            ));
+        }
+        if matches!(sniffed.kind, Kind::Audio | Kind::Video) {
+            let tail = if size > DURATION_WINDOW {
+                store
+                    .read_range(&key, size - DURATION_WINDOW, DURATION_WINDOW)
+                    .await?
+            } else {
+                head.clone()
+            };
+            if let Some(found) = duration_ms(&media.content_type, &head, &tail) {
+                media.duration_ms = Some(found);
             }
-            Kind::File => media.duration_ms = None,
+        } else {
+            media.duration_ms = None;
         }
         Ok(media)
     }
 
-    /// Decodes a picture on a blocking thread, one per core at a time, within a time.
+    /// Decodes a picture on a blocking thread, holding `permit` until the decoding ends
+    /// (a timeout stops the wait, not the thread).
     async fn process_picture(
         &self,
         bytes: Vec<u8>,
         kind: crate::media::sniff::ImageKind,
-    ) -> std::result::Result<picture::Picture, PictureError> {
-        let _permit = self
-            .inner
-            .picture_processing
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| PictureError::Undecodable("shutting down".into()))?;
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> (std::result::Result<picture::Picture, PictureError>, Vec<u8>) {
         let limits = PictureLimits {
             max_pixels: self.inner.config.media_max_pixels,
             ..PictureLimits::default()
         };
         let started = Instant::now();
-        let work = tokio::task::spawn_blocking(move || picture::process(&bytes, kind, limits));
+        let work = tokio::task::spawn_blocking(move || {
+            let outcome = picture::process(&bytes, kind, limits);
+            drop(permit);
+            (outcome, bytes)
+        });
         let outcome = match tokio::time::timeout(PICTURE_TIMEOUT, work).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(panic)) => Err(PictureError::Undecodable(format!(
-                "decoder failed: {panic}"
-            ))),
-            Err(_) => Err(PictureError::Undecodable("took too long".into())),
+            Ok(Ok(done)) => done,
+            Ok(Err(panic)) => (
+                Err(PictureError::Undecodable(format!(
+                    "decoder failed: {panic}"
+                ))),
+                Vec::new(),
+            ),
+            Err(_) => (
+                Err(PictureError::Busy("it took too long".into())),
+                Vec::new(),
+            ),
         };
         metrics::histogram!("parley_media_picture_seconds").record(started.elapsed().as_secs_f64());
         outcome
@@ -406,7 +485,13 @@ async fn sha256_of(
             break;
         }
         at += chunk.len() as u64;
-        hasher.update(&chunk);
+        // Hashing megabytes is CPU work: off the async workers.
+        hasher = tokio::task::spawn_blocking(move || {
+            hasher.update(&chunk);
+            hasher
+        })
+        .await
+        .map_err(|_| MediaError::Invalid("hashing failed".into()))?;
     }
     Ok(hex::encode(hasher.finalize()))
 }
@@ -437,8 +522,9 @@ fn checked_content_type(content_type: &str) -> Result<String> {
     }
 }
 
-/// A file name as shown and offered on download: no path, no control characters, at
-/// most 255 bytes; `None` if nothing is left.
+/// A file name as shown and offered on download: no path, no control characters, no
+/// bidi controls (`invoice\u{202E}fdp.exe` must not read as a PDF), at most 255 bytes;
+/// `None` if nothing is left.
 fn checked_filename(filename: Option<String>) -> Result<Option<String>> {
     let Some(name) = filename else {
         return Ok(None);
@@ -450,7 +536,9 @@ fn checked_filename(filename: Option<String>) -> Result<Option<String>> {
     let cleaned: String = name
         .chars()
         .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
+            let hidden_turn = is_bidi_control(c)
+                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}');
+            if c == '/' || c == '\\' || c.is_control() || hidden_turn {
                 '_'
             } else {
                 c
@@ -489,6 +577,12 @@ mod tests {
                 .unwrap()
                 .as_deref(),
             Some("a_b.txt")
+        );
+        assert_eq!(
+            checked_filename(Some("invoice\u{202E}fdp.exe".into()))
+                .unwrap()
+                .as_deref(),
+            Some("invoice_fdp.exe")
         );
         assert_eq!(checked_filename(Some("  ".into())).unwrap(), None);
         assert!(checked_filename(Some("x".repeat(256))).is_err());

@@ -126,8 +126,11 @@ struct Inner {
     presence: Arc<dyn PresenceRegistry>,
     limiter: Arc<dyn RateLimiter>,
     media: Arc<dyn crate::MediaStore>,
-    /// Pictures decode one per core at a time (each may take hundreds of MiB).
+    /// Uploads being completed (read, hashed, decoded) at once: each may hold its
+    /// picture's bytes and up to 512 MiB of decoder memory, so at most two.
     picture_processing: Arc<tokio::sync::Semaphore>,
+    /// Uploads this node is completing now: one completion of each at a time.
+    completing: parking_lot::Mutex<HashSet<MediaId>>,
     quotas: Quotas,
     /// This node's connections and what it asked the bus for.
     node: NodeState,
@@ -165,8 +168,9 @@ impl Chat {
             limiter: ports.limiter,
             media: ports.media,
             picture_processing: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |cores| cores.get()),
+                std::thread::available_parallelism().map_or(2, |cores| cores.get().min(2)),
             )),
+            completing: parking_lot::Mutex::new(HashSet::new()),
             members: MembershipCache::default(),
             receipts: ReceiptTracker::default(),
             commit_queue,

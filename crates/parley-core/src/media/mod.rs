@@ -175,6 +175,10 @@ pub trait MediaStore: Send + Sync + 'static {
     /// Stores `bytes` under `key` (what the server derives: a thumbnail, a cleaned copy).
     async fn write(&self, key: &str, bytes: Vec<u8>) -> MediaResult<()>;
 
+    /// Moves the object `from` to `to`, replacing what is there; `NotFound` if there is
+    /// nothing at `from`.
+    async fn rename(&self, from: &str, to: &str) -> MediaResult<()>;
+
     /// Deletes the object; deleting what is not there is not an error.
     async fn delete(&self, key: &str) -> MediaResult<()>;
 }

@@ -7,10 +7,10 @@
 //! runs under an allocation limit too. Callers run [`process`] on a blocking thread.
 //!
 //! Stripping: JPEG and PNG are decoded and encoded again (EXIF, XMP, IPTC, comments and
-//! text chunks do not survive; a JPEG's EXIF orientation is applied first, so the picture
-//! stays upright). WebP keeps its compressed image and loses its `EXIF` and `XMP `
-//! chunks. GIF has no metadata format of its own and is kept as it is (its animation
-//! too).
+//! text chunks do not survive; the EXIF orientation is applied first, so the picture stays
+//! upright). WebP keeps its compressed image and loses its `EXIF` and `XMP ` chunks, unless
+//! its EXIF turns it: then it is encoded again as PNG, upright. GIF has no EXIF and is kept
+//! as it is (its animation too; comment and application extensions stay).
 
 use super::sniff::ImageKind;
 use image::{DynamicImage, ImageDecoder, ImageReader};
@@ -42,7 +42,9 @@ impl Default for PictureLimits {
 pub struct Picture {
     /// The bytes to keep instead of the upload (metadata stripped); `None`: keep them.
     pub cleaned: Option<Vec<u8>>,
-    /// The cleaned picture's type (a re-encoded picture keeps its format).
+    /// The cleaned picture's type when it is not the upload's (a turned WebP is a PNG).
+    pub content_type: Option<&'static str>,
+    /// Pixels, upright.
     pub width: u32,
     pub height: u32,
     /// A JPEG at most `thumbnail_edge` wide and high (transparency painted white).
@@ -61,6 +63,9 @@ pub enum PictureError {
     /// Not a picture the decoder can read (truncated, corrupt, or lying): keep it as a file.
     #[error("the picture cannot be decoded: {0}")]
     Undecodable(String),
+    /// Not processed now (it took too long, the server is busy or stopping): ask again.
+    #[error("the picture was not processed: {0}")]
+    Busy(String),
 }
 
 /// Processes the picture `bytes` of the sniffed `kind`.
@@ -91,12 +96,16 @@ pub fn process(
     decoder.set_limits(decoder_limits).map_err(undecodable)?;
     let orientation = decoder.orientation().map_err(undecodable)?;
     let mut picture = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let turned = orientation != image::metadata::Orientation::NoTransforms;
+    picture.apply_orientation(orientation);
+    let mut content_type = None;
     let cleaned = match kind {
-        ImageKind::Jpeg => {
-            picture.apply_orientation(orientation);
-            Some(encode_jpeg(&picture, 88)?)
-        }
+        ImageKind::Jpeg => Some(encode_jpeg(&picture, 88)?),
         ImageKind::Png => Some(encode_png(&picture)?),
+        ImageKind::Webp if turned => {
+            content_type = Some("image/png");
+            Some(encode_png(&picture)?)
+        }
         ImageKind::Webp => strip_webp(bytes),
         ImageKind::Gif => None,
     };
@@ -104,6 +113,7 @@ pub fn process(
     let thumbnail_bytes = encode_jpeg(&on_white(&thumbnail), 80)?;
     Ok(Picture {
         cleaned,
+        content_type,
         width: picture.width(),
         height: picture.height(),
         thumbnail: thumbnail_bytes,
@@ -157,8 +167,8 @@ fn blurhash_of(picture: &DynamicImage) -> String {
 }
 
 /// The WebP file without its `EXIF` and `XMP ` chunks (and their flags in `VP8X`);
-/// `None` if it has none, or is not a RIFF file this understands (then processing
-/// already decoded it, and nothing is stripped: it is re-encoded as PNG instead).
+/// `None` if it has none, or is not a RIFF file this understands (the decoder read it
+/// all the same).
 fn strip_webp(bytes: &[u8]) -> Option<Vec<u8>> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WEBP" {
         return None;

@@ -212,6 +212,9 @@ pub enum AppendRefusal {
     /// A direct conversation whose two members have a block between them (either way)
     /// when the transaction runs (`block_user`): nothing is stored.
     Blocked,
+    /// An attachment's media no longer exists when the transaction runs (collected
+    /// meanwhile): nothing is stored.
+    MediaGone,
 }
 
 /// One message's fate in `append_messages`.

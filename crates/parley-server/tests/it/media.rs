@@ -847,3 +847,50 @@ async fn media_cross_nodes_on_one_bucket() {
     let thumbnail = image::load_from_memory(&thumbnail).unwrap();
     assert_eq!((thumbnail.width(), thumbnail.height()), (320, 240));
 }
+
+/// The upload URL stays valid until it expires, but nothing sent through it after the
+/// completion reaches anyone: downloads come from what the server checked.
+#[tokio::test]
+async fn a_late_upload_cannot_change_what_was_sent() {
+    let server = TestServer::start().await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let chat = alice.direct_with(&bob).await;
+    let request = CreateMediaRequest {
+        content_type: "text/plain".into(),
+        size: 11,
+        filename: Some("note.txt".into()),
+        sha256: None,
+        duration_ms: None,
+    };
+    let upload = alice.client.create_media(&request).await.unwrap();
+    alice
+        .client
+        .put_upload(&upload, b"first words".to_vec())
+        .await
+        .unwrap();
+    let media = alice.client.complete_media(&upload.media_id).await.unwrap();
+    alice
+        .client
+        .send_rest(
+            &chat.conversation_id,
+            &send_with(vec![media.media_id.clone()], ""),
+        )
+        .await
+        .unwrap();
+    // Same length, other bytes, through the URL that is still valid.
+    let _ = alice
+        .client
+        .put_upload(&upload, b"other words".to_vec())
+        .await;
+    assert_eq!(
+        bob.client
+            .download_media(&media.media_id, false)
+            .await
+            .unwrap(),
+        b"first words"
+    );
+    assert_eq!(
+        alice.client.complete_media(&upload.media_id).await.unwrap(),
+        media
+    );
+}
