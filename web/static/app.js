@@ -11,6 +11,10 @@ import {
 import { openPopover, closePopover, replacePopover, justClosedBy, bindPopovers } from './popover.js';
 import { openEmojiPicker, emojiName, QUICK_REACTIONS } from './emoji.js';
 import { applyTheme, createSettings, previewsOn } from './settings.js';
+import {
+  MediaClient, VoiceRecorder, attachmentsEl, attachmentsSummary, openLightbox, formatDuration, formatSize,
+  MAX_ATTACHMENTS, MAX_UPLOAD_BYTES,
+} from './media.js';
 
 const MAX_CONTENT_BYTES = 64 * 1024;
 const PAGE = 50;
@@ -30,6 +34,7 @@ const EDIT_WINDOW_MS = 48 * 3600 * 1000;
 const JUMP_BACKFILL_MAX = 200;
 
 const api = new Api({ onUnauthorized: () => signOut({ expired: !ui.revoking, reason: ui.revoking }) });
+const mediaClient = new MediaClient(api);
 applyTheme();
 let session = null;
 let store = null;
@@ -68,6 +73,9 @@ const ui = {
   listFocusId: null, // the chat list item that is the list's one tab stop
   showArchived: false, // the list shows the archived chats
   logoutWhenSent: false, // log out as soon as the outbox is empty
+  tray: [], // files being attached: {id, name, size, kind, status, progress, controller, media, preview}
+  recorder: null, // the VoiceRecorder while a voice note is being recorded
+  recordTimer: null,
 };
 
 // --------------------------------------------------------------------------- boot
@@ -1048,6 +1056,7 @@ function transmit(item) {
   if (item.reply_to_seq) frame.reply_to_seq = item.reply_to_seq;
   if (item.target_seq) frame.target_seq = item.target_seq;
   if (item.mentions && item.mentions.length) frame.mentions = item.mentions;
+  if (item.attachments && item.attachments.length) frame.attachments = item.attachments.map((a) => a.media_id);
   return conn.send(frame);
 }
 
@@ -1081,11 +1090,18 @@ function mentionsIn(conv, text) {
   return ids;
 }
 
-function sendMessage(text) {
+function sendMessage(text, { attachments = null } = {}) {
   const conv = activeConv();
   if (!conv) return false;
-  if (!text.trim()) {
+  const attaching = !ui.editing && (attachments || ui.tray.length > 0);
+  if (attaching && !attachments && ui.tray.some((t) => t.status === 'uploading')) {
+    showComposerError('Wait for the files to finish uploading (or remove them).');
+    return false;
+  }
+  const media = attachments || (attaching ? ui.tray.filter((t) => t.status === 'ready').map((t) => t.media) : []);
+  if (!text.trim() && !media.length) {
     if (ui.editing) showComposerError('A message cannot be empty: delete it instead.');
+    if (attaching) showComposerError('None of the files could be uploaded: remove them or try again.');
     return false;
   }
   const bytes = utf8Length(text);
@@ -1108,6 +1124,11 @@ function sendMessage(text) {
   };
   const mentions = mentionsIn(conv, text);
   if (mentions.length) item.mentions = mentions;
+  if (media.length) {
+    item.attachments = media;
+    if (!text.trim()) item.content = '';
+    if (!attachments) clearTray();
+  }
   store.enqueue(item);
   sendQueue.pump(conv.conversation_id); // behind whatever of this chat is still waiting
   stopTypingOut(true);
@@ -1232,6 +1253,8 @@ function openConversation(id) {
   const composer = $('#composer');
   if (ui.activeId && ui.activeId !== id) {
     if (ui.editing) setEditing(null);
+    clearTray();
+    finishVoiceNote(false);
     rememberDraft();
     store.saveDrafts(ui.drafts);
     stopTypingOut(true);
@@ -1275,6 +1298,8 @@ function closeChat() {
     closePopover({ restoreFocus: false });
     closeMentionPicker();
     if (!$('#chat-search').hidden) toggleChatSearch(false);
+    clearTray();
+    finishVoiceNote(false);
     rememberDraft();
     if (store) store.saveDrafts(ui.drafts);
     stopTypingOut(true);
@@ -1834,7 +1859,7 @@ function focusListItem(item) {
 function previewText(conv, msg) {
   if (msg.content_type === 'system') return systemText(msg);
   if (msg.deleted) return msg.sender_id === store.me.user_id ? 'You: This message was deleted' : 'This message was deleted';
-  const text = oneLine(msg.content);
+  const text = oneLine(msg.content) || attachmentsSummary(msg.attachments);
   if (msg.sender_id === store.me.user_id) return `You: ${text}`;
   if (conv.type === 'group') return `${firstName(store.userName(msg.sender_id))}: ${text}`;
   return text;
@@ -2067,6 +2092,7 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
     const view = item.kind === 'stored' ? viewOf(conv, m) : { content: m.content, edited: false, deleted: false, reactions: [] };
     const tokens = view.deleted ? [] : mentionTokens(conv, m.mentions);
     const sig = JSON.stringify([view.content, view.edited, view.deleted, view.reactions, !!m.forwarded, tokens, status,
+      (m.attachments || []).map((a) => a.media_id),
       readInfo && readInfo.read, readInfo && readInfo.total, showReadBy, grouped, senderName, quote && [quote.name, quote.text],
       m.error, conv.type, item.kind === 'stored' && canEdit(conv, m), item.kind === 'stored' && m.seq === ui.highlightSeq]);
     const key = item.kind === 'pending' ? `p:${m.client_msg_id}` : `m:${m.seq}`;
@@ -2290,7 +2316,12 @@ function messageEl(conv, item, opts) {
   const content = view.deleted
     ? h('div', { class: 'msg-content deleted', testid: 'message-content', dataset: { deleted: 'true' } },
       icon(ICONS.block), h('span', { text: 'This message was deleted' }))
-    : h('div', { class: 'msg-content', testid: 'message-content', dir: 'auto' }, richText(view.content || '', tokens));
+    : view.content || !(m.attachments && m.attachments.length)
+      ? h('div', { class: 'msg-content', testid: 'message-content', dir: 'auto' }, richText(view.content || '', tokens))
+      : null;
+  const attached = !view.deleted && m.attachments && m.attachments.length
+    ? attachmentsEl(m.attachments, { media: mediaClient, onOpen: (photos, index) => openLightbox(photos, index, mediaClient) })
+    : null;
   const time = h('time', {
     class: 'msg-time', testid: 'message-time', datetime: item.date.toISOString(),
     title: formatDateTime(item.date), text: formatTime(item.date),
@@ -2325,6 +2356,7 @@ function messageEl(conv, item, opts) {
     }) : null,
     forwarded,
     quoteEl,
+    attached,
     content,
     meta);
   const toolbar = stored ? messageToolbar(conv, m, view) : null;
@@ -2336,7 +2368,8 @@ function messageEl(conv, item, opts) {
       h('button', { type: 'button', class: 'link-btn', text: 'Delete', onclick: () => deleteFailed(m.client_msg_id) }))
     : null;
   // What a screen reader says when the row gets the focus (arrow keys in the list).
-  const text = view.deleted ? 'This message was deleted' : truncate(oneLine(view.content), 300);
+  const text = view.deleted ? 'This message was deleted'
+    : [truncate(oneLine(view.content), 300), attachmentsSummary(m.attachments)].filter(Boolean).join('. ');
   const reactionText = view.reactions.length
     ? ` Reactions: ${view.reactions.map((r) => `${r.emoji} ${r.count}${r.me ? ' including yours' : ''}`).join(', ')}.`
     : '';
@@ -2344,6 +2377,7 @@ function messageEl(conv, item, opts) {
     + `${text}. ${formatTime(item.date)}${edited ? ', edited' : ''}${own && !view.deleted ? `, ${TICK_LABELS[status] || status}` : ''}.${reactionText}`;
   const row = h('div', {
     class: `msg ${own ? 'own' : 'other'}${grouped ? ' grouped' : ''}${isGroup ? ' in-group' : ''}${view.deleted ? ' is-deleted' : ''}`
+      + `${attached ? ' has-media' : ''}`
       + `${stored && m.seq === ui.highlightSeq ? ' highlighted' : ''}`,
     testid: 'message',
     role: 'article',
@@ -3430,7 +3464,7 @@ function notify(conv, msg) {
   if (store.isMuted(conv) && !(msg.mentions || []).includes(store.me.user_id)) return;
   const title = conv.type === 'group' ? `${store.userName(msg.sender_id)} · ${store.title(conv)}` : store.title(conv);
   const body = !previewsOn(store.me.user_id) ? 'New message'
-    : msg.content_type === 'system' ? systemText(msg) : oneLine(msg.content);
+    : msg.content_type === 'system' ? systemText(msg) : oneLine(msg.content) || attachmentsSummary(msg.attachments);
   try {
     const n = new Notification(title, { body, tag: conv.conversation_id, icon: 'icon.svg' });
     n.onclick = () => {
@@ -3865,6 +3899,7 @@ function hideToast() {
 // --------------------------------------------------------------------------- bindings
 
 function bindApp() {
+  bindAttachments();
   $('#logout').addEventListener('click', requestLogout);
   $('#settings-open').addEventListener('click', () => settingsScreen.open());
   $('#chat-unblock').addEventListener('click', () => {
@@ -4080,6 +4115,194 @@ function bindApp() {
   window.addEventListener('storage', (e) => {
     // Logged out in another tab.
     if (e.key === 'parley.session' && !e.newValue && session) signOut({ expired: true });
+  });
+}
+
+// --------------------------------------------------------------------------- attachments
+
+/** Starts uploading files picked, dropped or pasted into the open chat's tray. */
+function addFiles(fileList) {
+  const files = Array.from(fileList || []);
+  if (!files.length || !activeConv() || ui.editing) return;
+  const room = MAX_ATTACHMENTS - ui.tray.length;
+  if (files.length > room) showComposerError(`A message carries at most ${MAX_ATTACHMENTS} files.`);
+  for (const file of files.slice(0, Math.max(0, room))) {
+    if (file.size > MAX_UPLOAD_BYTES) {
+      showComposerError(`${file.name} is too large: files are at most ${formatSize(MAX_UPLOAD_BYTES)}.`);
+      continue;
+    }
+    if (file.size === 0) {
+      showComposerError(`${file.name} is empty.`);
+      continue;
+    }
+    startUpload(file);
+  }
+}
+
+function startUpload(file, { durationMs = null, filename = null } = {}) {
+  const entry = {
+    id: uuid(),
+    name: filename || file.name || 'file',
+    size: file.size,
+    kind: (file.type || '').split('/')[0],
+    status: 'uploading',
+    progress: 0,
+    controller: new AbortController(),
+    media: null,
+    preview: (file.type || '').startsWith('image/') ? URL.createObjectURL(file) : null,
+  };
+  ui.tray.push(entry);
+  renderTray();
+  const promise = mediaClient.upload(file, {
+    signal: entry.controller.signal,
+    durationMs,
+    filename,
+    onProgress: (fraction) => {
+      entry.progress = fraction;
+      const bar = document.querySelector(`[data-tray-id="${entry.id}"] progress`);
+      if (bar) bar.value = Math.round(fraction * 100);
+    },
+  }).then((media) => {
+    entry.status = 'ready';
+    entry.media = media;
+    renderTray();
+    return media;
+  }).catch((err) => {
+    if (err && err.name === 'AbortError') return null;
+    entry.status = 'failed';
+    entry.error = err && err.code === 'media_too_large' ? 'Too large' : (err && err.code === 'rate_limited' ? 'Too many uploads, try again soon' : 'Upload failed');
+    renderTray();
+    return null;
+  });
+  entry.done = promise;
+  return entry;
+}
+
+function removeFromTray(id) {
+  const index = ui.tray.findIndex((t) => t.id === id);
+  if (index < 0) return;
+  const [entry] = ui.tray.splice(index, 1);
+  entry.controller.abort();
+  if (entry.preview) URL.revokeObjectURL(entry.preview);
+  renderTray();
+  $('#composer').focus();
+}
+
+function clearTray() {
+  for (const entry of ui.tray) {
+    if (entry.status === 'uploading') entry.controller.abort();
+    if (entry.preview) URL.revokeObjectURL(entry.preview);
+  }
+  ui.tray = [];
+  renderTray();
+}
+
+function renderTray() {
+  const tray = $('#attach-tray');
+  tray.replaceChildren(...ui.tray.map((entry) => h('div', {
+    class: `tray-item ${entry.status}`, testid: 'tray-item', dataset: { trayId: entry.id, status: entry.status },
+  },
+  entry.preview ? h('img', { class: 'tray-preview', src: entry.preview, alt: '' })
+    : h('span', { class: 'tray-icon', 'aria-hidden': 'true', text: entry.kind === 'audio' ? '🎤' : entry.kind === 'video' ? '🎬' : '📄' }),
+  h('span', { class: 'tray-text' },
+    h('span', { class: 'tray-name', dir: 'auto', text: entry.name }),
+    entry.status === 'uploading'
+      ? h('progress', { max: '100', value: String(Math.round(entry.progress * 100)), testid: 'upload-progress', 'aria-label': `Uploading ${entry.name}` })
+      : h('span', { class: 'tray-size', text: entry.status === 'failed' ? entry.error : formatSize(entry.media ? entry.media.size : entry.size) })),
+  h('button', {
+    type: 'button', class: 'icon-btn small tray-remove', testid: 'tray-remove',
+    'aria-label': entry.status === 'uploading' ? `Cancel uploading ${entry.name}` : `Remove ${entry.name}`,
+    text: '✕', onclick: () => removeFromTray(entry.id),
+  }))));
+  tray.hidden = ui.tray.length === 0;
+  const uploading = ui.tray.some((t) => t.status === 'uploading');
+  $('#send').setAttribute('aria-busy', String(uploading));
+}
+
+/** Records a voice note; a second press stops and sends it. */
+async function toggleVoiceNote() {
+  if (ui.recorder) {
+    await finishVoiceNote(true);
+    return;
+  }
+  if (!VoiceRecorder.supported()) {
+    showComposerError('This browser cannot record audio.');
+    return;
+  }
+  const recorder = new VoiceRecorder();
+  try {
+    await recorder.start();
+  } catch {
+    showComposerError('No microphone, or no permission to use it.');
+    return;
+  }
+  ui.recorder = recorder;
+  const button = $('#voice');
+  button.classList.add('recording');
+  button.setAttribute('aria-label', 'Stop and send the voice message');
+  button.setAttribute('aria-pressed', 'true');
+  $('#voice-status').hidden = false;
+  const tick = () => { $('#voice-time').textContent = formatDuration(recorder.elapsed()); };
+  tick();
+  ui.recordTimer = setInterval(tick, 250);
+}
+
+async function finishVoiceNote(send) {
+  const recorder = ui.recorder;
+  if (!recorder) return;
+  ui.recorder = null;
+  clearInterval(ui.recordTimer);
+  const button = $('#voice');
+  button.classList.remove('recording');
+  button.setAttribute('aria-label', 'Record a voice message');
+  button.setAttribute('aria-pressed', 'false');
+  $('#voice-status').hidden = true;
+  if (!send) {
+    recorder.cancel();
+    return;
+  }
+  const conv = activeConv();
+  const { blob, durationMs } = await recorder.stop();
+  if (!conv || blob.size === 0) return;
+  const extension = blob.type.includes('ogg') ? 'ogg' : 'webm';
+  const entry = startUpload(blob, { durationMs, filename: `voice-message.${extension}` });
+  const media = await entry.done;
+  const index = ui.tray.indexOf(entry);
+  if (index >= 0) ui.tray.splice(index, 1);
+  renderTray();
+  if (media && activeConv() === conv) sendMessage('', { attachments: [media] });
+  else if (!media) showComposerError('The voice message could not be sent.');
+}
+
+function bindAttachments() {
+  const input = $('#attach-input');
+  $('#attach').addEventListener('click', () => input.click());
+  input.addEventListener('change', () => {
+    addFiles(input.files);
+    input.value = '';
+  });
+  $('#voice').addEventListener('click', () => toggleVoiceNote());
+  $('#voice-cancel').addEventListener('click', () => finishVoiceNote(false));
+  const pane = $('#chat');
+  pane.addEventListener('dragover', (event) => {
+    if (!event.dataTransfer || !Array.from(event.dataTransfer.types || []).includes('Files')) return;
+    event.preventDefault();
+    pane.classList.add('dropping');
+  });
+  pane.addEventListener('dragleave', (event) => {
+    if (!pane.contains(event.relatedTarget)) pane.classList.remove('dropping');
+  });
+  pane.addEventListener('drop', (event) => {
+    pane.classList.remove('dropping');
+    if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    addFiles(event.dataTransfer.files);
+  });
+  $('#composer').addEventListener('paste', (event) => {
+    const files = event.clipboardData ? Array.from(event.clipboardData.files || []) : [];
+    if (!files.length) return;
+    event.preventDefault();
+    addFiles(files);
   });
 }
 

@@ -93,9 +93,12 @@ test('arrow keys move between messages and between chats', async () => {
   assert.equal(Number((await focused(p)).seq), start - 1);
   await p.keyboard.press('End');
   assert.equal(Number((await focused(p)).seq), 30);
-  // Tab from a message reaches its own actions, then leaves the list.
+  // Tab from a message reaches its own actions, then leaves the list for the composer
+  // (its attach button first).
   await p.keyboard.press('Tab');
   assert.equal((await focused(p)).testid, 'reply-button');
+  await p.keyboard.press('Tab');
+  assert.equal((await focused(p)).testid, 'attach-button');
   await p.keyboard.press('Tab');
   assert.equal((await focused(p)).testid, 'composer-input');
 
