@@ -126,8 +126,9 @@ struct Inner {
     presence: Arc<dyn PresenceRegistry>,
     limiter: Arc<dyn RateLimiter>,
     media: Arc<dyn crate::MediaStore>,
-    /// Uploads being completed (read, hashed, decoded) at once: each may hold its
-    /// picture's bytes and up to 512 MiB of decoder memory, so at most two.
+    /// Uploads being completed (read, hashed, decoded) at once: one per two cores (each
+    /// may hold its picture's bytes and up to 512 MiB of decoder memory, and a decode
+    /// keeps a core busy: messages keep the others), at most two.
     picture_processing: Arc<tokio::sync::Semaphore>,
     /// Uploads this node is completing now: one completion of each at a time.
     completing: parking_lot::Mutex<HashSet<MediaId>>,
@@ -168,7 +169,8 @@ impl Chat {
             limiter: ports.limiter,
             media: ports.media,
             picture_processing: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |cores| cores.get().min(2)),
+                std::thread::available_parallelism()
+                    .map_or(1, |cores| (cores.get() / 2).clamp(1, 2)),
             )),
             completing: parking_lot::Mutex::new(HashSet::new()),
             members: MembershipCache::default(),
