@@ -71,13 +71,16 @@ printf '  download (GET)     %6.0f MiB/s\n' "$(echo "$mib / $get_total" | bc -l)
 
 "${CONVERT:-/usr/bin/convert}" -size 4000x3000 gradient:steelblue-orange -attenuate 0.4 +noise Gaussian -quality 90 "$work/photo.jpg"
 photo_size=$(stat -c %s "$work/photo.jpg")
-photo_ids=()
-for _ in $(seq 1 "$photos"); do
-  upload=$(api POST /media "{\"content_type\":\"image/jpeg\",\"size\":$photo_size}")
-  url=$(jq -r .upload_url <<<"$upload"); [[ "$url" == http* ]] || url="$base$url"
-  curl -sf -X PUT --data-binary @"$work/photo.jpg" "$url" >/dev/null
-  photo_ids+=("$(jq -r .media_id <<<"$upload")")
-done
+upload_photos() { # uploads the photo $photos times (not completed yet) into photo_ids
+  photo_ids=()
+  for _ in $(seq 1 "$photos"); do
+    upload=$(api POST /media "{\"content_type\":\"image/jpeg\",\"size\":$photo_size}")
+    url=$(jq -r .upload_url <<<"$upload"); [[ "$url" == http* ]] || url="$base$url"
+    curl -sf -X PUT --data-binary @"$work/photo.jpg" "$url" >/dev/null
+    photo_ids+=("$(jq -r .media_id <<<"$upload")")
+  done
+}
+upload_photos
 complete_photos() { # completes every uploaded photo, two requests at a time
   printf '%s\n' "${photo_ids[@]}" | xargs -P 2 -I{} curl -sf -X POST "$base/api/v1/media/{}/complete" \
     -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{}' -o /dev/null
@@ -90,14 +93,8 @@ common=(--server "$base" --server-pid "$server" --users 200 --conversations 100 
   --rate "$rate" --duration 20s --warmup 5s)
 echo "1:1 traffic at $rate msg/s, alone:"
 "$bin" bench "${common[@]}" 2>&1 | grep -E 'sends|deliveries|throughput|latency|server RSS' || true
-# The same photos again (new uploads), completed in a loop while the traffic runs.
-photo_ids=()
-for _ in $(seq 1 "$photos"); do
-  upload=$(api POST /media "{\"content_type\":\"image/jpeg\",\"size\":$photo_size}")
-  url=$(jq -r .upload_url <<<"$upload"); [[ "$url" == http* ]] || url="$base$url"
-  curl -sf -X PUT --data-binary @"$work/photo.jpg" "$url" >/dev/null
-  photo_ids+=("$(jq -r .media_id <<<"$upload")")
-done
+# The same photos again (new uploads), completed while the traffic runs.
+upload_photos
 (sleep 4; complete_photos) &
 processing=$!
 echo "1:1 traffic at $rate msg/s, while $photos photos are processed:"

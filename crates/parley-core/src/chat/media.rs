@@ -57,6 +57,8 @@ const PICTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Media collected per batch.
 const COLLECT_BATCH: u32 = 500;
 const MAX_CONTENT_TYPE: usize = 127;
+/// The longest recording a client may say it made (100 hours).
+const MAX_DURATION_MS: u64 = 100 * 3600 * 1000;
 
 impl Chat {
     /// Starts an upload: checks what the client declares against the limits and the
@@ -74,6 +76,11 @@ impl Chat {
             )));
         }
         let filename = checked_filename(upload.filename)?;
+        if upload.duration_ms.is_some_and(|ms| ms > MAX_DURATION_MS) {
+            return Err(Error::Invalid(
+                "duration_ms is at most 360000000 (100 hours)".into(),
+            ));
+        }
         let sha256 = match upload.sha256 {
             Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Some(hash.to_ascii_lowercase())

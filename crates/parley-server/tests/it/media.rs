@@ -22,6 +22,17 @@ fn refused<T: std::fmt::Debug>(result: Result<T, SdkError>) -> (u16, ErrorCode) 
     }
 }
 
+/// An upload of `size` bytes declared as `content_type`, nothing else said.
+fn declared(content_type: &str, size: u64) -> CreateMediaRequest {
+    CreateMediaRequest {
+        content_type: content_type.into(),
+        size,
+        filename: None,
+        sha256: None,
+        duration_ms: None,
+    }
+}
+
 fn send_with(attachments: Vec<MediaId>, caption: &str) -> SendMessageRequest {
     SendMessageRequest {
         attachments,
@@ -348,13 +359,7 @@ async fn strangers_non_members_and_expired_urls_are_refused() {
 async fn sizes_quotas_and_hashes_are_enforced() {
     let server = TestServer::start_with(|config| config.media.quota_bytes = 5_000_000).await;
     let alice = server.user("alice").await;
-    let too_big = CreateMediaRequest {
-        content_type: "video/mp4".into(),
-        size: 100 * 1024 * 1024 + 1,
-        filename: None,
-        sha256: None,
-        duration_ms: None,
-    };
+    let too_big = declared("video/mp4", 100 * 1024 * 1024 + 1);
     assert_eq!(
         refused(alice.client.create_media(&too_big).await),
         (413, ErrorCode::MediaTooLarge)
@@ -436,13 +441,7 @@ async fn sizes_quotas_and_hashes_are_enforced() {
 async fn more_bytes_than_declared_are_refused() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let request = CreateMediaRequest {
-        content_type: "application/pdf".into(),
-        size: 100,
-        filename: None,
-        sha256: None,
-        duration_ms: None,
-    };
+    let request = declared("application/pdf", 100);
     let upload = alice.client.create_media(&request).await.unwrap();
     match alice.client.put_upload(&upload, vec![1u8; 101]).await {
         Err(_) => assert_eq!(
@@ -553,13 +552,7 @@ async fn a_decompression_bomb_is_refused() {
     let alice = server.user("alice").await;
     let bomb = decompression_bomb();
     assert!(bomb.len() < 100);
-    let request = CreateMediaRequest {
-        content_type: "image/png".into(),
-        size: bomb.len() as u64,
-        filename: None,
-        sha256: None,
-        duration_ms: None,
-    };
+    let request = declared("image/png", bomb.len() as u64);
     let upload = alice.client.create_media(&request).await.unwrap();
     alice.client.put_upload(&upload, bomb).await.unwrap();
     let started = std::time::Instant::now();
@@ -755,13 +748,7 @@ async fn unused_media_are_collected() {
 async fn bad_upload_requests_are_refused() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let base = CreateMediaRequest {
-        content_type: "image/png".into(),
-        size: 10,
-        filename: None,
-        sha256: None,
-        duration_ms: None,
-    };
+    let base = declared("image/png", 10);
     for bad in [
         CreateMediaRequest {
             content_type: "png".into(),
@@ -773,6 +760,10 @@ async fn bad_upload_requests_are_refused() {
         },
         CreateMediaRequest {
             sha256: Some("abc".into()),
+            ..base.clone()
+        },
+        CreateMediaRequest {
+            duration_ms: Some(360_000_001),
             ..base.clone()
         },
     ] {
@@ -855,13 +846,7 @@ async fn a_late_upload_cannot_change_what_was_sent() {
     let server = TestServer::start().await;
     let [alice, bob] = server.users(["alice", "bob"]).await;
     let chat = alice.direct_with(&bob).await;
-    let request = CreateMediaRequest {
-        content_type: "text/plain".into(),
-        size: 11,
-        filename: Some("note.txt".into()),
-        sha256: None,
-        duration_ms: None,
-    };
+    let request = declared("text/plain", 11);
     let upload = alice.client.create_media(&request).await.unwrap();
     alice
         .client
