@@ -89,3 +89,41 @@ pub(super) fn optional_url(url: String) -> Result<Option<String>> {
     }
     Ok(Some(url.to_owned()))
 }
+
+/// A file name as shown and offered on download: no path, no control characters, no
+/// bidi controls (`invoice\u{202E}fdp.exe` must not read as a PDF), at most 255 bytes (a
+/// longer one is shortened, its extension kept); `None` if nothing is left.
+pub(super) fn checked_filename(filename: Option<String>) -> Option<String> {
+    let name = filename?;
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            let hidden_turn = is_bidi_control(c)
+                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}');
+            if c == '/' || c == '\\' || c.is_control() || hidden_turn {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned = shortened(cleaned.trim(), parley_proto::limits::MAX_FILENAME_BYTES);
+    (!cleaned.is_empty() && cleaned != "." && cleaned != "..").then_some(cleaned)
+}
+
+/// `name` cut to at most `limit` bytes on a character boundary, keeping a short extension.
+pub(super) fn shortened(name: &str, limit: usize) -> String {
+    if name.len() <= limit {
+        return name.to_owned();
+    }
+    let extension = name
+        .rfind('.')
+        .map(|at| &name[at..])
+        .filter(|extension| extension.len() <= 16)
+        .unwrap_or("");
+    let mut stem_end = limit - extension.len();
+    while !name.is_char_boundary(stem_end) {
+        stem_end -= 1;
+    }
+    format!("{}{extension}", &name[..stem_end])
+}
