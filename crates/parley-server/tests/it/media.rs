@@ -742,8 +742,8 @@ async fn unused_media_are_collected() {
         .is_client_error());
 }
 
-/// Anything but a media type is refused; a path in a file name is flattened, and a name
-/// past 255 bytes is shortened.
+/// Anything but a media type, or a filename past 255 bytes, is refused; a path in a file
+/// name is flattened.
 #[tokio::test]
 async fn bad_upload_requests_are_refused() {
     let server = TestServer::start().await;
@@ -752,6 +752,10 @@ async fn bad_upload_requests_are_refused() {
     for bad in [
         CreateMediaRequest {
             content_type: "png".into(),
+            ..base.clone()
+        },
+        CreateMediaRequest {
+            filename: Some("x".repeat(256)),
             ..base.clone()
         },
         CreateMediaRequest {
