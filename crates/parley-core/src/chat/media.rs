@@ -8,7 +8,7 @@
 //! blocking thread, a bounded number at a time: none of it is on the send path.
 
 use super::*;
-use crate::media::duration::{duration_ms, DURATION_WINDOW};
+use crate::media::duration::{duration_ms, DURATION_WINDOW, MAX_DURATION_MS};
 use crate::media::picture::{self, PictureError, PictureLimits};
 use crate::media::sniff::{shown_inline, sniff, Kind, SNIFF_BYTES};
 use crate::media::{DownloadAs, MediaError, SignedRequest};
@@ -57,8 +57,6 @@ const PICTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Media collected per batch.
 const COLLECT_BATCH: u32 = 500;
 const MAX_CONTENT_TYPE: usize = 127;
-/// The longest recording a client may say it made (100 hours).
-const MAX_DURATION_MS: u64 = 100 * 3600 * 1000;
 
 impl Chat {
     /// Starts an upload: checks what the client declares against the limits and the

@@ -6,8 +6,9 @@
 /// How many bytes from each end of a file [`duration_ms`] wants to see.
 pub const DURATION_WINDOW: u64 = 1024 * 1024;
 
-/// Anything longer is taken for a misread.
-const MAX_DURATION_MS: u64 = 100 * 3600 * 1000;
+/// The longest recording there is: anything longer read from a container is a misread,
+/// and a client may not claim more.
+pub const MAX_DURATION_MS: u64 = 100 * 3600 * 1000;
 
 /// The duration of the recording of `content_type` whose first and last bytes are
 /// `head` and `tail` (each up to [`DURATION_WINDOW`]; the same bytes twice for a small
