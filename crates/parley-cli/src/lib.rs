@@ -17,7 +17,7 @@ use output::NameBook;
 use parley_sdk::proto::rest::SendMessageRequest;
 use parley_sdk::proto::{ConversationId, PublicProfile, UserId};
 use parley_sdk::Client;
-use session::Session;
+use session::{prompt_new_password, prompt_password, Session};
 
 /// `parley <command>`: everything a person or a script does as a client.
 #[derive(Debug, clap::Subcommand)]
@@ -142,6 +142,17 @@ pub enum Command {
         /// The picture's thumbnail instead.
         #[arg(long)]
         thumbnail: bool,
+    },
+    /// Set your profile picture from a picture file (or a group's, with `--group`;
+    /// `--remove` takes it away).
+    Avatar {
+        #[arg(required_unless_present = "remove")]
+        file: Option<std::path::PathBuf>,
+        /// The group (its id) whose picture to set, if you are one of its admins.
+        #[arg(long, value_name = "CONVERSATION_ID")]
+        group: Option<String>,
+        #[arg(long, conflicts_with = "file")]
+        remove: bool,
     },
     /// Show messages, oldest first.
     History {
@@ -400,6 +411,7 @@ pub async fn run(command: Command, server: &str) -> anyhow::Result<()> {
             out,
             thumbnail,
         } => media::download(&server, media_id, out, thumbnail).await?,
+        Command::Avatar { file, group, .. } => media::avatar(&server, file, group).await?,
         Command::History {
             conversation_id,
             limit,
@@ -578,21 +590,6 @@ fn pick_exact_username(
         .into_iter()
         .find(|profile| profile.username == wanted)
         .with_context(|| format!("no user named {username}"))
-}
-
-fn prompt_password(prompt: &str) -> anyhow::Result<String> {
-    rpassword::prompt_password(prompt).context(
-        "cannot read a password without a terminal: pass --password or set PARLEY_PASSWORD",
-    )
-}
-
-fn prompt_new_password() -> anyhow::Result<String> {
-    let password = prompt_password("new password: ")?;
-    let repeated = prompt_password("repeat password: ")?;
-    if password != repeated {
-        bail!("the passwords differ");
-    }
-    Ok(password)
 }
 
 #[cfg(test)]

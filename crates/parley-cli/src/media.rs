@@ -67,6 +67,57 @@ pub(crate) async fn download(
     Ok(())
 }
 
+/// Uploads `file` and makes it the profile picture, or `group`'s; `None` removes it.
+pub(crate) async fn avatar(
+    server: &str,
+    file: Option<PathBuf>,
+    group: Option<String>,
+) -> anyhow::Result<()> {
+    let (client, _) = logged_in(server)?;
+    let media_id = match &file {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let filename = path.file_name().and_then(|name| name.to_str());
+            let media = client
+                .upload(bytes, guess_type(path), filename)
+                .await
+                .with_context(|| format!("uploading {}", path.display()))?;
+            Some(media.media_id)
+        }
+        None => None,
+    };
+    let what = match &media_id {
+        Some(media_id) => format!("set to {media_id}"),
+        None => "removed".to_owned(),
+    };
+    match group {
+        Some(conversation_id) => {
+            let request = parley_sdk::proto::rest::UpdateConversationRequest {
+                avatar_media_id: Some(media_id),
+                ..Default::default()
+            };
+            let conversation = client
+                .update_conversation(&ConversationId::from(conversation_id), &request)
+                .await
+                .context("setting the group's picture")?;
+            println!("picture of {} {what}", conversation.conversation_id);
+        }
+        None => {
+            let request = parley_sdk::proto::rest::UpdateProfileRequest {
+                avatar_media_id: Some(media_id),
+                ..Default::default()
+            };
+            client
+                .update_me(&request)
+                .await
+                .context("setting your picture")?;
+            println!("profile picture {what}");
+        }
+    }
+    Ok(())
+}
+
 /// A type to declare from the file name; the server sniffs the bytes anyway.
 fn guess_type(path: &Path) -> &'static str {
     let extension = path

@@ -64,10 +64,19 @@ fn attachment_label(media: &parley_sdk::proto::Media) -> String {
         .map(|ms| format!(" {}:{:02}", ms / 60_000, ms / 1000 % 60))
         .unwrap_or_default();
     format!(
-        "[{what}{length} {:.1} MB {}]",
-        media.size as f64 / 1e6,
+        "[{what}{length} {} {}]",
+        human_size(media.size),
         media.media_id
     )
+}
+
+/// `512 B`, `9.8 KB`, `2.1 MB` (powers of 1000, as file managers show them).
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} B"),
+        1_000..=999_999 => format!("{:.1} KB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
 
 pub fn message_line(message: &Message, names: &NameBook) -> String {
@@ -274,6 +283,7 @@ mod tests {
             kind: ConversationType::Direct,
             name: None,
             description: None,
+            avatar_media_id: None,
             members: Some(vec![member("u_1", "alice"), member("u_2", "bob")]),
             member_count: 2,
             created_at: Timestamp(0),

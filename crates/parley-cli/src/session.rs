@@ -109,6 +109,21 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
+/// Reads a password from the terminal without echo.
+pub(crate) fn prompt_password(prompt: &str) -> anyhow::Result<String> {
+    rpassword::prompt_password(prompt).context(
+        "cannot read a password without a terminal: pass --password or set PARLEY_PASSWORD",
+    )
+}
+
+/// A new password, typed twice.
+pub(crate) fn prompt_new_password() -> anyhow::Result<String> {
+    let password = prompt_password("new password: ")?;
+    let repeated = prompt_password("repeat password: ")?;
+    anyhow::ensure!(password == repeated, "the passwords differ");
+    Ok(password)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

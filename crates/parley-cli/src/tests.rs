@@ -66,6 +66,7 @@ fn profile(username: &str) -> PublicProfile {
         display_name: username.to_uppercase(),
         status_message: None,
         avatar_url: None,
+        avatar_media_id: None,
     }
 }
 

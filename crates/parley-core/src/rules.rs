@@ -12,7 +12,9 @@
 use crate::error::{Error, Result};
 use crate::membership::ConversationMembers;
 use crate::store::{ConversationChange, Counting};
-use parley_proto::{ContentType, ConversationType, Member, Role, SystemEvent, Timestamp, UserId};
+use parley_proto::{
+    ContentType, ConversationType, MediaId, Member, Role, SystemEvent, Timestamp, UserId,
+};
 use std::collections::HashSet;
 
 /// What is unread for a member: the messages after their read pointer, except their own
@@ -53,6 +55,8 @@ pub enum ChangeIntent {
     /// Disappearing messages on (seconds) or off (0): any member of a direct chat, group
     /// admins. The value was checked against the configured choices.
     SetDisappearing(u32),
+    /// A new group picture (checked: the actor's own, ready picture) or none (admins).
+    SetAvatar(Option<MediaId>),
 }
 
 /// What an authorized change does.
@@ -115,6 +119,17 @@ pub fn plan_change(
                     actor_id: actor.clone(),
                     name: name.clone(),
                     description: description.clone(),
+                }],
+                removed: Vec::new(),
+            })
+        }
+        ChangeIntent::SetAvatar(media_id) => {
+            require_admin(actor_role)?;
+            Ok(ChangePlan {
+                changes: vec![ConversationChange::SetAvatar(media_id.clone())],
+                events: vec![SystemEvent::AvatarChanged {
+                    actor_id: actor.clone(),
+                    avatar_media_id: media_id.clone(),
                 }],
                 removed: Vec::new(),
             })

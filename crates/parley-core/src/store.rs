@@ -9,8 +9,8 @@
 
 use async_trait::async_trait;
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Media, Member,
-    Message, MessageId, ReactionUsers, Role, SystemEvent, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Media, MediaId,
+    Member, Message, MessageId, ReactionUsers, Role, SystemEvent, Timestamp, UserId,
 };
 use std::collections::HashSet;
 

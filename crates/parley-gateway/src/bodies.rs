@@ -24,6 +24,7 @@ pub fn profile_changes(request: UpdateProfileRequest) -> ProfileChanges {
         display_name: request.display_name,
         status_message: request.status_message,
         avatar_url: request.avatar_url,
+        avatar_media_id: request.avatar_media_id,
         last_seen_privacy: request
             .last_seen_privacy
             .or(request.last_seen_visible.map(|visible| {
@@ -58,6 +59,7 @@ pub fn group_details(request: UpdateConversationRequest) -> GroupDetails {
         name: request.name,
         description: request.description,
         disappearing_seconds: request.disappearing_seconds,
+        avatar_media_id: request.avatar_media_id,
     }
 }
 

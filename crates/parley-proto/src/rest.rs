@@ -45,6 +45,14 @@ pub struct UpdateProfileRequest {
     pub status_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
+    /// A picture the user uploaded (`POST /media`, completed, an image): their avatar from
+    /// now on. `null` removes it; absent leaves it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::types::present"
+    )]
+    pub avatar_media_id: Option<Option<MediaId>>,
     /// v1's switch: `true` is `last_seen_privacy: "everyone"`, `false` is `"nobody"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_visible: Option<bool>,
@@ -109,6 +117,14 @@ pub struct UpdateConversationRequest {
         deserialize_with = "crate::types::present"
     )]
     pub disappearing_seconds: Option<u32>,
+    /// The group's picture (admins): a completed image the caller uploaded; `null`
+    /// removes it. Groups only.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::types::present"
+    )]
+    pub avatar_media_id: Option<Option<MediaId>>,
 }
 
 /// `PATCH /conversations/{id}/settings`: this user's settings, on all their devices.

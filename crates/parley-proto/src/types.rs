@@ -252,6 +252,12 @@ pub enum SystemEvent {
     /// `actor_id` turned disappearing messages on (`seconds` after sending) or off (`0`):
     /// for the messages sent after this one.
     DisappearingChanged { actor_id: UserId, seconds: u32 },
+    /// `actor_id` set the group's picture (`avatar_media_id`) or removed it (absent).
+    AvatarChanged {
+        actor_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar_media_id: Option<MediaId>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -325,6 +331,10 @@ pub struct Conversation {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The group's picture (`PATCH /conversations/{id}`, admins): its members may
+    /// download it. Direct chats have none (clients show the other member's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_media_id: Option<MediaId>,
     /// Present in `GET /conversations/{id}`, `conversation_updated` and, for direct chats
     /// and small groups, in the list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -440,6 +450,10 @@ pub struct Profile {
     pub display_name: String,
     pub status_message: Option<String>,
     pub avatar_url: Option<String>,
+    /// The profile picture uploaded through `POST /media` (`PATCH /users/me`): anyone
+    /// signed in may download it (`GET /media/{id}/thumbnail` for the small one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_media_id: Option<MediaId>,
     /// Privacy: who sees this user's online status and `last_seen` in `presence`.
     pub last_seen_privacy: LastSeenPrivacy,
     /// `last_seen_privacy == "everyone"`, for clients of protocol v1.
@@ -508,6 +522,9 @@ pub struct PublicProfile {
     pub display_name: String,
     pub status_message: Option<String>,
     pub avatar_url: Option<String>,
+    /// The profile picture uploaded through `POST /media`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_media_id: Option<MediaId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -129,6 +129,7 @@ async fn user(store: &Arc<dyn Store>, name: &str) -> parley_proto::UserId {
             display_name: name.to_owned(),
             status_message: None,
             avatar_url: None,
+            avatar_media_id: None,
             last_seen_privacy: parley_proto::LastSeenPrivacy::Everyone,
             deleted_at: None,
             last_seen_at: None,

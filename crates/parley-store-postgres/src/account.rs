@@ -88,9 +88,16 @@ impl PgStore {
             .execute(&mut *transaction)
             .await
             .map_err(store_error)?;
+            // Their uploads go once no message or group names them (the collector checks).
+            sqlx::query("UPDATE media SET released = true WHERE owner_id = $1")
+                .bind(user_id.as_str())
+                .execute(&mut *transaction)
+                .await
+                .map_err(store_error)?;
             sqlx::query(
                 "UPDATE users SET username = '~' || user_id, display_name = 'Deleted account', \
                  password_hash = '', status_message = NULL, avatar_url = NULL, \
+                 avatar_media_id = NULL, \
                  last_seen_privacy = 'nobody', last_seen_at = NULL, deleted_at = $2 \
                  WHERE user_id = $1",
             )

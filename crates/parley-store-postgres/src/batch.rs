@@ -577,6 +577,9 @@ pub(crate) async fn apply_change(
             .await
             .map_err(store_error)?;
         }
+        ConversationChange::SetAvatar(avatar) => {
+            crate::media::set_group_avatar(connection, conversation_id, avatar.as_ref()).await?;
+        }
         ConversationChange::SetDisappearing(seconds) => {
             sqlx::query(
                 "UPDATE conversations SET disappearing_seconds = $2 WHERE conversation_id = $1",

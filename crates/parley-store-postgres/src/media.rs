@@ -173,6 +173,8 @@ pub(crate) async fn media_readable(
     media_id: &MediaId,
     user_id: &UserId,
 ) -> StoreResult<bool> {
+    // A message that carries it, a live user's profile picture, or the picture of a
+    // group the user is in.
     let readable: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM media_refs r \
          JOIN members m ON m.conversation_id = r.conversation_id AND m.user_id = $2 \
@@ -180,7 +182,12 @@ pub(crate) async fn media_readable(
          WHERE r.media_id = $1 AND r.seq > m.cleared_seq AND NOT g.deleted \
          AND (g.expires_at IS NULL OR g.expires_at > $3) \
          AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $2 \
-             AND h.conversation_id = r.conversation_id AND h.seq = r.seq))",
+             AND h.conversation_id = r.conversation_id AND h.seq = r.seq)) \
+         OR EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = $1 \
+             AND u.deleted_at IS NULL) \
+         OR EXISTS (SELECT 1 FROM conversations c \
+             JOIN members m ON m.conversation_id = c.conversation_id AND m.user_id = $2 \
+             WHERE c.avatar_media_id = $1)",
     )
     .bind(media_id.as_str())
     .bind(user_id.as_str())
@@ -191,23 +198,28 @@ pub(crate) async fn media_readable(
     Ok(readable)
 }
 
+/// No message carries the media (of the row `media`) and no user or group shows it.
+const UNNAMED: &str = "(NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.media_id) \
+     AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = media.media_id) \
+     AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.avatar_media_id = media.media_id))";
+
 pub(crate) async fn collect_media(
     writer: &PgPool,
     collection: MediaCollection,
 ) -> StoreResult<Vec<MediaRecord>> {
-    // Released media a message still carries (it was forwarded) are not released.
-    sqlx::query(
-        "UPDATE media SET released = false WHERE released \
-         AND EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.media_id)",
-    )
+    // Released media a message still carries (it was forwarded) or a user or group
+    // still shows are not released.
+    sqlx::query(&format!(
+        "UPDATE media SET released = false WHERE released AND NOT {UNNAMED}"
+    ))
     .execute(writer)
     .await
     .map_err(store_error)?;
     // Rows locked by another node's collection are skipped: each goes to one node.
     let rows = sqlx::query(&format!(
         "DELETE FROM media WHERE media_id IN ( \
-             SELECT media_id FROM media WHERE (NOT sent AND created_at < $1) OR (released \
-             AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.media_id)) \
+             SELECT media_id FROM media WHERE (NOT sent AND created_at < $1) \
+             OR (released AND {UNNAMED}) \
              LIMIT $2 FOR UPDATE SKIP LOCKED) \
          RETURNING {MEDIA_COLUMNS}"
     ))
@@ -274,6 +286,60 @@ pub(crate) async fn lock_media(
     .await
     .map_err(store_error)?;
     Ok(found.into_iter().collect())
+}
+
+/// A user or group changes picture from `old` to `new`: the new media is marked sent and
+/// kept (`MissingReference` if it was collected; the row lock holds off a collection),
+/// the old one released (collected once nothing names it).
+pub(crate) async fn swap_avatar(
+    connection: &mut sqlx::PgConnection,
+    old: Option<&MediaId>,
+    new: Option<&MediaId>,
+) -> StoreResult<()> {
+    if old == new {
+        return Ok(());
+    }
+    if let Some(new) = new {
+        let kept =
+            sqlx::query("UPDATE media SET sent = true, released = false WHERE media_id = $1")
+                .bind(new.as_str())
+                .execute(&mut *connection)
+                .await
+                .map_err(store_error)?;
+        if kept.rows_affected() == 0 {
+            return Err(StoreError::MissingReference);
+        }
+    }
+    if let Some(old) = old {
+        sqlx::query("UPDATE media SET released = true WHERE media_id = $1")
+            .bind(old.as_str())
+            .execute(&mut *connection)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// A group's new picture (or none), its media swapped as [`swap_avatar`] says.
+pub(crate) async fn set_group_avatar(
+    connection: &mut sqlx::PgConnection,
+    conversation_id: &ConversationId,
+    avatar: Option<&MediaId>,
+) -> StoreResult<()> {
+    let old: Option<String> =
+        sqlx::query_scalar("SELECT avatar_media_id FROM conversations WHERE conversation_id = $1")
+            .bind(conversation_id.as_str())
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(store_error)?;
+    swap_avatar(connection, old.map(MediaId).as_ref(), avatar).await?;
+    sqlx::query("UPDATE conversations SET avatar_media_id = $2 WHERE conversation_id = $1")
+        .bind(conversation_id.as_str())
+        .bind(avatar.map(MediaId::as_str))
+        .execute(&mut *connection)
+        .await
+        .map_err(store_error)?;
+    Ok(())
 }
 
 /// Whether every attachment of `message` is among the `existing` media.

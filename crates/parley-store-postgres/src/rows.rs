@@ -57,7 +57,7 @@ pub(crate) fn member_from_row(row: &PgRow) -> StoreResult<Member> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, last_seen_privacy, last_seen_at, created_at, deleted_at";
+     avatar_url, avatar_media_id, last_seen_privacy, last_seen_at, created_at, deleted_at";
 
 pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
@@ -67,6 +67,7 @@ pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
         display_name: column(row, "display_name")?,
         status_message: column(row, "status_message")?,
         avatar_url: column(row, "avatar_url")?,
+        avatar_media_id: column::<Option<String>>(row, "avatar_media_id")?.map(MediaId),
         last_seen_privacy: {
             let name: String = column(row, "last_seen_privacy")?;
             LastSeenPrivacy::parse(&name)
@@ -109,7 +110,7 @@ pub(crate) fn search_users_sql(by: SearchBy) -> String {
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
-     c.disappearing_seconds";
+     c.disappearing_seconds, c.avatar_media_id";
 
 /// The condition that leaves out expired messages of the table aliased `table` (`""` for
 /// none), by the database's clock: every read of messages carries it, so they vanish at
@@ -142,6 +143,7 @@ pub(crate) fn conversation_from_row(row: &PgRow) -> StoreResult<ConversationReco
         members_version: column(row, "members_version")?,
         disappearing_seconds: u32::try_from(column::<i32>(row, "disappearing_seconds")?)
             .unwrap_or(0),
+        avatar_media_id: column::<Option<String>>(row, "avatar_media_id")?.map(MediaId),
     })
 }
 
@@ -306,7 +308,7 @@ pub(crate) fn summary_select(rest: &str) -> String {
     format!(
         "SELECT c.conversation_id, c.kind, c.name, c.description, c.created_at, c.last_seq, \
          c.last_activity_at, c.member_count, c.members_version, c.disappearing_seconds, \
-         m.read_seq, m.muted_until, \
+         c.avatar_media_id, m.read_seq, m.muted_until, \
          m.archived_at, m.pinned_at, m.marked_unread, m.cleared_seq, \
          (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
             AND u.seq > GREATEST(m.read_seq, m.cleared_seq) \

@@ -8,8 +8,8 @@ impl PgStore {
         // Not while the username is held after its account was deleted.
         let inserted = sqlx::query(&format!(
             "INSERT INTO users ({USER_COLUMNS}) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS \
-             (SELECT 1 FROM retired_usernames WHERE username = $2 AND free_at > $9)"
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE NOT EXISTS \
+             (SELECT 1 FROM retired_usernames WHERE username = $2 AND free_at > $10)"
         ))
         .bind(user.user_id.as_str())
         .bind(&user.username)
@@ -17,6 +17,7 @@ impl PgStore {
         .bind(&user.display_name)
         .bind(&user.status_message)
         .bind(&user.avatar_url)
+        .bind(user.avatar_media_id.as_ref().map(MediaId::as_str))
         .bind(user.last_seen_privacy.as_str())
         .bind(user.last_seen_at.map(Timestamp::millis))
         .bind(user.created_at.millis())
@@ -69,11 +70,25 @@ impl PgStore {
         user_id: &UserId,
         update: ProfileUpdate,
     ) -> StoreResult<UserRecord> {
+        let mut transaction = self.pool.begin().await.map_err(store_error)?;
+        if let Some(avatar) = &update.avatar_media_id {
+            let old: Option<String> = sqlx::query_scalar(
+                "SELECT avatar_media_id FROM users WHERE user_id = $1 FOR UPDATE",
+            )
+            .bind(user_id.as_str())
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(store_error)?
+            .ok_or(StoreError::NotFound)?;
+            let old = old.map(MediaId);
+            crate::media::swap_avatar(&mut transaction, old.as_ref(), avatar.as_ref()).await?;
+        }
         let row = sqlx::query(&format!(
             "UPDATE users SET display_name = COALESCE($2, display_name), \
              status_message = CASE WHEN $3 THEN $4 ELSE status_message END, \
              avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END, \
-             last_seen_privacy = COALESCE($7, last_seen_privacy) \
+             last_seen_privacy = COALESCE($7, last_seen_privacy), \
+             avatar_media_id = CASE WHEN $8 THEN $9 ELSE avatar_media_id END \
              WHERE user_id = $1 RETURNING {USER_COLUMNS}"
         ))
         .bind(user_id.as_str())
@@ -83,10 +98,14 @@ impl PgStore {
         .bind(update.avatar_url.is_some())
         .bind(update.avatar_url.flatten())
         .bind(update.last_seen_privacy.map(LastSeenPrivacy::as_str))
-        .fetch_one(&self.pool)
+        .bind(update.avatar_media_id.is_some())
+        .bind(update.avatar_media_id.flatten().map(|media_id| media_id.0))
+        .fetch_one(&mut *transaction)
         .await
         .map_err(store_error)?;
-        user_from_row(&row)
+        let user = user_from_row(&row)?;
+        transaction.commit().await.map_err(store_error)?;
+        Ok(user)
     }
 
     pub(crate) async fn insert_device_row(&self, device: NewDevice) -> StoreResult<()> {

@@ -95,10 +95,16 @@ pub(crate) async fn delete_account(
     .execute(&mut *transaction)
     .await
     .map_err(unavailable)?;
+    // Their uploads go once no message or group names them (the collector checks).
+    sqlx::query("UPDATE media SET released = 1 WHERE owner_id = ?")
+        .bind(id)
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
     // A username no one can register (`~` is not a username character).
     sqlx::query(
         "UPDATE users SET username = '~' || user_id, display_name = 'Deleted account', \
-         password_hash = '', status_message = NULL, avatar_url = NULL, \
+         password_hash = '', status_message = NULL, avatar_url = NULL, avatar_media_id = NULL, \
          last_seen_privacy = 'nobody', last_seen_at = NULL, deleted_at = ? WHERE user_id = ?",
     )
     .bind(at.millis())

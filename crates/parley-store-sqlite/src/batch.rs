@@ -366,6 +366,23 @@ pub(crate) async fn apply_change(
             .await
             .map_err(unavailable)?;
         }
+        ConversationChange::SetAvatar(avatar) => {
+            let old: Option<String> = sqlx::query_scalar(
+                "SELECT avatar_media_id FROM conversations WHERE conversation_id = ?",
+            )
+            .bind(conversation_id.as_str())
+            .fetch_one(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+            let old = old.map(MediaId);
+            crate::media::swap_avatar(transaction, old.as_ref(), avatar.as_ref()).await?;
+            sqlx::query("UPDATE conversations SET avatar_media_id = ? WHERE conversation_id = ?")
+                .bind(avatar.as_ref().map(MediaId::as_str))
+                .bind(conversation_id.as_str())
+                .execute(&mut **transaction)
+                .await
+                .map_err(unavailable)?;
+        }
         ConversationChange::SetDisappearing(seconds) => {
             sqlx::query(
                 "UPDATE conversations SET disappearing_seconds = ? WHERE conversation_id = ?",

@@ -25,8 +25,8 @@ use parley_core::store::{
     SeqRange, SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use parley_proto::{
-    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, Member, Message,
-    MessageId, ReactionUsers, Role, Timestamp, UserId,
+    ContentType, ConversationId, ConversationType, DeviceId, LastSeenPrivacy, MediaId, Member,
+    Message, MessageId, ReactionUsers, Role, Timestamp, UserId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,

@@ -2,7 +2,7 @@
 
 use super::*;
 use parley_core::store::{MediaCollection, MediaRecord, MediaRecordStore};
-use parley_proto::{Media, MediaId, MediaStatus, Thumbnail};
+use parley_proto::{Media, MediaStatus, Thumbnail};
 
 const MEDIA_COLUMNS: &str = "media_id, owner_id, status, declared_type, content_type, size, \
      filename, sha256, width, height, duration_ms, thumbnail_width, thumbnail_height, \
@@ -172,6 +172,8 @@ pub(crate) async fn media_readable(
     media_id: &MediaId,
     user_id: &UserId,
 ) -> StoreResult<bool> {
+    // A message that carries it, a live user's profile picture, or the picture of a
+    // group the user is in.
     let readable: i64 = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM media_refs r \
          JOIN members m ON m.conversation_id = r.conversation_id AND m.user_id = ?2 \
@@ -179,7 +181,12 @@ pub(crate) async fn media_readable(
          WHERE r.media_id = ?1 AND r.seq > m.cleared_seq AND g.deleted = 0 \
          AND (g.expires_at IS NULL OR g.expires_at > ?3) \
          AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?2 \
-             AND h.conversation_id = r.conversation_id AND h.seq = r.seq))",
+             AND h.conversation_id = r.conversation_id AND h.seq = r.seq)) \
+         OR EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = ?1 \
+             AND u.deleted_at IS NULL) \
+         OR EXISTS (SELECT 1 FROM conversations c \
+             JOIN members m ON m.conversation_id = c.conversation_id AND m.user_id = ?2 \
+             WHERE c.avatar_media_id = ?1)",
     )
     .bind(media_id.as_str())
     .bind(user_id.as_str())
@@ -198,10 +205,14 @@ pub(crate) async fn collect_media(
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(unavailable)?;
-    // Released media a message still carries (it was forwarded) are not released.
+    // Released media a message still carries (it was forwarded) or a user or group
+    // still shows are not released.
     sqlx::query(
         "UPDATE media SET released = 0 WHERE released = 1 \
-         AND EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.media_id)",
+         AND (EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.media_id) \
+           OR EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = media.media_id) \
+           OR EXISTS (SELECT 1 FROM conversations c \
+               WHERE c.avatar_media_id = media.media_id))",
     )
     .execute(&mut *transaction)
     .await
@@ -273,6 +284,37 @@ pub(crate) async fn release_media(
         sqlx::query(sql)
             .bind(conversation_id)
             .bind(seq)
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// A user or group changes picture from `old` to `new`: the new media is marked sent and
+/// kept (`MissingReference` if it was collected), the old one released (collected once
+/// nothing names it).
+pub(crate) async fn swap_avatar(
+    transaction: &mut Transaction<'_, Sqlite>,
+    old: Option<&MediaId>,
+    new: Option<&MediaId>,
+) -> StoreResult<()> {
+    if old == new {
+        return Ok(());
+    }
+    if let Some(new) = new {
+        let kept = sqlx::query("UPDATE media SET sent = 1, released = 0 WHERE media_id = ?")
+            .bind(new.as_str())
+            .execute(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+        if kept.rows_affected() == 0 {
+            return Err(StoreError::MissingReference);
+        }
+    }
+    if let Some(old) = old {
+        sqlx::query("UPDATE media SET released = 1 WHERE media_id = ?")
+            .bind(old.as_str())
             .execute(&mut **transaction)
             .await
             .map_err(unavailable)?;

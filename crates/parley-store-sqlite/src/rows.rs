@@ -53,7 +53,7 @@ pub(crate) fn role_from(value: &str) -> StoreResult<Role> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, last_seen_privacy, last_seen_at, created_at, deleted_at";
+     avatar_url, avatar_media_id, last_seen_privacy, last_seen_at, created_at, deleted_at";
 
 pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
     UserRecord {
@@ -63,6 +63,7 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
         display_name: row.get("display_name"),
         status_message: row.get("status_message"),
         avatar_url: row.get("avatar_url"),
+        avatar_media_id: row.get::<Option<String>, _>("avatar_media_id").map(MediaId),
         // The column's CHECK admits the three names only; anything else hides.
         last_seen_privacy: LastSeenPrivacy::parse(row.get("last_seen_privacy"))
             .unwrap_or(LastSeenPrivacy::Nobody),
@@ -93,7 +94,7 @@ pub(crate) fn search_users_sql(by: SearchBy) -> String {
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
-     c.disappearing_seconds";
+     c.disappearing_seconds, c.avatar_media_id";
 
 pub(crate) fn conversation_from_row(row: &SqliteRow) -> StoreResult<ConversationRecord> {
     let kind = match column::<&str>(row, "kind")? {
@@ -121,6 +122,7 @@ pub(crate) fn conversation_from_row(row: &SqliteRow) -> StoreResult<Conversation
         members_version: column(row, "members_version")?,
         disappearing_seconds: u32::try_from(column::<i64>(row, "disappearing_seconds")?)
             .unwrap_or(0),
+        avatar_media_id: column::<Option<String>>(row, "avatar_media_id")?.map(MediaId),
     })
 }
 
@@ -255,7 +257,7 @@ pub(crate) fn summary_select(unread: Counting<'_>, first_param: usize) -> String
     format!(
         "SELECT c.conversation_id, c.kind, c.name, c.description, \
      c.created_at, c.last_seq, c.last_activity_at, c.member_count, c.members_version, \
-     c.disappearing_seconds, m.read_seq, m.muted_until, m.archived_at, m.pinned_at, m.marked_unread, \
+     c.disappearing_seconds, c.avatar_media_id, m.read_seq, m.muted_until, m.archived_at, m.pinned_at, m.marked_unread, \
      m.cleared_seq, \
      (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
         AND u.seq > MAX(m.read_seq, m.cleared_seq){counted}) AS unread_count, \

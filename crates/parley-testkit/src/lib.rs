@@ -99,6 +99,7 @@ macro_rules! store_conformance {
             media_records_complete_once,
             attachments_make_media_readable_to_members,
             collection_takes_unsent_and_released_media,
+            avatars_are_readable_and_kept_while_shown,
         );
     };
     (@tests $new_store:path; $($name:ident),* $(,)?) => {

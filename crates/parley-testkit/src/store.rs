@@ -27,6 +27,7 @@ pub async fn user(store: &Arc<dyn Store>, username: &str) -> UserId {
             display_name: format!("{username} display"),
             status_message: None,
             avatar_url: None,
+            avatar_media_id: None,
             last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
@@ -61,7 +62,11 @@ pub fn text(
     }
 }
 
-fn system(conversation_id: &ConversationId, actor_id: &UserId, event: SystemEvent) -> NewMessage {
+pub(crate) fn system(
+    conversation_id: &ConversationId,
+    actor_id: &UserId,
+    event: SystemEvent,
+) -> NewMessage {
     let mut message = text(
         conversation_id,
         actor_id,
@@ -195,6 +200,7 @@ pub async fn users_are_unique_and_searchable(store: Arc<dyn Store>) {
             display_name: "other".into(),
             status_message: None,
             avatar_url: None,
+            avatar_media_id: None,
             last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),

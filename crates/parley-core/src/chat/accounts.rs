@@ -33,6 +33,7 @@ impl Chat {
             display_name,
             status_message: None,
             avatar_url: None,
+            avatar_media_id: None,
             last_seen_privacy: parley_proto::LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
@@ -219,6 +220,10 @@ impl Chat {
                 Some(url) => Some(optional_url(url)?),
                 None => None,
             },
+            avatar_media_id: match request.avatar_media_id {
+                Some(media_id) => Some(self.checked_avatar(session, media_id).await?),
+                None => None,
+            },
             last_seen_privacy: request.last_seen_privacy,
         };
         self.check_write_rate(session).await?;
@@ -230,7 +235,8 @@ impl Chat {
             .inner
             .store
             .update_user(&session.user_id, update)
-            .await?;
+            .await
+            .map_err(avatars::avatar_gone)?;
         if before.is_some_and(|before| before.last_seen_privacy != user.last_seen_privacy) {
             // Not fatal: the profile changed; watchers see the new rule from the next
             // change of presence or subscribe.

@@ -23,9 +23,13 @@ impl Chat {
             Some(text) => Some(checked_text("description", text, 0, MAX_DESCRIPTION)?),
             None => None,
         };
-        let mut intents = Vec::with_capacity(2);
+        let mut intents = Vec::with_capacity(3);
         if name.is_some() || description.is_some() {
             intents.push(ChangeIntent::Rename { name, description });
+        }
+        if let Some(media_id) = request.avatar_media_id {
+            let media_id = self.checked_avatar(session, media_id).await?;
+            intents.push(ChangeIntent::SetAvatar(media_id));
         }
         if let Some(seconds) = request.disappearing_seconds {
             let choices = &self.inner.config.disappearing_choices;
@@ -49,7 +53,9 @@ impl Chat {
         }
         if intents.is_empty() && request.disappearing_seconds.is_none() {
             return Err(Error::Invalid(
-                "nothing to change: give name, description or disappearing_seconds".into(),
+                "nothing to change: give name, description, avatar_media_id or \
+                 disappearing_seconds"
+                    .into(),
             ));
         }
         // Checked here for a quick answer, and again at commit against the members then.
@@ -240,7 +246,7 @@ impl Chat {
                 Err(StoreError::Conflict(_)) if attempts < MAX_CHANGE_ATTEMPTS => attempts += 1,
                 // Other nodes kept changing the members: busy, not the caller's fault.
                 Err(StoreError::Conflict(_)) => return Err(Error::Busy),
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(avatars::avatar_gone(error)),
             }
         };
         self.inner.members.invalidate(conversation_id);

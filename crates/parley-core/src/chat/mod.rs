@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod account_data;
 mod accounts;
+mod avatars;
 mod blocks;
 mod changes;
 mod conversations;

@@ -2,7 +2,7 @@
 //! bodies and frames into these and back; the core knows no request or response body.
 
 use parley_proto::{
-    Conversation, ConversationId, DeviceId, LastSeenPrivacy, Message, MutedUntil, UserId,
+    Conversation, ConversationId, DeviceId, LastSeenPrivacy, MediaId, Message, MutedUntil, UserId,
 };
 
 /// A device's bearer token, as registration and login hand it out (only then: the store
@@ -21,6 +21,8 @@ pub struct ProfileChanges {
     pub display_name: Option<String>,
     pub status_message: Option<String>,
     pub avatar_url: Option<String>,
+    /// A completed picture the user uploaded; `Some(None)` removes the avatar.
+    pub avatar_media_id: Option<Option<MediaId>>,
     pub last_seen_privacy: Option<LastSeenPrivacy>,
 }
 
@@ -44,6 +46,9 @@ pub struct GroupDetails {
     pub description: Option<String>,
     /// Disappearing messages: seconds, or 0 for off.
     pub disappearing_seconds: Option<u32>,
+    /// The group's picture (a completed picture the admin uploaded); `Some(None)`
+    /// removes it.
+    pub avatar_media_id: Option<Option<MediaId>>,
 }
 
 /// A change to one's own settings for a conversation: `None` leaves a field as it is;

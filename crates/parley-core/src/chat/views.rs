@@ -44,6 +44,7 @@ pub(super) fn own_profile(user: UserRecord) -> Profile {
         display_name: user.display_name,
         status_message: user.status_message,
         avatar_url: user.avatar_url,
+        avatar_media_id: user.avatar_media_id,
         last_seen_visible: user.last_seen_privacy == parley_proto::LastSeenPrivacy::Everyone,
         last_seen_privacy: user.last_seen_privacy,
         created_at: user.created_at,
@@ -57,6 +58,7 @@ pub(super) fn public_profile(user: UserRecord) -> PublicProfile {
         display_name: user.display_name,
         status_message: user.status_message,
         avatar_url: user.avatar_url,
+        avatar_media_id: user.avatar_media_id,
     }
 }
 
@@ -72,6 +74,7 @@ pub(super) fn conversation_view(
         kind: record.kind,
         name: record.name,
         description: record.description,
+        avatar_media_id: record.avatar_media_id,
         member_count: members
             .as_ref()
             .map(|members| members.len() as u32)
@@ -128,6 +131,11 @@ pub(super) fn system_text(event: &SystemEvent) -> String {
             format!("renamed the group to \"{name}\"")
         }
         SystemEvent::ConversationRenamed { .. } => "changed the group description".to_owned(),
+        SystemEvent::AvatarChanged {
+            avatar_media_id: Some(_),
+            ..
+        } => "changed the group picture".to_owned(),
+        SystemEvent::AvatarChanged { .. } => "removed the group picture".to_owned(),
         SystemEvent::DisappearingChanged { seconds: 0, .. } => {
             "turned off disappearing messages".to_owned()
         }

@@ -11,6 +11,8 @@ pub struct UserRecord {
     pub display_name: String,
     pub status_message: Option<String>,
     pub avatar_url: Option<String>,
+    /// The profile picture (an upload of theirs): anyone signed in may download it.
+    pub avatar_media_id: Option<MediaId>,
     pub last_seen_privacy: LastSeenPrivacy,
     pub last_seen_at: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -25,6 +27,9 @@ pub struct ProfileUpdate {
     pub display_name: Option<String>,
     pub status_message: Option<Option<String>>,
     pub avatar_url: Option<Option<String>>,
+    /// A new avatar marks its media sent (never collected while it is one); the one it
+    /// replaces is released. `MissingReference` if the media is gone.
+    pub avatar_media_id: Option<Option<MediaId>>,
     pub last_seen_privacy: Option<LastSeenPrivacy>,
 }
 
@@ -62,6 +67,8 @@ pub struct ConversationRecord {
     pub members_version: i64,
     /// Disappearing messages: what is sent now expires this many seconds later (0: off).
     pub disappearing_seconds: u32,
+    /// The group's picture: its members may download it.
+    pub avatar_media_id: Option<MediaId>,
 }
 
 /// A conversation as one member sees it in their list.
@@ -287,6 +294,9 @@ pub enum ConversationChange {
     /// Disappearing messages on (seconds after sending) or off (0), for what is appended
     /// after this change: the store sets their `expires_at` (`rules::expires_at`).
     SetDisappearing(u32),
+    /// The group's picture, or none. Like a profile's avatar, the new media is marked
+    /// sent and the old one released; `MissingReference` if the media is gone.
+    SetAvatar(Option<MediaId>),
 }
 
 /// Changes decided by the core against one state of the members, applied by the store in

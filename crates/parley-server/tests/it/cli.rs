@@ -345,3 +345,75 @@ async fn the_cli_exports_logs_out_everywhere_and_deletes_the_account() {
         "no login any more"
     );
 }
+
+/// `send --attach`, `download` and `avatar`: a photo goes up with a caption, the other
+/// side saves the same picture, and a profile picture is set and removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_downloads_and_sets_pictures() {
+    let server = TestServer::start().await;
+    let alice_dir = tempfile::tempdir().unwrap();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (alice_dir.path(), bob_dir.path());
+    stdout(&parley(&server, alice, &["register", "alice"]));
+    stdout(&parley(&server, bob, &["register", "bob"]));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        alice,
+        &["create", "direct", "bob", "--json"],
+    )))
+    .unwrap();
+    let conversation_id = created["conversation_id"].as_str().unwrap().to_owned();
+    let photo_path = alice.join("beach.png");
+    std::fs::write(&photo_path, crate::media::png(200, 100)).unwrap();
+    let photo = photo_path.to_str().unwrap();
+    stdout(&parley(
+        &server,
+        alice,
+        &["send", &conversation_id, "the beach", "--attach", photo],
+    ));
+
+    let history: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        &server,
+        bob,
+        &["history", &conversation_id, "--json"],
+    )))
+    .unwrap();
+    let messages = history.get("messages").unwrap_or(&history);
+    let sent = messages.as_array().unwrap().last().unwrap();
+    assert_eq!(sent["content"], "the beach");
+    let media_id = sent["attachments"][0]["media_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = bob.join("saved.png");
+    stdout(&parley(
+        &server,
+        bob,
+        &["download", &media_id, "-o", saved.to_str().unwrap()],
+    ));
+    let picture = image::load_from_memory(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!((picture.width(), picture.height()), (200, 100));
+    let plain = stdout(&parley(&server, bob, &["history", &conversation_id]));
+    assert!(plain.contains("photo 200×100"), "{plain}");
+    assert!(plain.contains(&media_id), "{plain}");
+
+    stdout(&parley(&server, alice, &["avatar", photo]));
+    let me: serde_json::Value =
+        serde_json::from_str(&stdout(&parley(&server, alice, &["whoami", "--json"]))).unwrap();
+    let avatar = me["avatar_media_id"].as_str().unwrap().to_owned();
+    stdout(&parley(
+        &server,
+        bob,
+        &[
+            "download",
+            &avatar,
+            "--thumbnail",
+            "-o",
+            saved.to_str().unwrap(),
+        ],
+    ));
+    stdout(&parley(&server, alice, &["avatar", "--remove"]));
+    let me: serde_json::Value =
+        serde_json::from_str(&stdout(&parley(&server, alice, &["whoami", "--json"]))).unwrap();
+    assert!(me.get("avatar_media_id").is_none(), "{me}");
+}

@@ -10,6 +10,7 @@ fn rename(name: &str, description: Option<&str>) -> UpdateConversationRequest {
         name: Some(name.to_owned()),
         description: description.map(str::to_owned),
         disappearing_seconds: None,
+        avatar_media_id: None,
     }
 }
 

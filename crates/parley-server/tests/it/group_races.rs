@@ -148,6 +148,7 @@ fn check_stream(messages: &[parley_proto::Message]) -> Result<(), String> {
             },
             SystemEvent::ConversationRenamed { actor_id, .. }
             | SystemEvent::DisappearingChanged { actor_id, .. }
+            | SystemEvent::AvatarChanged { actor_id, .. }
             | SystemEvent::MembersAdded { actor_id, .. } => {
                 if !role(&roles, actor_id).is_some_and(Role::is_admin) {
                     return Err(format!(

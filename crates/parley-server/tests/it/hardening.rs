@@ -21,6 +21,7 @@ fn rename(name: &str) -> parley_proto::rest::UpdateConversationRequest {
         name: Some(name.into()),
         description: None,
         disappearing_seconds: None,
+        avatar_media_id: None,
     }
 }
 
@@ -910,6 +911,7 @@ async fn a_change_stored_but_not_announced_answers_unavailable() {
                 name: Some("Renamed".into()),
                 description: None,
                 disappearing_seconds: None,
+                avatar_media_id: None,
             },
         )
         .await;

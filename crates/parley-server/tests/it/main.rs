@@ -11,6 +11,7 @@ mod raw;
 
 mod account_data;
 mod accounts;
+mod avatars;
 mod blocking;
 mod chat_settings;
 mod cli;

@@ -15,7 +15,7 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// The error code of a refused call.
-fn refused<T: std::fmt::Debug>(result: Result<T, SdkError>) -> (u16, ErrorCode) {
+pub(crate) fn refused<T: std::fmt::Debug>(result: Result<T, SdkError>) -> (u16, ErrorCode) {
     match result {
         Err(SdkError::Api { status, code, .. }) => (status, code),
         other => panic!("expected a refusal, got {other:?}"),
@@ -23,7 +23,7 @@ fn refused<T: std::fmt::Debug>(result: Result<T, SdkError>) -> (u16, ErrorCode) 
 }
 
 /// An upload of `size` bytes declared as `content_type`, nothing else said.
-fn declared(content_type: &str, size: u64) -> CreateMediaRequest {
+pub(crate) fn declared(content_type: &str, size: u64) -> CreateMediaRequest {
     CreateMediaRequest {
         content_type: content_type.into(),
         size,
@@ -41,7 +41,7 @@ fn send_with(attachments: Vec<MediaId>, caption: &str) -> SendMessageRequest {
 }
 
 /// A photo-like PNG: a gradient, so it compresses like a picture.
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let picture = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 90])
     });

@@ -28,6 +28,7 @@ fn named(username: &str, user_id: UserId, created_at: Timestamp) -> UserRecord {
         display_name: username.to_owned(),
         status_message: None,
         avatar_url: None,
+        avatar_media_id: None,
         last_seen_privacy: LastSeenPrivacy::Everyone,
         last_seen_at: None,
         created_at,

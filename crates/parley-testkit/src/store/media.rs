@@ -2,7 +2,7 @@
 //! messages that carry them, and what `collect_media` takes.
 
 use super::*;
-use parley_core::store::{MediaCollection, MediaRecord};
+use parley_core::store::{MediaCollection, MediaRecord, StoreResult};
 use parley_proto::{Media, MediaId, MediaStatus, Thumbnail};
 
 fn pending(owner_id: &UserId, size: u64, created_at: Timestamp) -> MediaRecord {
@@ -206,4 +206,132 @@ pub async fn collection_takes_unsent_and_released_media(store: Arc<dyn Store>) {
     );
     store.fetch_media(&unsent_new.media_id).await.unwrap();
     assert!(store.collect_media(cut_off).await.unwrap().is_empty());
+}
+
+fn set_avatar(media_id: Option<&MediaId>) -> ProfileUpdate {
+    ProfileUpdate {
+        avatar_media_id: Some(media_id.cloned()),
+        ..ProfileUpdate::default()
+    }
+}
+
+async fn set_group_avatar(
+    store: &Arc<dyn Store>,
+    team: &ConversationId,
+    actor_id: &UserId,
+    media_id: Option<&MediaId>,
+) -> StoreResult<parley_core::store::Appended> {
+    let event = SystemEvent::AvatarChanged {
+        actor_id: actor_id.clone(),
+        avatar_media_id: media_id.cloned(),
+    };
+    change(
+        store,
+        team,
+        ConversationChange::SetAvatar(media_id.cloned()),
+        system(team, actor_id, event),
+    )
+    .await
+}
+
+/// A profile picture is anyone's to read and a group's its members'; both keep their
+/// media from collection (even an upload older than the unsent cut-off) until replaced,
+/// removed or the account deleted; naming media that is gone is `MissingReference`.
+pub async fn avatars_are_readable_and_kept_while_shown(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let eve = user(&store, "eve").await;
+    let team = group(&store, &[alice.clone(), bob.clone()]).await;
+    let old = Timestamp(Timestamp::now().millis() - 3 * 86_400_000);
+    let cut_off = MediaCollection {
+        unsent_before: Timestamp(Timestamp::now().millis() - 86_400_000),
+        limit: 100,
+    };
+    let face = ready(&store, &alice, old).await;
+    let logo = ready(&store, &alice, old).await;
+    let profile = store
+        .update_user(&alice, set_avatar(Some(&face.media_id)))
+        .await
+        .unwrap();
+    assert_eq!(profile.avatar_media_id.as_ref(), Some(&face.media_id));
+    assert_eq!(
+        store.fetch_user(&alice).await.unwrap().avatar_media_id,
+        Some(face.media_id.clone())
+    );
+    set_group_avatar(&store, &team, &alice, Some(&logo.media_id))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .fetch_conversation(&team)
+            .await
+            .unwrap()
+            .avatar_media_id,
+        Some(logo.media_id.clone())
+    );
+    assert!(store.collect_media(cut_off).await.unwrap().is_empty());
+    for anyone in [&bob, &eve] {
+        assert!(readable(&store, &face.media_id, anyone).await);
+    }
+    assert!(readable(&store, &logo.media_id, &bob).await);
+    assert!(!readable(&store, &logo.media_id, &eve).await);
+
+    // Replaced: the old picture is collected, the new one kept.
+    let newer = ready(&store, &alice, old).await;
+    store
+        .update_user(&alice, set_avatar(Some(&newer.media_id)))
+        .await
+        .unwrap();
+    let collected = store.collect_media(cut_off).await.unwrap();
+    assert_eq!(collected.len(), 1);
+    assert_eq!(collected[0].media.media_id, face.media_id);
+    assert!(!readable(&store, &face.media_id, &bob).await);
+
+    // Gone media cannot become a picture, and the failed change leaves the old one.
+    assert!(matches!(
+        store
+            .update_user(&alice, set_avatar(Some(&face.media_id)))
+            .await,
+        Err(StoreError::MissingReference)
+    ));
+    assert!(matches!(
+        set_group_avatar(&store, &team, &alice, Some(&face.media_id)).await,
+        Err(StoreError::MissingReference)
+    ));
+    assert_eq!(
+        store.fetch_user(&alice).await.unwrap().avatar_media_id,
+        Some(newer.media_id.clone())
+    );
+
+    // Removed from the group: collected; the account deleted: its picture too, while a
+    // group picture the account uploaded stays for the group.
+    set_group_avatar(&store, &team, &alice, None).await.unwrap();
+    assert_eq!(
+        store
+            .fetch_conversation(&team)
+            .await
+            .unwrap()
+            .avatar_media_id,
+        None
+    );
+    let collected = store.collect_media(cut_off).await.unwrap();
+    assert_eq!(collected.len(), 1);
+    assert_eq!(collected[0].media.media_id, logo.media_id);
+    let banner = ready(&store, &alice, old).await;
+    set_group_avatar(&store, &team, &alice, Some(&banner.media_id))
+        .await
+        .unwrap();
+    store
+        .delete_account(&alice, Timestamp::now(), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.fetch_user(&alice).await.unwrap().avatar_media_id,
+        None
+    );
+    assert!(!readable(&store, &newer.media_id, &bob).await);
+    let collected = store.collect_media(cut_off).await.unwrap();
+    assert_eq!(collected.len(), 1);
+    assert_eq!(collected[0].media.media_id, newer.media_id);
+    assert!(readable(&store, &banner.media_id, &bob).await);
 }
