@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 mod media;
 mod messages;
 mod settings;
-use media::{complete_media, create_media, download_media, download_thumbnail};
+use media::{complete_media, create_media, download_media, download_thumbnail, upload_parts};
 use messages::{forward, hide_message, reactions, search_messages};
 use settings::{
     block_user, blocked_users, clear_conversation, delete_account, export, logout_everywhere,
@@ -199,6 +199,7 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .route("/media", post(create_media))
         .route("/media/{media_id}", get(download_media))
         .route("/media/{media_id}/complete", post(complete_media))
+        .route("/media/{media_id}/parts", get(upload_parts))
         .route("/media/{media_id}/thumbnail", get(download_thumbnail))
         .route("/search", get(search_messages))
         .route("/unread", get(unread))

@@ -274,6 +274,22 @@ impl MediaStore for DiskMediaStore {
         self.move_into_place(&from, &to).await
     }
 
+    async fn concat(&self, parts: &[String], to: &str, limit: u64) -> MediaResult<u64> {
+        let path = self.path_of(to)?;
+        let temp = self.temp_path();
+        let written = self.write_parts(parts, &temp, limit).await;
+        match written {
+            Ok(size) => {
+                self.move_into_place(&temp, &path).await?;
+                Ok(size)
+            }
+            Err(error) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(error)
+            }
+        }
+    }
+
     async fn delete(&self, key: &str) -> MediaResult<()> {
         match tokio::fs::remove_file(self.path_of(key)?).await {
             Ok(()) => Ok(()),
@@ -290,6 +306,27 @@ impl DiskMediaStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(MediaError::NotFound),
             Err(error) => Err(MediaError::unavailable(error)),
         }
+    }
+
+    /// The parts, one after another, into the new file `temp`; at most `limit` bytes.
+    async fn write_parts(&self, parts: &[String], temp: &Path, limit: u64) -> MediaResult<u64> {
+        let mut out = tokio::fs::File::create(temp)
+            .await
+            .map_err(MediaError::unavailable)?;
+        let mut written = 0u64;
+        for part in parts {
+            let file = self.open_object(part).await?;
+            // One byte more than the room left tells that the limit is passed.
+            let room = limit - written;
+            written += tokio::io::copy(&mut file.take(room + 1), &mut out)
+                .await
+                .map_err(MediaError::unavailable)?;
+            if written > limit {
+                return Err(MediaError::TooLarge { limit });
+            }
+        }
+        out.flush().await.map_err(MediaError::unavailable)?;
+        Ok(written)
     }
 
     fn temp_path(&self) -> PathBuf {

@@ -53,6 +53,9 @@ pub mod limits {
     pub const MAX_SEARCH_QUERY: usize = 256;
     /// Largest upload, in bytes (100 MiB; a server may be configured lower or higher).
     pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+    /// The size of each part of an upload sent in parts (`GET /media/{id}/parts`), the
+    /// last one excepted (8 MiB).
+    pub const MEDIA_PART_BYTES: u64 = 8 * 1024 * 1024;
     /// Most attachments one message carries.
     pub const MAX_ATTACHMENTS: usize = 10;
     /// Longest media `filename`, in bytes.

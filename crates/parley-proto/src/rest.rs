@@ -235,6 +235,39 @@ pub struct MediaUpload {
     pub expires_at: Timestamp,
 }
 
+/// `GET /media/{media_id}/parts`: the upload cut into parts of `part_size` bytes (the
+/// last one shorter), which arrived, and a signed request for each that has not. Sent
+/// in any order, each as often as needed (a failed or interrupted part is sent again,
+/// with a new request from this call once its URL expired); `POST …/complete` joins
+/// them once all have arrived.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MediaParts {
+    pub media_id: MediaId,
+    pub part_size: u64,
+    pub parts: Vec<MediaPart>,
+}
+
+/// One part of an upload sent in parts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MediaPart {
+    /// From 1.
+    pub part_number: u32,
+    /// Where its bytes start in the file.
+    pub offset: u64,
+    pub size: u64,
+    /// Whether exactly its bytes arrived.
+    pub received: bool,
+    /// For a part that has not arrived: how to send it (as `MediaUpload` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
 /// `GET /media/{id}` (and `/thumbnail`) with `Accept: application/json`: the signed
 /// URL that the `302` would lead to, for `<img src>` and players that cannot send a
 /// token. Absolute, or a path on parley itself.

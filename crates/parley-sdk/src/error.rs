@@ -62,6 +62,19 @@ impl SdkError {
         }
     }
 
+    /// Whether trying the same request again may succeed: a transport failure, a time
+    /// out, or a server error (5xx, `unavailable`, `rate_limited`); not a refusal.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SdkError::Http(_) | SdkError::WebSocket(_) | SdkError::Timeout(_) => true,
+            SdkError::Api { status, code, .. } => {
+                *status >= 500 || matches!(code, ErrorCode::RateLimited | ErrorCode::Unavailable)
+            }
+            SdkError::UnexpectedStatus { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
     /// The HTTP status of a REST failure, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {

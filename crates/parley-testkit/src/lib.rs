@@ -229,6 +229,7 @@ macro_rules! media_conformance {
             objects_are_written_read_and_deleted,
             ranges_of_an_object_read_back,
             objects_move,
+            parts_concatenate_into_one_object,
         );
     };
     (@tests $new_media:path; $($name:ident),* $(,)?) => {

@@ -281,3 +281,35 @@ pub async fn objects_move(store: Arc<dyn MediaStore>) {
         Err(MediaError::Invalid(_)) | Err(MediaError::NotFound)
     ));
 }
+
+/// Parts are written one after another as one object (past S3's 5 MiB piece size, so a
+/// multipart upload with more than one piece), replacing what was there; the parts stay.
+/// Past the limit nothing is written; a missing part is `NotFound`.
+pub async fn parts_concatenate_into_one_object(store: Arc<dyn MediaStore>) {
+    let first: Vec<u8> = (0..9 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let second = bytes(1000);
+    store.write("p/nine/1", first.clone()).await.unwrap();
+    store.write("p/nine/2", second.clone()).await.unwrap();
+    store.write("u/nine", bytes(3)).await.unwrap();
+    let parts = ["p/nine/1".to_owned(), "p/nine/2".to_owned()];
+    let size = store
+        .concat(&parts, "u/nine", 20 * 1024 * 1024)
+        .await
+        .unwrap();
+    let whole = [first.clone(), second.clone()].concat();
+    assert_eq!(size, whole.len() as u64);
+    assert_eq!(store.read("u/nine", size).await.unwrap(), whole);
+    assert_eq!(store.size("p/nine/2").await.unwrap(), Some(1000));
+
+    assert!(matches!(
+        store.concat(&parts, "u/ten", size - 1).await,
+        Err(MediaError::TooLarge { .. })
+    ));
+    assert_eq!(store.size("u/ten").await.unwrap(), None);
+    let missing = ["p/nine/1".to_owned(), "p/nine/3".to_owned()];
+    assert!(matches!(
+        store.concat(&missing, "u/ten", u64::MAX / 2).await,
+        Err(MediaError::NotFound)
+    ));
+    assert_eq!(store.size("u/ten").await.unwrap(), None);
+}

@@ -56,7 +56,6 @@ const HASH_CHUNK: u64 = 8 * 1024 * 1024;
 const PICTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Media collected per batch.
 const COLLECT_BATCH: u32 = 500;
-const MAX_CONTENT_TYPE: usize = 127;
 
 impl Chat {
     /// Starts an upload: checks what the client declares against the limits and the
@@ -179,6 +178,12 @@ impl Chat {
             .media
             .delete(&upload_key(record.media_id()))
             .await;
+        // Parts sent besides a whole upload (joining deletes its own) would stay forever.
+        let first_part = super::media_parts::part_key(record.media_id(), 1);
+        if let Ok(Some(_)) = self.inner.media.size(&first_part).await {
+            self.delete_parts(record.media_id(), record.media.size)
+                .await;
+        }
         Ok(completed)
     }
 
@@ -191,7 +196,11 @@ impl Chat {
         let staged = upload_key(record.media_id());
         let key = original_key(record.media_id());
         let declared = record.media.size;
-        let Some(size) = store.size(&staged).await? else {
+        let mut size = store.size(&staged).await?;
+        if size.is_none() && self.join_parts(record).await? {
+            size = store.size(&staged).await?;
+        }
+        let Some(size) = size else {
             return Err(Error::MediaNotReady("the upload has not arrived".into()));
         };
         if size > declared {
@@ -458,10 +467,16 @@ pub(super) async fn collect(inner: &Arc<Inner>) {
             }
         };
         for record in &collected {
-            for key in [
-                original_key(record.media_id()),
-                thumbnail_key(record.media_id()),
-            ] {
+            let media_id = record.media_id();
+            let mut keys = vec![
+                upload_key(media_id),
+                original_key(media_id),
+                thumbnail_key(media_id),
+            ];
+            if !record.is_ready() {
+                keys.extend(super::media_parts::part_keys(media_id, record.media.size));
+            }
+            for key in keys {
                 if let Err(error) = inner.media.delete(&key).await {
                     tracing::warn!(%error, key, "deleting a collected upload's bytes failed");
                 }
@@ -499,97 +514,4 @@ async fn sha256_of(
         .map_err(|_| MediaError::Invalid("hashing failed".into()))?;
     }
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// `type/subtype` (lower case, parameters dropped): what `POST /media` takes.
-fn checked_content_type(content_type: &str) -> Result<String> {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let token = |part: &str| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
-    };
-    match essence.split_once('/') {
-        Some((kind, subtype))
-            if essence.len() <= MAX_CONTENT_TYPE && token(kind) && token(subtype) =>
-        {
-            Ok(essence)
-        }
-        _ => Err(Error::Invalid(
-            "content_type must be a media type such as image/jpeg".into(),
-        )),
-    }
-}
-
-/// A file name as shown and offered on download: no path, no control characters, no
-/// bidi controls (`invoice\u{202E}fdp.exe` must not read as a PDF), at most 255 bytes;
-/// `None` if nothing is left.
-fn checked_filename(filename: Option<String>) -> Result<Option<String>> {
-    let Some(name) = filename else {
-        return Ok(None);
-    };
-    let limit = parley_proto::limits::MAX_FILENAME_BYTES;
-    if name.len() > limit {
-        return Err(Error::Invalid(format!("filename is at most {limit} bytes")));
-    }
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            let hidden_turn = is_bidi_control(c)
-                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}');
-            if c == '/' || c == '\\' || c.is_control() || hidden_turn {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    let cleaned = cleaned.trim();
-    Ok((!cleaned.is_empty() && cleaned != "." && cleaned != "..").then(|| cleaned.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_types_are_media_types() {
-        assert_eq!(
-            checked_content_type("Image/JPEG; q=1").unwrap(),
-            "image/jpeg"
-        );
-        for bad in ["", "image", "image/", "/png", "a b/c", "image/png/x"] {
-            assert!(checked_content_type(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn filenames_lose_paths_and_control_characters() {
-        assert_eq!(
-            checked_filename(Some("../../etc/passwd".into()))
-                .unwrap()
-                .as_deref(),
-            Some(".._.._etc_passwd")
-        );
-        assert_eq!(
-            checked_filename(Some("a\u{0}b.txt".into()))
-                .unwrap()
-                .as_deref(),
-            Some("a_b.txt")
-        );
-        assert_eq!(
-            checked_filename(Some("invoice\u{202E}fdp.exe".into()))
-                .unwrap()
-                .as_deref(),
-            Some("invoice_fdp.exe")
-        );
-        assert_eq!(checked_filename(Some("  ".into())).unwrap(), None);
-        assert!(checked_filename(Some("x".repeat(256))).is_err());
-    }
 }

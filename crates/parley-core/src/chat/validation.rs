@@ -89,3 +89,99 @@ pub(super) fn optional_url(url: String) -> Result<Option<String>> {
     }
     Ok(Some(url.to_owned()))
 }
+
+/// Longest media type `POST /media` takes.
+const MAX_CONTENT_TYPE: usize = 127;
+
+/// `type/subtype` (lower case, parameters dropped): what `POST /media` takes.
+pub(super) fn checked_content_type(content_type: &str) -> Result<String> {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match essence.split_once('/') {
+        Some((kind, subtype))
+            if essence.len() <= MAX_CONTENT_TYPE && token(kind) && token(subtype) =>
+        {
+            Ok(essence)
+        }
+        _ => Err(Error::Invalid(
+            "content_type must be a media type such as image/jpeg".into(),
+        )),
+    }
+}
+
+/// A file name as shown and offered on download: no path, no control characters, no
+/// bidi controls (`invoice\u{202E}fdp.exe` must not read as a PDF), at most 255 bytes;
+/// `None` if nothing is left.
+pub(super) fn checked_filename(filename: Option<String>) -> Result<Option<String>> {
+    let Some(name) = filename else {
+        return Ok(None);
+    };
+    let limit = parley_proto::limits::MAX_FILENAME_BYTES;
+    if name.len() > limit {
+        return Err(Error::Invalid(format!("filename is at most {limit} bytes")));
+    }
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            let hidden_turn = is_bidi_control(c)
+                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}');
+            if c == '/' || c == '\\' || c.is_control() || hidden_turn {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim();
+    Ok((!cleaned.is_empty() && cleaned != "." && cleaned != "..").then(|| cleaned.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_media_types() {
+        assert_eq!(
+            checked_content_type("Image/JPEG; q=1").unwrap(),
+            "image/jpeg"
+        );
+        for bad in ["", "image", "image/", "/png", "a b/c", "image/png/x"] {
+            assert!(checked_content_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn filenames_lose_paths_and_control_characters() {
+        assert_eq!(
+            checked_filename(Some("../../etc/passwd".into()))
+                .unwrap()
+                .as_deref(),
+            Some(".._.._etc_passwd")
+        );
+        assert_eq!(
+            checked_filename(Some("a\u{0}b.txt".into()))
+                .unwrap()
+                .as_deref(),
+            Some("a_b.txt")
+        );
+        assert_eq!(
+            checked_filename(Some("invoice\u{202E}fdp.exe".into()))
+                .unwrap()
+                .as_deref(),
+            Some("invoice_fdp.exe")
+        );
+        assert_eq!(checked_filename(Some("  ".into())).unwrap(), None);
+        assert!(checked_filename(Some("x".repeat(256))).is_err());
+    }
+}

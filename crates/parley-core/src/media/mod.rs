@@ -179,6 +179,12 @@ pub trait MediaStore: Send + Sync + 'static {
     /// nothing at `from`.
     async fn rename(&self, from: &str, to: &str) -> MediaResult<()>;
 
+    /// Writes the objects `parts`, in order, one after another as the object `to`
+    /// (replacing what is there) and returns its size, streaming (a part is never whole
+    /// in memory). `TooLarge` past `limit` bytes (nothing is written); `NotFound` if a
+    /// part is missing. The parts stay (the caller deletes them).
+    async fn concat(&self, parts: &[String], to: &str, limit: u64) -> MediaResult<u64>;
+
     /// Deletes the object; deleting what is not there is not an error.
     async fn delete(&self, key: &str) -> MediaResult<()>;
 }

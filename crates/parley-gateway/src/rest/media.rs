@@ -8,7 +8,7 @@ use super::*;
 use axum::http::{header, HeaderMap, HeaderValue};
 use parley_core::chat::NewUpload;
 use parley_core::media::SignedRequest;
-use parley_proto::rest::{CreateMediaRequest, MediaLink, MediaUpload};
+use parley_proto::rest::{CreateMediaRequest, MediaLink, MediaPart, MediaParts, MediaUpload};
 use parley_proto::{Media, MediaId};
 
 /// # `POST /api/v1/media`
@@ -43,6 +43,42 @@ pub(super) async fn create_media(
             expires_at: request.expires_at,
         }),
     ))
+}
+
+/// # `GET /api/v1/media/{media_id}/parts`
+///
+/// The pending upload in parts: which arrived, and a signed request for each that has
+/// not (to send a large file in pieces, and to resume it).
+pub(super) async fn upload_parts(
+    State(state): State<AppState>,
+    Auth(session): Auth,
+    PathParams(media_id): PathParams<String>,
+) -> Result<Json<MediaParts>, ApiError> {
+    let media_id = MediaId(media_id);
+    let parts = state.chat.upload_parts(&session, &media_id).await?;
+    let parts = parts
+        .into_iter()
+        .map(|part| {
+            let request = part.request;
+            MediaPart {
+                part_number: part.number,
+                offset: part.offset,
+                size: part.size,
+                received: part.received,
+                upload_method: request.as_ref().map(|r| r.method.as_str().to_owned()),
+                upload_headers: request
+                    .as_ref()
+                    .map(|r| r.headers.iter().cloned().collect()),
+                expires_at: request.as_ref().map(|r| r.expires_at),
+                upload_url: request.map(|r| r.url),
+            }
+        })
+        .collect();
+    Ok(Json(MediaParts {
+        media_id,
+        part_size: parley_proto::limits::MEDIA_PART_BYTES,
+        parts,
+    }))
 }
 
 /// # `POST /api/v1/media/{media_id}/complete`

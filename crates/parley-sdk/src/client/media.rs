@@ -2,7 +2,8 @@
 //! download through the short-lived URLs the server signs.
 
 use super::*;
-use parley_proto::rest::{CreateMediaRequest, MediaLink, MediaUpload};
+use parley_proto::limits::MEDIA_PART_BYTES;
+use parley_proto::rest::{CreateMediaRequest, MediaLink, MediaPart, MediaParts, MediaUpload};
 use parley_proto::{Media, MediaId};
 use sha2::{Digest, Sha256};
 
@@ -23,8 +24,68 @@ impl Client {
             duration_ms: None,
         };
         let upload = self.create_media(&request).await?;
+        if bytes.len() as u64 > MEDIA_PART_BYTES {
+            return self.resume_upload(&upload.media_id, &bytes).await;
+        }
         self.put_upload(&upload, bytes).await?;
         self.complete_media(&upload.media_id).await
+    }
+
+    /// Sends the parts of the pending upload `media_id` (whose whole bytes are `bytes`)
+    /// that have not arrived, each tried a few times, and completes it: how a large
+    /// upload goes, and how an interrupted one (this process's or an earlier one's)
+    /// resumes without sending again what arrived.
+    pub async fn resume_upload(&self, media_id: &MediaId, bytes: &[u8]) -> Result<Media, SdkError> {
+        const ATTEMPTS: u32 = 4;
+        let parts = self.upload_parts(media_id).await?;
+        for part in parts.parts.iter().filter(|part| !part.received) {
+            let start = usize::try_from(part.offset).unwrap_or(usize::MAX);
+            let end = usize::try_from(part.offset + part.size).unwrap_or(usize::MAX);
+            let Some(slice) = bytes.get(start..end) else {
+                return Err(SdkError::InvalidUrl(format!(
+                    "part {} lies past the {} bytes given",
+                    part.part_number,
+                    bytes.len()
+                )));
+            };
+            let mut attempt = 1;
+            loop {
+                match self.put_part(part, slice.to_vec()).await {
+                    Ok(()) => break,
+                    Err(error) if attempt < ATTEMPTS && error.is_retryable() => {
+                        tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                        attempt += 1;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        self.complete_media(media_id).await
+    }
+
+    /// `GET /media/{id}/parts`: the pending upload's parts, which arrived, and where to
+    /// send those that have not.
+    pub async fn upload_parts(&self, media_id: &MediaId) -> Result<MediaParts, SdkError> {
+        self.get(&["media", media_id.as_str(), "parts"]).await
+    }
+
+    /// Sends one part's bytes with the request `upload_parts` gave for it.
+    pub async fn put_part(
+        &self,
+        part: &MediaPart,
+        bytes: impl Into<reqwest::Body>,
+    ) -> Result<(), SdkError> {
+        let (Some(url), Some(method)) = (&part.upload_url, &part.upload_method) else {
+            return Ok(()); // It arrived already.
+        };
+        let upload = MediaUpload {
+            media_id: MediaId(String::new()),
+            upload_url: url.clone(),
+            upload_method: method.clone(),
+            upload_headers: part.upload_headers.clone().unwrap_or_default(),
+            expires_at: part.expires_at.unwrap_or(parley_proto::Timestamp(0)),
+        };
+        self.put_upload(&upload, bytes).await
     }
 
     /// `POST /media`: where to send the bytes of a new upload.

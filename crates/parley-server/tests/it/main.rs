@@ -23,6 +23,7 @@ mod faults;
 mod group_races;
 mod hardening;
 mod media;
+mod media_parts;
 mod message_changes;
 mod messaging;
 mod nodes;

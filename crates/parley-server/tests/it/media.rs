@@ -10,7 +10,7 @@ use parley_sdk::{Client, SdkError};
 use sha2::{Digest, Sha256};
 use std::io::Cursor;
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -33,7 +33,7 @@ pub(crate) fn declared(content_type: &str, size: u64) -> CreateMediaRequest {
     }
 }
 
-fn send_with(attachments: Vec<MediaId>, caption: &str) -> SendMessageRequest {
+pub(crate) fn send_with(attachments: Vec<MediaId>, caption: &str) -> SendMessageRequest {
     SendMessageRequest {
         attachments,
         ..text_request(&ulid::Ulid::new().to_string(), caption)
