@@ -54,6 +54,9 @@ pub enum Conflict {
     /// The user has pinned as many conversations as allowed.
     #[error("too many conversations pinned")]
     TooManyPinned,
+    /// The user's uploads would take more than their quota; they take `used` bytes now.
+    #[error("the media quota would be passed ({used} bytes used)")]
+    MediaQuota { used: u64 },
     /// Another uniqueness rule, named by the backend.
     #[error("unique rule {0} broken")]
     Unique(String),

@@ -11,10 +11,13 @@ const MEDIA_COLUMNS: &str = "media_id, owner_id, status, declared_type, content_
 
 #[async_trait]
 impl MediaRecordStore for PgStore {
-    /// Records an upload about to be made (`pending`, not sent). `MissingReference` if the
-    /// owner does not exist.
-    async fn insert_media(&self, media: MediaRecord) -> StoreResult<()> {
-        insert_media(&self.pool, media).await
+    /// Records an upload about to be made (`pending`, not sent) if the owner's uploads,
+    /// this one included, stay within `quota_bytes` (checked and inserted atomically, so
+    /// uploads started at once on any nodes never pass it together); else
+    /// `Conflict(MediaQuota)` with what they take now. `MissingReference` if the owner does
+    /// not exist.
+    async fn insert_media(&self, media: MediaRecord, quota_bytes: u64) -> StoreResult<()> {
+        insert_media(&self.pool, media, quota_bytes).await
     }
 
     /// `NotFound` if there is no such upload (or it was collected).
@@ -95,8 +98,34 @@ fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-pub(crate) async fn insert_media(writer: &PgPool, record: MediaRecord) -> StoreResult<()> {
+pub(crate) async fn insert_media(
+    writer: &PgPool,
+    record: MediaRecord,
+    quota_bytes: u64,
+) -> StoreResult<()> {
     let media = &record.media;
+    let mut transaction = writer.begin().await.map_err(store_error)?;
+    // The owner's row lock orders their uploads on every node: one sums and inserts at a
+    // time (`NO KEY`: rows that only refer to the user are not held up).
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = $1 FOR NO KEY UPDATE")
+            .bind(record.owner_id.as_str())
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(store_error)?;
+    if owner.is_none() {
+        return Err(StoreError::MissingReference);
+    }
+    let used: i64 =
+        sqlx::query_scalar("SELECT COALESCE(SUM(size), 0)::bigint FROM media WHERE owner_id = $1")
+            .bind(record.owner_id.as_str())
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(store_error)?;
+    let used = u64::try_from(used).unwrap_or_default();
+    if used.saturating_add(media.size) > quota_bytes {
+        return Err(StoreError::Conflict(Conflict::MediaQuota { used }));
+    }
     sqlx::query(&format!(
         "INSERT INTO media ({MEDIA_COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -117,10 +146,10 @@ pub(crate) async fn insert_media(writer: &PgPool, record: MediaRecord) -> StoreR
     .bind(&media.blurhash)
     .bind(record.created_at.millis())
     .bind(record.sent)
-    .execute(writer)
+    .execute(&mut *transaction)
     .await
     .map_err(store_error)?;
-    Ok(())
+    transaction.commit().await.map_err(store_error)
 }
 
 pub(crate) async fn fetch_media(pool: &PgPool, media_id: &MediaId) -> StoreResult<MediaRecord> {

@@ -10,10 +10,13 @@ const MEDIA_COLUMNS: &str = "media_id, owner_id, status, declared_type, content_
 
 #[async_trait]
 impl MediaRecordStore for SqliteStore {
-    /// Records an upload about to be made (`pending`, not sent). `MissingReference` if the
-    /// owner does not exist.
-    async fn insert_media(&self, media: MediaRecord) -> StoreResult<()> {
-        insert_media(&self.writer, media).await
+    /// Records an upload about to be made (`pending`, not sent) if the owner's uploads,
+    /// this one included, stay within `quota_bytes` (checked and inserted atomically, so
+    /// uploads started at once on any nodes never pass it together); else
+    /// `Conflict(MediaQuota)` with what they take now. `MissingReference` if the owner does
+    /// not exist.
+    async fn insert_media(&self, media: MediaRecord, quota_bytes: u64) -> StoreResult<()> {
+        insert_media(&self.writer, media, quota_bytes).await
     }
 
     /// `NotFound` if there is no such upload (or it was collected).
@@ -94,8 +97,20 @@ fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-pub(crate) async fn insert_media(writer: &SqlitePool, record: MediaRecord) -> StoreResult<()> {
+pub(crate) async fn insert_media(
+    writer: &SqlitePool,
+    record: MediaRecord,
+    quota_bytes: u64,
+) -> StoreResult<()> {
     let media = &record.media;
+    let mut transaction = writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(unavailable)?;
+    let used = media_usage_in(&mut transaction, &record.owner_id).await?;
+    if used.saturating_add(media.size) > quota_bytes {
+        return Err(StoreError::Conflict(Conflict::MediaQuota { used }));
+    }
     sqlx::query(&format!(
         "INSERT INTO media ({MEDIA_COLUMNS}) VALUES \
          (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -116,10 +131,23 @@ pub(crate) async fn insert_media(writer: &SqlitePool, record: MediaRecord) -> St
     .bind(&media.blurhash)
     .bind(record.created_at.millis())
     .bind(i64::from(record.sent))
-    .execute(writer)
+    .execute(&mut *transaction)
     .await
     .map_err(unavailable)?;
-    Ok(())
+    transaction.commit().await.map_err(unavailable)
+}
+
+async fn media_usage_in(
+    transaction: &mut Transaction<'_, Sqlite>,
+    owner_id: &UserId,
+) -> StoreResult<u64> {
+    let used: i64 =
+        sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM media WHERE owner_id = ?")
+            .bind(owner_id.as_str())
+            .fetch_one(&mut **transaction)
+            .await
+            .map_err(unavailable)?;
+    Ok(u64::try_from(used).unwrap_or_default())
 }
 
 pub(crate) async fn fetch_media(pool: &SqlitePool, media_id: &MediaId) -> StoreResult<MediaRecord> {

@@ -90,13 +90,6 @@ impl Chat {
             None => None,
         };
         self.check_upload_rate(session).await?;
-        let used = self.inner.store.media_usage(&session.user_id).await?;
-        if used.saturating_add(upload.size) > config.media_quota_bytes {
-            return Err(Error::MediaTooLarge(format!(
-                "this upload would take your media past your {} byte quota ({used} used)",
-                config.media_quota_bytes
-            )));
-        }
         let media_id = ids::new_media_id();
         let record = MediaRecord {
             media: Media {
@@ -117,7 +110,21 @@ impl Chat {
             created_at: Timestamp::now(),
             sent: false,
         };
-        self.inner.store.insert_media(record).await?;
+        match self
+            .inner
+            .store
+            .insert_media(record, config.media_quota_bytes)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(crate::store::Conflict::MediaQuota { used })) => {
+                return Err(Error::MediaTooLarge(format!(
+                    "this upload would take your media past your {} byte quota ({used} used)",
+                    config.media_quota_bytes
+                )));
+            }
+            Err(error) => return Err(error.into()),
+        }
         let request = self
             .inner
             .media

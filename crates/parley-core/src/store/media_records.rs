@@ -45,9 +45,12 @@ pub struct MediaCollection {
 /// (`Store::append_messages`).
 #[async_trait]
 pub trait MediaRecordStore: Send + Sync {
-    /// Records an upload about to be made (`pending`, not sent). `MissingReference` if the
-    /// owner does not exist.
-    async fn insert_media(&self, media: MediaRecord) -> StoreResult<()>;
+    /// Records an upload about to be made (`pending`, not sent) if the owner's uploads,
+    /// this one included, stay within `quota_bytes` (checked and inserted atomically, so
+    /// uploads started at once on any nodes never pass it together); else
+    /// `Conflict(MediaQuota)` with what they take now. `MissingReference` if the owner does
+    /// not exist.
+    async fn insert_media(&self, media: MediaRecord, quota_bytes: u64) -> StoreResult<()>;
 
     /// `NotFound` if there is no such upload (or it was collected).
     async fn fetch_media(&self, media_id: &MediaId) -> StoreResult<MediaRecord>;

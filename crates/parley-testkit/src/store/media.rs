@@ -31,7 +31,7 @@ fn pending(owner_id: &UserId, size: u64, created_at: Timestamp) -> MediaRecord {
 async fn ready(store: &Arc<dyn Store>, owner_id: &UserId, created_at: Timestamp) -> Media {
     let record = pending(owner_id, 1000, created_at);
     store
-        .insert_media(record.clone())
+        .insert_media(record.clone(), u64::MAX)
         .await
         .expect("insert media");
     let done = Media {
@@ -65,7 +65,7 @@ pub async fn media_records_complete_once(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
     let record = pending(&alice, 1000, Timestamp::now());
-    store.insert_media(record.clone()).await.unwrap();
+    store.insert_media(record.clone(), u64::MAX).await.unwrap();
     assert_eq!(store.fetch_media(record.media_id()).await.unwrap(), record);
     assert!(matches!(
         store.fetch_media(&MediaId::from("m_none")).await,
@@ -73,7 +73,10 @@ pub async fn media_records_complete_once(store: Arc<dyn Store>) {
     ));
     assert!(matches!(
         store
-            .insert_media(pending(&UserId::from("u_nobody"), 1, Timestamp::now()))
+            .insert_media(
+                pending(&UserId::from("u_nobody"), 1, Timestamp::now()),
+                u64::MAX
+            )
             .await,
         Err(StoreError::MissingReference)
     ));
@@ -93,11 +96,52 @@ pub async fn media_records_complete_once(store: Arc<dyn Store>) {
     };
     assert_eq!(store.complete_media(&again).await.unwrap().media, done);
     store
-        .insert_media(pending(&alice, 5000, Timestamp::now()))
+        .insert_media(pending(&alice, 5000, Timestamp::now()), u64::MAX)
         .await
         .unwrap();
     assert_eq!(store.media_usage(&alice).await.unwrap(), 5800);
     assert_eq!(store.media_usage(&bob).await.unwrap(), 0);
+}
+
+/// An upload is recorded only within the owner's quota, counted with their pending
+/// uploads; uploads started at the same moment never pass it together.
+pub async fn the_media_quota_holds_under_concurrent_uploads(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let quota = 10_000;
+    store
+        .insert_media(pending(&alice, 6000, Timestamp::now()), quota)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_media(pending(&alice, 4001, Timestamp::now()), quota)
+            .await,
+        Err(StoreError::Conflict(
+            parley_core::store::Conflict::MediaQuota { used: 6000 }
+        ))
+    ));
+    store
+        .insert_media(pending(&bob, 4001, Timestamp::now()), quota)
+        .await
+        .unwrap();
+    let attempts: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let record = pending(&alice, 1000, Timestamp::now());
+            tokio::spawn(async move { store.insert_media(record, quota).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => accepted += 1,
+            Err(StoreError::Conflict(parley_core::store::Conflict::MediaQuota { .. })) => {}
+            Err(error) => panic!("unexpected {error:?}"),
+        }
+    }
+    assert_eq!(accepted, 4);
+    assert_eq!(store.media_usage(&alice).await.unwrap(), quota);
 }
 
 /// Attachments are stored with the message and read back with it; its members may read
