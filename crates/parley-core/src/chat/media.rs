@@ -340,17 +340,29 @@ impl Chat {
             ..PictureLimits::default()
         };
         let started = Instant::now();
-        let work = tokio::task::spawn_blocking(move || {
-            let outcome = picture::process(&bytes, kind, limits);
-            drop(permit);
-            (outcome, bytes)
-        });
+        // A thread of its own, at the lowest priority: decoding takes a core for about a
+        // second per photo, and must not take it from the sends.
+        let (done, work) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("parley-picture".into())
+            .spawn(move || {
+                crate::media::picture::run_in_background();
+                let outcome = picture::process(&bytes, kind, limits);
+                drop(permit);
+                let _ = done.send((outcome, bytes));
+            });
+        if let Err(error) = spawned {
+            return (
+                Err(PictureError::Busy(format!(
+                    "no thread to decode on: {error}"
+                ))),
+                Vec::new(),
+            );
+        }
         let outcome = match tokio::time::timeout(PICTURE_TIMEOUT, work).await {
             Ok(Ok(done)) => done,
-            Ok(Err(panic)) => (
-                Err(PictureError::Undecodable(format!(
-                    "decoder failed: {panic}"
-                ))),
+            Ok(Err(_)) => (
+                Err(PictureError::Undecodable("the decoder failed".into())),
                 Vec::new(),
             ),
             Err(_) => (

@@ -68,6 +68,26 @@ pub enum PictureError {
     Busy(String),
 }
 
+/// Moves the calling thread (a decoding thread of its own) to the lowest scheduling
+/// class, `SCHED_IDLE` on Linux: it runs on what the sends leave of the cores. Failing
+/// that, it stays as it is: only the messages' latency suffers, never a result.
+pub fn run_in_background() {
+    #[cfg(unix)]
+    {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        use thread_priority::ThreadPriority;
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(error) =
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        {
+            tracing::debug!(?error, "could not lower a decoding thread's priority");
+        }
+    }
+}
+
 /// Processes the picture `bytes` of the sniffed `kind`.
 pub fn process(
     bytes: &[u8],
@@ -204,6 +224,26 @@ fn strip_webp(bytes: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn decoding_threads_run_in_the_idle_class() {
+        use thread_priority::unix::{
+            thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+        };
+        let policy = std::thread::spawn(|| {
+            run_in_background();
+            thread_schedule_policy().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            policy,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        // Only that thread: this one keeps its class.
+        assert_ne!(thread_schedule_policy().unwrap(), policy);
+    }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let picture = DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
