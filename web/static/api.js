@@ -96,6 +96,10 @@ export class Api {
   createDirect(userId) { return this.post('/conversations', { type: 'direct', participant_ids: [userId] }); }
   createGroup(name, memberIds) { return this.post('/conversations', { type: 'group', name, member_ids: memberIds }); }
   renameConversation(id, name) { return this.patch(`/conversations/${encodeURIComponent(id)}`, { name }); }
+  /** A group's picture (admins): a completed picture's media id, or null to remove it. */
+  setGroupAvatar(id, mediaId) {
+    return this.patch(`/conversations/${encodeURIComponent(id)}`, { avatar_media_id: mediaId });
+  }
   setDisappearing(id, seconds) {
     return this.patch(`/conversations/${encodeURIComponent(id)}`, { disappearing_seconds: seconds });
   }

@@ -6,7 +6,7 @@ import { SendQueue } from './sendqueue.js';
 import { Store, loadSession, saveSession, clearSession, isChange } from './store.js';
 import {
   h, $, utf8Length, formatTime, formatDateTime, formatDay, dayKey, formatListTime, formatLastSeen,
-  avatar, colorFor, debounce, uuid, truncate, UI_LOCALE, markedSnippet, richText, findMentions, queryTerms,
+  avatar, setPictureLinks, colorFor, debounce, uuid, truncate, UI_LOCALE, markedSnippet, richText, findMentions, queryTerms,
 } from './dom.js';
 import { openPopover, closePopover, replacePopover, justClosedBy, bindPopovers } from './popover.js';
 import { openEmojiPicker, emojiName, QUICK_REACTIONS } from './emoji.js';
@@ -15,6 +15,7 @@ import {
   MediaClient, VoiceRecorder, attachmentsEl, attachmentsSummary, openLightbox, formatDuration, formatSize,
   MAX_ATTACHMENTS, MAX_UPLOAD_BYTES,
 } from './media.js';
+import { PictureEditor } from './avatars.js';
 
 const MAX_CONTENT_BYTES = 64 * 1024;
 const PAGE = 50;
@@ -32,9 +33,16 @@ const RECEIPT_FETCHES = 4;
 const EDIT_WINDOW_MS = 48 * 3600 * 1000;
 /** A searched message further back than this is loaded as a window around it (with a gap). */
 const JUMP_BACKFILL_MAX = 200;
+/** Profile look-ups (names and pictures of members) that run at once. */
+const PROFILE_FETCHES = 4;
 
 const api = new Api({ onUnauthorized: () => signOut({ expired: !ui.revoking, reason: ui.revoking }) });
 const mediaClient = new MediaClient(api);
+// Avatars show the small version of a picture: one shared, cached link per picture.
+setPictureLinks({
+  cached: (mediaId) => mediaClient.cachedLink(mediaId, true),
+  link: (mediaId) => mediaClient.link(mediaId, true),
+});
 applyTheme();
 let session = null;
 let store = null;
@@ -61,7 +69,9 @@ const ui = {
   typingIdleTimer: null,
   typingExpiryTimer: null,
   pendingConvFetch: new Map(),
-  userFetch: new Set(),
+  profileFetch: new Set(), // users whose profile was asked for (once a session)
+  profileQueue: [],
+  profileActive: 0,
   lastAuthCheck: 0,
   ackTimers: new Map(),
   groupPicked: new Map(),
@@ -279,6 +289,9 @@ function resetUi() {
   toggleChatSearch(false);
   ui.drafts.clear();
   ui.presence.clear();
+  ui.profileFetch.clear();
+  ui.profileQueue = [];
+  mediaClient.links.clear(); // signed for the user who leaves
   ui.msgCache.clear();
   ui.everReady = false;
   ui.listLoaded = false;
@@ -325,7 +338,7 @@ async function startApp() {
     session.username = me.username;
     session.display_name = me.display_name;
     saveSession(session);
-    store.rememberUser(me);
+    store.rememberProfile(me);
     renderMe();
   } catch (err) {
     if (!session) return; // 401 already signed out
@@ -383,16 +396,20 @@ function blockedOther(conv) {
 
 const settingsScreen = createSettings({
   api,
+  media: mediaClient,
   me: () => (store ? store.me : {}),
+  userAvatar: (userId, name, extraClass) => userAvatar(userId, name, extraClass),
   onProfile: (profile) => {
     if (!store) return;
     Object.assign(store.me, { username: profile.username, display_name: profile.display_name });
-    store.rememberUser(profile);
+    store.rememberProfile(profile);
     if (session) {
       session.display_name = profile.display_name;
       saveSession(session);
     }
     renderMe();
+    // My picture is also in my chat with myself, group member lists and my messages' rows.
+    scheduleRender({ list: true, chat: true, info: true });
   },
   blocked: { clear: () => ui.blocked.clear(), add: (id) => ui.blocked.add(id), delete: (id) => ui.blocked.delete(id) },
   onBlockedChanged: () => scheduleRender({ chat: true, list: true }),
@@ -405,7 +422,28 @@ function renderMe() {
   const name = store.me.display_name || store.me.username || '';
   $('#me-name').textContent = name;
   $('#me-username').textContent = store.me.username ? `@${store.me.username}` : '';
-  $('#me-avatar').replaceChildren(avatar(store.me.user_id, name, 'small'));
+  $('#me-avatar').replaceChildren(avatar(store.me.user_id, name, 'small', { mediaId: store.avatarOf(store.me.user_id) }));
+}
+
+/**
+ * A person's avatar, with their picture once their profile says they have one. Members
+ * carry names, not pictures, so the first avatar of someone asks for their profile.
+ */
+function userAvatar(userId, name, extraClass = '') {
+  ensureProfile(userId);
+  return avatar(userId, name, extraClass, { mediaId: store.avatarOf(userId) });
+}
+
+/** A chat's avatar: the group's picture, or the other person's in a direct chat. */
+function convAvatar(conv, title, extraClass = '') {
+  if (conv.type === 'group') {
+    return avatar(conv.conversation_id, title, `group ${extraClass}`.trim(), { mediaId: conv.avatar_media_id });
+  }
+  const other = store.otherMember(conv);
+  if (other) return userAvatar(other.user_id, title, extraClass);
+  // A chat with myself shows me; a direct chat whose members are not loaded yet, initials.
+  if (conv.members && conv.members.length === 1) return userAvatar(store.me.user_id, title, extraClass);
+  return avatar(conv.conversation_id, title, extraClass);
 }
 
 async function loadConversations() {
@@ -472,16 +510,41 @@ async function fetchConversation(id) {
   return promise;
 }
 
+/** Someone named by an event (a sender, a system message) whose name is not known yet. */
 function ensureUser(userId) {
-  if (!userId || !store || store.isKnownUser(userId) || ui.userFetch.has(userId)) return;
-  ui.userFetch.add(userId);
-  api.user(userId)
-    .then((user) => {
-      if (!store) return;
-      store.rememberUser(user);
-      scheduleRender({ list: true, chat: true, info: true });
-    })
-    .catch(() => {});
+  if (!userId || !store || store.isKnownUser(userId)) return;
+  ensureProfile(userId);
+}
+
+/**
+ * Asks once a session for a user's profile (their name and picture), a few at a time: a
+ * list of fifty direct chats makes no fifty requests at once. Someone's new picture shows
+ * after a reload, or as soon as their contact info is opened (it asks again).
+ */
+function ensureProfile(userId) {
+  if (!userId || !store || store.hasProfile(userId) || ui.profileFetch.has(userId)) return;
+  ui.profileFetch.add(userId);
+  ui.profileQueue.push(userId);
+  pumpProfiles();
+}
+
+function pumpProfiles() {
+  while (ui.profileActive < PROFILE_FETCHES && ui.profileQueue.length) {
+    const userId = ui.profileQueue.shift();
+    const owner = store;
+    ui.profileActive += 1;
+    api.user(userId)
+      .then((user) => {
+        if (!store || store !== owner) return;
+        store.rememberProfile(user);
+        scheduleRender({ list: true, chat: true, info: true });
+      })
+      .catch(() => {})
+      .finally(() => {
+        ui.profileActive -= 1;
+        pumpProfiles();
+      });
+  }
 }
 
 // --------------------------------------------------------------------------- other tabs
@@ -719,6 +782,8 @@ function applySystemEvent(conv, msg) {
   for (const id of ids) ensureUser(id);
   if (ev.event === 'conversation_renamed' && ev.name) conv.name = ev.name;
   if (ev.event === 'disappearing_changed') conv.disappearing_seconds = ev.seconds;
+  // Also said by `conversation_updated`; the event alone is enough (e.g. during a sync).
+  if (ev.event === 'avatar_changed') conv.avatar_media_id = ev.avatar_media_id || null;
   if (['members_added', 'member_removed', 'member_left', 'role_changed'].includes(ev.event)) {
     fetchConversation(conv.conversation_id);
   }
@@ -1612,7 +1677,7 @@ function renderListItem(conv) {
     },
   },
   h('div', { class: 'avatar-wrap' },
-    conv.type === 'group' ? avatar(conv.conversation_id, title, 'group') : avatar(other ? other.user_id : conv.conversation_id, title),
+    convAvatar(conv, title),
     online ? h('span', { class: 'online-dot', testid: 'online-dot', title: 'online' }) : null),
   h('div', { class: 'conv-body' },
     h('div', { class: 'conv-top' },
@@ -1915,6 +1980,10 @@ function systemText(msg) {
       return ev.name
         ? `${nameOrYou(ev.actor_id)} renamed the group to “${ev.name}”`
         : `${nameOrYou(ev.actor_id)} changed the group description`;
+    case 'avatar_changed':
+      return ev.avatar_media_id
+        ? `${nameOrYou(ev.actor_id)} changed the group picture`
+        : `${nameOrYou(ev.actor_id)} removed the group picture`;
     default: return msg.content || 'Update';
   }
 }
@@ -1950,9 +2019,7 @@ function renderHeader() {
   const title = store.title(conv);
   $('#chat-title').textContent = title;
   const other = conv.type === 'direct' ? store.otherMember(conv) : null;
-  $('#chat-avatar').replaceChildren(conv.type === 'group'
-    ? avatar(conv.conversation_id, title, 'group')
-    : avatar(other ? other.user_id : conv.conversation_id, title));
+  $('#chat-avatar').replaceChildren(convAvatar(conv, title));
   let subtitle = '';
   const sub = $('#chat-subtitle');
   sub.classList.remove('online');
@@ -2094,6 +2161,7 @@ function renderMessages(conv, { bottom = false, keep = false } = {}) {
     const sig = JSON.stringify([view.content, view.edited, view.deleted, view.reactions, !!m.forwarded, tokens, status,
       (m.attachments || []).map((a) => a.media_id),
       readInfo && readInfo.read, readInfo && readInfo.total, showReadBy, grouped, senderName, quote && [quote.name, quote.text],
+      conv.type === 'group' && !own ? store.avatarOf(senderId) : null,
       m.error, conv.type, item.kind === 'stored' && canEdit(conv, m), item.kind === 'stored' && m.seq === ui.highlightSeq]);
     const key = item.kind === 'pending' ? `p:${m.client_msg_id}` : `m:${m.seq}`;
     nodes.push(cached(key, sig, () => messageEl(conv, item, {
@@ -2393,7 +2461,7 @@ function messageEl(conv, item, opts) {
       edited: String(!!edited),
     },
   },
-  isGroup && !own ? (grouped ? h('div', { class: 'avatar-spacer' }) : avatar(senderId, senderName, 'tiny')) : null,
+  isGroup && !own ? (grouped ? h('div', { class: 'avatar-spacer' }) : userAvatar(senderId, senderName, 'tiny')) : null,
   h('div', { class: 'msg-col' },
     h('div', { class: 'bubble-row' }, toolbar, bubble),
     reactions,
@@ -3060,7 +3128,6 @@ function renderForwardList() {
     || picked.has(c.conversation_id));
   $('#forward-list').replaceChildren(...(convs.length ? convs.map((c) => {
     const title = store.title(c);
-    const other = c.type === 'direct' ? store.otherMember(c) : null;
     const checked = picked.has(c.conversation_id);
     const input = h('input', {
       type: 'checkbox', class: 'forward-check', testid: 'forward-checkbox',
@@ -3077,7 +3144,7 @@ function renderForwardList() {
       class: `forward-option${checked ? ' picked' : ''}${full && !checked ? ' disabled' : ''}`, testid: 'forward-option',
       dataset: { conversationId: c.conversation_id },
     }, input,
-    c.type === 'group' ? avatar(c.conversation_id, title, 'group small') : avatar(other ? other.user_id : c.conversation_id, title, 'small'),
+    convAvatar(c, title, 'small'),
     h('span', { class: 'forward-title', dir: 'auto', text: title }));
   }) : [h('p', { class: 'muted pad', text: 'No chat found.' })]));
   const n = picked.size;
@@ -3282,8 +3349,7 @@ function searchHitEl(result, { chat, testid, query }) {
     type: 'button', class: 'search-hit', testid, dataset: { conversationId: result.conversation_id, seq: String(result.seq) },
     onclick: () => openAt(result.conversation_id, result.seq),
   },
-  chat ? (conv && conv.type === 'group' ? avatar(result.conversation_id, title, 'group small')
-    : avatar(conv && store.otherMember(conv) ? store.otherMember(conv).user_id : result.conversation_id, title, 'small')) : null,
+  chat ? (conv ? convAvatar(conv, title, 'small') : avatar(result.conversation_id, title, 'small')) : null,
   h('span', { class: 'hit-text' },
     h('span', { class: 'hit-top' },
       chat ? h('span', { class: 'hit-chat', testid: 'search-hit-chat', dir: 'auto', text: title }) : null,
@@ -3391,7 +3457,7 @@ function renderMentionPicker() {
     'aria-selected': String(i === index), dataset: { userId: c.user_id, username: c.username },
     onmousedown: (e) => e.preventDefault(), // keep the focus in the composer
     onclick: () => pickMention(i),
-  }, avatar(c.user_id, c.name, 'tiny'),
+  }, userAvatar(c.user_id, c.name, 'tiny'),
   h('span', { class: 'mention-name', dir: 'auto', text: c.name }),
   h('span', { class: 'mention-username', text: `@${c.username}` }))));
   picker.hidden = false;
@@ -3488,7 +3554,7 @@ function userRow(user, onPick, testid) {
   return h('button', {
     type: 'button', class: 'user-row', testid, dataset: { userId: user.user_id, username: user.username },
     onclick: onPick,
-  }, avatar(user.user_id, name, 'small'),
+  }, avatar(user.user_id, name, 'small', { mediaId: user.avatar_media_id }),
   h('span', { class: 'user-row-text' },
     h('span', { class: 'user-row-name', dir: 'auto', text: name }),
     h('span', { class: 'user-row-username', text: `@${user.username}` })));
@@ -3499,7 +3565,7 @@ async function searchPeople(query) {
   if (!q) return [];
   const result = await api.searchUsers(q);
   const users = (result && result.users) || [];
-  for (const u of users) store.rememberUser(u);
+  for (const u of users) store.rememberProfile(u);
   return users.filter((u) => u.user_id !== store.me.user_id);
 }
 
@@ -3606,6 +3672,22 @@ async function submitGroup(event) {
   }
 }
 
+// The group's picture in its info panel, for its admins. One editor, kept across redraws
+// of the panel (a focused button stays focused, an upload survives a presence update).
+const groupPicture = new PictureEditor({
+  media: mediaClient,
+  noun: 'group picture',
+  testid: 'group-picture',
+  save: (mediaId, conversationId) => api.setGroupAvatar(conversationId, mediaId),
+  onSaved: (data, mediaId) => {
+    if (!store) return;
+    if (data && data.conversation_id) store.upsertConversation(data, { authoritative: false });
+    toast(mediaId ? 'Group picture changed' : 'Group picture removed');
+    scheduleRender({ list: true, chat: true, info: true });
+  },
+});
+$('#info-picture').appendChild(groupPicture.el);
+
 function openInfo() {
   const conv = activeConv();
   if (!conv) return;
@@ -3614,6 +3696,7 @@ function openInfo() {
     return;
   }
   ui.leaveArmed = false;
+  groupPicture.showError('');
   $('#info-error').hidden = true;
   $('#add-search').value = '';
   $('#add-results').replaceChildren();
@@ -3632,12 +3715,13 @@ function renderInfo() {
   }
   const title = store.title(conv);
   $('#info-title').textContent = title;
-  $('#info-avatar').replaceChildren(avatar(conv.conversation_id, title, 'group'));
+  $('#info-avatar').replaceChildren(convAvatar(conv, title));
   const members = conv.members || [];
   $('#info-count').textContent = `${conv.member_count || members.length} members`;
   const myRole = store.myRole(conv);
   const isAdmin = myRole === 'admin' || myRole === 'owner';
   for (const el of dialog.querySelectorAll('.admin-only')) el.hidden = !isAdmin;
+  groupPicture.update({ hasPicture: !!conv.avatar_media_id, target: conv.conversation_id });
   const rank = { owner: 0, admin: 1, member: 2 };
   const sorted = [...members].sort((a, b) => (rank[a.role] ?? 3) - (rank[b.role] ?? 3)
     || store.userName(a.user_id).localeCompare(store.userName(b.user_id), UI_LOCALE));
@@ -3647,7 +3731,7 @@ function renderInfo() {
     const p = ui.presence.get(m.user_id);
     const canRemove = isAdmin && !me && (m.role === 'member' || (myRole === 'owner' && m.role !== 'owner'));
     return h('li', { class: 'member-row', testid: 'member-row', dataset: { userId: m.user_id, role: m.role } },
-      avatar(m.user_id, store.userName(m.user_id), 'small'),
+      userAvatar(m.user_id, store.userName(m.user_id), 'small'),
       h('span', { class: 'member-text' },
         h('span', { class: 'member-name', dir: 'auto', text: name }),
         h('span', { class: 'member-sub', text: p && p.status === 'online' ? 'online' : (m.username ? `@${m.username}` : '') })),
@@ -3674,11 +3758,12 @@ function openContact(conv) {
   $('#contact-dialog').showModal();
   const other = store.otherMember(conv);
   const userId = other ? other.user_id : store.me.user_id;
+  // Asked again even when known: the status message (and picture) may have changed.
   api.user(userId)
     .then((user) => {
       if (!store) return;
-      store.rememberUser(user);
-      if ($('#contact-dialog').open) renderContact();
+      store.rememberProfile(user);
+      scheduleRender({ list: true, chat: true, info: true });
     })
     .catch(() => {});
 }
@@ -3695,7 +3780,7 @@ function renderContact() {
   const user = store.users.get(userId) || {};
   const name = store.userName(userId);
   $('#contact-name').textContent = other ? name : `${name} (you)`;
-  $('#contact-avatar').replaceChildren(avatar(userId, name));
+  $('#contact-avatar').replaceChildren(userAvatar(userId, name));
   const username = user.username || (other ? other.username : store.me.username);
   $('#contact-username').textContent = username ? `@${username}` : '';
   const p = ui.presence.get(userId);
@@ -3829,7 +3914,7 @@ async function addMember(conv, user) {
       conv.member_count = result.members.length;
       for (const m of result.members) store.rememberUser(m);
     }
-    store.rememberUser(user);
+    store.rememberProfile(user);
     $('#add-search').value = '';
     $('#add-results').replaceChildren();
     renderInfo();

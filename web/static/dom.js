@@ -175,13 +175,60 @@ export function initials(name) {
   return letters.toLocaleUpperCase(UI_LOCALE);
 }
 
-export function avatar(id, name, extraClass = '') {
-  return h('div', {
+// Pictures in avatars. dom.js knows nothing of the API: the app says where the signed
+// link of a picture comes from (the media client's thumbnail links, shared and cached).
+let pictureLinks = null;
+// Picture URLs this page has already shown. The lists are redrawn whole, so an avatar is
+// rebuilt often; a picture already in the browser's memory is drawn at once (not lazily),
+// so redrawing never flashes the initials.
+const shownPictures = new Set();
+
+/** `source`: {cached(mediaId) → url or null, link(mediaId) → Promise<url>}. */
+export function setPictureLinks(source) {
+  pictureLinks = source;
+}
+
+/**
+ * A person's or group's avatar: initials on their colour and, when they have a picture
+ * (`mediaId`), the picture over them once it has loaded. The initials stay underneath:
+ * they are what shows while the picture loads, when there is none, and when it fails.
+ * An avatar is decoration next to the name (hidden from screen readers) unless `alt` is
+ * given: then it is an image with that name (where it stands alone).
+ */
+export function avatar(id, name, extraClass = '', { mediaId = null, alt = null } = {}) {
+  const el = h('div', {
     class: `avatar ${extraClass}`.trim(),
-    'aria-hidden': 'true',
+    'aria-hidden': alt === null ? 'true' : null,
+    role: alt === null ? null : 'img',
+    'aria-label': alt,
     style: { 'background-color': colorFor(id || name || '?') },
     text: initials(name),
   });
+  if (mediaId && pictureLinks) el.appendChild(pictureEl(el, mediaId));
+  return el;
+}
+
+function pictureEl(box, mediaId) {
+  const img = h('img', { class: 'avatar-img', alt: '', testid: 'avatar-img', dataset: { mediaId } });
+  box.dataset.picture = 'loading';
+  img.addEventListener('load', () => {
+    shownPictures.add(img.src);
+    box.dataset.picture = 'shown';
+  });
+  const fail = () => {
+    img.remove();
+    box.dataset.picture = 'failed';
+  };
+  img.addEventListener('error', fail);
+  const show = (url) => {
+    // `loading` before `src`, or the browser has already started loading it.
+    if (!shownPictures.has(url)) img.loading = 'lazy';
+    img.src = url;
+  };
+  const url = pictureLinks.cached(mediaId);
+  if (url) show(url);
+  else pictureLinks.link(mediaId).then(show, fail);
+  return img;
 }
 
 export function debounce(fn, ms) {

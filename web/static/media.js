@@ -12,6 +12,8 @@ import { h } from './dom.js';
 export const MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
 /** Attachments one message may carry. */
 export const MAX_ATTACHMENTS = 10;
+/** How long a link that could not be had is not asked for again. */
+const LINK_RETRY_MS = 30000;
 
 /** What kind of attachment a media object is, for how it is shown. */
 export function mediaKind(media) {
@@ -49,7 +51,7 @@ export function formatSize(bytes) {
 export class MediaClient {
   constructor(api) {
     this.api = api;
-    this.links = new Map(); // `${media_id}/${thumbnail}` -> {url, until}
+    this.links = new Map(); // `${media_id}/${thumbnail}` -> {promise, url, until}
   }
 
   /**
@@ -74,17 +76,36 @@ export class MediaClient {
     return this.api.post(`/media/${encodeURIComponent(upload.media_id)}/complete`);
   }
 
-  /** A signed URL of the media (or its thumbnail), cached while it stands. */
-  async link(mediaId, thumbnail = false) {
+  /**
+   * A signed URL of the media (or its thumbnail), cached while it stands. Callers asking
+   * at the same time share one request (a chat list showing one picture fifty times asks
+   * once); a failed request is remembered for a while, so redrawing does not retry it
+   * on every frame.
+   */
+  link(mediaId, thumbnail = false) {
     const key = `${mediaId}/${thumbnail}`;
     const cached = this.links.get(key);
-    if (cached && cached.until > Date.now()) return cached.url;
+    if (cached && cached.until > Date.now()) return cached.promise;
+    const entry = { promise: null, url: null, until: Infinity }; // Infinity: under way
     const path = `/media/${encodeURIComponent(mediaId)}${thumbnail ? '/thumbnail' : ''}`;
-    const answer = await this.api.get(path);
-    const url = new URL(answer.url, window.location.href).href;
-    // A minute of margin, so an element never starts on a URL about to expire.
-    this.links.set(key, { url, until: Date.parse(answer.expires_at) - 60000 });
-    return url;
+    entry.promise = this.api.get(path).then((answer) => {
+      entry.url = new URL(answer.url, window.location.href).href;
+      // A minute of margin, so an element never starts on a URL about to expire.
+      entry.until = Date.parse(answer.expires_at) - 60000;
+      return entry.url;
+    }, (err) => {
+      entry.until = Date.now() + LINK_RETRY_MS;
+      throw err;
+    });
+    entry.promise.catch(() => {}); // callers handle it; nobody waiting is no error
+    this.links.set(key, entry);
+    return entry.promise;
+  }
+
+  /** The signed URL if one is at hand now (to draw a known picture without a frame of delay), else null. */
+  cachedLink(mediaId, thumbnail = false) {
+    const cached = this.links.get(`${mediaId}/${thumbnail}`);
+    return cached && cached.url && cached.until > Date.now() ? cached.url : null;
   }
 }
 

@@ -1,8 +1,9 @@
-// The Settings screen: profile, privacy (last seen, blocked users), notifications,
+// The Settings screen: profile (name, status, picture), privacy (last seen, blocked users), notifications,
 // appearance (theme), and the account (export, log out everywhere, delete). Also the
 // two preferences the rest of the app reads: the theme and notification previews.
 
 import { h, $, avatar, formatDateTime } from './dom.js';
+import { PictureEditor } from './avatars.js';
 
 const THEME_KEY = 'parley.theme';
 const THEMES = [['system', 'Same as the system'], ['light', 'Light'], ['dark', 'Dark']];
@@ -27,8 +28,10 @@ export function previewsOn(userId) {
 }
 
 /**
- * The Settings dialog. `ctx` gives what it needs of the app: `api`, `me()` (the signed-in
- * user's profile as the app holds it), `onProfile(profile)`, `blocked` (the app's set of
+ * The Settings dialog. `ctx` gives what it needs of the app: `api`, `media` (the
+ * MediaClient, to upload a picture), `me()` (the signed-in user's profile as the app holds
+ * it), `userAvatar(userId, name, extraClass)` (an avatar with the user's picture once
+ * known), `onProfile(profile)`, `blocked` (the app's set of
  * blocked user ids), `onBlockedChanged()`, `toast(text)`, `revoking(reason)` (said before
  * a request that ends this session: `everywhere` or `deleted`) and `signOut(reason)`.
  */
@@ -36,6 +39,32 @@ export function createSettings(ctx) {
   const dialog = $('#settings-dialog');
   const body = $('#settings-body');
   const state = { profile: null, blocked: [], error: '', logoutArmed: false, busy: false };
+  // Kept across redraws of the dialog: an upload under way survives them.
+  const picture = new PictureEditor({
+    media: ctx.media,
+    noun: 'profile picture',
+    testid: 'settings-picture',
+    save: (mediaId) => ctx.api.updateMe({ avatar_media_id: mediaId }),
+    onSaved: (profile, mediaId) => {
+      state.profile = profile;
+      ctx.onProfile(profile);
+      ctx.toast(mediaId ? 'Profile picture changed' : 'Profile picture removed');
+      renderPicture();
+    },
+  });
+
+  /** The picture at the top of the profile: drawn again alone when it changes. */
+  function renderPicture() {
+    const me = state.profile || ctx.me();
+    const box = $('#settings-picture-preview');
+    const mediaId = me.avatar_media_id || null;
+    if (box) {
+      box.replaceChildren(avatar(me.user_id, me.display_name || me.username || '?', 'large', {
+        mediaId, alt: mediaId ? 'Your profile picture' : null,
+      }));
+    }
+    picture.update({ hasPicture: !!mediaId });
+  }
 
   function error(text) {
     state.error = text;
@@ -109,8 +138,11 @@ export function createSettings(ctx) {
       },
     },
     h('div', { class: 'settings-profile-head' },
-      avatar(me.user_id, me.display_name || me.username || '?'),
-      h('div', { class: 'muted', text: 'Your initials and colour are your picture until photos arrive.' })),
+      h('div', { id: 'settings-picture-preview', testid: 'settings-picture-preview' }),
+      h('div', { class: 'settings-picture-side' },
+        h('p', { class: 'settings-label', text: 'Profile picture' }),
+        h('p', { class: 'muted', text: 'Everyone you chat with sees it. Without one, your initials show.' }),
+        picture.el)),
     h('label', { class: 'field', for: 'settings-name' }, h('span', { text: 'Name' }), name),
     h('label', { class: 'field', for: 'settings-status' }, h('span', { text: 'Status' }), status),
     h('div', { class: 'muted', text: me.username ? `Username: @${me.username}` : '' }),
@@ -131,7 +163,7 @@ export function createSettings(ctx) {
       }
     });
     const rows = state.blocked.map((user) => h('li', { class: 'member-row', testid: 'blocked-user' },
-      avatar(user.user_id, user.display_name, 'small'),
+      ctx.userAvatar(user.user_id, user.display_name, 'small'),
       h('span', { class: 'member-text' },
         h('span', { class: 'member-name', dir: 'auto', text: user.display_name }),
         h('span', { class: 'member-sub', text: `@${user.username} · blocked ${formatDateTime(new Date(user.blocked_at))}` })),
@@ -286,6 +318,7 @@ export function createSettings(ctx) {
 
   function render() {
     body.replaceChildren(profileSection(), privacySection(), notificationsSection(), appearanceSection(), accountSection());
+    renderPicture();
   }
 
   return { open, isOpen: () => dialog.open };

@@ -55,6 +55,30 @@ export class Store {
     this.users.set(user.user_id, known);
   }
 
+  /**
+   * A profile (`GET /users/me`, `/users/{id}`, a people search): besides the name it says
+   * whether the user has a picture. Members of a conversation carry names only, so their
+   * pictures are known once their profile has been fetched (`hasProfile`).
+   */
+  rememberProfile(profile) {
+    if (!profile || !profile.user_id) return;
+    this.rememberUser(profile);
+    const known = this.users.get(profile.user_id);
+    known.avatar_media_id = profile.avatar_media_id || null;
+    known.profile = true;
+    if (profile.user_id === this.me.user_id) this.me.avatar_media_id = known.avatar_media_id;
+  }
+
+  hasProfile(userId) {
+    return !!this.users.get(userId)?.profile;
+  }
+
+  /** The media id of the user's picture: null when they have none or it is not known yet. */
+  avatarOf(userId) {
+    if (userId === this.me.user_id && this.me.avatar_media_id !== undefined) return this.me.avatar_media_id;
+    return this.users.get(userId)?.avatar_media_id || null;
+  }
+
   userName(userId) {
     if (userId === this.me.user_id) return this.me.display_name || this.me.username || 'You';
     const user = this.users.get(userId);
@@ -73,6 +97,7 @@ export class Store {
       conversation_id: id,
       type: 'direct',
       name: null,
+      avatar_media_id: null, // a group's picture
       members: null,
       member_count: 0,
       last_seq: 0,
@@ -107,6 +132,9 @@ export class Store {
     for (const key of ['type', 'name', 'description', 'member_count', 'created_at', 'disappearing_seconds']) {
       if (data[key] !== undefined) conv[key] = data[key];
     }
+    // A whole conversation object (it has its type) states the group's picture: no
+    // `avatar_media_id` there means none. Partial updates (a new last message) leave it.
+    if (data.type === 'group' || data.type === 'direct') conv.avatar_media_id = data.avatar_media_id || null;
     // This user's own settings come only in their own views of the conversation (the
     // list, GET, a settings change); a frame every member receives carries none of them.
     if (data.archived !== undefined) {
