@@ -10,6 +10,10 @@ import { h } from './dom.js';
 
 /** Largest upload the server takes by default (100 MiB). */
 export const MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
+/** Files past this go in parts (the server's `limits.MEDIA_PART_BYTES`). */
+const PART_BYTES = 8 * 1024 * 1024;
+/** Failed parts sent again before an upload gives up (each time after a longer pause). */
+const PART_RETRIES = 5;
 /** Attachments one message may carry. */
 export const MAX_ATTACHMENTS = 10;
 /** How long a link that could not be had is not asked for again. */
@@ -71,9 +75,38 @@ export class MediaClient {
     if (durationMs) body.duration_ms = Math.round(durationMs);
     const upload = await this.api.post('/media', body);
     if (signal && signal.aborted) throw abortError();
-    await putWithProgress(upload, file, onProgress, signal);
+    if (file.size > PART_BYTES) await this.sendParts(upload.media_id, file, onProgress, signal);
+    else await putWithProgress(upload, file, onProgress, signal);
     if (signal && signal.aborted) throw abortError();
     return this.api.post(`/media/${encodeURIComponent(upload.media_id)}/complete`);
+  }
+
+  /**
+   * Sends a large file in the server's parts (`GET /media/{id}/parts`), one at a time,
+   * so a dropped connection costs one part, not the whole file: a part that fails is
+   * sent again after a pause, with a freshly signed request (its URL may have expired),
+   * and only the parts that have not arrived are ever sent.
+   */
+  async sendParts(mediaId, file, onProgress, signal) {
+    const path = `/media/${encodeURIComponent(mediaId)}/parts`;
+    let failures = 0;
+    for (;;) {
+      const { parts } = await this.api.get(path);
+      const missing = parts.filter((part) => !part.received);
+      if (!missing.length) return;
+      let arrived = parts.filter((part) => part.received).reduce((sum, part) => sum + part.size, 0);
+      try {
+        for (const part of missing) {
+          const bytes = file.slice(part.offset, part.offset + part.size);
+          const request = { upload_method: part.upload_method, upload_url: part.upload_url, upload_headers: part.upload_headers };
+          await putWithProgress(request, bytes, (f) => onProgress((arrived + f * part.size) / file.size), signal);
+          arrived += part.size;
+        }
+      } catch (err) {
+        if (err.name === 'AbortError' || ++failures > PART_RETRIES) throw err;
+        await pause(Math.min(500 * 2 ** failures, 8000), signal);
+      }
+    }
   }
 
   /**
@@ -107,6 +140,15 @@ export class MediaClient {
     const cached = this.links.get(`${mediaId}/${thumbnail}`);
     return cached && cached.url && cached.until > Date.now() ? cached.url : null;
   }
+}
+
+/** Waits `ms`, or rejects with `AbortError` as soon as `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal && signal.aborted) return reject(abortError());
+    const timer = setTimeout(resolve, ms);
+    if (signal) signal.addEventListener('abort', () => { clearTimeout(timer); reject(abortError()); }, { once: true });
+  });
 }
 
 function abortError() {

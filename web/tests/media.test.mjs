@@ -79,7 +79,7 @@ async function attach(page, files) {
   await until(async () => {
     const states = await page.getByTestId('tray-item').evaluateAll((items) => items.map((i) => i.dataset.status));
     return states.length === files.length && states.every((s) => s === 'ready');
-  }, { message: 'the uploads to finish', timeout: 20000 });
+  }, { message: 'the uploads to finish', timeout: 60000 });
 }
 
 test('a photo arrives as a thumbnail over its BlurHash and opens in the lightbox', async () => {
@@ -139,6 +139,46 @@ test('a cancelled upload is not sent', async () => {
   await ben.page.getByTestId('message-content').getByText('no file after all', { exact: true }).waitFor();
   assert.equal(await ben.page.getByTestId('attachment-file').filter({ hasText: 'big.bin' }).count(), 0);
 });
+
+test('a large file goes in parts, and a part that fails is sent again alone', async () => {
+  // 17 MiB and a bit: three parts of the server's 8 MiB, the last one short.
+  const size = 17 * 1024 * 1024 + 4321;
+  const bytes = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + (i >> 12)) & 0xff;
+  const puts = new Map();
+  let failed = false;
+  await ann.page.route('**/media-blobs/p/**', async (route) => {
+    const part = new URL(route.request().url()).pathname.split('/').pop();
+    puts.set(part, (puts.get(part) || 0) + 1);
+    // The second part's first try loses its connection.
+    if (part === '2' && !failed) {
+      failed = true;
+      return route.abort('connectionreset');
+    }
+    return route.continue();
+  });
+  try {
+    await attach(ann.page, [{ name: 'archive.bin', mimeType: 'application/octet-stream', buffer: bytes }]);
+  } finally {
+    await ann.page.unroute('**/media-blobs/p/**');
+  }
+  assert.deepEqual(Object.fromEntries(puts), { 1: 1, 2: 2, 3: 1 }, 'each part once, the failed one twice');
+  await ann.page.getByTestId('send-button').click();
+  const card = ben.page.getByTestId('attachment-file').filter({ hasText: 'archive.bin' });
+  await card.waitFor({ timeout: 15000 });
+  const history = await rest(server.url, 'GET', `/conversations/${await conversationWithBen()}/messages?limit=5`, { token: users.ben.token });
+  const sent = history.messages.flatMap((m) => m.attachments || []).find((a) => a.filename === 'archive.bin');
+  assert.equal(sent.size, size);
+  const link = await rest(server.url, 'GET', `/media/${sent.media_id}`, { token: users.ben.token });
+  const downloaded = Buffer.from(await (await fetch(new URL(link.url, server.url))).arrayBuffer());
+  assert.ok(downloaded.equals(bytes), 'the joined parts are the file');
+});
+
+/** The direct chat of Ann and Ben, as Ben lists it. */
+async function conversationWithBen() {
+  const list = await rest(server.url, 'GET', '/conversations', { token: users.ben.token });
+  return list.conversations.find((c) => c.type === 'direct').conversation_id;
+}
 
 test('a voice note is recorded, sent and played', async () => {
   await ann.page.getByTestId('voice-button').click();
