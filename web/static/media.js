@@ -91,11 +91,12 @@ export class MediaClient {
     const path = `/media/${encodeURIComponent(mediaId)}/parts`;
     let failures = 0;
     for (;;) {
-      const { parts } = await this.api.get(path);
-      const missing = parts.filter((part) => !part.received);
-      if (!missing.length) return;
-      let arrived = parts.filter((part) => part.received).reduce((sum, part) => sum + part.size, 0);
       try {
+        // Asked again after a failure: fresh URLs, and what arrived meanwhile.
+        const { parts } = await this.api.get(path);
+        const missing = parts.filter((part) => !part.received);
+        if (!missing.length) return;
+        let arrived = parts.filter((part) => part.received).reduce((sum, part) => sum + part.size, 0);
         for (const part of missing) {
           const bytes = file.slice(part.offset, part.offset + part.size);
           const request = { upload_method: part.upload_method, upload_url: part.upload_url, upload_headers: part.upload_headers };
@@ -103,7 +104,9 @@ export class MediaClient {
           arrived += part.size;
         }
       } catch (err) {
-        if (err.name === 'AbortError' || ++failures > PART_RETRIES) throw err;
+        // A refusal (the upload is gone, complete, not ours) will not change by retrying.
+        const refused = err.status && err.status < 500 && err.status !== 429;
+        if (err.name === 'AbortError' || refused || ++failures > PART_RETRIES) throw err;
         await pause(Math.min(500 * 2 ** failures, 8000), signal);
       }
     }

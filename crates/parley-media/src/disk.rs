@@ -277,17 +277,14 @@ impl MediaStore for DiskMediaStore {
     async fn concat(&self, parts: &[String], to: &str, limit: u64) -> MediaResult<u64> {
         let path = self.path_of(to)?;
         let temp = self.temp_path();
-        let written = self.write_parts(parts, &temp, limit).await;
-        match written {
-            Ok(size) => {
-                self.move_into_place(&temp, &path).await?;
-                Ok(size)
-            }
-            Err(error) => {
-                let _ = tokio::fs::remove_file(&temp).await;
-                Err(error)
-            }
+        let written = match self.write_parts(parts, &temp, limit).await {
+            Ok(size) => self.move_into_place(&temp, &path).await.map(|()| size),
+            Err(error) => Err(error),
+        };
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
         }
+        written
     }
 
     async fn delete(&self, key: &str) -> MediaResult<()> {
@@ -325,7 +322,7 @@ impl DiskMediaStore {
                 return Err(MediaError::TooLarge { limit });
             }
         }
-        out.flush().await.map_err(MediaError::unavailable)?;
+        out.sync_all().await.map_err(MediaError::unavailable)?;
         Ok(written)
     }
 

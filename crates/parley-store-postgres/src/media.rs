@@ -37,6 +37,35 @@ impl MediaRecordStore for PgStore {
         media_usage(&self.pool, owner_id).await
     }
 
+    async fn claim_media(
+        &self,
+        media_id: &MediaId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "UPDATE media SET claimed_until = $1 WHERE media_id = $2 AND status = $3 \
+                 AND (claimed_until IS NULL OR claimed_until < $4)",
+        )
+        .bind(until.millis())
+        .bind(media_id.as_str())
+        .bind(MediaStatus::Pending.as_str())
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn release_media_claim(&self, media_id: &MediaId) -> StoreResult<()> {
+        sqlx::query("UPDATE media SET claimed_until = NULL WHERE media_id = $1")
+            .bind(media_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     /// Whether `user_id` may download the upload: they uploaded it, or a message that
     /// carries it (not deleted, not expired) is in a conversation they are a member of
     /// now, after their `cleared_seq` and not hidden by them.
@@ -328,6 +357,17 @@ pub(crate) async fn swap_avatar(
     if old == new {
         return Ok(());
     }
+    // Both rows locked in `media_id` order, as sends share-lock theirs: no deadlock with
+    // a send attaching both, or with another swap.
+    let both: Vec<&str> = old.iter().chain(new.iter()).map(|id| id.as_str()).collect();
+    sqlx::query(
+        "SELECT media_id FROM media WHERE media_id = ANY($1) ORDER BY media_id \
+         FOR NO KEY UPDATE",
+    )
+    .bind(&both)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(store_error)?;
     if let Some(new) = new {
         let kept =
             sqlx::query("UPDATE media SET sent = true, released = false WHERE media_id = $1")

@@ -73,7 +73,7 @@ impl PgStore {
         let mut transaction = self.pool.begin().await.map_err(store_error)?;
         if let Some(avatar) = &update.avatar_media_id {
             let old: Option<String> = sqlx::query_scalar(
-                "SELECT avatar_media_id FROM users WHERE user_id = $1 FOR UPDATE",
+                "SELECT avatar_media_id FROM users WHERE user_id = $1 FOR NO KEY UPDATE",
             )
             .bind(user_id.as_str())
             .fetch_optional(&mut *transaction)

@@ -36,6 +36,35 @@ impl MediaRecordStore for SqliteStore {
         media_usage(&self.reader, owner_id).await
     }
 
+    async fn claim_media(
+        &self,
+        media_id: &MediaId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "UPDATE media SET claimed_until = ?1 WHERE media_id = ?2 AND status = ?3 \
+                 AND (claimed_until IS NULL OR claimed_until < ?4)",
+        )
+        .bind(until.millis())
+        .bind(media_id.as_str())
+        .bind(MediaStatus::Pending.as_str())
+        .bind(now.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn release_media_claim(&self, media_id: &MediaId) -> StoreResult<()> {
+        sqlx::query("UPDATE media SET claimed_until = NULL WHERE media_id = ?")
+            .bind(media_id.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Whether `user_id` may download the upload: they uploaded it, or a message that
     /// carries it (not deleted, not expired) is in a conversation they are a member of
     /// now, after their `cleared_seq` and not hidden by them.

@@ -98,6 +98,7 @@ macro_rules! store_conformance {
             an_export_reads_only_what_the_user_sent,
             media_records_complete_once,
             the_media_quota_holds_under_concurrent_uploads,
+            one_completion_claims_an_upload,
             attachments_make_media_readable_to_members,
             collection_takes_unsent_and_released_media,
             avatars_are_readable_and_kept_while_shown,

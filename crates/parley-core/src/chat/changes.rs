@@ -27,9 +27,22 @@ impl Chat {
         if name.is_some() || description.is_some() {
             intents.push(ChangeIntent::Rename { name, description });
         }
+        let picture_given = request.avatar_media_id.is_some();
         if let Some(media_id) = request.avatar_media_id {
             let media_id = self.checked_avatar(session, media_id).await?;
-            intents.push(ChangeIntent::SetAvatar(media_id));
+            let current = self
+                .inner
+                .store
+                .fetch_conversation(conversation_id)
+                .await
+                .map_err(not_found_is_not_member)?;
+            let intent = ChangeIntent::SetAvatar(media_id.clone());
+            // Allowed or not even when it is the picture it has already (then there is
+            // nothing to announce).
+            self.plan(&members, session, &intent)?;
+            if current.avatar_media_id != media_id {
+                intents.push(intent);
+            }
         }
         if let Some(seconds) = request.disappearing_seconds {
             let choices = &self.inner.config.disappearing_choices;
@@ -51,7 +64,7 @@ impl Chat {
                 intents.push(ChangeIntent::SetDisappearing(seconds));
             }
         }
-        if intents.is_empty() && request.disappearing_seconds.is_none() {
+        if intents.is_empty() && request.disappearing_seconds.is_none() && !picture_given {
             return Err(Error::Invalid(
                 "nothing to change: give name, description, avatar_media_id or \
                  disappearing_seconds"
@@ -246,7 +259,10 @@ impl Chat {
                 Err(StoreError::Conflict(_)) if attempts < MAX_CHANGE_ATTEMPTS => attempts += 1,
                 // Other nodes kept changing the members: busy, not the caller's fault.
                 Err(StoreError::Conflict(_)) => return Err(Error::Busy),
-                Err(error) => return Err(avatars::avatar_gone(error)),
+                Err(error) if matches!(intent, ChangeIntent::SetAvatar(_)) => {
+                    return Err(avatars::avatar_gone(error))
+                }
+                Err(error) => return Err(error.into()),
             }
         };
         self.inner.members.invalidate(conversation_id);

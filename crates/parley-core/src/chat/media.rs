@@ -54,6 +54,9 @@ pub fn thumbnail_key(media_id: &MediaId) -> String {
 const HASH_CHUNK: u64 = 8 * 1024 * 1024;
 /// A picture taking longer than this to process is given up for now (ask again).
 const PICTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a completion holds its upload against completions on other nodes: longer
+/// than the slowest one (a picture's decode times out after a minute).
+const CLAIM_MS: i64 = 5 * 60 * 1000;
 /// Media collected per batch.
 const COLLECT_BATCH: u32 = 500;
 
@@ -156,11 +159,37 @@ impl Chat {
         let chat = self.clone();
         let task = tokio::spawn(async move {
             let media_id = record.media_id().clone();
-            let outcome = chat.process_and_complete(&record).await;
+            let outcome = chat.claimed_completion(&record).await;
             chat.inner.completing.lock().remove(&media_id);
             outcome
         });
         task.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Completes under the store's claim, so no completion on another node writes the
+    /// upload's served objects at the same time; a failed one gives the claim back.
+    async fn claimed_completion(&self, record: &MediaRecord) -> Result<Media> {
+        let store = &self.inner.store;
+        let now = Timestamp::now();
+        let until = Timestamp(now.millis() + CLAIM_MS);
+        if !store.claim_media(record.media_id(), now, until).await? {
+            let current = store.fetch_media(record.media_id()).await;
+            return match current {
+                Ok(current) if current.is_ready() => Ok(current.media),
+                Ok(_) => Err(Error::MediaNotReady(
+                    "this upload is being completed; ask again in a moment".into(),
+                )),
+                Err(StoreError::NotFound) => Err(Error::NotFound("media")),
+                Err(error) => Err(error.into()),
+            };
+        }
+        let outcome = self.process_and_complete(record).await;
+        if outcome.is_err() {
+            if let Err(error) = store.release_media_claim(record.media_id()).await {
+                tracing::warn!(%error, "could not release a completion's claim; it runs out");
+            }
+        }
+        outcome
     }
 
     async fn process_and_complete(&self, record: &MediaRecord) -> Result<Media> {
@@ -185,12 +214,12 @@ impl Chat {
             .media
             .delete(&upload_key(record.media_id()))
             .await;
-        // Parts sent besides a whole upload (joining deletes its own) would stay forever.
-        let first_part = super::media_parts::part_key(record.media_id(), 1);
-        if let Ok(Some(_)) = self.inner.media.size(&first_part).await {
-            self.delete_parts(record.media_id(), record.media.size)
-                .await;
-        }
+        // Parts sent besides a whole upload, or some sent and then not needed (joining
+        // deletes what it joined), would stay until the media is collected: off the
+        // answer's path.
+        let chat = self.clone();
+        let (media_id, declared) = (record.media_id().clone(), record.media.size);
+        tokio::spawn(async move { chat.delete_parts(&media_id, declared).await });
         Ok(completed)
     }
 
@@ -225,13 +254,15 @@ impl Chat {
         }
         // Reading and decoding hold a permit: memory is bounded by the permits, whatever
         // the number of completions asked for.
-        let permit = self
-            .inner
-            .picture_processing
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        let permit = tokio::time::timeout(
+            PICTURE_TIMEOUT,
+            self.inner.picture_processing.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            Error::MediaNotReady("the server is busy processing uploads; ask again".into())
+        })?
+        .map_err(|_| Error::ShuttingDown)?;
         if let Some(expected) = &record.sha256 {
             if &sha256_of(store.as_ref(), &staged, size).await? != expected {
                 store.delete(&staged).await?;
@@ -341,7 +372,8 @@ impl Chat {
         };
         let started = Instant::now();
         // A thread of its own, at the lowest priority: decoding takes a core for about a
-        // second per photo, and must not take it from the sends.
+        // second per photo, and must not take it from the sends. It holds its permit to
+        // its end, so a slow decode past the timeout still counts against the bound.
         let (done, work) = oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("parley-picture".into())
@@ -492,9 +524,11 @@ pub(super) async fn collect(inner: &Arc<Inner>) {
                 original_key(media_id),
                 thumbnail_key(media_id),
             ];
-            if !record.is_ready() {
-                keys.extend(super::media_parts::part_keys(media_id, record.media.size));
-            }
+            // Parts may have come after completion, while their URLs held: every part
+            // an upload of the largest size could have (a processed picture's size is
+            // not the declared one).
+            let most = record.media.size.max(inner.config.media_max_bytes);
+            keys.extend(super::media_parts::part_keys(media_id, most));
             for key in keys {
                 if let Err(error) = inner.media.delete(&key).await {
                     tracing::warn!(%error, key, "deleting a collected upload's bytes failed");

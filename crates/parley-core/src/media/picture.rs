@@ -68,9 +68,10 @@ pub enum PictureError {
     Busy(String),
 }
 
-/// Moves the calling thread (a decoding thread of its own) to the lowest scheduling
-/// class, `SCHED_IDLE` on Linux: it runs on what the sends leave of the cores. Failing
-/// that, it stays as it is: only the messages' latency suffers, never a result.
+/// Lowers the calling thread (a decoding thread of its own) to the lowest priority of
+/// the normal class, `SCHED_BATCH` at nice 19 on Linux: the sends get the cores first,
+/// and a decode still moves on a busy machine (`SCHED_IDLE` would starve it there).
+/// Failing that, it stays as it is: only the messages' latency suffers, never a result.
 pub fn run_in_background() {
     #[cfg(unix)]
     {
@@ -79,9 +80,9 @@ pub fn run_in_background() {
             ThreadSchedulePolicy,
         };
         use thread_priority::ThreadPriority;
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
         if let Err(error) =
-            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, batch)
         {
             tracing::debug!(?error, "could not lower a decoding thread's priority");
         }
@@ -227,7 +228,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn decoding_threads_run_in_the_idle_class() {
+    fn decoding_threads_run_at_the_lowest_priority() {
         use thread_priority::unix::{
             thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
         };
@@ -239,7 +240,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             policy,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch)
         );
         // Only that thread: this one keeps its class.
         assert_ne!(thread_schedule_policy().unwrap(), policy);

@@ -63,6 +63,20 @@ pub trait MediaRecordStore: Send + Sync {
     /// The bytes the user's uploads take, pending ones included (the quota).
     async fn media_usage(&self, owner_id: &UserId) -> StoreResult<u64>;
 
+    /// Claims a `pending` upload for one completion until `until`: `true` if no other
+    /// completion holds it (none did, or its claim ran out before `now`); `false` if one
+    /// does, or the upload is ready or gone. Two completions on any nodes never both get
+    /// it, so they never write its served objects at once.
+    async fn claim_media(
+        &self,
+        media_id: &MediaId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Gives a claim up (the completion failed: the client may try again at once).
+    async fn release_media_claim(&self, media_id: &MediaId) -> StoreResult<()>;
+
     /// Whether `user_id` may download the upload: they uploaded it, or a message that
     /// carries it (not deleted, not expired) is in a conversation they are a member of
     /// now, after their `cleared_seq` and not hidden by them.

@@ -182,6 +182,13 @@ async fn a_group_picture_is_its_members() {
             if conversation.avatar_media_id.as_ref() == Some(&logo.media_id))
     })
     .await;
+    // The same picture again changes nothing and announces nothing.
+    let again = alice
+        .client
+        .update_conversation(&team.conversation_id, &group_picture(Some(&logo.media_id)))
+        .await
+        .unwrap();
+    assert_eq!(again.last_seq, updated.last_seq);
     let listed = bob.client.conversations(None, None).await.unwrap();
     assert_eq!(
         listed.conversations[0].avatar_media_id.as_ref(),

@@ -103,6 +103,38 @@ pub async fn media_records_complete_once(store: Arc<dyn Store>) {
     assert_eq!(store.media_usage(&bob).await.unwrap(), 0);
 }
 
+/// One completion at a time holds an upload: a second claim fails until the first is
+/// released or runs out; a ready or unknown upload cannot be claimed.
+pub async fn one_completion_claims_an_upload(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let record = pending(&alice, 1000, Timestamp::now());
+    store.insert_media(record.clone(), u64::MAX).await.unwrap();
+    let id = record.media_id();
+    let now = Timestamp::now();
+    let later = Timestamp(now.millis() + 60_000);
+    assert!(store.claim_media(id, now, later).await.unwrap());
+    assert!(!store.claim_media(id, now, later).await.unwrap());
+    store.release_media_claim(id).await.unwrap();
+    assert!(store.claim_media(id, now, later).await.unwrap());
+    // Past the claim's time, another completion may take over.
+    let after = Timestamp(later.millis() + 1);
+    assert!(store
+        .claim_media(id, after, Timestamp(after.millis() + 60_000))
+        .await
+        .unwrap());
+    let done = Media {
+        status: MediaStatus::Ready,
+        ..record.media.clone()
+    };
+    store.complete_media(&done).await.unwrap();
+    store.release_media_claim(id).await.unwrap();
+    assert!(!store.claim_media(id, after, later).await.unwrap());
+    assert!(!store
+        .claim_media(&MediaId::from("m_none"), now, later)
+        .await
+        .unwrap());
+}
+
 /// An upload is recorded only within the owner's quota, counted with their pending
 /// uploads; uploads started at the same moment never pass it together.
 pub async fn the_media_quota_holds_under_concurrent_uploads(store: Arc<dyn Store>) {
