@@ -93,8 +93,14 @@ pub(super) fn optional_url(url: String) -> Result<Option<String>> {
 /// Longest media type `POST /media` takes.
 const MAX_CONTENT_TYPE: usize = 127;
 
-/// `type/subtype` (lower case, parameters dropped): what `POST /media` takes.
+/// `type/subtype` (lower case, parameters dropped): what `POST /media` takes. The whole
+/// value, parameters included, is at most 127 characters (the schema's `maxLength`).
 pub(super) fn checked_content_type(content_type: &str) -> Result<String> {
+    if content_type.chars().count() > MAX_CONTENT_TYPE {
+        return Err(Error::Invalid(format!(
+            "content_type is at most {MAX_CONTENT_TYPE} characters"
+        )));
+    }
     let essence = content_type
         .split(';')
         .next()
@@ -156,7 +162,16 @@ mod tests {
             checked_content_type("Image/JPEG; q=1").unwrap(),
             "image/jpeg"
         );
-        for bad in ["", "image", "image/", "/png", "a b/c", "image/png/x"] {
+        let long_parameters = format!("image/png; x={}", "y".repeat(120));
+        for bad in [
+            "",
+            "image",
+            "image/",
+            "/png",
+            "a b/c",
+            "image/png/x",
+            &long_parameters,
+        ] {
             assert!(checked_content_type(bad).is_err(), "{bad:?}");
         }
     }
