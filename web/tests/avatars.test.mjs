@@ -9,10 +9,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import zlib from 'node:zlib';
 import {
   startServer, launchBrowser, openApp, logIn, uniqueName, registerApi, rest,
-  openConversationTitled, sendText, screenshot, until, DESKTOP, PHONE,
+  openConversationTitled, sendText, screenshot, until, png, DESKTOP, PHONE,
 } from './helpers.mjs';
 
 let server;
@@ -25,35 +24,6 @@ const names = {
 };
 const display = { ann: 'Ann Archer', ben: 'Ben Baker', cat: 'Cat Carter', dan: 'Dan Dorsey', eve: 'Eve Evans' };
 let groupId;
-
-/** A PNG whose pixels are `paint(x, y)` → [r, g, b], made here (no image library needed). */
-function png(width, height, paint) {
-  const rows = [];
-  for (let y = 0; y < height; y++) {
-    const row = Buffer.alloc(1 + width * 3);
-    for (let x = 0; x < width; x++) row.set(paint(x / width, y / height), 1 + x * 3);
-    rows.push(row);
-  }
-  const chunk = (type, data) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bit depth
-  header[9] = 2; // truecolour
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 const mix = (a, b, t) => a.map((v, i) => Math.round(v + (b[i] - v) * t));
 

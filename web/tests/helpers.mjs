@@ -1,6 +1,7 @@
 // Shared test helpers: start the real parley server, launch Debian's Chromium, and drive
 // the web client as people would.
 
+import zlib from 'node:zlib';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -284,4 +285,36 @@ export async function rest(url, method, path, { token, body } = {}) {
 
 export async function registerApi(url, username, displayName) {
   return rest(url, 'POST', '/auth/register', { body: { username, password: PASSWORD, display_name: displayName } });
+}
+
+/**
+ * A PNG whose pixels are `paint(x, y)` → [r, g, b] (`x`, `y` from 0 to 1; a colour
+ * gradient by default), made here: no image library needed.
+ */
+export function png(width, height, paint = (x, y) => [Math.floor(x * 255), Math.floor(y * 255), 160]) {
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x++) row.set(paint(x / width, y / height), 1 + x * 3);
+    rows.push(row);
+  }
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // truecolour
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

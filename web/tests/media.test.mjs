@@ -5,10 +5,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import zlib from 'node:zlib';
 import {
   startServer, launchBrowser, openApp, logIn, uniqueName, registerApi, rest,
-  openConversationTitled, screenshot, until, DESKTOP, PHONE,
+  openConversationTitled, screenshot, until, png, DESKTOP, PHONE,
 } from './helpers.mjs';
 
 let server;
@@ -18,39 +17,6 @@ let ben;
 let benPhone;
 const users = {};
 const names = { ann: uniqueName('ann'), ben: uniqueName('ben') };
-
-/** A PNG of a colour gradient, made here (no image library needed). */
-function png(width, height) {
-  const rows = [];
-  for (let y = 0; y < height; y++) {
-    const row = Buffer.alloc(1 + width * 3);
-    for (let x = 0; x < width; x++) {
-      row[1 + x * 3] = Math.floor((x / width) * 255);
-      row[2 + x * 3] = Math.floor((y / height) * 255);
-      row[3 + x * 3] = 160;
-    }
-    rows.push(row);
-  }
-  const chunk = (type, data) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bit depth
-  header[9] = 2; // truecolour
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 before(async () => {
   server = await startServer();
