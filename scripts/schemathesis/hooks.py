@@ -43,12 +43,21 @@
 6. A user pins at most five conversations: a valid `PATCH …/settings` with
    `"pinned": true` is refused with 409 `too_many_pinned` once five are pinned. Such a
    report is dropped after the list (`GET /conversations`) shows five pinned.
+
+7. The SSRF guard of push endpoints. `PUT /devices/me/push` refuses (400) an `endpoint`
+   whose host is not a public address: loopback, private, link-local, shared or reserved
+   ranges, single-label or internal names. A pattern cannot say that; such a report is
+   dropped when this hook, on its own (Python's `ipaddress`), finds the host not public,
+   numeric (a host of digits and dots that URL parsers read as an IPv4 address), or not
+   parseable as a URL host at all. A refusal of a public DNS name stays a failure.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import urllib.parse
 from typing import Any
 
 import requests
@@ -169,6 +178,40 @@ def _state_refusal(case, response) -> bool:
     return False
 
 
+_INTERNAL_SUFFIXES = ("localhost", "local", "internal", "home.arpa", "lan", "intranet")
+
+
+def _not_public_endpoint(case, response) -> bool:
+    """(7): a refused push endpoint whose host is not public by this hook's own reading."""
+    if (case.method.upper(), case.operation.path) != ("PUT", "/api/v1/devices/me/push"):
+        return False
+    if response.status_code != 400:
+        return False
+    try:
+        message = response.json()["error"]["message"]
+        if "public address" not in message and "absolute URL" not in message and "host" not in message:
+            return False
+        endpoint = case.body.get("endpoint") if isinstance(case.body, dict) else None
+        if not isinstance(endpoint, str):
+            return False
+        try:
+            host = urllib.parse.urlsplit(endpoint).hostname
+        except ValueError:
+            return True
+        if not host:
+            return True
+        try:
+            return not ipaddress.ip_address(host).is_global
+        except ValueError:
+            pass
+        name = host.rstrip(".").lower()
+        if all(c.isdigit() or c in ".xX" or c in "abcdefABCDEF" for c in name) and any(c.isdigit() for c in name):
+            return True  # numeric: WHATWG URL parsing reads it as an IPv4 address
+        return "." not in name or any(name == s or name.endswith("." + s) for s in _INTERNAL_SUFFIXES)
+    except Exception:  # noqa: BLE001 - when in doubt, keep the failure
+        return False
+
+
 def _tolerated_direct_participants(case) -> bool:
     if (case.method.upper(), case.operation.path) != ("POST", "/api/v1/conversations"):
         return False
@@ -205,5 +248,7 @@ def filter_failure(context, failure, case, response):  # noqa: ARG001 - the hook
     if kind == "AcceptedNegativeData" and _tolerated_direct_participants(case):
         return False
     if kind == "RejectedPositiveData" and _state_refusal(case, response):
+        return False
+    if kind == "RejectedPositiveData" and _not_public_endpoint(case, response):
         return False
     return True

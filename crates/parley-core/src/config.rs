@@ -67,6 +67,11 @@ pub struct CoreConfig {
     pub media_max_picture_bytes: u64,
     /// Most pixels a picture may have; a larger one is refused before it is decoded.
     pub media_max_pixels: u64,
+    /// Push endpoints may be `http` and on any address (tests, a local UnifiedPush
+    /// distributor); off, only `https` to public addresses.
+    pub push_allow_insecure_endpoints: bool,
+    /// The VAPID public key (`GET /push/config`), set at start from the server's key.
+    pub push_vapid_public_key: String,
 }
 
 impl Default for CoreConfig {
@@ -101,6 +106,8 @@ impl Default for CoreConfig {
             media_collect_interval: Duration::from_secs(600),
             media_max_picture_bytes: 50 * 1024 * 1024,
             media_max_pixels: 50_000_000,
+            push_allow_insecure_endpoints: false,
+            push_vapid_public_key: String::new(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod media;
 pub mod membership;
 pub mod message_state;
 pub mod presence;
+pub mod push;
 pub mod ratelimit;
 pub mod receipts;
 pub mod rules;

@@ -83,12 +83,14 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 mod media_records;
+mod push_records;
 mod records;
 pub use media_records::*;
+pub use push_records::*;
 pub use records::*;
 
 #[async_trait]
-pub trait Store: MediaRecordStore + Send + Sync + 'static {
+pub trait Store: MediaRecordStore + PushRecordStore + Send + Sync + 'static {
     /// Answers once the backend can serve reads and writes (`/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -25,6 +25,7 @@ pub fn profile_changes(request: UpdateProfileRequest) -> ProfileChanges {
         status_message: request.status_message,
         avatar_url: request.avatar_url,
         avatar_media_id: request.avatar_media_id,
+        push_previews: request.push_previews,
         last_seen_privacy: request
             .last_seen_privacy
             .or(request.last_seen_visible.map(|visible| {

@@ -29,9 +29,11 @@ use std::net::SocketAddr;
 
 mod media;
 mod messages;
+mod push;
 mod settings;
 use media::{complete_media, create_media, download_media, download_thumbnail, upload_parts};
 use messages::{forward, hide_message, reactions, search_messages};
+use push::{delete_push_subscription, push_config, push_subscription, set_push_subscription};
 use settings::{
     block_user, blocked_users, clear_conversation, delete_account, export, logout_everywhere,
     unblock_user, update_settings,
@@ -201,6 +203,13 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .route("/media/{media_id}/complete", post(complete_media))
         .route("/media/{media_id}/parts", get(upload_parts))
         .route("/media/{media_id}/thumbnail", get(download_thumbnail))
+        .route("/push/config", get(push_config))
+        .route(
+            "/devices/me/push",
+            get(push_subscription)
+                .put(set_push_subscription)
+                .delete(delete_push_subscription),
+        )
         .route("/search", get(search_messages))
         .route("/unread", get(unread))
         .route("/openapi.json", get(openapi))

@@ -10,6 +10,7 @@
 pub mod error;
 pub mod frames;
 pub mod ids;
+pub mod push;
 pub mod rest;
 pub mod time;
 pub mod types;
@@ -17,6 +18,7 @@ pub mod types;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientFrame, ServerFrame};
 pub use ids::{ConversationId, DeviceId, MediaId, MessageId, UserId};
+pub use push::PushKind;
 pub use time::Timestamp;
 pub use types::*;
 

@@ -59,6 +59,9 @@ pub struct UpdateProfileRequest {
     /// Wins over `last_seen_visible` when both are given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_privacy: Option<crate::LastSeenPrivacy>,
+    /// Push notifications with the message's text (`true`) or without (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_previews: Option<bool>,
 }
 
 /// `DELETE /users/me`: the password again, to confirm.
@@ -233,6 +236,48 @@ pub struct MediaUpload {
     pub upload_method: String,
     pub upload_headers: std::collections::BTreeMap<String, String>,
     pub expires_at: Timestamp,
+}
+
+/// `GET /push/config`: what a Web Push client subscribes with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PushConfig {
+    /// The VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without
+    /// padding, for `PushManager.subscribe({applicationServerKey})`.
+    pub vapid_public_key: String,
+}
+
+/// `PUT /devices/me/push`: where this device's pushes go (replacing what it had).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PushSubscriptionRequest {
+    pub kind: crate::PushKind,
+    /// Web Push and UnifiedPush: the push service's URL for this device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Web Push and UnifiedPush: the browser's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<PushKeys>,
+    /// APNs and FCM: the device's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// A Web Push subscription's keys (RFC 8291), base64url as browsers give them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushKeys {
+    /// The device's P-256 public key (65 bytes, uncompressed).
+    pub p256dh: String,
+    /// The authentication secret (16 bytes).
+    pub auth: String,
+}
+
+/// Extension: `GET /devices/me/push`: the device's subscription as stored (its keys and
+/// token left out).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PushSubscriptionView {
+    pub kind: crate::PushKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub created_at: Timestamp,
 }
 
 /// `GET /media/{media_id}/parts`: the upload cut into parts of `part_size` bytes (the

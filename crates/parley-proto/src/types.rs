@@ -458,6 +458,10 @@ pub struct Profile {
     pub last_seen_privacy: LastSeenPrivacy,
     /// `last_seen_privacy == "everyone"`, for clients of protocol v1.
     pub last_seen_visible: bool,
+    /// Whether push notifications carry the message's text (off by default: a
+    /// notification then says only who wrote where).
+    #[serde(default)]
+    pub push_previews: bool,
     pub created_at: Timestamp,
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, RwLock};
 
 mod changes;
 mod media;
+mod push;
 mod settings;
 /// The session a successful `register` or `login` established.
 #[derive(Clone, Debug, Default)]

@@ -130,6 +130,7 @@ async fn user(store: &Arc<dyn Store>, name: &str) -> parley_proto::UserId {
             status_message: None,
             avatar_url: None,
             avatar_media_id: None,
+            push_previews: false,
             last_seen_privacy: parley_proto::LastSeenPrivacy::Everyone,
             deleted_at: None,
             last_seen_at: None,

@@ -49,6 +49,7 @@ pub struct Config {
     pub limits: Limits,
     pub auth: Auth,
     pub media: MediaConfig,
+    pub push: PushConfig,
     /// HTTPS/WSS with rustls when set.
     pub tls: Option<Tls>,
 }
@@ -78,6 +79,18 @@ pub struct MediaConfig {
     /// uploads and downloads go straight to it with presigned URLs. Unset: the data
     /// directory, with parley serving its own signed URLs (one node only).
     pub s3: Option<S3Settings>,
+}
+
+/// Push notifications (`[push]`, `PARLEY_PUSH__…`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Take `http` push endpoints and any address (tests, a local UnifiedPush
+    /// distributor). Off: `https` to public addresses only (an SSRF guard).
+    pub allow_insecure_endpoints: bool,
+    /// The VAPID private key (a P-256 scalar, 32 bytes base64url). Unset: generated on
+    /// first start and kept with the data (the database every node shares).
+    pub vapid_private_key: Option<String>,
 }
 
 /// The bucket media go to in cluster mode.
@@ -200,6 +213,7 @@ impl Default for Config {
             limits: Limits::default(),
             auth: Auth::default(),
             media: MediaConfig::default(),
+            push: PushConfig::default(),
             tls: None,
         }
     }
@@ -331,6 +345,7 @@ impl Config {
             ),
             media_max_picture_bytes: self.media.max_picture_bytes,
             media_max_pixels: self.media.max_pixels,
+            push_allow_insecure_endpoints: self.push.allow_insecure_endpoints,
             ..parley_core::CoreConfig::default()
         }
     }

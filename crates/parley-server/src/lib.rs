@@ -149,6 +149,25 @@ async fn tls_config(tls: &config::Tls) -> anyhow::Result<axum_server::tls_rustls
     Ok(rustls_config)
 }
 
+/// The VAPID key pair: the configured one, else the one kept in the store (made by the
+/// first node to start, the same for every node after).
+async fn vapid_key(
+    config: &Config,
+    store: &dyn parley_core::Store,
+) -> anyhow::Result<parley_core::push::vapid::VapidKey> {
+    use parley_core::push::vapid::{VapidKey, SECRET_NAME};
+    if let Some(text) = &config.push.vapid_private_key {
+        return VapidKey::from_private(text)
+            .map_err(|error| anyhow::anyhow!("push.vapid_private_key: {error}"));
+    }
+    let stored = store
+        .server_secret(SECRET_NAME, &VapidKey::generate().private_text())
+        .await
+        .context("reading the VAPID key from the store")?;
+    VapidKey::from_private(&stored)
+        .map_err(|error| anyhow::anyhow!("the stored VAPID key: {error}"))
+}
+
 /// Opens storage, wires the ports and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     config.validate()?;
@@ -156,6 +175,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let core = config.core();
     let media = backends::Media::open(&config).await?;
     let ports = backends::ports(&config, &store, &media, core.presence_lease).await?;
+    let mut core = core;
+    core.push_vapid_public_key = vapid_key(&config, ports.store.as_ref()).await?.public_key();
     let chat = Chat::new(core, ports);
     let metrics = if config.metrics {
         metrics_handle()

@@ -10,6 +10,12 @@ async fn revoke_all(
     user_id: &UserId,
     delete_rows: bool,
 ) -> StoreResult<Vec<DeviceId>> {
+    // No device of theirs gets a push any more.
+    sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
+        .bind(user_id.as_str())
+        .execute(&mut *connection)
+        .await
+        .map_err(store_error)?;
     // Each with whether it had a token until now.
     let statement = if delete_rows {
         "DELETE FROM devices WHERE user_id = $1 RETURNING device_id, revoked_at IS NULL"
@@ -97,7 +103,7 @@ impl PgStore {
             sqlx::query(
                 "UPDATE users SET username = '~' || user_id, display_name = 'Deleted account', \
                  password_hash = '', status_message = NULL, avatar_url = NULL, \
-                 avatar_media_id = NULL, \
+                 avatar_media_id = NULL, push_previews = FALSE, \
                  last_seen_privacy = 'nobody', last_seen_at = NULL, deleted_at = $2 \
                  WHERE user_id = $1",
             )

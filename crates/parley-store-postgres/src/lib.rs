@@ -253,6 +253,7 @@ mod changes;
 mod expiry;
 mod media;
 mod messages;
+mod push;
 mod receipts;
 mod rows;
 mod settings;

@@ -57,7 +57,8 @@ pub(crate) fn member_from_row(row: &PgRow) -> StoreResult<Member> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, avatar_media_id, last_seen_privacy, last_seen_at, created_at, deleted_at";
+     avatar_url, avatar_media_id, last_seen_privacy, last_seen_at, created_at, deleted_at, \
+     push_previews";
 
 pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
@@ -68,6 +69,7 @@ pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
         status_message: column(row, "status_message")?,
         avatar_url: column(row, "avatar_url")?,
         avatar_media_id: column::<Option<String>>(row, "avatar_media_id")?.map(MediaId),
+        push_previews: column(row, "push_previews")?,
         last_seen_privacy: {
             let name: String = column(row, "last_seen_privacy")?;
             LastSeenPrivacy::parse(&name)

@@ -171,7 +171,8 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(())
+        // A logged-out device gets no push (the reads skip it meanwhile).
+        parley_core::store::PushRecordStore::delete_push_subscription(self, device_id).await
     }
 
     async fn delete_devices(&self, user_id: &UserId) -> StoreResult<Vec<DeviceId>> {

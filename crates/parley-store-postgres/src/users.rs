@@ -8,7 +8,7 @@ impl PgStore {
         // Not while the username is held after its account was deleted.
         let inserted = sqlx::query(&format!(
             "INSERT INTO users ({USER_COLUMNS}) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE NOT EXISTS \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 WHERE NOT EXISTS \
              (SELECT 1 FROM retired_usernames WHERE username = $2 AND free_at > $10)"
         ))
         .bind(user.user_id.as_str())
@@ -22,6 +22,7 @@ impl PgStore {
         .bind(user.last_seen_at.map(Timestamp::millis))
         .bind(user.created_at.millis())
         .bind(user.deleted_at.map(Timestamp::millis))
+        .bind(user.push_previews)
         .execute(&self.pool)
         .await
         .map_err(|error| match store_error(error) {
@@ -88,7 +89,8 @@ impl PgStore {
              status_message = CASE WHEN $3 THEN $4 ELSE status_message END, \
              avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END, \
              last_seen_privacy = COALESCE($7, last_seen_privacy), \
-             avatar_media_id = CASE WHEN $8 THEN $9 ELSE avatar_media_id END \
+             avatar_media_id = CASE WHEN $8 THEN $9 ELSE avatar_media_id END, \
+             push_previews = COALESCE($10, push_previews) \
              WHERE user_id = $1 RETURNING {USER_COLUMNS}"
         ))
         .bind(user_id.as_str())
@@ -100,6 +102,7 @@ impl PgStore {
         .bind(update.last_seen_privacy.map(LastSeenPrivacy::as_str))
         .bind(update.avatar_media_id.is_some())
         .bind(update.avatar_media_id.flatten().map(|media_id| media_id.0))
+        .bind(update.push_previews)
         .fetch_one(&mut *transaction)
         .await
         .map_err(store_error)?;

@@ -15,6 +15,12 @@ async fn revoke_all(
             .fetch_all(&mut **transaction)
             .await
             .map_err(unavailable)?;
+    // No device of theirs gets a push any more.
+    sqlx::query("DELETE FROM push_subscriptions WHERE user_id = ?")
+        .bind(user_id.as_str())
+        .execute(&mut **transaction)
+        .await
+        .map_err(unavailable)?;
     let statement = if delete_rows {
         "DELETE FROM devices WHERE user_id = ?1"
     } else {
@@ -105,6 +111,7 @@ pub(crate) async fn delete_account(
     sqlx::query(
         "UPDATE users SET username = '~' || user_id, display_name = 'Deleted account', \
          password_hash = '', status_message = NULL, avatar_url = NULL, avatar_media_id = NULL, \
+         push_previews = 0, \
          last_seen_privacy = 'nobody', last_seen_at = NULL, deleted_at = ? WHERE user_id = ?",
     )
     .bind(at.millis())

@@ -227,6 +227,7 @@ mod expiry;
 mod index;
 mod index_log;
 mod media;
+mod push;
 mod rows;
 mod settings;
 mod store;

@@ -53,7 +53,8 @@ pub(crate) fn role_from(value: &str) -> StoreResult<Role> {
 
 pub(crate) const USER_COLUMNS: &str =
     "user_id, username, password_hash, display_name, status_message, \
-     avatar_url, avatar_media_id, last_seen_privacy, last_seen_at, created_at, deleted_at";
+     avatar_url, avatar_media_id, last_seen_privacy, last_seen_at, created_at, deleted_at, \
+     push_previews";
 
 pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
     UserRecord {
@@ -64,6 +65,7 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> UserRecord {
         status_message: row.get("status_message"),
         avatar_url: row.get("avatar_url"),
         avatar_media_id: row.get::<Option<String>, _>("avatar_media_id").map(MediaId),
+        push_previews: row.get::<i64, _>("push_previews") != 0,
         // The column's CHECK admits the three names only; anything else hides.
         last_seen_privacy: LastSeenPrivacy::parse(row.get("last_seen_privacy"))
             .unwrap_or(LastSeenPrivacy::Nobody),

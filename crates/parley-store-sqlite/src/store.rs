@@ -183,7 +183,8 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        // A logged-out device gets no push (the reads skip it meanwhile).
+        parley_core::store::PushRecordStore::delete_push_subscription(self, device_id).await
     }
 
     async fn delete_devices(&self, user_id: &UserId) -> StoreResult<Vec<DeviceId>> {

@@ -15,7 +15,7 @@ pub(crate) async fn insert_user(writer: &SqlitePool, user: UserRecord) -> StoreR
         return Err(StoreError::Conflict(Conflict::Username));
     }
     sqlx::query(&format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(user.user_id.as_str())
     .bind(&user.username)
@@ -28,6 +28,7 @@ pub(crate) async fn insert_user(writer: &SqlitePool, user: UserRecord) -> StoreR
     .bind(user.last_seen_at.map(Timestamp::millis))
     .bind(user.created_at.millis())
     .bind(user.deleted_at.map(Timestamp::millis))
+    .bind(i64::from(user.push_previews))
     .execute(writer)
     .await
     .map_err(|error| match unavailable(error) {
@@ -101,6 +102,9 @@ pub(crate) async fn update_user(
     if let Some(privacy) = update.last_seen_privacy {
         user.last_seen_privacy = privacy;
     }
+    if let Some(previews) = update.push_previews {
+        user.push_previews = previews;
+    }
     if let Some(avatar) = update.avatar_media_id {
         crate::media::swap_avatar(
             &mut transaction,
@@ -112,13 +116,14 @@ pub(crate) async fn update_user(
     }
     sqlx::query(
         "UPDATE users SET display_name = ?, status_message = ?, avatar_url = ?, \
-         avatar_media_id = ?, last_seen_privacy = ? WHERE user_id = ?",
+         avatar_media_id = ?, last_seen_privacy = ?, push_previews = ? WHERE user_id = ?",
     )
     .bind(&user.display_name)
     .bind(&user.status_message)
     .bind(&user.avatar_url)
     .bind(user.avatar_media_id.as_ref().map(MediaId::as_str))
     .bind(user.last_seen_privacy.as_str())
+    .bind(i64::from(user.push_previews))
     .bind(user_id.as_str())
     .execute(&mut *transaction)
     .await

@@ -102,6 +102,8 @@ macro_rules! store_conformance {
             attachments_make_media_readable_to_members,
             collection_takes_unsent_and_released_media,
             avatars_are_readable_and_kept_while_shown,
+            push_subscriptions_follow_their_devices,
+            push_previews_and_server_secrets_keep,
         );
     };
     (@tests $new_store:path; $($name:ident),* $(,)?) => {

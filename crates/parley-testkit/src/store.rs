@@ -28,6 +28,7 @@ pub async fn user(store: &Arc<dyn Store>, username: &str) -> UserId {
             status_message: None,
             avatar_url: None,
             avatar_media_id: None,
+            push_previews: false,
             last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
@@ -201,6 +202,7 @@ pub async fn users_are_unique_and_searchable(store: Arc<dyn Store>) {
             status_message: None,
             avatar_url: None,
             avatar_media_id: None,
+            push_previews: false,
             last_seen_privacy: LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
@@ -1358,6 +1360,7 @@ mod expiry;
 mod kit;
 mod media;
 mod mentions_hiding;
+mod push;
 mod reactions_edits;
 mod search;
 mod settings;
@@ -1369,6 +1372,7 @@ pub use expiry::*;
 pub use kit::*;
 pub use media::*;
 pub use mentions_hiding::*;
+pub use push::*;
 pub use reactions_edits::*;
 pub use search::*;
 pub use settings::*;

@@ -34,6 +34,7 @@ impl Chat {
             status_message: None,
             avatar_url: None,
             avatar_media_id: None,
+            push_previews: false,
             last_seen_privacy: parley_proto::LastSeenPrivacy::Everyone,
             last_seen_at: None,
             created_at: Timestamp::now(),
@@ -225,6 +226,7 @@ impl Chat {
                 None => None,
             },
             last_seen_privacy: request.last_seen_privacy,
+            push_previews: request.push_previews,
         };
         self.check_write_rate(session).await?;
         let before = match update.last_seen_privacy {

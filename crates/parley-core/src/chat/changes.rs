@@ -28,14 +28,19 @@ impl Chat {
             intents.push(ChangeIntent::Rename { name, description });
         }
         let picture_given = request.avatar_media_id.is_some();
-        if let Some(media_id) = request.avatar_media_id {
+        // What the picture and the timer are now: setting either to that announces nothing.
+        let current = match picture_given || request.disappearing_seconds.is_some() {
+            true => Some(
+                self.inner
+                    .store
+                    .fetch_conversation(conversation_id)
+                    .await
+                    .map_err(not_found_is_not_member)?,
+            ),
+            false => None,
+        };
+        if let (Some(media_id), Some(current)) = (request.avatar_media_id, &current) {
             let media_id = self.checked_avatar(session, media_id).await?;
-            let current = self
-                .inner
-                .store
-                .fetch_conversation(conversation_id)
-                .await
-                .map_err(not_found_is_not_member)?;
             let intent = ChangeIntent::SetAvatar(media_id.clone());
             // Allowed or not even when it is the picture it has already (then there is
             // nothing to announce).
@@ -44,7 +49,7 @@ impl Chat {
                 intents.push(intent);
             }
         }
-        if let Some(seconds) = request.disappearing_seconds {
+        if let (Some(seconds), Some(current)) = (request.disappearing_seconds, &current) {
             let choices = &self.inner.config.disappearing_choices;
             if seconds != 0 && !choices.contains(&seconds) {
                 let choices: Vec<String> = choices.iter().map(u32::to_string).collect();
@@ -53,12 +58,6 @@ impl Chat {
                     choices.join(", ")
                 )));
             }
-            let current = self
-                .inner
-                .store
-                .fetch_conversation(conversation_id)
-                .await
-                .map_err(not_found_is_not_member)?;
             if current.disappearing_seconds != seconds {
                 self.check_direct_chat_open(session, &members).await?;
                 intents.push(ChangeIntent::SetDisappearing(seconds));

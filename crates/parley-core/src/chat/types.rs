@@ -24,6 +24,8 @@ pub struct ProfileChanges {
     /// A completed picture the user uploaded; `Some(None)` removes the avatar.
     pub avatar_media_id: Option<Option<MediaId>>,
     pub last_seen_privacy: Option<LastSeenPrivacy>,
+    /// Push notifications with the message's text, or without.
+    pub push_previews: Option<bool>,
 }
 
 /// A conversation to start.

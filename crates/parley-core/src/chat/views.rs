@@ -47,6 +47,7 @@ pub(super) fn own_profile(user: UserRecord) -> Profile {
         avatar_media_id: user.avatar_media_id,
         last_seen_visible: user.last_seen_privacy == parley_proto::LastSeenPrivacy::Everyone,
         last_seen_privacy: user.last_seen_privacy,
+        push_previews: user.push_previews,
         created_at: user.created_at,
     }
 }

@@ -14,6 +14,8 @@ pub struct UserRecord {
     /// The profile picture (an upload of theirs): anyone signed in may download it.
     pub avatar_media_id: Option<MediaId>,
     pub last_seen_privacy: LastSeenPrivacy,
+    /// Push notifications carry the message's text.
+    pub push_previews: bool,
     pub last_seen_at: Option<Timestamp>,
     pub created_at: Timestamp,
     /// Set once the account is deleted: the row stays as a tombstone ("Deleted account")
@@ -31,6 +33,7 @@ pub struct ProfileUpdate {
     /// replaces is released. `MissingReference` if the media is gone.
     pub avatar_media_id: Option<Option<MediaId>>,
     pub last_seen_privacy: Option<LastSeenPrivacy>,
+    pub push_previews: Option<bool>,
 }
 
 /// A logged-in device and the hash of its bearer token.

@@ -25,6 +25,23 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// alice and bob registered, each with a session directory of their own, and the direct
+/// chat alice created with bob (its id).
+fn alice_and_bob_in_a_chat(server: &TestServer) -> (tempfile::TempDir, tempfile::TempDir, String) {
+    let alice_dir = tempfile::tempdir().unwrap();
+    let bob_dir = tempfile::tempdir().unwrap();
+    stdout(&parley(server, alice_dir.path(), &["register", "alice"]));
+    stdout(&parley(server, bob_dir.path(), &["register", "bob"]));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&parley(
+        server,
+        alice_dir.path(),
+        &["create", "direct", "bob", "--json"],
+    )))
+    .unwrap();
+    let chat = created["conversation_id"].as_str().unwrap().to_owned();
+    (alice_dir, bob_dir, chat)
+}
+
 /// register, create, send, conversations, history, read, chat (over stdin), logout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_tour_works_end_to_end() {
@@ -236,18 +253,8 @@ async fn the_cli_changes_forwards_and_searches_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_blocks_sets_privacy_and_clears_a_chat() {
     let server = TestServer::start().await;
-    let alice_dir = tempfile::tempdir().unwrap();
-    let bob_dir = tempfile::tempdir().unwrap();
+    let (alice_dir, bob_dir, chat) = alice_and_bob_in_a_chat(&server);
     let (alice, bob) = (alice_dir.path(), bob_dir.path());
-    stdout(&parley(&server, alice, &["register", "alice"]));
-    stdout(&parley(&server, bob, &["register", "bob"]));
-    let created: serde_json::Value = serde_json::from_str(&stdout(&parley(
-        &server,
-        bob,
-        &["create", "direct", "alice", "--json"],
-    )))
-    .unwrap();
-    let chat = created["conversation_id"].as_str().unwrap().to_owned();
 
     assert!(stdout(&parley(&server, alice, &["block", "bob"])).contains("blocked bob"));
     let listed: serde_json::Value =
@@ -351,18 +358,8 @@ async fn the_cli_exports_logs_out_everywhere_and_deletes_the_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sends_downloads_and_sets_pictures() {
     let server = TestServer::start().await;
-    let alice_dir = tempfile::tempdir().unwrap();
-    let bob_dir = tempfile::tempdir().unwrap();
+    let (alice_dir, bob_dir, conversation_id) = alice_and_bob_in_a_chat(&server);
     let (alice, bob) = (alice_dir.path(), bob_dir.path());
-    stdout(&parley(&server, alice, &["register", "alice"]));
-    stdout(&parley(&server, bob, &["register", "bob"]));
-    let created: serde_json::Value = serde_json::from_str(&stdout(&parley(
-        &server,
-        alice,
-        &["create", "direct", "bob", "--json"],
-    )))
-    .unwrap();
-    let conversation_id = created["conversation_id"].as_str().unwrap().to_owned();
     let photo_path = alice.join("beach.png");
     std::fs::write(&photo_path, crate::media::png(200, 100)).unwrap();
     let photo = photo_path.to_str().unwrap();

@@ -29,6 +29,7 @@ mod messaging;
 mod nodes;
 mod postgres;
 mod presence;
+mod push;
 mod receipts;
 mod refusals;
 mod sync;

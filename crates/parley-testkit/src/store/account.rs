@@ -5,7 +5,7 @@ use super::*;
 use parley_core::store::{AppendRefusal, Conflict};
 use parley_proto::LastSeenPrivacy;
 
-async fn device(store: &Arc<dyn Store>, user_id: &UserId, token: u8) -> DeviceId {
+pub(crate) async fn device(store: &Arc<dyn Store>, user_id: &UserId, token: u8) -> DeviceId {
     let device_id = ids::new_device_id();
     store
         .insert_device(NewDevice {
@@ -29,6 +29,7 @@ fn named(username: &str, user_id: UserId, created_at: Timestamp) -> UserRecord {
         status_message: None,
         avatar_url: None,
         avatar_media_id: None,
+        push_previews: false,
         last_seen_privacy: LastSeenPrivacy::Everyone,
         last_seen_at: None,
         created_at,
