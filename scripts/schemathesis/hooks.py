@@ -48,8 +48,10 @@
    whose host is not a public address: loopback, private, link-local, shared or reserved
    ranges, single-label or internal names. A pattern cannot say that; such a report is
    dropped when this hook, on its own (Python's `ipaddress`), finds the host not public,
-   numeric (a host of digits and dots that URL parsers read as an IPv4 address), or not
-   parseable as a URL host at all. A refusal of a public DNS name stays a failure.
+   numeric (a host of digits and dots that URL parsers read as an IPv4 address), or when
+   the server's URL parser refused the text outright ("absolute URL": a port past 65535,
+   a character no host may have; URL grammar is beyond the schema's pattern). A refusal
+   of a public DNS name stays a failure.
 """
 
 from __future__ import annotations
@@ -189,7 +191,11 @@ def _not_public_endpoint(case, response) -> bool:
         return False
     try:
         message = response.json()["error"]["message"]
-        if "public address" not in message and "absolute URL" not in message and "host" not in message:
+        if "absolute URL" in message or "must name a host" in message:
+            # The URL parser refused it (a port past 65535, a character no host may
+            # have): URL grammar is beyond what the schema's pattern can say.
+            return True
+        if "public address" not in message:
             return False
         endpoint = case.body.get("endpoint") if isinstance(case.body, dict) else None
         if not isinstance(endpoint, str):

@@ -157,8 +157,21 @@ async fn vapid_key(
 ) -> anyhow::Result<parley_core::push::vapid::VapidKey> {
     use parley_core::push::vapid::{VapidKey, SECRET_NAME};
     if let Some(text) = &config.push.vapid_private_key {
-        return VapidKey::from_private(text)
-            .map_err(|error| anyhow::anyhow!("push.vapid_private_key: {error}"));
+        let key = VapidKey::from_private(text)
+            .map_err(|error| anyhow::anyhow!("push.vapid_private_key: {error}"))?;
+        // Every node must sign with one key: a configured key that is not the one the
+        // cluster keeps is the operator's mistake to see.
+        let kept = store
+            .server_secret(SECRET_NAME, &key.private_text())
+            .await
+            .context("reading the VAPID key from the store")?;
+        if kept != key.private_text() {
+            tracing::warn!(
+                "push.vapid_private_key differs from the key this cluster keeps in its \
+                 database: nodes without the setting sign with another key"
+            );
+        }
+        return Ok(key);
     }
     let stored = store
         .server_secret(SECRET_NAME, &VapidKey::generate().private_text())

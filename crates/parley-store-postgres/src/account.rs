@@ -10,12 +10,6 @@ async fn revoke_all(
     user_id: &UserId,
     delete_rows: bool,
 ) -> StoreResult<Vec<DeviceId>> {
-    // No device of theirs gets a push any more.
-    sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
-        .bind(user_id.as_str())
-        .execute(&mut *connection)
-        .await
-        .map_err(store_error)?;
     // Each with whether it had a token until now.
     let statement = if delete_rows {
         "DELETE FROM devices WHERE user_id = $1 RETURNING device_id, revoked_at IS NULL"
@@ -27,6 +21,14 @@ async fn revoke_all(
         .bind(user_id.as_str())
         .bind(Timestamp::now().millis())
         .fetch_all(&mut *connection)
+        .await
+        .map_err(store_error)?;
+    // No device of theirs gets a push any more. After the devices' rows are taken: a
+    // subscription being set now holds its device's row and is either seen here or
+    // refused once this commits.
+    sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
+        .bind(user_id.as_str())
+        .execute(&mut *connection)
         .await
         .map_err(store_error)?;
     Ok(rows

@@ -33,7 +33,22 @@ fn subscription_from_row(row: &PgRow) -> StoreResult<PushSubscription> {
 #[async_trait]
 impl PushRecordStore for PgStore {
     async fn set_push_subscription(&self, subscription: PushSubscription) -> StoreResult<()> {
-        // Only for a device that exists and is not logged out.
+        // Only for a device that exists and is not logged out: its row locked, so a
+        // logout (which updates it) either comes first and is seen here, or waits and
+        // removes what this wrote.
+        let mut transaction = self.pool.begin().await.map_err(store_error)?;
+        let live: Option<String> = sqlx::query_scalar(
+            "SELECT device_id FROM devices WHERE device_id = $1 AND user_id = $2 \
+             AND revoked_at IS NULL FOR UPDATE",
+        )
+        .bind(subscription.device_id.as_str())
+        .bind(subscription.user_id.as_str())
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(store_error)?;
+        if live.is_none() {
+            return Err(StoreError::NotFound);
+        }
         let stored = sqlx::query(
             "INSERT INTO push_subscriptions \
              (device_id, user_id, kind, endpoint, p256dh, auth, token, created_at) \
@@ -51,13 +66,13 @@ impl PushRecordStore for PgStore {
         .bind(&subscription.auth)
         .bind(&subscription.token)
         .bind(subscription.created_at.millis())
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(store_error)?;
         if stored.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        transaction.commit().await.map_err(store_error)
     }
 
     async fn delete_push_subscription(&self, device_id: &DeviceId) -> StoreResult<()> {

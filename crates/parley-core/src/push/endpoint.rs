@@ -76,12 +76,22 @@ fn is_public_v4(address: Ipv4Addr) -> bool {
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 0 && address.octets()[2] == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && address.octets()[2] == 99) // 6to4 relay anycast
         || a >= 240) // reserved
 }
 
 fn is_public_v6(address: Ipv6Addr) -> bool {
-    let first = address.segments()[0];
-    !(address.is_unspecified()
+    let segments = address.segments();
+    let first = segments[0];
+    // Ranges that carry an IPv4 address inside (which may be a private one) or reach
+    // one through a translator: refused whole rather than decoded.
+    let carries_ipv4 = segments[..6] == [0; 6] // IPv4-compatible ::a.b.c.d
+        || (first == 0x0064 && segments[1] == 0xff9b) // NAT64 64:ff9b::/96, 64:ff9b:1::/48
+        || first == 0x2002 // 6to4
+        || (first == 0x2001 && segments[1] == 0); // Teredo
+    !(carries_ipv4
+        || address.is_unspecified()
         || address.is_loopback()
         || address.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
@@ -140,6 +150,13 @@ mod tests {
             "https://[fd00::1]/x",
             "https://[fe80::1]/x",
             "https://[::ffff:127.0.0.1]/x",
+            "https://[::127.0.0.1]/x",
+            "https://[64:ff9b::a00:5]/x",
+            "https://[2002:a00:5::1]/x",
+            "https://[2001:0:4136:e378::1]/x",
+            "https://192.0.0.8/x",
+            "https://0x7f.1/x",
+            "https://2130706433/x",
             "not a url",
         ] {
             assert!(checked_endpoint(bad, false).is_err(), "{bad}");

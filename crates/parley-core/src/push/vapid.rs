@@ -42,6 +42,9 @@ impl VapidKey {
         let bytes = URL_SAFE_NO_PAD
             .decode(text.trim().trim_end_matches('='))
             .map_err(|_| "the VAPID private key must be base64url".to_owned())?;
+        if bytes.len() != 32 {
+            return Err("the VAPID private key must be a 32-byte P-256 scalar".into());
+        }
         SecretKey::from_slice(&bytes)
             .map(|secret| Self { secret })
             .map_err(|_| "the VAPID private key must be a 32-byte P-256 scalar".to_owned())
@@ -73,6 +76,9 @@ mod tests {
         assert_eq!((public.len(), public[0]), (65, 4));
         assert_ne!(VapidKey::generate().public_key(), key.public_key());
         assert!(VapidKey::from_private("short").is_err());
+        let truncated =
+            URL_SAFE_NO_PAD.encode(&URL_SAFE_NO_PAD.decode(key.private_text()).unwrap()[1..]);
+        assert!(VapidKey::from_private(&truncated).is_err());
         assert!(VapidKey::from_private(&URL_SAFE_NO_PAD.encode([0u8; 32])).is_err());
     }
 }
