@@ -136,7 +136,7 @@ pub(crate) async fn insert_media(
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(unavailable)?;
-    let used = media_usage_in(&mut transaction, &record.owner_id).await?;
+    let used = media_usage(&mut *transaction, &record.owner_id).await?;
     if used.saturating_add(media.size) > quota_bytes {
         return Err(StoreError::Conflict(Conflict::MediaQuota { used }));
     }
@@ -164,19 +164,6 @@ pub(crate) async fn insert_media(
     .await
     .map_err(unavailable)?;
     transaction.commit().await.map_err(unavailable)
-}
-
-async fn media_usage_in(
-    transaction: &mut Transaction<'_, Sqlite>,
-    owner_id: &UserId,
-) -> StoreResult<u64> {
-    let used: i64 =
-        sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM media WHERE owner_id = ?")
-            .bind(owner_id.as_str())
-            .fetch_one(&mut **transaction)
-            .await
-            .map_err(unavailable)?;
-    Ok(u64::try_from(used).unwrap_or_default())
 }
 
 pub(crate) async fn fetch_media(pool: &SqlitePool, media_id: &MediaId) -> StoreResult<MediaRecord> {
@@ -214,11 +201,15 @@ pub(crate) async fn complete_media(writer: &SqlitePool, media: &Media) -> StoreR
     fetch_media(writer, &media.media_id).await
 }
 
-pub(crate) async fn media_usage(reader: &SqlitePool, owner_id: &UserId) -> StoreResult<u64> {
+/// What the owner's uploads take, through a pool or inside a transaction.
+pub(crate) async fn media_usage<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    owner_id: &UserId,
+) -> StoreResult<u64> {
     let used: i64 =
         sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM media WHERE owner_id = ?")
             .bind(owner_id.as_str())
-            .fetch_one(reader)
+            .fetch_one(executor)
             .await
             .map_err(unavailable)?;
     Ok(u64::try_from(used).unwrap_or_default())

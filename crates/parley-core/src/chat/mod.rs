@@ -66,7 +66,7 @@ use edits::canonical_reaction;
 use edits::{check_change_fields, checked_mentions};
 use limits::Quotas;
 pub use media::{original_key, thumbnail_key, NewUpload, Upload};
-pub use media_parts::{part_key, parts_of, UploadPart};
+pub use media_parts::UploadPart;
 pub use messages::SyncPlan;
 use node::NodeState;
 pub use node::Ports;
